@@ -1,0 +1,60 @@
+package calm4j.ae;
+
+import calm4j.engine.UserError;
+
+/**
+ * The chunk autoencoder's shape and regularisers (spec section 1). Read from the {@code "model"} section of
+ * {@code ae.json}; vocabulary and special ids come from the tokenizer and are filled in by the training command.
+ *
+ * @param hiddenSize       d, the width of token embeddings and hidden states
+ * @param intermediateSize the SwiGLU hidden width
+ * @param encoderLayers    AE layers in the encoder: the first half run per token before the squeeze, the rest after
+ * @param decoderLayers    AE layers in the decoder: the first half before the expand, the rest per token after
+ * @param patchSize        K, tokens per chunk
+ * @param latentSize       l, the size of the latent vector
+ * @param variational      sample z ~ N(mu, sigma^2) and add the KL term; false gives a plain (reconstruction-only) AE
+ * @param tokenDrop        probability of replacing an input token by MASK while training (DropToken)
+ * @param latentDrop       dropout probability on z before decoding while training (DropLatent)
+ * @param klClamp          lambda_KL: each dimension's KL is clamped from below at this value (0 turns clipping off)
+ * @param klWeight         beta, the weight of the KL term
+ */
+public record AutoencoderConfig(int vocabSize, int hiddenSize, int intermediateSize, int encoderLayers,
+                                int decoderLayers, int patchSize, int latentSize, boolean variational,
+                                double tokenDrop, double latentDrop, double klClamp, double klWeight,
+                                int padId, int maskId, int eosId) {
+
+    /** A size that trains on two CPU cores in well under an hour; vocabulary and ids come from the tokenizer. */
+    public static final AutoencoderConfig DEFAULTS = new AutoencoderConfig(0, 256, 640, 2, 2, 4, 64, true,
+            0.15, 0.15, 0.5, 1e-3, -1, -1, -1);
+
+    public AutoencoderConfig {
+        require(hiddenSize > 0 && intermediateSize > 0 && latentSize > 0, "sizes must be positive");
+        require(encoderLayers >= 0 && decoderLayers >= 0, "layer counts must be >= 0");
+        require(patchSize >= 1, "patch_size (K) must be at least 1");
+        require(tokenDrop >= 0 && tokenDrop < 1 && latentDrop >= 0 && latentDrop < 1,
+                "token_drop and latent_drop must lie in [0, 1)");
+        require(klClamp >= 0 && klWeight >= 0, "kl_clamp and kl_weight must be >= 0");
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) throw new UserError("autoencoder config: " + message);
+    }
+
+    /** This config bound to a tokenizer's vocabulary and special ids. */
+    public AutoencoderConfig withVocabulary(int vocab, int pad, int mask, int eos) {
+        return new AutoencoderConfig(vocab, hiddenSize, intermediateSize, encoderLayers, decoderLayers, patchSize,
+                latentSize, variational, tokenDrop, latentDrop, klClamp, klWeight, pad, mask, eos);
+    }
+
+    /** The reconstruction-only ablation: no sampling, no KL, no dropouts. */
+    public AutoencoderConfig reconstructionOnly() {
+        return new AutoencoderConfig(vocabSize, hiddenSize, intermediateSize, encoderLayers, decoderLayers, patchSize,
+                latentSize, false, 0, 0, 0, 0, padId, maskId, eosId);
+    }
+
+    public void requireBound() {
+        require(vocabSize > 0, "vocab_size is not set (it comes from the tokenizer)");
+        require(padId >= 0 && padId < vocabSize, "pad_id is not a token of the vocabulary");
+        require(tokenDrop == 0 || (maskId >= 0 && maskId < vocabSize), "token_drop needs a MASK token");
+    }
+}

@@ -1,0 +1,38 @@
+package calm4j.ae;
+
+import calm4j.data.ChunkBatches;
+import calm4j.data.TokenBatch;
+import calm4j.train.Trainable;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.Map;
+
+/** The autoencoder as the training loop sees it: the loss on a batch of chunks, and held-out evaluation. */
+public final class AutoencoderTask implements Trainable {
+    private final ChunkAutoencoder ae;
+    private final ChunkBatches val;
+
+    public AutoencoderTask(ChunkAutoencoder ae, ChunkBatches val) {
+        this.ae = ae;
+        this.val = val;
+    }
+
+    @Override
+    public Module module() {
+        return ae;
+    }
+
+    @Override
+    public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
+        ChunkAutoencoder.Loss l = ae.loss(batch.tensor());
+        metrics.merge("reconstruction", l.reconstruction().item_double(), Double::sum);
+        metrics.merge("kl", l.kl().item_double(), Double::sum);
+        return l.total();
+    }
+
+    @Override
+    public Map<String, Double> evaluate(int batches) {
+        return AutoencoderEval.evaluate(ae, val, batches).asMetrics();
+    }
+}

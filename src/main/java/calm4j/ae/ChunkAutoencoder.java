@@ -1,0 +1,194 @@
+package calm4j.ae;
+
+import calm4j.nn.Layers;
+import calm4j.nn.RMSNorm;
+import calm4j.nn.SwiGLU;
+import org.bytedeco.pytorch.EmbeddingImpl;
+import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The chunk autoencoder of CALM: K tokens <-> one latent vector of size l (spec section 1). Context-free: each chunk
+ * is encoded on its own. Parameter names follow the reference, so its checkpoints map one to one.
+ *
+ * <pre>
+ * encoder: embed_tokens -> encoder_layers[0..n/2) per token -> flatten K*d -> squeeze_layer (K*d -> d)
+ *          -> encoder_layers[n/2..n) -> norm -> hidden_to_latent (d -> 2l) = [mu ; log sigma]
+ * decoder: latent_to_hidden (l -> d) -> decoder_layers[0..m/2) -> expand_layer (d -> K*d) -> K x d
+ *          -> decoder_layers[m/2..m) per token -> norm -> logits = h E^T (E: the encoder's embedding, tied)
+ * </pre>
+ */
+public final class ChunkAutoencoder extends Module {
+    /** One "AE layer": a pre-RMSNorm residual SwiGLU MLP, x + mlp(norm(x)). No attention (spec section 1). */
+    static final class AeLayer extends Module {
+        private final RMSNorm norm;
+        private final SwiGLU mlp;
+
+        AeLayer(int d, int ffn) {
+            norm = register_module("layernorm", new RMSNorm(d));
+            mlp = register_module("mlp", new SwiGLU(d, ffn));
+        }
+
+        Tensor forward(Tensor x) {
+            return x.add(mlp.forward(norm.forward(x)));
+        }
+    }
+
+    static final class Encoder extends Module {
+        final EmbeddingImpl embedTokens;
+        final List<AeLayer> layers = new ArrayList<>();
+        final LinearImpl squeeze;
+        final RMSNorm norm;
+        final LinearImpl hiddenToLatent;
+
+        Encoder(AutoencoderConfig c) {
+            int d = c.hiddenSize();
+            embedTokens = register_module("embed_tokens", Layers.embedding(c.vocabSize(), d));
+            Module list = register_module("encoder_layers", new Module());
+            for (int i = 0; i < c.encoderLayers(); i++) {
+                layers.add(list.register_module(String.valueOf(i), new AeLayer(d, c.intermediateSize())));
+            }
+            squeeze = register_module("squeeze_layer", Layers.linear((long) c.patchSize() * d, d, false));
+            norm = register_module("norm", new RMSNorm(d));
+            hiddenToLatent = register_module("hidden_to_latent", Layers.linear(d, 2L * c.latentSize(), true));
+        }
+    }
+
+    static final class Decoder extends Module {
+        final LinearImpl latentToHidden;
+        final List<AeLayer> layers = new ArrayList<>();
+        final LinearImpl expand;
+        final RMSNorm norm;
+
+        Decoder(AutoencoderConfig c) {
+            int d = c.hiddenSize();
+            latentToHidden = register_module("latent_to_hidden", Layers.linear(c.latentSize(), d, true));
+            Module list = register_module("decoder_layers", new Module());
+            for (int i = 0; i < c.decoderLayers(); i++) {
+                layers.add(list.register_module(String.valueOf(i), new AeLayer(d, c.intermediateSize())));
+            }
+            expand = register_module("expand_layer", Layers.linear(d, (long) c.patchSize() * d, false));
+            norm = register_module("norm", new RMSNorm(d));
+        }
+    }
+
+    /** The encoder's Gaussian over z for each chunk: mean and log standard deviation, each [chunks, l]. */
+    public record Posterior(Tensor mu, Tensor logSigma) {
+        public Tensor sigma() {
+            return logSigma.exp();
+        }
+
+        /** z = mu + sigma * eps, eps ~ N(0, I): the reparameterised sample. */
+        public Tensor sample() {
+            return mu.add(sigma().mul(torch.randn_like(mu)));
+        }
+
+        /** Per-dimension KL(N(mu, sigma^2) || N(0, 1)) = 0.5 (mu^2 + sigma^2 - 1 - 2 log sigma), [chunks, l]. */
+        public Tensor klPerDim() {
+            return mu.square().add(logSigma.mul(new Scalar(2.0)).exp()).sub(new Scalar(1.0))
+                    .sub(logSigma.mul(new Scalar(2.0))).mul(new Scalar(0.5));
+        }
+    }
+
+    /** The parts of the training loss, for logging. */
+    public record Loss(Tensor total, Tensor reconstruction, Tensor kl) {}
+
+    private final AutoencoderConfig config;
+    private final Encoder encoder;
+    private final Decoder decoder;
+
+    public ChunkAutoencoder(AutoencoderConfig config) {
+        config.requireBound();
+        this.config = config;
+        encoder = register_module("encoder", new Encoder(config));
+        decoder = register_module("decoder", new Decoder(config));
+    }
+
+    public AutoencoderConfig config() {
+        return config;
+    }
+
+    /** The token embedding (shared with the decoder's output layer). */
+    public Tensor embedding() {
+        return encoder.embedTokens.weight();
+    }
+
+    /** Encodes chunks of K token ids, [chunks, K] (int64), to their posterior. */
+    public Posterior encode(Tensor tokens) {
+        long n = tokens.size(0);
+        int k = config.patchSize(), half = encoder.layers.size() / 2;
+        Tensor h = encoder.embedTokens.forward(tokens); // [n, K, d]
+        for (int i = 0; i < half; i++) h = encoder.layers.get(i).forward(h);
+        h = encoder.squeeze.forward(h.reshape(n, (long) k * config.hiddenSize()));
+        for (int i = half; i < encoder.layers.size(); i++) h = encoder.layers.get(i).forward(h);
+        TensorVector parts = encoder.hiddenToLatent.forward(encoder.norm.forward(h)).chunk(2, -1);
+        return new Posterior(parts.get(0), parts.get(1));
+    }
+
+    /** Decodes latents [chunks, l] to token logits [chunks, K, vocab]. */
+    public Tensor decode(Tensor z) {
+        long n = z.size(0);
+        int half = decoder.layers.size() / 2;
+        Tensor h = decoder.latentToHidden.forward(z);
+        for (int i = 0; i < half; i++) h = decoder.layers.get(i).forward(h);
+        h = decoder.expand.forward(h).reshape(n, config.patchSize(), config.hiddenSize());
+        for (int i = half; i < decoder.layers.size(); i++) h = decoder.layers.get(i).forward(h);
+        return torch.linear(decoder.norm.forward(h), embedding());
+    }
+
+    /** The most likely K tokens for each latent, [chunks, K]. */
+    public Tensor decodeTokens(Tensor z) {
+        return decode(z).argmax(new org.bytedeco.pytorch.LongOptional(-1), false);
+    }
+
+    /**
+     * The training loss of a batch of chunks [chunks, K] (spec section 1):
+     * {@code K * mean token cross-entropy + beta * mean over chunks of sum_i max(lambda, KL_i)}, with DropToken on
+     * the input, z sampled from the posterior, and DropLatent on z. In evaluation mode the dropouts are off.
+     */
+    public Loss loss(Tensor tokens) {
+        boolean training = is_training();
+        Tensor input = tokens;
+        if (training && config.tokenDrop() > 0) {
+            Tensor drop = torch.rand(tokens.sizes().vec().get()).lt(new Scalar(config.tokenDrop()));
+            input = torch.where(drop, new Scalar((long) config.maskId()), tokens);
+        }
+        Posterior q = encode(input);
+        Tensor z = config.variational() && training ? q.sample() : q.mu();
+        if (training && config.latentDrop() > 0) z = torch.dropout(z, config.latentDrop(), true);
+        Tensor logits = decode(z);
+        Tensor reconstruction = reconstruction(logits, tokens);
+        if (!config.variational()) return new Loss(reconstruction, reconstruction, torch.zeros_like(reconstruction));
+        Tensor kl = clippedKl(q.klPerDim());
+        return new Loss(reconstruction.add(kl.mul(new Scalar(config.klWeight()))), reconstruction, kl);
+    }
+
+    /** K times the mean token cross-entropy of {@code logits} [chunks, K, V] against {@code tokens} [chunks, K]. */
+    Tensor reconstruction(Tensor logits, Tensor tokens) {
+        Tensor ce = torch.cross_entropy(logits.reshape(-1, config.vocabSize()), tokens.reshape(-1));
+        return ce.mul(new Scalar((double) config.patchSize()));
+    }
+
+    /**
+     * Mean over chunks of sum_i max(lambda, KL_i). Clamping from below stops the gradient of dimensions already
+     * under lambda: their KL is not pushed lower, which keeps them from collapsing to the prior (spec section 1:
+     * without it 71 of 128 dimensions collapsed).
+     */
+    Tensor clippedKl(Tensor klPerDim) {
+        return klPerDim.clamp_min(new Scalar(config.klClamp()))
+                .sum(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).mean();
+    }
+
+    /** The evaluation-mode loss from already computed logits (decoded from the mean) and per-dimension KL. */
+    public Tensor evalLoss(Tensor logits, Tensor tokens, Tensor klPerDim) {
+        Tensor r = reconstruction(logits, tokens);
+        return config.variational() ? r.add(clippedKl(klPerDim).mul(new Scalar(config.klWeight()))) : r;
+    }
+}

@@ -1,0 +1,273 @@
+package calm4j.cli;
+
+import calm4j.ae.AutoencoderConfig;
+import calm4j.ae.AutoencoderEval;
+import calm4j.ae.AutoencoderRun;
+import calm4j.ae.AutoencoderTask;
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.data.ChunkBatches;
+import calm4j.data.Manifest;
+import calm4j.data.TokenStore;
+import calm4j.engine.Engine;
+import calm4j.engine.UserError;
+import calm4j.io.Npy;
+import calm4j.nn.Layers;
+import calm4j.tokenize.Tokenizer;
+import calm4j.train.Configs;
+import calm4j.train.RunFolder;
+import calm4j.train.TrainConfig;
+import calm4j.train.Trainer;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "ae", mixinStandardHelpOptions = true, description = "The chunk autoencoder: K tokens <-> one vector.",
+        subcommands = {AeCommand.Train.class, AeCommand.Eval.class, AeCommand.Encode.class, AeCommand.Decode.class})
+final class AeCommand {
+
+    @Command(name = "train", mixinStandardHelpOptions = true,
+            description = "Train (or resume) a chunk autoencoder on a prepared corpus.")
+    static final class Train implements Callable<Integer> {
+        @Option(names = "--data", required = true, description = "a prepared corpus folder")
+        Path data;
+
+        @Option(names = "--config", description = "ae.json with \"model\" and \"train\" sections "
+                + "(default: built-in defaults)")
+        Path config;
+
+        @Option(names = "--out", required = true, description = "the run folder (resumed if it exists)")
+        Path out;
+
+        @Option(names = "--max-steps", description = "override train.max_steps")
+        Long maxSteps;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            Engine e = engine.engine();
+            Trainer.Summary s = train(e, data, config, out, maxSteps, engine.quiet);
+            System.out.printf("autoencoder run %s: step %d%s, %.0f s, %,.0f tokens/s%n", out, s.step(),
+                    s.interrupted() ? " (interrupted; run the same command to resume)" : "", s.seconds(),
+                    s.tokensPerSecond());
+            if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
+            return 0;
+        }
+
+        static Trainer.Summary train(Engine engine, Path data, Path configFile, Path out, Long maxSteps,
+                                     boolean quiet) {
+            JsonNode root = configFile != null ? Configs.readTree(configFile) : Configs.JSON.createObjectNode();
+            String where = configFile != null ? configFile.toString() : "default config";
+            AutoencoderConfig model = Configs.section(root, "model", AutoencoderConfig.DEFAULTS,
+                    AutoencoderConfig.class, where);
+            TrainConfig train = Configs.section(root, "train", AeDefaults.TRAIN, TrainConfig.class, where);
+            if (maxSteps != null) train = train.withMaxSteps(maxSteps);
+            Manifest m = Manifest.read(data);
+            try (Tokenizer tok = Tokenizer.load(data.resolve(RunFolder.TOKENIZER))) {
+                m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
+                model = model.withVocabulary(tok.vocabSize(), tok.padId(), tok.maskId(), tok.eosId());
+                RunFolder.createOrResume(out, AutoencoderRun.KIND, model, train, tok.path());
+            }
+            ChunkAutoencoder ae = new ChunkAutoencoder(model);
+            if (!quiet) {
+                System.err.printf("autoencoder: %,d parameters, K=%d, l=%d, d=%d%n",
+                        Layers.parameterCount(ae, false), model.patchSize(), model.latentSize(), model.hiddenSize());
+            }
+            TokenStore trainStore = TokenStore.open(data, "train");
+            TokenStore valStore = TokenStore.open(data, "val");
+            ChunkBatches trainBatches = new ChunkBatches(trainStore, model.patchSize(), train.batchSize(),
+                    model.padId(), train.seed(), true, 0, 1);
+            ChunkBatches valBatches = new ChunkBatches(valStore, model.patchSize(),
+                    (int) Math.min(train.batchSize(), valStore.tokens() / model.patchSize()),
+                    model.padId(), 0, false, 0, 1);
+            return new Trainer(train, out, new AutoencoderTask(ae, valBatches), trainBatches, quiet, true).run();
+        }
+    }
+
+    /** Training defaults for the autoencoder (the loop's own defaults suit language models). */
+    static final class AeDefaults {
+        static final TrainConfig TRAIN = new TrainConfig(12000, 256, 1, 1e-3, 1e-4, 200, "cosine", 0.01,
+                0.9, 0.95, 1.0, 500, 40, 500, 2, 20, 5, 1234);
+    }
+
+    @Command(name = "eval", mixinStandardHelpOptions = true,
+            description = "Held-out reconstruction accuracy, robustness to noise on z, and active latent dimensions.")
+    static final class Eval implements Callable<Integer> {
+        @Option(names = "--ckpt", required = true, description = "an autoencoder run folder")
+        Path run;
+
+        @Option(names = "--data", required = true, description = "a prepared corpus (its val split is used)")
+        Path data;
+
+        @Option(names = "--batches", defaultValue = "0", description = "batches of 1024 chunks (0: all)")
+        long batches;
+
+        @Option(names = "--kl-per-dim", description = "print every dimension's KL")
+        boolean klPerDim;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            AutoencoderRun ae = AutoencoderRun.load(run);
+            Manifest.read(data).requireTokenizer(ae.tokenizer().sha256(), "autoencoder run " + run);
+            AutoencoderConfig c = ae.model().config();
+            TokenStore val = TokenStore.open(data, "val");
+            int batch = (int) Math.min(1024, val.tokens() / c.patchSize());
+            AutoencoderEval.Result r = AutoencoderEval.evaluate(ae.model(),
+                    new ChunkBatches(val, c.patchSize(), batch, c.padId(), 0, false, 0, 1), batches);
+            System.out.printf("autoencoder %s (step %d) on %s val: %,d chunks, %,d tokens%n", run, ae.step(), data,
+                    r.chunks(), r.tokens());
+            System.out.printf("  token accuracy        %.4f%%%n", 100 * r.tokenAccuracy());
+            System.out.printf("  chunk exact match     %.4f%%%n", 100 * r.chunkExactMatch());
+            for (int i = 0; i < AutoencoderEval.NOISE_SIGMAS.length; i++) {
+                System.out.printf("  accuracy, sigma=%.1f   %.4f%%%n", AutoencoderEval.NOISE_SIGMAS[i],
+                        100 * r.noisyAccuracy()[i]);
+            }
+            System.out.printf("  active latent dims    %d of %d (mean KL > %.2f nats)%n", r.activeDims(),
+                    c.latentSize(), r.activeThreshold());
+            double[] kl = r.klPerDim().clone();
+            java.util.Arrays.sort(kl);
+            System.out.printf("  KL per dim (nats)     min %.3f, median %.3f, max %.3f, total %.2f%n", kl[0],
+                    kl[kl.length / 2], kl[kl.length - 1], java.util.Arrays.stream(kl).sum());
+            if (klPerDim) {
+                for (int i = 0; i < r.klPerDim().length; i++) System.out.printf("    dim %3d  %.4f%n", i,
+                        r.klPerDim()[i]);
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "encode", mixinStandardHelpOptions = true,
+            description = "Text -> chunks of K tokens -> latent vectors (posterior mean and sigma), as JSON or .npy.")
+    static final class Encode implements Callable<Integer> {
+        @Option(names = "--ckpt", required = true, description = "an autoencoder run folder")
+        Path run;
+
+        @Option(names = "--text", description = "the text (or --input)")
+        String text;
+
+        @Option(names = "--input", description = "a UTF-8 text file")
+        Path input;
+
+        @Option(names = "--out", description = "a .json or .npy file (default: JSON on stdout); .npy holds the "
+                + "means [chunks, l]")
+        Path out;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() throws Exception {
+            engine.engine();
+            if ((text == null) == (input == null)) throw new UserError("give exactly one of --text and --input");
+            String t = text != null ? text : Files.readString(input);
+            AutoencoderRun ae = AutoencoderRun.load(run);
+            AutoencoderConfig c = ae.model().config();
+            int k = c.patchSize();
+            int[] ids = ae.tokenizer().encode(t);
+            int chunks = (ids.length + k - 1) / k;
+            long[] padded = new long[chunks * k];
+            java.util.Arrays.fill(padded, c.padId());
+            for (int i = 0; i < ids.length; i++) padded[i] = ids[i];
+            float[] mu, sigma;
+            try (NoGradGuard ng = new NoGradGuard()) {
+                ChunkAutoencoder.Posterior q = ae.model().encode(Tensor.create(padded, chunks, k));
+                mu = new float[chunks * c.latentSize()];
+                sigma = new float[chunks * c.latentSize()];
+                q.mu().contiguous().data_ptr_float().get(mu);
+                q.sigma().contiguous().data_ptr_float().get(sigma);
+            }
+            if (out != null && out.toString().endsWith(".npy")) {
+                Npy.write(out, new Npy.Matrix(chunks, c.latentSize(), mu));
+                System.out.printf("wrote %s: %d chunks x %d (posterior means)%n", out, chunks, c.latentSize());
+                return 0;
+            }
+            ObjectNode json = Configs.JSON.createObjectNode();
+            json.put("patch_size", k);
+            json.put("latent_size", c.latentSize());
+            ArrayNode tokens = json.putArray("tokens");
+            for (long id : padded) tokens.add(id);
+            json.set("mu", rows(mu, chunks, c.latentSize()));
+            json.set("sigma", rows(sigma, chunks, c.latentSize()));
+            if (out != null) {
+                Configs.JSON.writeValue(out.toFile(), json);
+                System.out.printf("wrote %s: %d chunks x %d%n", out, chunks, c.latentSize());
+            } else {
+                System.out.println(Configs.JSON.writeValueAsString(json));
+            }
+            return 0;
+        }
+
+        private static ArrayNode rows(float[] v, int rows, int cols) {
+            ArrayNode a = Configs.JSON.createArrayNode();
+            for (int r = 0; r < rows; r++) {
+                ArrayNode row = a.addArray();
+                for (int c = 0; c < cols; c++) row.add(v[r * cols + c]);
+            }
+            return a;
+        }
+    }
+
+    @Command(name = "decode", mixinStandardHelpOptions = true,
+            description = "Latent vectors (JSON from 'ae encode', using \"mu\", or .npy [chunks, l]) -> tokens -> text.")
+    static final class Decode implements Callable<Integer> {
+        @Option(names = "--ckpt", required = true, description = "an autoencoder run folder")
+        Path run;
+
+        @Option(names = "--input", required = true, description = "a .json or .npy file")
+        Path input;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() throws Exception {
+            engine.engine();
+            AutoencoderRun ae = AutoencoderRun.load(run);
+            AutoencoderConfig c = ae.model().config();
+            Npy.Matrix m;
+            if (input.toString().endsWith(".npy")) {
+                m = Npy.read(input);
+            } else {
+                JsonNode mu = Configs.readTree(input).get("mu");
+                if (mu == null || !mu.isArray() || mu.isEmpty()) {
+                    throw new UserError(input + " has no \"mu\" array of latent vectors");
+                }
+                int rows = mu.size(), cols = mu.get(0).size();
+                float[] data = new float[rows * cols];
+                for (int r = 0; r < rows; r++) {
+                    if (mu.get(r).size() != cols) throw new UserError(input + ": row " + r + " of \"mu\" has "
+                            + mu.get(r).size() + " numbers, row 0 has " + cols);
+                    for (int j = 0; j < cols; j++) data[r * cols + j] = (float) mu.get(r).get(j).asDouble();
+                }
+                m = new Npy.Matrix(rows, cols, data);
+            }
+            if (m.cols() != c.latentSize()) {
+                throw new UserError(input + " holds vectors of size " + m.cols() + "; this autoencoder's latent size "
+                        + "is " + c.latentSize());
+            }
+            long[] ids = new long[m.rows() * c.patchSize()];
+            try (NoGradGuard ng = new NoGradGuard()) {
+                ae.model().decodeTokens(Tensor.create(m.data(), m.rows(), m.cols())).contiguous()
+                        .data_ptr_long().get(ids);
+            }
+            int[] kept = java.util.Arrays.stream(ids).filter(id -> id != c.padId()).mapToInt(id -> (int) id)
+                    .toArray();
+            System.out.println(ae.tokenizer().decode(kept));
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,45 @@
+package calm4j.cli;
+
+import calm4j.engine.LibtorchErrors;
+import calm4j.engine.UserError;
+import picocli.CommandLine;
+import picocli.CommandLine.Command;
+
+/** {@code calm}: the command line of calm4j. */
+@Command(name = "calm", mixinStandardHelpOptions = true, version = "calm4j 0.1.0",
+        description = "Continuous Autoregressive Language Models on the JVM (libtorch).",
+        subcommands = {DemoCommand.class, TokenizerCommand.class, DataCommand.class, AeCommand.class,
+                PlotCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+public final class Calm implements Runnable {
+    @CommandLine.Spec
+    CommandLine.Model.CommandSpec spec;
+
+    @Override
+    public void run() {
+        spec.commandLine().usage(System.out);
+    }
+
+    public static void main(String[] args) {
+        System.exit(run(args));
+    }
+
+    /** Runs the CLI and returns its exit status: 0 ok, 1 internal error, 2 user error or bad usage. */
+    public static int run(String... args) {
+        CommandLine cli = new CommandLine(new Calm());
+        cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            Throwable t = e;
+            if (t instanceof RuntimeException r && !(t instanceof UserError) && r.getClass() == RuntimeException.class
+                    && r.getMessage() != null) {
+                t = LibtorchErrors.translate(cmd.getCommandName(), r);
+            }
+            if (t instanceof UserError) {
+                cmd.getErr().println("calm " + cmd.getCommandName() + ": error: " + t.getMessage());
+                return 2;
+            }
+            cmd.getErr().println("calm " + cmd.getCommandName() + ": internal error (please report it):");
+            e.printStackTrace(cmd.getErr());
+            return 1;
+        });
+        return cli.execute(args);
+    }
+}

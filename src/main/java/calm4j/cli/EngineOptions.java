@@ -1,0 +1,21 @@
+package calm4j.cli;
+
+import calm4j.engine.Engine;
+import picocli.CommandLine.Option;
+
+/** Options every command that runs tensors shares. */
+final class EngineOptions {
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE})")
+    String device;
+
+    @Option(names = "--threads", description = "libtorch intra-op threads (default: $CALM4J_THREADS or the number of cores; "
+            + "the launcher sets passive OpenMP waiting so that all cores help)")
+    Integer threads;
+
+    @Option(names = "--quiet", description = "no progress bars")
+    boolean quiet;
+
+    Engine engine() {
+        return Engine.create(device, threads == null ? Engine.defaultThreads() : threads);
+    }
+}

@@ -1,0 +1,21 @@
+package calm4j.cli;
+
+import calm4j.train.Plots;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Parameters;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+@Command(name = "plot", mixinStandardHelpOptions = true,
+        description = "Write PNG plots of a run's metrics to RUN/plots (also done at the end of training).")
+final class PlotCommand implements Callable<Integer> {
+    @Parameters(paramLabel = "RUN", description = "a run folder")
+    Path run;
+
+    @Override
+    public Integer call() {
+        for (Path p : Plots.write(run)) System.out.println("wrote " + p);
+        return 0;
+    }
+}

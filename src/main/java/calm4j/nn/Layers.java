@@ -1,0 +1,51 @@
+package calm4j.nn;
+
+import org.bytedeco.pytorch.EmbeddingImpl;
+import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.LinearOptions;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+
+/** Factories for libtorch layers with the initialisation calm4j uses everywhere: N(0, 0.02), zero biases (GPT-2). */
+public final class Layers {
+    public static final double INIT_STD = 0.02;
+
+    private Layers() {}
+
+    public static LinearImpl linear(long in, long out, boolean bias) {
+        LinearOptions o = new LinearOptions(in, out);
+        o.bias().put(bias);
+        LinearImpl l = new LinearImpl(o);
+        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            l.weight().normal_(0.0, INIT_STD, new org.bytedeco.pytorch.GeneratorOptional());
+            if (bias) l.bias().zero_();
+        }
+        return l;
+    }
+
+    public static EmbeddingImpl embedding(long vocab, long dim) {
+        EmbeddingImpl e = new EmbeddingImpl(vocab, dim);
+        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            e.weight().normal_(0.0, INIT_STD, new org.bytedeco.pytorch.GeneratorOptional());
+        }
+        return e;
+    }
+
+    /** Trainable parameter count of a module. */
+    public static long parameterCount(Module m, boolean trainableOnly) {
+        long n = 0;
+        var ps = m.parameters(true);
+        for (long i = 0; i < ps.size(); i++) {
+            Tensor p = ps.get(i);
+            if (!trainableOnly || p.requires_grad()) n += p.numel();
+        }
+        return n;
+    }
+
+    /** Freezes every parameter of {@code m} (requires_grad false). */
+    public static void freeze(Module m) {
+        var ps = m.parameters(true);
+        for (long i = 0; i < ps.size(); i++) ps.get(i).requires_grad_(false);
+    }
+
+}

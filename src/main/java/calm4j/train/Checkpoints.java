@@ -1,0 +1,195 @@
+package calm4j.train;
+
+import calm4j.data.LoaderState;
+import calm4j.engine.LibtorchErrors;
+import calm4j.engine.UserError;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.bytedeco.pytorch.InputArchive;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Optimizer;
+import org.bytedeco.pytorch.OutputArchive;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.nio.channels.FileChannel;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.nio.file.StandardOpenOption;
+import java.security.DigestInputStream;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.stream.Stream;
+
+/**
+ * A run's checkpoints: {@code RUN/checkpoints/step-NNNNNNNN/} holding {@code model.pt} and {@code optimizer.pt}
+ * (libtorch archives) and {@code state.json} (step, data position, checksums of the two archives).
+ *
+ * <p>A checkpoint is written into a temporary folder, every file is fsynced, and the folder is renamed into place;
+ * only then are old checkpoints beyond {@code keep} deleted. A crash at any point leaves the previous checkpoint
+ * intact, and a half-written folder never has a name that {@link #latest} would pick.
+ */
+public final class Checkpoints {
+    static final String DIR = "checkpoints";
+    static final String PREFIX = "step-";
+    private static final ObjectMapper JSON = new ObjectMapper();
+
+    /** What a checkpoint records besides the tensors. */
+    public record State(long step, LoaderState loader, long tokensSeen, double trainSeconds,
+                        Map<String, String> sha256) {}
+
+    private final Path dir;
+    private final int keep;
+
+    public Checkpoints(Path runDir, int keep) {
+        this.dir = runDir.resolve(DIR);
+        this.keep = keep;
+    }
+
+    public Path save(State state, Module model, Optimizer optimizer) {
+        String name = String.format("%s%08d", PREFIX, state.step());
+        Path target = dir.resolve(name);
+        Path tmp = dir.resolve(".tmp-" + name);
+        try {
+            Files.createDirectories(dir);
+            deleteTree(tmp);
+            Files.createDirectories(tmp);
+            LibtorchErrors.guard("saving checkpoint " + target, () -> {
+                OutputArchive m = new OutputArchive();
+                model.save(m);
+                m.save_to(tmp.resolve("model.pt").toString());
+                OutputArchive o = new OutputArchive();
+                optimizer.save(o);
+                o.save_to(tmp.resolve("optimizer.pt").toString());
+            });
+            State withSums = new State(state.step(), state.loader(), state.tokensSeen(), state.trainSeconds(),
+                    Map.of("model.pt", sha256(tmp.resolve("model.pt")),
+                            "optimizer.pt", sha256(tmp.resolve("optimizer.pt"))));
+            JSON.writerWithDefaultPrettyPrinter().writeValue(tmp.resolve("state.json").toFile(), withSums);
+            for (String f : List.of("model.pt", "optimizer.pt", "state.json")) fsync(tmp.resolve(f));
+            fsync(tmp);
+            if (Files.exists(target)) deleteTree(target); // re-saving the same step after a resume
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            fsync(dir);
+        } catch (IOException e) {
+            deleteTree(tmp);
+            throw new UserError("could not write checkpoint " + target + ": " + e.getMessage()
+                    + " (the previous checkpoint is untouched)");
+        }
+        prune();
+        return target;
+    }
+
+    private void prune() {
+        List<Path> all = list();
+        for (int i = 0; i < all.size() - keep; i++) deleteTree(all.get(i));
+    }
+
+    /** Complete checkpoints, oldest first. */
+    public List<Path> list() {
+        if (!Files.isDirectory(dir)) return List.of();
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(p -> p.getFileName().toString().startsWith(PREFIX))
+                    .filter(p -> Files.exists(p.resolve("state.json")))
+                    .sorted(Comparator.comparing(p -> p.getFileName().toString()))
+                    .toList();
+        } catch (IOException e) {
+            throw new UserError("cannot list " + dir + ": " + e.getMessage());
+        }
+    }
+
+    public Optional<Path> latest() {
+        List<Path> all = list();
+        return all.isEmpty() ? Optional.empty() : Optional.of(all.get(all.size() - 1));
+    }
+
+    /** Reads and verifies {@code state.json} of a checkpoint: both archives must match their recorded checksums. */
+    public static State verify(Path checkpoint) {
+        State state;
+        try {
+            state = JSON.readValue(checkpoint.resolve("state.json").toFile(), State.class);
+        } catch (IOException e) {
+            throw corrupt(checkpoint, "state.json is unreadable (" + e.getMessage().split("\n")[0] + ")");
+        }
+        for (var e : state.sha256().entrySet()) {
+            Path f = checkpoint.resolve(e.getKey());
+            if (!Files.isRegularFile(f)) throw corrupt(checkpoint, e.getKey() + " is missing");
+            if (!sha256(f).equals(e.getValue())) {
+                throw corrupt(checkpoint, e.getKey() + " does not match its checksum (truncated or changed)");
+            }
+        }
+        return state;
+    }
+
+    private static UserError corrupt(Path checkpoint, String why) {
+        return new UserError("checkpoint " + checkpoint + " is corrupt: " + why + ". Delete that folder to fall "
+                + "back to the previous checkpoint, or start a new run.");
+    }
+
+    /** Loads a verified checkpoint's weights into {@code model} (and optimizer state, if given). */
+    public static State load(Path checkpoint, Module model, Optimizer optimizerOrNull) {
+        State state = verify(checkpoint);
+        LibtorchErrors.guard("loading checkpoint " + checkpoint, () -> {
+            InputArchive m = new InputArchive();
+            m.load_from(checkpoint.resolve("model.pt").toString());
+            model.load(m);
+            if (optimizerOrNull != null) {
+                InputArchive o = new InputArchive();
+                o.load_from(checkpoint.resolve("optimizer.pt").toString());
+                optimizerOrNull.load(o);
+            }
+        });
+        return state;
+    }
+
+    /** The newest checkpoint of a run, or a clear error. */
+    public static Path latestOf(Path runDir) {
+        if (!Files.isDirectory(runDir)) throw new UserError("run " + runDir + " does not exist");
+        return new Checkpoints(runDir, 1).latest().orElseThrow(() -> new UserError(
+                "run " + runDir + " has no checkpoint yet (no " + DIR + "/" + PREFIX + "*): train it first"));
+    }
+
+    static String sha256(Path file) {
+        try (InputStream in = new DigestInputStream(Files.newInputStream(file),
+                MessageDigest.getInstance("SHA-256"))) {
+            byte[] buf = new byte[1 << 16];
+            while (in.read(buf) >= 0) { /* digest as we read */ }
+            return HexFormat.of().formatHex(((DigestInputStream) in).getMessageDigest().digest());
+        } catch (IOException e) {
+            throw new UserError("cannot read " + file + ": " + e.getMessage());
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static void fsync(Path p) throws IOException {
+        if (Files.isDirectory(p)) {
+            try (FileChannel ch = FileChannel.open(p, StandardOpenOption.READ)) {
+                ch.force(true);
+            } catch (IOException ignored) {
+                // some filesystems refuse to fsync a directory; the file fsyncs above still hold
+            }
+            return;
+        }
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
+            ch.force(true);
+        }
+    }
+
+    static void deleteTree(Path p) {
+        if (!Files.exists(p)) return;
+        try (Stream<Path> walk = Files.walk(p)) {
+            List<Path> all = new ArrayList<>(walk.toList());
+            all.sort(Comparator.reverseOrder());
+            for (Path q : all) Files.deleteIfExists(q);
+        } catch (IOException e) {
+            throw new UserError("could not delete " + p + ": " + e.getMessage());
+        }
+    }
+}

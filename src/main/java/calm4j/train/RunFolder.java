@@ -1,0 +1,59 @@
+package calm4j.train;
+
+import calm4j.engine.UserError;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+
+/**
+ * A run folder: {@code config.json} ({"kind", "model", "train"}), the {@code tokenizer.json} it was trained with,
+ * {@code checkpoints/}, {@code metrics.jsonl} and {@code plots/}. Everything needed to use the model is inside.
+ */
+public final class RunFolder {
+    public static final String CONFIG = "config.json";
+    public static final String TOKENIZER = "tokenizer.json";
+
+    private RunFolder() {}
+
+    /**
+     * Creates the run, or checks that an existing one was made for the same kind and model config (a resume).
+     * The train section is rewritten, so a resumed run can be given more steps.
+     */
+    public static void createOrResume(Path run, String kind, Object model, TrainConfig train, Path tokenizer) {
+        ObjectNode root = Configs.JSON.createObjectNode();
+        root.put("kind", kind);
+        root.set("model", Configs.JSON.valueToTree(model));
+        root.set("train", Configs.JSON.valueToTree(train));
+        try {
+            if (Files.isRegularFile(run.resolve(CONFIG))) {
+                JsonNode old = Configs.readTree(run.resolve(CONFIG));
+                if (!old.path("kind").asText().equals(kind) || !old.path("model").equals(root.get("model"))) {
+                    throw new UserError("run " + run + " exists with a different " + old.path("kind").asText()
+                            + " model config: choose a new --out, or resume with the same config");
+                }
+            } else {
+                Files.createDirectories(run);
+                Files.copy(tokenizer, run.resolve(TOKENIZER), StandardCopyOption.REPLACE_EXISTING);
+            }
+            Configs.write(run.resolve(CONFIG), root);
+        } catch (IOException e) {
+            throw new UserError("cannot set up run folder " + run + ": " + e.getMessage());
+        }
+    }
+
+    /** The config of a run, checked to be of {@code kind}. */
+    public static JsonNode config(Path run, String kind) {
+        if (!Files.isRegularFile(run.resolve(CONFIG))) {
+            throw new UserError(run + " is not a calm4j run (no " + CONFIG + ")");
+        }
+        JsonNode root = Configs.readTree(run.resolve(CONFIG));
+        if (!root.path("kind").asText().equals(kind)) {
+            throw new UserError(run + " is a " + root.path("kind").asText("unknown") + " run, not " + kind);
+        }
+        return root;
+    }
+}

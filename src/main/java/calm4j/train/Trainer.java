@@ -1,0 +1,270 @@
+package calm4j.train;
+
+import calm4j.data.Batches;
+import calm4j.data.TokenBatch;
+import calm4j.engine.Engine;
+import calm4j.engine.LibtorchErrors;
+import calm4j.engine.Progress;
+import calm4j.engine.UserError;
+import org.bytedeco.pytorch.AdamW;
+import org.bytedeco.pytorch.AdamWOptions;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.OptimizerParamGroup;
+import org.bytedeco.pytorch.OptimizerParamGroupVector;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The one training loop every calm4j model uses: AdamW with decay and no-decay groups, warmup then a constant or
+ * cosine rate, gradient accumulation and clipping, periodic evaluation, skipping of non-finite steps, atomic
+ * checkpoints, exact resume, metrics in JSONL, a progress bar and plots.
+ *
+ * <p>Exact resume rests on three things: the checkpoint stores model and optimizer state and the loader's position;
+ * libtorch's generator is re-seeded at every step from (seed, step), so dropout and sampling noise do not depend on
+ * what ran before; and metrics logged after the checkpoint are dropped, because the resumed run logs them again.
+ *
+ * <p>Ctrl-C (SIGINT/SIGTERM) asks the loop to stop after the current step and write a checkpoint first.
+ */
+public final class Trainer {
+    /** What a finished (or interrupted) run reports. */
+    public record Summary(long step, boolean interrupted, double lastLoss, Map<String, Double> lastEval,
+                          double seconds, double tokensPerSecond) {}
+
+    private final TrainConfig cfg;
+    private final Path runDir;
+    private final Trainable model;
+    private final Batches data;
+    private final boolean quiet;
+    private final boolean writer;
+
+    /**
+     * @param writer whether this process writes checkpoints, metrics and plots (rank 0 of a multi-process run)
+     */
+    public Trainer(TrainConfig cfg, Path runDir, Trainable model, Batches data, boolean quiet, boolean writer) {
+        this.cfg = cfg;
+        this.runDir = runDir;
+        this.model = model;
+        this.data = data;
+        this.quiet = quiet;
+        this.writer = writer;
+    }
+
+    public Summary run() {
+        return LibtorchErrors.guard("training", this::train);
+    }
+
+    private Summary train() {
+        try {
+            Files.createDirectories(runDir);
+        } catch (java.io.IOException e) {
+            throw new UserError("cannot create run folder " + runDir + ": " + e.getMessage());
+        }
+        Module module = model.module();
+        AdamW optimizer = optimizer(module);
+        Checkpoints checkpoints = new Checkpoints(runDir, cfg.keepCheckpoints());
+        MetricsLog metrics = new MetricsLog(runDir);
+
+        long step = 0, tokensSeen = 0;
+        double priorSeconds = 0;
+        Optional<Path> latest = checkpoints.latest();
+        if (latest.isPresent()) {
+            Checkpoints.State s = Checkpoints.load(latest.get(), module, optimizer);
+            step = s.step();
+            tokensSeen = s.tokensSeen();
+            priorSeconds = s.trainSeconds();
+            data.restore(s.loader());
+            if (writer) metrics.truncateAfter(step);
+            if (!quiet) System.err.printf("resuming from %s (step %d)%n", latest.get(), step);
+        }
+        if (step >= cfg.maxSteps()) {
+            if (!quiet) System.err.printf("run %s already reached max_steps=%d%n", runDir, cfg.maxSteps());
+            return new Summary(step, false, Double.NaN, Map.of(), priorSeconds, 0);
+        }
+
+        StopSignal stop = StopSignal.install();
+        long t0 = System.nanoTime();
+        long sessionTokens = 0;
+        int badInARow = 0;
+        double lastLoss = Double.NaN;
+        Map<String, Double> lastEval = Map.of();
+        Map<String, Double> window = new LinkedHashMap<>();
+        int windowSteps = 0;
+        module.train(true);
+        try (Progress bar = Progress.start("train", cfg.maxSteps(), step, "steps", quiet)) {
+            while (step < cfg.maxSteps() && !stop.requested()) {
+                double lr = cfg.lrAt(step);
+                for (OptimizerParamGroup g : groups(optimizer)) g.options().set_lr(lr);
+                Engine.seed(Engine.stepSeed(cfg.seed(), step));
+
+                Map<String, Double> stepMetrics = new LinkedHashMap<>();
+                double loss = 0;
+                for (int micro = 0; micro < cfg.gradAccum(); micro++) {
+                    TokenBatch batch = data.next();
+                    loss += Engine.step(() -> {
+                        Tensor l = model.loss(batch, stepMetrics).div(new org.bytedeco.pytorch.Scalar(
+                                (double) cfg.gradAccum()));
+                        l.backward();
+                        return l.item_double();
+                    });
+                    sessionTokens += data.tokensPerBatch();
+                }
+                step++;
+                tokensSeen += data.tokensPerBatch() * cfg.gradAccum();
+                if (!Double.isFinite(loss)) {
+                    optimizer.zero_grad(true);
+                    badInARow++;
+                    System.err.printf("warning: step %d: loss is %s; the update was skipped (%d in a row)%n",
+                            step, loss, badInARow);
+                    if (badInARow >= cfg.maxBadSteps()) {
+                        throw new UserError("training stopped: " + badInARow + " non-finite losses in a row at step "
+                                + step + ". Lower lr, or check the data; resume from the last checkpoint with "
+                                + "the same command.");
+                    }
+                    continue;
+                }
+                badInARow = 0;
+                double gnorm = Engine.step(() -> cfg.gradClip() > 0
+                        ? torch.clip_grad_norm_(module.parameters(), cfg.gradClip())
+                        : Double.NaN);
+                Engine.step(() -> {
+                    optimizer.step();
+                });
+                optimizer.zero_grad(true);
+                lastLoss = loss;
+
+                stepMetrics.replaceAll((k, v) -> v / cfg.gradAccum());
+                window.merge("loss", loss, Double::sum);
+                window.merge("grad_norm", gnorm, Double::sum);
+                stepMetrics.forEach((k, v) -> window.merge(k, v, Double::sum));
+                windowSteps++;
+                double seconds = (System.nanoTime() - t0) / 1e9;
+                double tps = sessionTokens / seconds;
+                bar.stepTo(step);
+                bar.message(String.format(" loss %.4f, %,.0f tok/s", loss, tps));
+
+                if (step % cfg.logEvery() == 0 || step == cfg.maxSteps()) {
+                    Map<String, Double> row = new LinkedHashMap<>();
+                    for (var e : window.entrySet()) row.put(e.getKey(), e.getValue() / windowSteps);
+                    row.put("lr", lr);
+                    row.put("tokens", (double) tokensSeen);
+                    row.put("tokens_per_s", tps);
+                    if (writer) metrics.append(step, "train", row);
+                    window.clear();
+                    windowSteps = 0;
+                }
+                if (step % cfg.evalEvery() == 0 || step == cfg.maxSteps()) {
+                    lastEval = evaluate(module);
+                    if (writer) metrics.append(step, "val", lastEval);
+                    if (!quiet) System.err.printf("%nstep %d: val %s%n", step, format(lastEval));
+                }
+                if (writer && (step % cfg.checkpointEvery() == 0 || step == cfg.maxSteps() || stop.requested())) {
+                    checkpoints.save(new Checkpoints.State(step, data.state(), tokensSeen,
+                            priorSeconds + seconds, Map.of()), module, optimizer);
+                }
+            }
+        } finally {
+            stop.done();
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        if (writer && Files.exists(runDir.resolve(MetricsLog.FILE))) Plots.write(runDir);
+        return new Summary(step, stop.requested() && step < cfg.maxSteps(), lastLoss, lastEval,
+                priorSeconds + seconds, sessionTokens / Math.max(seconds, 1e-9));
+    }
+
+    private Map<String, Double> evaluate(Module module) {
+        module.eval();
+        try {
+            return Engine.step(() -> {
+                try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+                    return model.evaluate(cfg.evalBatches());
+                }
+            });
+        } finally {
+            module.train(true);
+        }
+    }
+
+    static String format(Map<String, Double> m) {
+        StringBuilder sb = new StringBuilder();
+        m.forEach((k, v) -> sb.append(sb.length() == 0 ? "" : ", ").append(k).append('=')
+                .append(String.format(Math.abs(v) >= 100 || v == Math.rint(v) ? "%.0f" : "%.4f", v)));
+        return sb.toString();
+    }
+
+    /** AdamW over the trainable parameters: matrices decay, vectors (norm gains, biases) do not (as nanoGPT). */
+    private AdamW optimizer(Module module) {
+        TensorVector decay = new TensorVector();
+        TensorVector noDecay = new TensorVector();
+        var named = module.named_parameters(true);
+        for (long i = 0; i < named.size(); i++) {
+            Tensor p = named.get(i).value();
+            if (!p.requires_grad()) continue; // frozen parts (CALM's autoencoder) are not optimised
+            (p.dim() >= 2 ? decay : noDecay).push_back(p);
+        }
+        if (decay.size() + noDecay.size() == 0) throw new UserError("the model has no trainable parameters");
+        AdamW opt = new AdamW(decay, adamw(cfg.weightDecay()));
+        opt.add_param_group(new OptimizerParamGroup(noDecay, adamw(0.0)));
+        return opt;
+    }
+
+    private AdamWOptions adamw(double weightDecay) {
+        AdamWOptions o = new AdamWOptions(cfg.lr());
+        o.betas().put(0, cfg.beta1()).put(1, cfg.beta2());
+        o.weight_decay().put(weightDecay);
+        return o;
+    }
+
+    private static List<OptimizerParamGroup> groups(AdamW optimizer) {
+        OptimizerParamGroupVector v = optimizer.param_groups();
+        List<OptimizerParamGroup> out = new ArrayList<>();
+        for (long i = 0; i < v.size(); i++) out.add(v.get(i));
+        return out;
+    }
+
+    /** Turns SIGINT/SIGTERM into a request to checkpoint and stop, and holds the JVM until that is done. */
+    static final class StopSignal {
+        private volatile boolean requested;
+        private final CountDownLatch finished = new CountDownLatch(1);
+        private Thread hook;
+
+        static StopSignal install() {
+            StopSignal s = new StopSignal();
+            s.hook = new Thread(() -> {
+                s.requested = true;
+                System.err.println("\nstopping: writing a checkpoint after the current step (resume with the same "
+                        + "command)...");
+                try {
+                    s.finished.await(120, TimeUnit.SECONDS);
+                } catch (InterruptedException ignored) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "calm4j-stop");
+            Runtime.getRuntime().addShutdownHook(s.hook);
+            return s;
+        }
+
+        boolean requested() {
+            return requested;
+        }
+
+        void done() {
+            finished.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running: it was waiting for exactly this countDown
+            }
+        }
+    }
+}
