@@ -43,6 +43,7 @@ public final class ChunkAutoencoder extends Module {
 
     static final class Encoder extends Module {
         final EmbeddingImpl embedTokens;
+        final Module layerList; // held here: libtorch calls back into every registered module's Java object
         final List<AeLayer> layers = new ArrayList<>();
         final LinearImpl squeeze;
         final RMSNorm norm;
@@ -51,9 +52,9 @@ public final class ChunkAutoencoder extends Module {
         Encoder(AutoencoderConfig c) {
             int d = c.hiddenSize();
             embedTokens = register_module("embed_tokens", Layers.embedding(c.vocabSize(), d));
-            Module list = register_module("encoder_layers", new Module());
+            layerList = register_module("encoder_layers", new Module());
             for (int i = 0; i < c.encoderLayers(); i++) {
-                layers.add(list.register_module(String.valueOf(i), new AeLayer(d, c.intermediateSize())));
+                layers.add(layerList.register_module(String.valueOf(i), new AeLayer(d, c.intermediateSize())));
             }
             squeeze = register_module("squeeze_layer", Layers.linear((long) c.patchSize() * d, d, false));
             norm = register_module("norm", new RMSNorm(d));
@@ -63,6 +64,7 @@ public final class ChunkAutoencoder extends Module {
 
     static final class Decoder extends Module {
         final LinearImpl latentToHidden;
+        final Module layerList;
         final List<AeLayer> layers = new ArrayList<>();
         final LinearImpl expand;
         final RMSNorm norm;
@@ -70,9 +72,9 @@ public final class ChunkAutoencoder extends Module {
         Decoder(AutoencoderConfig c) {
             int d = c.hiddenSize();
             latentToHidden = register_module("latent_to_hidden", Layers.linear(c.latentSize(), d, true));
-            Module list = register_module("decoder_layers", new Module());
+            layerList = register_module("decoder_layers", new Module());
             for (int i = 0; i < c.decoderLayers(); i++) {
-                layers.add(list.register_module(String.valueOf(i), new AeLayer(d, c.intermediateSize())));
+                layers.add(layerList.register_module(String.valueOf(i), new AeLayer(d, c.intermediateSize())));
             }
             expand = register_module("expand_layer", Layers.linear(d, (long) c.patchSize() * d, false));
             norm = register_module("norm", new RMSNorm(d));

@@ -78,6 +78,7 @@ final class AeCommand {
                 model = model.withVocabulary(tok.vocabSize(), tok.padId(), tok.maskId(), tok.eosId());
                 RunFolder.createOrResume(out, AutoencoderRun.KIND, model, train, tok.path());
             }
+            Engine.seed(train.seed());
             ChunkAutoencoder ae = new ChunkAutoencoder(model);
             if (!quiet) {
                 System.err.printf("autoencoder: %,d parameters, K=%d, l=%d, d=%d%n",

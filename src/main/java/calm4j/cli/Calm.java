@@ -28,8 +28,7 @@ public final class Calm implements Runnable {
         CommandLine cli = new CommandLine(new Calm());
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
             Throwable t = e;
-            if (t instanceof RuntimeException r && !(t instanceof UserError) && r.getClass() == RuntimeException.class
-                    && r.getMessage() != null) {
+            if (t instanceof RuntimeException r && !(t instanceof UserError) && LibtorchErrors.isLibtorch(r)) {
                 t = LibtorchErrors.translate(cmd.getCommandName(), r);
             }
             if (t instanceof UserError) {

@@ -8,8 +8,8 @@ final class EngineOptions {
     @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE})")
     String device;
 
-    @Option(names = "--threads", description = "libtorch intra-op threads (default: $CALM4J_THREADS or the number of cores; "
-            + "the launcher sets passive OpenMP waiting so that all cores help)")
+    @Option(names = "--threads", description = "libtorch intra-op threads (default: $CALM4J_THREADS or 1; "
+            + "measured faster than 2 for calm4j's default models on 2 cores)")
     Integer threads;
 
     @Option(names = "--quiet", description = "no progress bars")

@@ -42,7 +42,7 @@ public final class Engine {
     public static int defaultThreads() {
         String env = System.getenv("CALM4J_THREADS");
         if (env != null && !env.isBlank()) return Integer.parseInt(env.trim());
-        return Runtime.getRuntime().availableProcessors();
+        return 1;
     }
 
     static Device parseDevice(String name) {

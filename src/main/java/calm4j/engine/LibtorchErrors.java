@@ -29,9 +29,9 @@ public final class LibtorchErrors {
         });
     }
 
-    static boolean isLibtorch(RuntimeException e) {
-        // JavaCPP rethrows C++ exceptions as java.lang.RuntimeException (exactly that class).
-        return e.getClass() == RuntimeException.class && e.getMessage() != null;
+    public static boolean isLibtorch(RuntimeException e) {
+        // JavaCPP rethrows C++ exceptions as java.lang.RuntimeException (exactly that class, with no Java cause).
+        return e.getClass() == RuntimeException.class && e.getCause() == null && e.getMessage() != null;
     }
 
     public static UserError translate(String what, RuntimeException e) {

@@ -61,10 +61,18 @@ public final class Trainer {
     }
 
     public Summary run() {
-        return LibtorchErrors.guard("training", this::train);
+        return run(cfg.maxSteps());
     }
 
-    private Summary train() {
+    /**
+     * Trains until step {@code stopAt} (at most max_steps), then checkpoints and returns, exactly as an interrupt
+     * would; the schedule still follows max_steps, so a later {@link #run()} continues the same run.
+     */
+    public Summary run(long stopAt) {
+        return LibtorchErrors.guard("training", () -> train(Math.min(stopAt, cfg.maxSteps())));
+    }
+
+    private Summary train(long stopAt) {
         try {
             Files.createDirectories(runDir);
         } catch (java.io.IOException e) {
@@ -94,6 +102,7 @@ public final class Trainer {
 
         StopSignal stop = StopSignal.install();
         long t0 = System.nanoTime();
+        long stepNanos = 0; // time in training steps only (not evaluation or checkpoints), for tokens/s
         long sessionTokens = 0;
         int badInARow = 0;
         double lastLoss = Double.NaN;
@@ -102,11 +111,12 @@ public final class Trainer {
         int windowSteps = 0;
         module.train(true);
         try (Progress bar = Progress.start("train", cfg.maxSteps(), step, "steps", quiet)) {
-            while (step < cfg.maxSteps() && !stop.requested()) {
+            while (step < stopAt && !stop.requested()) {
                 double lr = cfg.lrAt(step);
                 for (OptimizerParamGroup g : groups(optimizer)) g.options().set_lr(lr);
                 Engine.seed(Engine.stepSeed(cfg.seed(), step));
 
+                long stepStart = System.nanoTime();
                 Map<String, Double> stepMetrics = new LinkedHashMap<>();
                 double loss = 0;
                 for (int micro = 0; micro < cfg.gradAccum(); micro++) {
@@ -141,6 +151,7 @@ public final class Trainer {
                     optimizer.step();
                 });
                 optimizer.zero_grad(true);
+                stepNanos += System.nanoTime() - stepStart;
                 lastLoss = loss;
 
                 stepMetrics.replaceAll((k, v) -> v / cfg.gradAccum());
@@ -149,7 +160,7 @@ public final class Trainer {
                 stepMetrics.forEach((k, v) -> window.merge(k, v, Double::sum));
                 windowSteps++;
                 double seconds = (System.nanoTime() - t0) / 1e9;
-                double tps = sessionTokens / seconds;
+                double tps = sessionTokens / (stepNanos / 1e9);
                 bar.stepTo(step);
                 bar.message(String.format(" loss %.4f, %,.0f tok/s", loss, tps));
 
@@ -168,7 +179,7 @@ public final class Trainer {
                     if (writer) metrics.append(step, "val", lastEval);
                     if (!quiet) System.err.printf("%nstep %d: val %s%n", step, format(lastEval));
                 }
-                if (writer && (step % cfg.checkpointEvery() == 0 || step == cfg.maxSteps() || stop.requested())) {
+                if (writer && (step % cfg.checkpointEvery() == 0 || step == stopAt || stop.requested())) {
                     checkpoints.save(new Checkpoints.State(step, data.state(), tokensSeen,
                             priorSeconds + seconds, Map.of()), module, optimizer);
                 }
@@ -178,8 +189,8 @@ public final class Trainer {
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         if (writer && Files.exists(runDir.resolve(MetricsLog.FILE))) Plots.write(runDir);
-        return new Summary(step, stop.requested() && step < cfg.maxSteps(), lastLoss, lastEval,
-                priorSeconds + seconds, sessionTokens / Math.max(seconds, 1e-9));
+        return new Summary(step, step < cfg.maxSteps(), lastLoss, lastEval,
+                priorSeconds + seconds, sessionTokens / Math.max(stepNanos / 1e9, 1e-9));
     }
 
     private Map<String, Double> evaluate(Module module) {
