@@ -76,7 +76,7 @@ final class AeCommand {
             try (Tokenizer tok = Tokenizer.load(data.resolve(RunFolder.TOKENIZER))) {
                 m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
                 model = model.withVocabulary(tok.vocabSize(), tok.padId(), tok.maskId(), tok.eosId());
-                RunFolder.createOrResume(out, AutoencoderRun.KIND, model, train, tok.path());
+                RunFolder.createOrResume(out, AutoencoderRun.KIND, java.util.Map.of("model", model), train, tok.path());
             }
             Engine.seed(train.seed());
             ChunkAutoencoder ae = new ChunkAutoencoder(model);

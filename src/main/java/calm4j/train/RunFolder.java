@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.Map;
 
 /**
  * A run folder: {@code config.json} ({"kind", "model", "train"}), the {@code tokenizer.json} it was trained with,
@@ -20,18 +21,22 @@ public final class RunFolder {
     private RunFolder() {}
 
     /**
-     * Creates the run, or checks that an existing one was made for the same kind and model config (a resume).
-     * The train section is rewritten, so a resumed run can be given more steps.
+     * Creates the run, or checks that an existing one was made for the same kind and model (a resume).
+     * {@code sections} are the model's configs ("model", and for a CALM its "autoencoder"); the "train" section is
+     * rewritten, so a resumed run can be given more steps.
      */
-    public static void createOrResume(Path run, String kind, Object model, TrainConfig train, Path tokenizer) {
+    public static void createOrResume(Path run, String kind, Map<String, Object> sections, TrainConfig train,
+                                      Path tokenizer) {
         ObjectNode root = Configs.JSON.createObjectNode();
         root.put("kind", kind);
-        root.set("model", Configs.JSON.valueToTree(model));
+        sections.forEach((name, value) -> root.set(name, Configs.JSON.valueToTree(value)));
         root.set("train", Configs.JSON.valueToTree(train));
         try {
             if (Files.isRegularFile(run.resolve(CONFIG))) {
                 JsonNode old = Configs.readTree(run.resolve(CONFIG));
-                if (!old.path("kind").asText().equals(kind) || !old.path("model").equals(root.get("model"))) {
+                boolean same = old.path("kind").asText().equals(kind);
+                for (String name : sections.keySet()) same &= old.path(name).equals(root.get(name));
+                if (!same) {
                     throw new UserError("run " + run + " exists with a different " + old.path("kind").asText()
                             + " model config: choose a new --out, or resume with the same config");
                 }

@@ -1,0 +1,40 @@
+package calm4j.calm;
+
+import calm4j.engine.UserError;
+
+/**
+ * A CALM's backbone, energy head and energy loss (spec sections 2 and 4). Read from the {@code "model"} section of
+ * {@code calm.json}; K, l and the vocabulary come from the autoencoder it is trained on.
+ *
+ * @param contextChunks   the longest sequence of chunks the backbone sees (its rotary table's length)
+ * @param noiseSize       the energy head's uniform noise size
+ * @param numMlpLayers    residual blocks in the energy head
+ * @param numSamples      N, head samples per position in the energy loss
+ * @param numTargets      M, samples of the frozen encoder's posterior per position
+ * @param alpha           the energy score's exponent, in (0, 2)
+ * @param evalBlockChunks chunks per block when BrierLM is estimated (results depend on it: it is reported)
+ */
+public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
+                         int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
+                         int numSamples, int numTargets, double alpha, int evalBlockChunks) {
+
+    public static final CalmConfig DEFAULTS = new CalmConfig(256, 704, 4, 4, 4, 10000.0, 64, 64, 4, 8, 100, 1.0,
+            64);
+
+    public CalmConfig {
+        require(hiddenSize > 0 && intermediateSize > 0 && numHiddenLayers > 0, "sizes must be positive");
+        require(numAttentionHeads > 0 && numKeyValueHeads > 0, "head counts must be positive");
+        require(contextChunks >= 2, "context_chunks must be at least 2");
+        require(noiseSize > 0 && numMlpLayers > 0, "noise_size and num_mlp_layers must be positive");
+        require(numSamples >= 2, "num_samples (N) must be at least 2: the energy score's diversity term needs pairs");
+        require(numTargets >= 1, "num_targets (M) must be at least 1");
+        require(alpha > 0 && alpha < 2, "alpha must lie in (0, 2): alpha = 2 makes the energy score proper but not "
+                + "strictly proper (the head collapses to the mean), got " + alpha);
+        require(evalBlockChunks >= 2 && evalBlockChunks <= contextChunks,
+                "eval_block_chunks must lie in [2, context_chunks]");
+    }
+
+    private static void require(boolean ok, String message) {
+        if (!ok) throw new UserError("CALM config: " + message);
+    }
+}

@@ -1,0 +1,119 @@
+package calm4j.calm;
+
+import calm4j.ae.AutoencoderConfig;
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.eval.BrierLM;
+import calm4j.nn.KVCache;
+import calm4j.nn.LayerNorm;
+import calm4j.nn.Layers;
+import calm4j.nn.Transformer;
+import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * A Continuous Autoregressive Language Model (spec section 2), top to bottom in the order data flows:
+ * <ol>
+ *   <li>each chunk's K tokens are embedded (the backbone's own table) and compressed to one input vector:
+ *       Linear(K*d -> 2d), SiLU, Linear(2d -> d), LayerNorm ({@code embed_proj}); the input stays discrete;</li>
+ *   <li>the Llama-style {@code transformer} turns chunk vectors into hidden states; position i sees chunks 1..i;</li>
+ *   <li>the {@link EnergyHead} ({@code mlp_generator}) samples the next chunk's latent from hidden state i;</li>
+ *   <li>the frozen {@link ChunkAutoencoder} ({@code ae_model}) gives the training targets (samples of its posterior
+ *       over the true next chunk) and decodes sampled latents back to K tokens.</li>
+ * </ol>
+ */
+public final class CalmModel extends Module {
+    private final CalmConfig config;
+    private final AutoencoderConfig aeConfig;
+    private final ChunkAutoencoder ae;
+    private final Transformer transformer;
+    private final Module embedProj;
+    private final LinearImpl embedIn, embedOut;
+    private final LayerNorm embedNorm;
+    private final EnergyHead head;
+    private final EnergyScore energy;
+
+    /** A CALM on top of a trained autoencoder, which is frozen here (its parameters get no gradient). */
+    public CalmModel(CalmConfig config, ChunkAutoencoder autoencoder) {
+        this.config = config;
+        this.aeConfig = autoencoder.config();
+        int d = config.hiddenSize(), k = aeConfig.patchSize();
+        ae = register_module("ae_model", autoencoder);
+        Layers.freeze(ae);
+        transformer = register_module("transformer", new Transformer(aeConfig.vocabSize(), d,
+                config.numHiddenLayers(), config.numAttentionHeads(), config.numKeyValueHeads(),
+                config.intermediateSize(), config.contextChunks() + BrierLM.MAX_N, config.ropeTheta()));
+        embedProj = register_module("embed_proj", new Module());
+        embedIn = embedProj.register_module("0", Layers.linear((long) k * d, 2L * d, true));
+        embedOut = embedProj.register_module("2", Layers.linear(2L * d, d, true));
+        embedNorm = embedProj.register_module("3", new LayerNorm(d));
+        head = register_module("mlp_generator", new EnergyHead(d, config.noiseSize(), config.numMlpLayers(),
+                aeConfig.latentSize()));
+        energy = new EnergyScore(config.alpha());
+    }
+
+    public CalmConfig config() {
+        return config;
+    }
+
+    public ChunkAutoencoder autoencoder() {
+        return ae;
+    }
+
+    public int patchSize() {
+        return aeConfig.patchSize();
+    }
+
+    public EnergyHead head() {
+        return head;
+    }
+
+    /** Input vectors [B, S, d] of token ids [B, S*K]: each chunk's K embeddings concatenated and compressed. */
+    public Tensor embedChunks(Tensor tokens) {
+        long b = tokens.size(0), s = tokens.size(1) / patchSize();
+        Tensor e = transformer.embedTokens().forward(tokens).reshape(b, s, (long) patchSize() * config.hiddenSize());
+        return embedNorm.forward(embedOut.forward(torch.silu(embedIn.forward(e))));
+    }
+
+    /** Hidden states [B, S, d] of token ids [B, S*K]; with a cache, the ids continue the cached positions. */
+    public Tensor hidden(Tensor tokens, KVCache cache) {
+        return transformer.forward(embedChunks(tokens), cache);
+    }
+
+    public KVCache newCache() {
+        return new KVCache(transformer.numLayers());
+    }
+
+    /** The chunks of {@code tokens} [B, S*K] as rows [B*S, K]. */
+    Tensor chunks(Tensor tokens) {
+        return tokens.reshape(-1, patchSize());
+    }
+
+    /**
+     * The energy loss of a block of token ids [B, (S+1)*K]: chunks 1..S are the input, and position i is scored on
+     * chunk i+1 with N head samples against M samples of the frozen encoder's posterior over it.
+     */
+    public Tensor loss(Tensor tokens) {
+        long b = tokens.size(0), len = tokens.size(1), k = patchSize();
+        Tensor inputs = tokens.narrow(1, 0, len - k);
+        Tensor targets = chunks(tokens.narrow(1, k, len - k)); // [B*S, K]
+        Tensor h = hidden(inputs, null).reshape(-1, config.hiddenSize()); // [B*S, d]
+        Tensor y;
+        try (NoGradGuard ng = new NoGradGuard()) {
+            ChunkAutoencoder.Posterior q = ae.encode(targets);
+            Tensor eps = torch.randn(config.numTargets(), q.mu().size(0), q.mu().size(1));
+            y = q.mu().unsqueeze(0).add(q.sigma().unsqueeze(0).mul(eps)); // [M, B*S, l]
+        }
+        Tensor x = head.sample(h, config.numSamples()); // [N, B*S, l], one batched pass
+        return energy.loss(x, y);
+    }
+
+    /** For each row of hidden states [P, d], {@code n} sampled next chunks decoded by argmax: [n, P, K]. */
+    public Tensor sampleChunks(Tensor h, int n) {
+        Tensor z = head.sample(h, n); // [n, P, l]
+        long p = h.size(0);
+        return ae.decodeTokens(z.reshape(n * p, -1)).view(n, p, patchSize());
+    }
+}

@@ -1,0 +1,33 @@
+package calm4j.calm;
+
+import calm4j.ae.AutoencoderConfig;
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.tokenize.Tokenizer;
+import calm4j.train.Checkpoints;
+import calm4j.train.Configs;
+import calm4j.train.RunFolder;
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.nio.file.Path;
+
+/**
+ * A trained CALM loaded from its run folder. The checkpoint holds the frozen autoencoder too ({@code ae_model.*}),
+ * and config.json its config ({@code "autoencoder"}), so a CALM run is self-contained.
+ */
+public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step) {
+    public static final String KIND = "calm";
+
+    public static CalmRun load(Path dir) {
+        JsonNode root = RunFolder.config(dir, KIND);
+        String where = dir.resolve(RunFolder.CONFIG).toString();
+        CalmConfig cfg = Configs.section(root, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
+        AutoencoderConfig ae = Configs.section(root, "autoencoder", AutoencoderConfig.DEFAULTS,
+                AutoencoderConfig.class, where);
+        Path ckpt = Checkpoints.latestOf(dir);
+        Tokenizer tok = Tokenizer.load(dir.resolve(RunFolder.TOKENIZER));
+        CalmModel model = new CalmModel(cfg, new ChunkAutoencoder(ae));
+        Checkpoints.State state = Checkpoints.load(ckpt, model, null);
+        model.eval();
+        return new CalmRun(dir, model, tok, state.step());
+    }
+}

@@ -1,0 +1,42 @@
+package calm4j.calm;
+
+import calm4j.data.BlockBatches;
+import calm4j.data.TokenBatch;
+import calm4j.train.Trainable;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** A CALM as the training loop sees it: the energy loss on a block, and BrierLM on held-out blocks. */
+public final class CalmTask implements Trainable {
+    private final CalmModel model;
+    private final BlockBatches val;
+
+    public CalmTask(CalmModel model, BlockBatches val) {
+        this.model = model;
+        this.val = val;
+    }
+
+    @Override
+    public Module module() {
+        return model;
+    }
+
+    @Override
+    public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
+        return model.loss(batch.tensor());
+    }
+
+    @Override
+    public Map<String, Double> evaluate(int batches) {
+        CalmEval.Result r = CalmEval.evaluate(model, val, batches);
+        Map<String, Double> m = new LinkedHashMap<>();
+        m.put("loss", r.energyLoss());
+        m.put("brier_lm", r.brier().brierLM());
+        m.put("brier_lm_se", r.brier().brierLMStandardError());
+        for (int n = 0; n < r.brier().brier().length; n++) m.put("brier_" + (n + 1), r.brier().brier()[n]);
+        return m;
+    }
+}

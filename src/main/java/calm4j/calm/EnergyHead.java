@@ -1,0 +1,111 @@
+package calm4j.calm;
+
+import calm4j.nn.LayerNorm;
+import calm4j.nn.Layers;
+import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The energy-based generative head (spec section 2): one forward pass turns a hidden state and uniform noise into a
+ * sample of the next latent vector.
+ *
+ * <pre>
+ * e0 = LayerNorm(Linear(eps)), eps ~ U[-0.5, 0.5]^noise        (noise_embd, norm_noise)
+ * c  = LayerNorm(Linear(h))                                      (hidden_embd, norm_hidden)
+ * B times: (g, u) = chunk(L4(silu(L2(silu(L0([LayerNorm(e); c])))))),  e = e + down(silu(g) * u)
+ * z  = L2(silu(L0(LayerNorm(e))))                                (final_layer; L2 starts at zero)
+ * </pre>
+ * Named as the reference's {@code mlp_generator}.
+ */
+public final class EnergyHead extends Module {
+    static final class Block extends Module {
+        final LayerNorm inLn;
+        final Module linearList;
+        final LinearImpl l0, l2, l4, down;
+
+        Block(int d) {
+            inLn = register_module("in_ln", new LayerNorm(d));
+            linearList = register_module("linears", new Module());
+            l0 = linearList.register_module("0", Layers.linear(2L * d, d, true));
+            l2 = linearList.register_module("2", Layers.linear(d, d, true));
+            l4 = linearList.register_module("4", Layers.linear(d, 2L * d, true));
+            down = register_module("down_proj", Layers.linear(d, d, true));
+        }
+
+        Tensor forward(Tensor e, Tensor c) {
+            Tensor x = torch.cat(new TensorVector(inLn.forward(e), c), -1);
+            TensorVector gu = l4.forward(torch.silu(l2.forward(torch.silu(l0.forward(x))))).chunk(2, -1);
+            return e.add(down.forward(torch.silu(gu.get(0)).mul(gu.get(1))));
+        }
+    }
+
+    static final class FinalLayer extends Module {
+        final LayerNorm inLn;
+        final Module linearList;
+        final LinearImpl l0, l2;
+
+        FinalLayer(int d, int latent) {
+            inLn = register_module("in_ln", new LayerNorm(d));
+            linearList = register_module("linears", new Module());
+            l0 = linearList.register_module("0", Layers.linear(d, d, true));
+            l2 = linearList.register_module("2", Layers.linear(d, latent, true));
+            // Zero-initialised output: the head starts by predicting the prior mean (0) for every sample.
+            try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+                l2.weight().zero_();
+                l2.bias().zero_();
+            }
+        }
+
+        Tensor forward(Tensor e) {
+            return l2.forward(torch.silu(l0.forward(inLn.forward(e))));
+        }
+    }
+
+    private final int noiseSize;
+    private final LinearImpl noiseEmbd, hiddenEmbd;
+    private final LayerNorm normNoise, normHidden;
+    private final Module blockList;
+    private final List<Block> blocks = new ArrayList<>();
+    private final FinalLayer finalLayer;
+
+    public EnergyHead(int d, int noiseSize, int numBlocks, int latent) {
+        this.noiseSize = noiseSize;
+        noiseEmbd = register_module("noise_embd", Layers.linear(noiseSize, d, true));
+        hiddenEmbd = register_module("hidden_embd", Layers.linear(d, d, true));
+        normHidden = register_module("norm_hidden", new LayerNorm(d));
+        normNoise = register_module("norm_noise", new LayerNorm(d));
+        blockList = register_module("mlp_blocks", new Module());
+        for (int i = 0; i < numBlocks; i++) blocks.add(blockList.register_module(String.valueOf(i), new Block(d)));
+        finalLayer = register_module("final_layer", new FinalLayer(d, latent));
+    }
+
+    /** Uniform noise U[-0.5, 0.5] of shape [rows, noiseSize] from libtorch's generator. */
+    public Tensor noise(long rows) {
+        return torch.rand(rows, noiseSize).sub(new Scalar(0.5));
+    }
+
+    /**
+     * Samples for hidden states {@code h} [rows, d] with noise {@code eps} [rows, noiseSize]. To draw N samples per
+     * position in one batched pass, repeat each hidden state N times.
+     */
+    public Tensor forward(Tensor h, Tensor eps) {
+        Tensor c = normHidden.forward(hiddenEmbd.forward(h));
+        Tensor e = normNoise.forward(noiseEmbd.forward(eps));
+        for (Block b : blocks) e = b.forward(e, c);
+        return finalLayer.forward(e);
+    }
+
+    /** N samples per row of {@code h} [rows, d], as [N, rows, l]: one batched forward pass. */
+    public Tensor sample(Tensor h, int n) {
+        long rows = h.size(0);
+        Tensor hs = h.unsqueeze(0).expand(n, rows, h.size(1)).reshape(n * rows, h.size(1));
+        return forward(hs, noise(n * rows)).view(n, rows, -1);
+    }
+}

@@ -1,0 +1,55 @@
+package calm4j.calm;
+
+import calm4j.engine.UserError;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * The energy loss: a Monte Carlo estimate of the negative energy score, a strictly proper scoring rule for
+ * alpha in (0, 2) (seed, "Training without likelihoods"; spec section 2). Per position, with model samples
+ * x_1..x_N and target samples y_1..y_M:
+ * <pre>
+ *   loss = 2/(N M) sum_{n,m} ||x_n - y_m||^alpha  -  1/(N (N-1)) sum_{n != k} ||x_n - x_k||^alpha
+ * </pre>
+ * averaged over positions. Distances are batched over positions with {@code torch.cdist} ([P, N, M] and
+ * [P, N, N]); the N x M x P x l difference tensor the reference broadcasts is never built.
+ */
+public final class EnergyScore {
+    /** Distances are floored here before {@code pow}: coinciding samples give finite values and gradients. */
+    static final double MIN_DISTANCE = 1e-6;
+    private final double alpha;
+
+    public EnergyScore(double alpha) {
+        if (!(alpha > 0 && alpha < 2)) {
+            throw new UserError("the energy score needs alpha in (0, 2), got " + alpha
+                    + " (alpha = 2 is proper but not strictly proper: the head would collapse to the mean)");
+        }
+        this.alpha = alpha;
+    }
+
+    /**
+     * @param samples [N, P, l] model samples per position
+     * @param targets [M, P, l] samples of the target distribution per position
+     * @return the mean over positions of the loss above (a scalar)
+     */
+    public Tensor loss(Tensor samples, Tensor targets) {
+        long n = samples.size(0), m = targets.size(0);
+        if (n < 2) throw new UserError("the energy score needs at least 2 model samples per position, got " + n);
+        Tensor x = samples.transpose(0, 1); // [P, N, l]
+        Tensor y = targets.transpose(0, 1); // [P, M, l]
+        Tensor fit = distance(torch.cdist(x, y)).sum(new long[] {1, 2}, false, new ScalarTypeOptional())
+                .mul(new Scalar(2.0 / (n * m)));
+        // The diagonal n == k is floored at MIN_DISTANCE^alpha, not zero: subtract it so the sum is over n != k.
+        Tensor pairs = distance(torch.cdist(x, x)).sum(new long[] {1, 2}, false, new ScalarTypeOptional())
+                .sub(new Scalar(n * Math.pow(MIN_DISTANCE, alpha))).div(new Scalar((double) (n * (n - 1))));
+        return fit.sub(pairs).mean();
+    }
+
+    private Tensor distance(Tensor d) {
+        Tensor floored = d.clamp_min(new Scalar(MIN_DISTANCE));
+        return alpha == 1.0 ? floored : floored.pow(new Scalar(alpha));
+    }
+
+}

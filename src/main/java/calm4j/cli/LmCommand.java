@@ -1,0 +1,151 @@
+package calm4j.cli;
+
+import calm4j.ae.AutoencoderConfig;
+import calm4j.ae.AutoencoderRun;
+import calm4j.calm.CalmConfig;
+import calm4j.calm.CalmEval;
+import calm4j.calm.CalmModel;
+import calm4j.calm.CalmRun;
+import calm4j.calm.CalmTask;
+import calm4j.data.BlockBatches;
+import calm4j.data.Manifest;
+import calm4j.data.TokenStore;
+import calm4j.engine.Engine;
+import calm4j.engine.UserError;
+import calm4j.nn.Layers;
+import calm4j.train.Configs;
+import calm4j.train.RunFolder;
+import calm4j.train.TrainConfig;
+import calm4j.train.Trainer;
+import com.fasterxml.jackson.databind.JsonNode;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "lm", mixinStandardHelpOptions = true,
+        description = "The CALM language model: next-vector prediction trained with the energy score.",
+        subcommands = {LmCommand.Train.class, LmCommand.Eval.class})
+final class LmCommand {
+
+    /** Training defaults for a CALM on two CPU cores (AdamW 0.9/0.95, wd 0.1, clip 1.0, as the reference). */
+    static final TrainConfig TRAIN = new TrainConfig(4000, 8, 1, 1e-3, 1e-4, 200, "cosine", 0.1, 0.9, 0.95, 1.0,
+            250, 8, 250, 2, 10, 5, 1234);
+
+    @Command(name = "train", mixinStandardHelpOptions = true,
+            description = "Train (or resume) a CALM on a prepared corpus, on top of a trained autoencoder (frozen).")
+    static final class Train implements Callable<Integer> {
+        @Option(names = "--ae", required = true, description = "the autoencoder run folder")
+        Path aeRun;
+
+        @Option(names = "--data", required = true, description = "a prepared corpus folder")
+        Path data;
+
+        @Option(names = "--config", description = "calm.json with \"model\" and \"train\" sections (default: "
+                + "built-in defaults)")
+        Path config;
+
+        @Option(names = "--out", required = true, description = "the run folder (resumed if it exists)")
+        Path out;
+
+        @Option(names = "--max-steps", description = "override train.max_steps")
+        Long maxSteps;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            Trainer.Summary s = train(aeRun, data, config, out, maxSteps, engine.quiet);
+            System.out.printf("CALM run %s: step %d%s, %.0f s, %,.0f tokens/s%n", out, s.step(),
+                    s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
+                    s.tokensPerSecond());
+            if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
+            return 0;
+        }
+
+        static Trainer.Summary train(Path aeRun, Path data, Path configFile, Path out, Long maxSteps, boolean quiet) {
+            JsonNode root = configFile != null ? Configs.readTree(configFile) : Configs.JSON.createObjectNode();
+            String where = configFile != null ? configFile.toString() : "default config";
+            CalmConfig model = Configs.section(root, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
+            TrainConfig train = Configs.section(root, "train", TRAIN, TrainConfig.class, where);
+            if (maxSteps != null) train = train.withMaxSteps(maxSteps);
+            AutoencoderRun ae = AutoencoderRun.load(aeRun);
+            Manifest m = Manifest.read(data);
+            m.requireTokenizer(ae.tokenizer().sha256(), "autoencoder run " + aeRun);
+            AutoencoderConfig aeCfg = ae.model().config();
+            if (m.vocabSize() != aeCfg.vocabSize()) {
+                throw new UserError("the corpus has a vocabulary of " + m.vocabSize() + " tokens, the autoencoder "
+                        + aeCfg.vocabSize() + ": prepare the corpus with the autoencoder's tokenizer");
+            }
+            Map<String, Object> sections = new LinkedHashMap<>();
+            sections.put("model", model);
+            sections.put("autoencoder", aeCfg);
+            RunFolder.createOrResume(out, CalmRun.KIND, sections, train, ae.tokenizer().path());
+            ae.tokenizer().close();
+
+            Engine.seed(train.seed());
+            CalmModel calm = new CalmModel(model, ae.model());
+            int k = aeCfg.patchSize();
+            if (!quiet) {
+                System.err.printf("CALM: %,d trainable parameters (+%,d frozen autoencoder), K=%d, context %d "
+                                + "chunks (%d tokens)%n", Layers.parameterCount(calm, true),
+                        Layers.parameterCount(ae.model(), false), k, model.contextChunks(), model.contextChunks() * k);
+            }
+            BlockBatches trainData = new BlockBatches(TokenStore.open(data, "train"), k,
+                    (model.contextChunks() + 1) * k, train.batchSize(), aeCfg.padId(), train.seed(), true, 0, 1);
+            BlockBatches valData = new BlockBatches(TokenStore.open(data, "val"), k,
+                    (model.evalBlockChunks() + 1) * k, train.batchSize(), aeCfg.padId(), 0, false, 0, 1);
+            return new Trainer(train, out, new CalmTask(calm, valData), trainData, quiet, true).run();
+        }
+    }
+
+    @Command(name = "eval", mixinStandardHelpOptions = true,
+            description = "BrierLM (x100) of a CALM on held-out data, with Brier-1..4 and standard errors.")
+    static final class Eval implements Callable<Integer> {
+        @Option(names = "--ckpt", required = true, description = "a CALM run folder")
+        Path run;
+
+        @Option(names = "--data", required = true, description = "a prepared corpus (its val split is used)")
+        Path data;
+
+        @Option(names = "--batches", defaultValue = "1000000", description = "at most this many batches of blocks")
+        long batches;
+
+        @Option(names = "--batch-size", defaultValue = "8", description = "blocks per batch")
+        int batchSize;
+
+        @Option(names = "--block-chunks", description = "chunks per evaluation block (default: the config's "
+                + "eval_block_chunks; BrierLM depends on it)")
+        Integer blockChunks;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            CalmRun calm = CalmRun.load(run);
+            Manifest.read(data).requireTokenizer(calm.tokenizer().sha256(), "CALM run " + run);
+            CalmConfig c = calm.model().config();
+            int chunks = blockChunks != null ? blockChunks : c.evalBlockChunks();
+            if (chunks < 1 || chunks > c.contextChunks()) {
+                throw new UserError("--block-chunks must lie in [1, " + c.contextChunks() + "] (the model's context)");
+            }
+            int k = calm.model().patchSize();
+            BlockBatches val = new BlockBatches(TokenStore.open(data, "val"), k, (chunks + 1) * k, batchSize,
+                    calm.model().autoencoder().config().padId(), 0, false, 0, 1);
+            CalmEval.Result r = CalmEval.evaluate(calm.model(), val, batches);
+            System.out.printf("CALM %s (step %d) on %s val, evaluation blocks of %d chunks (%d tokens), K=%d%n",
+                    run, calm.step(), data, chunks, r.blockTokens(), k);
+            System.out.println(r.brier().format());
+            System.out.printf("energy loss %.4f%n", r.energyLoss());
+            return 0;
+        }
+    }
+}

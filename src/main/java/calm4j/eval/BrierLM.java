@@ -1,0 +1,71 @@
+package calm4j.eval;
+
+/**
+ * BrierLM, the likelihood-free language-model score (spec section 4). For an outcome y and model P,
+ * {@code Brier(P, y) = 2 P(y) - sum_x P(x)^2}; with two independent samples x1, x2 ~ P the unbiased estimate is
+ * {@code 1{x1 = y} + 1{x2 = y} - 1{x1 = x2}}. Brier-n takes the next n tokens as one outcome, and
+ * {@code BrierLM = 100 * (Brier-1 Brier-2 Brier-3 Brier-4)^(1/4)} (0 when the product is not positive).
+ *
+ * <p>This class accumulates per-position estimates (from whichever model and estimator) and reports each Brier-n
+ * with its standard error, and BrierLM with a delta-method standard error from the 4 x 4 covariance of the
+ * per-position estimates. Positions are treated as independent, which understates the error somewhat for
+ * positions from the same document.
+ */
+public final class BrierLM {
+    public static final int MAX_N = 4;
+
+    private long positions;
+    private final double[] sum = new double[MAX_N];
+    private final double[][] cross = new double[MAX_N][MAX_N];
+
+    /** The estimates of Brier-1..4 at one position. */
+    public void add(double[] estimates) {
+        positions++;
+        for (int i = 0; i < MAX_N; i++) {
+            sum[i] += estimates[i];
+            for (int j = 0; j < MAX_N; j++) cross[i][j] += estimates[i] * estimates[j];
+        }
+    }
+
+    /** The unbiased two-sample estimate for one position and one n. */
+    public static double estimate(boolean firstHits, boolean secondHits, boolean samplesAgree) {
+        return (firstHits ? 1 : 0) + (secondHits ? 1 : 0) - (samplesAgree ? 1 : 0);
+    }
+
+    public record Result(long positions, double[] brier, double[] standardError, double brierLM,
+                         double brierLMStandardError) {
+        public String format() {
+            StringBuilder sb = new StringBuilder();
+            for (int n = 0; n < MAX_N; n++) {
+                sb.append(String.format("Brier-%d %.4f +- %.4f%n", n + 1, brier[n], standardError[n]));
+            }
+            sb.append(String.format("BrierLM %.2f +- %.2f (x100; %,d positions)", brierLM, brierLMStandardError,
+                    positions));
+            return sb.toString();
+        }
+    }
+
+    public Result result() {
+        if (positions == 0) throw new IllegalStateException("no positions were evaluated");
+        double[] mean = new double[MAX_N], se = new double[MAX_N];
+        double[][] cov = new double[MAX_N][MAX_N];
+        for (int i = 0; i < MAX_N; i++) mean[i] = sum[i] / positions;
+        for (int i = 0; i < MAX_N; i++) {
+            for (int j = 0; j < MAX_N; j++) {
+                double c = (cross[i][j] - positions * mean[i] * mean[j]) / Math.max(1, positions - 1);
+                cov[i][j] = c / positions; // covariance of the means
+            }
+            se[i] = Math.sqrt(Math.max(0, cov[i][i]));
+        }
+        double product = 1;
+        for (double m : mean) product *= m;
+        if (!(product > 0)) return new Result(positions, mean, se, 0, 0);
+        double lm = 100 * Math.pow(product, 1.0 / MAX_N);
+        // d BrierLM / d B_i = BrierLM / (4 B_i)
+        double var = 0;
+        for (int i = 0; i < MAX_N; i++) {
+            for (int j = 0; j < MAX_N; j++) var += cov[i][j] / (MAX_N * mean[i]) / (MAX_N * mean[j]);
+        }
+        return new Result(positions, mean, se, lm, lm * Math.sqrt(Math.max(0, var)));
+    }
+}

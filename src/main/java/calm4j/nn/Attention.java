@@ -1,0 +1,65 @@
+package calm4j.nn;
+
+import org.bytedeco.pytorch.DoubleOptional;
+import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Causal multi-head self-attention with rotary positions and optional grouped-query heads (kvHeads < heads), through
+ * libtorch's scaled-dot-product attention. With a {@link KVCache} it attends over the cached positions too.
+ */
+public final class Attention extends Module {
+    private final LinearImpl q, k, v, o;
+    private final int heads, kvHeads, headDim;
+
+    public Attention(int dim, int heads, int kvHeads) {
+        if (dim % heads != 0 || heads % kvHeads != 0) {
+            throw new calm4j.engine.UserError("hidden_size " + dim + " must divide by num_attention_heads " + heads
+                    + ", which must divide by num_key_value_heads " + kvHeads);
+        }
+        this.heads = heads;
+        this.kvHeads = kvHeads;
+        this.headDim = dim / heads;
+        q = register_module("q_proj", Layers.linear(dim, (long) heads * headDim, false));
+        k = register_module("k_proj", Layers.linear(dim, (long) kvHeads * headDim, false));
+        v = register_module("v_proj", Layers.linear(dim, (long) kvHeads * headDim, false));
+        o = register_module("o_proj", Layers.linear((long) heads * headDim, dim, false));
+    }
+
+    public int headDim() {
+        return headDim;
+    }
+
+    /**
+     * @param x     [batch, length, dim]
+     * @param cache keys and values of earlier positions (appended to), or null for a plain causal pass
+     */
+    public Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer) {
+        long b = x.size(0), len = x.size(1);
+        long offset = cache == null ? 0 : cache.length(layer);
+        Tensor qh = rope.apply(q.forward(x).view(b, len, heads, headDim).transpose(1, 2), offset);
+        Tensor kh = rope.apply(k.forward(x).view(b, len, kvHeads, headDim).transpose(1, 2), offset);
+        Tensor vh = v.forward(x).view(b, len, kvHeads, headDim).transpose(1, 2);
+        if (cache != null) {
+            Tensor[] kv = cache.append(layer, kh, vh);
+            kh = kv[0];
+            vh = kv[1];
+        }
+        Tensor y;
+        if (offset == 0 || len == 1) {
+            // Without earlier positions this is plain causal attention; a single new query may see every key.
+            y = torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(), 0.0, len > 1,
+                    new DoubleOptional(), kvHeads != heads);
+        } else {
+            // Several new queries after cached ones: query i sees keys up to offset + i (bottom-right aligned).
+            Tensor mask = torch.ones(len, offset + len).to(torch.ScalarType.Bool).tril(offset);
+            y = torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(mask), 0.0, false,
+                    new DoubleOptional(), kvHeads != heads);
+        }
+        return o.forward(y.transpose(1, 2).reshape(b, len, (long) heads * headDim));
+    }
+
+}

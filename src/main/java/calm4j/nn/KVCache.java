@@ -1,0 +1,74 @@
+package calm4j.nn;
+
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Keys and values of the positions already processed, one pair per layer, for incremental decoding. Tensors are
+ * [batch, kvHeads, length, headDim]. They outlive the per-step memory scope, so they are retained explicitly.
+ */
+public final class KVCache {
+    private final Tensor[] keys;
+    private final Tensor[] values;
+
+    public KVCache(int layers) {
+        keys = new Tensor[layers];
+        values = new Tensor[layers];
+    }
+
+    /** Positions cached so far (by the last layer, i.e. completely). */
+    public long length() {
+        return length(keys.length - 1);
+    }
+
+    /** Positions cached so far by {@code layer}. */
+    long length(int layer) {
+        return keys[layer] == null ? 0 : keys[layer].size(2);
+    }
+
+    /** Appends this step's keys and values for {@code layer}; returns the full keys and values. */
+    Tensor[] append(int layer, Tensor k, Tensor v) {
+        Tensor nk = keys[layer] == null ? k : torch.cat(new TensorVector(keys[layer], k), 2);
+        Tensor nv = values[layer] == null ? v : torch.cat(new TensorVector(values[layer], v), 2);
+        replace(layer, nk, nv);
+        return new Tensor[] {nk, nv};
+    }
+
+    private void replace(int layer, Tensor k, Tensor v) {
+        if (keys[layer] != null) {
+            keys[layer].releaseReference();
+            values[layer].releaseReference();
+        }
+        keys[layer] = k.retainReference();
+        values[layer] = v.retainReference();
+    }
+
+    /** Keeps only the rows in {@code index} (a 1-D int64 tensor), e.g. to drop finished sequences from a batch. */
+    public void select(Tensor index) {
+        for (int l = 0; l < keys.length; l++) {
+            if (keys[l] != null) replace(l, keys[l].index_select(0, index), values[l].index_select(0, index));
+        }
+    }
+
+    /** A new cache holding the first {@code length} positions of the rows {@code rows} (int64) of this one. */
+    public KVCache prefix(long length, Tensor rows) {
+        KVCache out = new KVCache(keys.length);
+        for (int l = 0; l < keys.length; l++) {
+            out.replace(l, keys[l].narrow(2, 0, length).index_select(0, rows),
+                    values[l].narrow(2, 0, length).index_select(0, rows));
+        }
+        return out;
+    }
+
+    /** Frees the cached tensors. */
+    public void clear() {
+        for (int l = 0; l < keys.length; l++) {
+            if (keys[l] != null) {
+                keys[l].releaseReference();
+                values[l].releaseReference();
+                keys[l] = values[l] = null;
+            }
+        }
+    }
+}

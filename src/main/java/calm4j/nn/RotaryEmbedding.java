@@ -1,0 +1,52 @@
+package calm4j.nn;
+
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * Rotary position embeddings in Llama's half-rotation layout: the head dimension is split into halves (x1, x2) and
+ * rotated as {@code x * cos + rotate_half(x) * sin} with {@code rotate_half(x) = [-x2, x1]}, frequencies
+ * {@code theta^(-2i/headDim)}. The cos/sin tables are computed once for {@code maxPositions}.
+ */
+public final class RotaryEmbedding {
+    private final Tensor cos; // [maxPositions, headDim]
+    private final Tensor sin;
+    private final long headDim;
+    private final long maxPositions;
+
+    public RotaryEmbedding(long headDim, long maxPositions, double theta) {
+        this.headDim = headDim;
+        this.maxPositions = maxPositions;
+        Tensor invFreq = torch.pow(new Scalar(theta), torch.arange(new Scalar(0), new Scalar(headDim), new Scalar(2))
+                .to(torch.ScalarType.Float).div(new Scalar((double) headDim))).reciprocal();
+        Tensor positions = torch.arange(new Scalar(maxPositions)).to(torch.ScalarType.Float);
+        Tensor freqs = torch.outer(positions, invFreq);
+        Tensor emb = torch.cat(new TensorVector(freqs, freqs), -1);
+        this.cos = emb.cos();
+        this.sin = emb.sin();
+    }
+
+    public long maxPositions() {
+        return maxPositions;
+    }
+
+    /** Rotates {@code x} [batch, heads, length, headDim] whose first position is {@code offset}. */
+    public Tensor apply(Tensor x, long offset) {
+        long len = x.size(2);
+        if (offset + len > maxPositions) {
+            throw new calm4j.engine.UserError("position " + (offset + len) + " is beyond the model's context of "
+                    + maxPositions);
+        }
+        Tensor c = cos.narrow(0, offset, len).to(x.device(), x.scalar_type());
+        Tensor s = sin.narrow(0, offset, len).to(x.device(), x.scalar_type());
+        TensorVector halves = x.chunk(2, -1);
+        Tensor rotated = torch.cat(new TensorVector(halves.get(1).neg(), halves.get(0)), -1);
+        return x.mul(c).add(rotated.mul(s));
+    }
+
+    long headDim() {
+        return headDim;
+    }
+}

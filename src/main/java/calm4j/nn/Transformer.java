@@ -1,0 +1,71 @@
+package calm4j.nn;
+
+import org.bytedeco.pytorch.EmbeddingImpl;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * The Llama-style decoder both CALM and the token baseline use: a token embedding table (each model decides how
+ * inputs are embedded), pre-RMSNorm blocks of causal self-attention and SwiGLU MLP, and a final RMSNorm.
+ * Parameter names follow the Hugging Face Llama layout (embed_tokens, layers.N.self_attn.q_proj, ...).
+ */
+public final class Transformer extends Module {
+    /** One decoder block: x + attn(norm(x)), then x + mlp(norm(x)). */
+    static final class Block extends Module {
+        final RMSNorm inputNorm;
+        final Attention attention;
+        final RMSNorm postNorm;
+        final SwiGLU mlp;
+
+        Block(int dim, int heads, int kvHeads, int ffn) {
+            inputNorm = register_module("input_layernorm", new RMSNorm(dim));
+            attention = register_module("self_attn", new Attention(dim, heads, kvHeads));
+            postNorm = register_module("post_attention_layernorm", new RMSNorm(dim));
+            mlp = register_module("mlp", new SwiGLU(dim, ffn));
+        }
+
+        Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer) {
+            Tensor h = x.add(attention.forward(inputNorm.forward(x), rope, cache, layer));
+            return h.add(mlp.forward(postNorm.forward(h)));
+        }
+    }
+
+    private final EmbeddingImpl embedTokens;
+    private final Module layerList; // held so libtorch's callbacks into it always find the Java object
+    private final List<Block> layers = new ArrayList<>();
+    private final RMSNorm norm;
+    private final RotaryEmbedding rope;
+
+    public Transformer(int vocab, int dim, int layers, int heads, int kvHeads, int ffn, long maxPositions,
+                       double ropeTheta) {
+        embedTokens = register_module("embed_tokens", Layers.embedding(vocab, dim));
+        layerList = register_module("layers", new Module());
+        for (int i = 0; i < layers; i++) {
+            this.layers.add(layerList.register_module(String.valueOf(i), new Block(dim, heads, kvHeads, ffn)));
+        }
+        norm = register_module("norm", new RMSNorm(dim));
+        rope = new RotaryEmbedding(dim / heads, maxPositions, ropeTheta);
+    }
+
+    public EmbeddingImpl embedTokens() {
+        return embedTokens;
+    }
+
+    public long maxPositions() {
+        return rope.maxPositions();
+    }
+
+    public int numLayers() {
+        return layers.size();
+    }
+
+    /** Hidden states [batch, length, dim] of input embeddings [batch, length, dim]; cache may be null. */
+    public Tensor forward(Tensor inputs, KVCache cache) {
+        Tensor h = inputs;
+        for (int i = 0; i < layers.size(); i++) h = layers.get(i).forward(h, rope, cache, i);
+        return norm.forward(h);
+    }
+}
