@@ -91,21 +91,25 @@ public final class EnergyHead extends Module {
         return torch.rand(rows, noiseSize).sub(new Scalar(0.5));
     }
 
-    /**
-     * Samples for hidden states {@code h} [rows, d] with noise {@code eps} [rows, noiseSize]. To draw N samples per
-     * position in one batched pass, repeat each hidden state N times.
-     */
+    /** Samples for hidden states {@code h} [rows, d] with noise {@code eps} [rows, noiseSize]: [rows, l]. */
     public Tensor forward(Tensor h, Tensor eps) {
-        Tensor c = normHidden.forward(hiddenEmbd.forward(h));
+        return generate(normHidden.forward(hiddenEmbd.forward(h)), eps);
+    }
+
+    private Tensor generate(Tensor c, Tensor eps) {
         Tensor e = normNoise.forward(noiseEmbd.forward(eps));
         for (Block b : blocks) e = b.forward(e, c);
         return finalLayer.forward(e);
     }
 
-    /** N samples per row of {@code h} [rows, d], as [N, rows, l]: one batched forward pass. */
+    /**
+     * N samples per row of {@code h} [rows, d], as [N, rows, l], in one batched pass. The hidden-state embedding c
+     * is computed once per row and shared by its N samples (the reference recomputes it per sample).
+     */
     public Tensor sample(Tensor h, int n) {
         long rows = h.size(0);
-        Tensor hs = h.unsqueeze(0).expand(n, rows, h.size(1)).reshape(n * rows, h.size(1));
-        return forward(hs, noise(n * rows)).view(n, rows, -1);
+        Tensor c = normHidden.forward(hiddenEmbd.forward(h));
+        Tensor cs = c.unsqueeze(0).expand(n, rows, c.size(1)).reshape(n * rows, c.size(1));
+        return generate(cs, noise(n * rows)).view(n, rows, -1);
     }
 }

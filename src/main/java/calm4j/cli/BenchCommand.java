@@ -2,6 +2,8 @@ package calm4j.cli;
 
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
+import calm4j.calm.CalmConfig;
+import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.AdamW;
@@ -15,7 +17,7 @@ import picocli.CommandLine.Option;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that measure and print.",
-        subcommands = {BenchCommand.Ae.class})
+        subcommands = {BenchCommand.Ae.class, BenchCommand.Lm.class})
 final class BenchCommand {
 
     /** fp32 GFLOP/s of a 2048x2048 matmul: the yardstick model FLOP/s are compared with in the same run. */
@@ -79,6 +81,93 @@ final class BenchCommand {
                     flopsPerToken * tokensPerS / 1e9, 100 * flopsPerToken * tokensPerS / 1e9 / gflops, gflops);
             return 0;
         }
+    }
+
+    @Command(name = "lm", mixinStandardHelpOptions = true,
+            description = "CALM training throughput (tokens/s) and model FLOP/s as a fraction of a 2048x2048 fp32 "
+                    + "matmul measured in the same run. Defaults: the small configuration of spec section 7.")
+    static final class Lm implements Callable<Integer> {
+        @Option(names = "--vocab", defaultValue = "4096")
+        int vocab;
+
+        @Option(names = "--batch", defaultValue = "8", description = "sequences per step (default: ${DEFAULT-VALUE})")
+        int batch;
+
+        @Option(names = "--tokens", defaultValue = "1024", description = "tokens per sequence (default: "
+                + "${DEFAULT-VALUE})")
+        int tokens;
+
+        @Option(names = "--steps", defaultValue = "10")
+        int steps;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            Engine.seed(0);
+            // Spec section 7: AE d=256 with latent 128, CALM d=256 with 4 layers and a 4-block head, K=4, N=8, M=100.
+            AutoencoderConfig ac = new AutoencoderConfig(vocab, 256, 640, 2, 2, 4, 128, true, 0.15, 0.15, 0.5,
+                    1e-3, 1, 2, 0);
+            int k = ac.patchSize(), chunks = tokens / k;
+            CalmConfig cc = new CalmConfig(256, 704, 4, 4, 4, 10000.0, chunks, 64, 4, 8, 100, 1.0, chunks);
+            CalmModel model = new CalmModel(cc, new ChunkAutoencoder(ac));
+            model.train(true);
+            AdamW opt = new AdamW(trainable(model), new AdamWOptions(3e-4));
+            Tensor batchTokens = torch.randint(vocab, new long[] {batch, (long) (chunks + 1) * k});
+            Runnable step = () -> Engine.step(() -> {
+                model.loss(batchTokens).backward();
+                opt.step();
+                opt.zero_grad(true);
+            });
+            for (int i = 0; i < 2; i++) step.run();
+            long t0 = System.nanoTime();
+            for (int i = 0; i < steps; i++) step.run();
+            double s = (System.nanoTime() - t0) / 1e9;
+            double tokensPerS = (double) steps * batch * chunks * k / s;
+            double flopsPerToken = calmTrainingFlopsPerChunk(cc, ac) / k;
+            double gflops = matmulGflops();
+            System.out.printf("CALM d=%d layers=%d head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
+                            + "parameters, batch %d x %d tokens%n", cc.hiddenSize(), cc.numHiddenLayers(),
+                    cc.numMlpLayers(), cc.numSamples(), cc.numTargets(), k, ac.latentSize(), vocab,
+                    Layers.parameterCount(model, true), batch, tokens);
+            System.out.printf("  training: %,.0f tokens/s (%.0f ms/step)%n", tokensPerS, 1000 * s / steps);
+            System.out.printf("  model: %.2f GFLOP/s = %.1f%% of a 2048^3 fp32 matmul (%.1f GFLOP/s, same run)%n",
+                    flopsPerToken * tokensPerS / 1e9, 100 * flopsPerToken * tokensPerS / 1e9 / gflops, gflops);
+            return 0;
+        }
+
+        private static org.bytedeco.pytorch.TensorVector trainable(org.bytedeco.pytorch.Module m) {
+            org.bytedeco.pytorch.TensorVector out = new org.bytedeco.pytorch.TensorVector();
+            var ps = m.parameters(true);
+            for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) out.push_back(ps.get(i));
+            return out;
+        }
+    }
+
+    /**
+     * Training FLOPs per chunk position of a CALM, counted from its matmuls: 6 x the trainable multiply-accumulates
+     * (forward, and twice that backward), plus 2 x the frozen encoder's forward MACs for the targets. Attention
+     * scores count the causal average of S/2 keys per query. Elementwise work (norms, the energy distances) is left
+     * out.
+     */
+    static double calmTrainingFlopsPerChunk(CalmConfig c, AutoencoderConfig ae) {
+        double d = c.hiddenSize(), f = c.intermediateSize(), k = ae.patchSize(), l = ae.latentSize();
+        double kvDim = d * c.numKeyValueHeads() / c.numAttentionHeads();
+        double embed = k * d * 2 * d + 2 * d * d;
+        double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + c.contextChunks() * d; // S/2 keys, q.k and p.v
+        double head = d * d + c.numSamples() * (c.noiseSize() * d + c.numMlpLayers() * 6 * d * d + d * d + d * l);
+        double trainable = embed + c.numHiddenLayers() * layer + head;
+        double encoder = autoencoderMacsPerChunk(ae) - decoderMacs(ae);
+        return 6 * trainable + 2 * encoder;
+    }
+
+    private static double decoderMacs(AutoencoderConfig c) {
+        double d = c.hiddenSize(), f = c.intermediateSize(), k = c.patchSize(), l = c.latentSize(),
+                v = c.vocabSize();
+        int decBefore = c.decoderLayers() / 2, decAfter = c.decoderLayers() - decBefore;
+        return l * d + decBefore * 3 * d * f + d * k * d + k * decAfter * 3 * d * f + k * d * v;
     }
 
     /**
