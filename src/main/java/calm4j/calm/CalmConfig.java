@@ -18,8 +18,9 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
                          int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks) {
 
-    public static final CalmConfig DEFAULTS = new CalmConfig(256, 704, 4, 4, 4, 10000.0, 64, 64, 4, 8, 100, 1.0,
-            64);
+    /** Sized for two CPU cores: the energy head (N = 8 samples per position) is most of the cost, as in the spec. */
+    public static final CalmConfig DEFAULTS = new CalmConfig(256, 704, 4, 4, 4, 10000.0, 32, 64, 4, 8, 100, 1.0,
+            32);
 
     public CalmConfig {
         require(hiddenSize > 0 && intermediateSize > 0 && numHiddenLayers > 0, "sizes must be positive");

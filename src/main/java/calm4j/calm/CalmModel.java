@@ -82,6 +82,16 @@ public final class CalmModel extends Module {
         return transformer.forward(embedChunks(tokens), cache);
     }
 
+    /** As {@link #hidden(Tensor, KVCache)} for left-padded rows; {@code chunkMask} [B, cached + S] is false at pads. */
+    public Tensor hidden(Tensor tokens, KVCache cache, Tensor chunkMask) {
+        return transformer.forward(embedChunks(tokens), cache, chunkMask);
+    }
+
+    /** The context in chunks (the longest sequence the backbone's positions cover). */
+    public int contextChunks() {
+        return config.contextChunks();
+    }
+
     public KVCache newCache() {
         return new KVCache(transformer.numLayers());
     }
@@ -108,6 +118,11 @@ public final class CalmModel extends Module {
         }
         Tensor x = head.sample(h, config.numSamples()); // [N, B*S, l], one batched pass
         return energy.loss(x, y);
+    }
+
+    /** {@code counts[r]} sampled chunks for row r, [sum(counts), K] grouped by row, from per-row generators. */
+    public Tensor sampleChunks(Tensor h, int[] counts, org.bytedeco.pytorch.Generator[] perRow) {
+        return ae.decodeTokens(head.sample(h, counts, perRow));
     }
 
     /** For each row of hidden states [P, d], {@code n} sampled next chunks decoded by argmax: [n, P, K]. */

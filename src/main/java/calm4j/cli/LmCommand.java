@@ -33,8 +33,8 @@ import java.util.concurrent.Callable;
 final class LmCommand {
 
     /** Training defaults for a CALM on two CPU cores (AdamW 0.9/0.95, wd 0.1, clip 1.0, as the reference). */
-    static final TrainConfig TRAIN = new TrainConfig(4000, 8, 1, 1e-3, 1e-4, 200, "cosine", 0.1, 0.9, 0.95, 1.0,
-            250, 8, 250, 2, 10, 5, 1234);
+    static final TrainConfig TRAIN = new TrainConfig(1500, 8, 1, 1e-3, 1e-4, 100, "cosine", 0.1, 0.9, 0.95, 1.0,
+            150, 8, 150, 2, 10, 5, 1234);
 
     @Command(name = "train", mixinStandardHelpOptions = true,
             description = "Train (or resume) a CALM on a prepared corpus, on top of a trained autoencoder (frozen).")

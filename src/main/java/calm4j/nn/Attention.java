@@ -34,10 +34,11 @@ public final class Attention extends Module {
     }
 
     /**
-     * @param x     [batch, length, dim]
-     * @param cache keys and values of earlier positions (appended to), or null for a plain causal pass
+     * @param x       [batch, length, dim]
+     * @param cache   keys and values of earlier positions (appended to), or null for a plain causal pass
+     * @param keyMask [batch, cached + length] booleans, false for left padding that no query may see; or null
      */
-    public Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer) {
+    public Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor keyMask) {
         long b = x.size(0), len = x.size(1);
         long offset = cache == null ? 0 : cache.length(layer);
         Tensor qh = rope.apply(q.forward(x).view(b, len, heads, headDim).transpose(1, 2), offset);
@@ -49,13 +50,20 @@ public final class Attention extends Module {
             vh = kv[1];
         }
         Tensor y;
-        if (offset == 0 || len == 1) {
+        if (keyMask == null && (offset == 0 || len == 1)) {
             // Without earlier positions this is plain causal attention; a single new query may see every key.
             y = torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(), 0.0, len > 1,
                     new DoubleOptional(), kvHeads != heads);
         } else {
-            // Several new queries after cached ones: query i sees keys up to offset + i (bottom-right aligned).
+            // Query i sees keys up to offset + i (bottom-right aligned) that the key mask allows. Every query may
+            // always see itself, so a padding query has a key and its (unused) output stays finite, not NaN.
             Tensor mask = torch.ones(len, offset + len).to(torch.ScalarType.Bool).tril(offset);
+            if (keyMask != null) {
+                Tensor self = torch.eye(len, offset + len).to(torch.ScalarType.Bool).roll(new long[] {offset},
+                        new long[] {1});
+                mask = mask.unsqueeze(0).logical_and(keyMask.unsqueeze(1)).logical_or(self.unsqueeze(0))
+                        .unsqueeze(1); // [batch, 1, len, keys]
+            }
             y = torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(mask), 0.0, false,
                     new DoubleOptional(), kvHeads != heads);
         }

@@ -27,8 +27,8 @@ public final class Transformer extends Module {
             mlp = register_module("mlp", new SwiGLU(dim, ffn));
         }
 
-        Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer) {
-            Tensor h = x.add(attention.forward(inputNorm.forward(x), rope, cache, layer));
+        Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor keyMask) {
+            Tensor h = x.add(attention.forward(inputNorm.forward(x), rope, cache, layer, keyMask));
             return h.add(mlp.forward(postNorm.forward(h)));
         }
     }
@@ -64,8 +64,17 @@ public final class Transformer extends Module {
 
     /** Hidden states [batch, length, dim] of input embeddings [batch, length, dim]; cache may be null. */
     public Tensor forward(Tensor inputs, KVCache cache) {
+        return forward(inputs, cache, null);
+    }
+
+    /**
+     * As {@link #forward(Tensor, KVCache)}, for left-padded batches: {@code keyMask} [batch, cached + length] is
+     * false at padding. Rotary attention depends only on position differences, so a left-padded row gives the
+     * same results as the row alone.
+     */
+    public Tensor forward(Tensor inputs, KVCache cache, Tensor keyMask) {
         Tensor h = inputs;
-        for (int i = 0; i < layers.size(); i++) h = layers.get(i).forward(h, rope, cache, i);
+        for (int i = 0; i < layers.size(); i++) h = layers.get(i).forward(h, rope, cache, i, keyMask);
         return norm.forward(h);
     }
 }

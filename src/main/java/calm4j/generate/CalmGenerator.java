@@ -1,0 +1,309 @@
+package calm4j.generate;
+
+import calm4j.calm.CalmModel;
+import calm4j.engine.Engine;
+import calm4j.engine.UserError;
+import calm4j.nn.KVCache;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.SplittableRandom;
+
+/**
+ * Text generation with a CALM, K tokens a step (spec section 3): the prompts are prefilled once into a KV cache,
+ * then each step runs the backbone on one chunk per sequence, draws the next latent from the energy head, decodes
+ * it by argmax and feeds the K new tokens back as the next input chunk.
+ *
+ * <p>How prompts become chunks. Training documents start at a chunk boundary right after a chunk that ends the
+ * previous document, so every prompt is preceded by one boundary chunk (EOS then PAD). A prompt whose length is not
+ * a multiple of K ends in a partial chunk of r tokens; it is not padded or cut (either would show the model a chunk
+ * it never saw). Instead the first generated chunk is drawn conditioned on starting with those r tokens, by
+ * rejection: candidates are drawn until one begins with them (at most {@code maxDraws}); if none does, the best
+ * candidate's first r tokens are overwritten with the prompt's and {@link Output#forcedPrefix} says so.
+ *
+ * <p>Prompts of different lengths are left-padded to the same number of chunks and the padding is masked out;
+ * rotary attention depends only on position differences, and each sequence draws from its own random generator
+ * seeded by its request, so a sequence comes out the same alone or in any batch. A sequence stops at EOS, at its
+ * token limit or at the model's context, independently of the others; finished sequences leave the batch.
+ */
+public final class CalmGenerator {
+    /** One sequence to generate. {@code prompt} is token ids (no special tokens needed). */
+    public record Request(int[] prompt, int maxTokens, double temperature, long seed) {}
+
+    /** What was generated: the new tokens, where each step's chunk ended, and why it stopped. */
+    public record Output(int[] tokens, int[] chunkEnds, String finishReason, boolean forcedPrefix, int steps) {}
+
+    /** Called after every step with the tokens each still-running sequence gained. */
+    public interface Listener {
+        void onTokens(int request, int[] tokens);
+    }
+
+    private final CalmModel model;
+    private final int eos, pad, k;
+    private final int pool;
+    private final boolean exact;
+    private final int maxDraws;
+
+    /**
+     * @param pool     candidates per step for T = 1/n with n > 1 (the batch approximation)
+     * @param exact    use exact rejection (n agreeing draws) for T = 1/n, falling back to the pool after maxDraws
+     * @param maxDraws cap on draws for exact temperature and for matching a partial prompt chunk
+     */
+    public CalmGenerator(CalmModel model, int eos, int pad, int pool, boolean exact, int maxDraws) {
+        if (pool < 1) throw new UserError("--pool must be at least 1, got " + pool);
+        this.model = model;
+        this.eos = eos;
+        this.pad = pad;
+        this.k = model.patchSize();
+        this.pool = pool;
+        this.exact = exact;
+        this.maxDraws = maxDraws;
+    }
+
+    public List<Output> generate(List<Request> requests, Listener listener) {
+        model.eval();
+        try (NoGradGuard ng = new NoGradGuard()) {
+            return run(requests, listener);
+        }
+    }
+
+    private static final class Seq {
+        final int index;
+        final Request request;
+        final int n; // temperature 1/n
+        final int[] partial;
+        final Generator generator;
+        final SplittableRandom rng;
+        final List<Integer> out = new ArrayList<>();
+        final List<Integer> chunkEnds = new ArrayList<>();
+        String finish;
+        boolean forced;
+        int steps;
+        int positions; // chunks in the sequence so far (boundary + prompt + generated)
+
+        Seq(int index, Request request, int[] partial) {
+            this.index = index;
+            this.request = request;
+            this.n = Temperature.inverse(request.temperature());
+            this.partial = partial;
+            this.generator = torch.make_generator_cpu();
+            this.generator.set_current_seed(request.seed());
+            this.rng = new SplittableRandom(request.seed() ^ 0x5DEECE66DL);
+        }
+    }
+
+    private List<Output> run(List<Request> requests, Listener listener) {
+        int context = model.contextChunks();
+        List<Seq> seqs = new ArrayList<>();
+        List<long[]> prefixes = new ArrayList<>();
+        for (int i = 0; i < requests.size(); i++) {
+            Request r = requests.get(i);
+            if (r.maxTokens() < 1) throw new UserError("max tokens must be at least 1, got " + r.maxTokens());
+            int[] withBoundary = new int[k + r.prompt().length];
+            Arrays.fill(withBoundary, 0, k, pad);
+            withBoundary[0] = eos;
+            System.arraycopy(r.prompt(), 0, withBoundary, k, r.prompt().length);
+            int complete = withBoundary.length / k;
+            if (complete >= context) {
+                throw new UserError("the prompt is " + r.prompt().length + " tokens; with the boundary chunk that is "
+                        + complete + " chunks of " + k + ", and the model's context is " + context + " chunks ("
+                        + context * k + " tokens) including at least one to generate: shorten the prompt to at most "
+                        + ((context - 1) * k - k) + " tokens");
+            }
+            Seq s = new Seq(i, r, Arrays.copyOfRange(withBoundary, complete * k, withBoundary.length));
+            s.positions = complete;
+            seqs.add(s);
+            prefixes.add(Arrays.stream(Arrays.copyOf(withBoundary, complete * k)).asLongStream().toArray());
+        }
+        int width = prefixes.stream().mapToInt(p -> p.length / k).max().orElse(0);
+        long[] ids = new long[seqs.size() * width * k];
+        boolean[] real = new boolean[seqs.size() * width];
+        for (int i = 0; i < seqs.size(); i++) {
+            long[] p = prefixes.get(i);
+            int padChunks = width - p.length / k;
+            Arrays.fill(ids, i * width * k, (i * width + padChunks) * k, pad);
+            System.arraycopy(p, 0, ids, (i * width + padChunks) * k, p.length);
+            for (int c = padChunks; c < width; c++) real[i * width + c] = true;
+        }
+        KVCache cache = model.newCache();
+        try {
+            Tensor promptMask = boolTensor(real, seqs.size(), width).retainReference();
+            Tensor h = Engine.step(() -> model.hidden(Tensor.create(ids, seqs.size(), (long) width * k), cache,
+                    promptMask).select(1, width - 1).retainReference());
+            Tensor mask = promptMask;
+            List<Seq> active = new ArrayList<>(seqs);
+            while (!active.isEmpty()) {
+                Tensor hNow = h;
+                Tensor maskNow = mask;
+                List<Seq> running = active;
+                long[][] chunks = Engine.step(() -> nextChunks(hNow, running));
+                long[] feed = new long[running.size() * k];
+                List<Integer> keep = new ArrayList<>();
+                for (int i = 0; i < running.size(); i++) {
+                    Seq s = running.get(i);
+                    emit(s, chunks[i], listener);
+                    System.arraycopy(chunks[i], 0, feed, i * k, k);
+                    if (s.finish == null) keep.add(i);
+                }
+                if (keep.isEmpty()) break;
+                List<Seq> next = new ArrayList<>();
+                for (int i : keep) next.add(running.get(i));
+                long[] keepIdx = keep.stream().mapToLong(Integer::longValue).toArray();
+                long[] keptFeed = new long[keep.size() * k];
+                for (int j = 0; j < keep.size(); j++) System.arraycopy(feed, keep.get(j) * k, keptFeed, j * k, k);
+                Tensor[] stepped = Engine.step(() -> {
+                    Tensor rows = Tensor.create(keepIdx);
+                    if (keep.size() < running.size()) cache.select(rows);
+                    Tensor m = torch.cat(new TensorVector(maskNow.index_select(0, rows),
+                            torch.ones(keepIdx.length, 1).to(torch.ScalarType.Bool)), 1);
+                    Tensor hh = model.hidden(Tensor.create(keptFeed, keepIdx.length, k), cache, m).select(1, 0);
+                    return new Tensor[] {hh.retainReference(), m.retainReference()};
+                });
+                h.releaseReference();
+                mask.releaseReference();
+                h = stepped[0];
+                mask = stepped[1];
+                active = next;
+            }
+            h.releaseReference();
+            mask.releaseReference();
+        } finally {
+            cache.clear();
+        }
+        List<Output> outputs = new ArrayList<>();
+        for (Seq s : seqs) {
+            outputs.add(new Output(s.out.stream().mapToInt(Integer::intValue).toArray(),
+                    s.chunkEnds.stream().mapToInt(Integer::intValue).toArray(), s.finish, s.forced, s.steps));
+        }
+        return outputs;
+    }
+
+    /** Appends a sampled chunk's new tokens to {@code s}, and decides whether it stops. */
+    private void emit(Seq s, long[] chunk, Listener listener) {
+        int from = s.steps == 0 ? s.partial.length : 0; // the prompt's partial chunk is not output again
+        s.steps++;
+        s.positions++;
+        List<Integer> added = new ArrayList<>();
+        for (int j = from; j < k && s.finish == null; j++) {
+            int t = (int) chunk[j];
+            if (t == eos) {
+                s.finish = "eos";
+                break;
+            }
+            s.out.add(t);
+            added.add(t);
+            if (s.out.size() >= s.request.maxTokens()) s.finish = "length";
+        }
+        if (s.finish == null && s.positions >= model.contextChunks()) s.finish = "context";
+        s.chunkEnds.add(s.out.size());
+        if (listener != null && !added.isEmpty()) {
+            listener.onTokens(s.index, added.stream().mapToInt(Integer::intValue).toArray());
+        }
+    }
+
+    /** One chunk per running sequence: [rows][K]. */
+    private long[][] nextChunks(Tensor h, List<Seq> running) {
+        int rows = running.size();
+        Generator[] gens = running.stream().map(s -> s.generator).toArray(Generator[]::new);
+        int[] counts = running.stream().mapToInt(s -> s.n > 1 || (s.steps == 0 && s.partial.length > 0) ? pool : 1)
+                .toArray();
+        List<List<long[]>> candidates = draw(h, counts, gens);
+        long[][] out = new long[rows][];
+        for (int i = 0; i < rows; i++) {
+            Seq s = running.get(i);
+            List<long[]> cands = candidates.get(i);
+            if (s.steps == 0 && s.partial.length > 0) {
+                out[i] = matchPartial(s, cands, h.narrow(0, i, 1));
+            } else if (s.n == 1) {
+                out[i] = cands.get(0);
+            } else if (exact) {
+                out[i] = exactAgreement(s, h.narrow(0, i, 1), cands);
+            } else {
+                out[i] = cands.get(Temperature.pick(cands, s.n, s.rng));
+            }
+        }
+        return out;
+    }
+
+    /** {@code counts[r]} decoded samples for row r, from each row's own generator. */
+    private List<List<long[]>> draw(Tensor h, int[] counts, Generator[] gens) {
+        Tensor chunks = model.sampleChunks(h, counts, gens).contiguous(); // [sum(counts), K]
+        long[] flat = new long[(int) chunks.numel()];
+        chunks.data_ptr_long().get(flat);
+        List<List<long[]>> out = new ArrayList<>();
+        int at = 0;
+        for (int count : counts) {
+            List<long[]> c = new ArrayList<>();
+            for (int d = 0; d < count; d++, at++) c.add(Arrays.copyOfRange(flat, at * k, (at + 1) * k));
+            out.add(c);
+        }
+        return out;
+    }
+
+    private List<long[]> drawMore(Seq s, Tensor h, int count) {
+        return draw(h, new int[] {count}, new Generator[] {s.generator}).get(0);
+    }
+
+    private long[] matchPartial(Seq s, List<long[]> candidates, Tensor h) {
+        int tried = 0;
+        List<long[]> pool = new ArrayList<>(candidates);
+        while (true) {
+            List<long[]> matching = new ArrayList<>();
+            for (long[] c : pool) if (startsWith(c, s.partial)) matching.add(c);
+            if (!matching.isEmpty()) {
+                return s.n == 1 ? matching.get(0) : matching.get(Temperature.pick(matching, s.n, s.rng));
+            }
+            tried += pool.size();
+            if (tried >= maxDraws) break;
+            pool = drawMore(s, h, Math.min(this.pool, maxDraws - tried));
+        }
+        // No candidate continues the partial chunk: keep the one agreeing longest with it, prompt tokens forced.
+        long[] best = pool.get(0);
+        int bestLen = -1;
+        for (long[] c : pool) {
+            int m = 0;
+            while (m < s.partial.length && c[m] == s.partial[m]) m++;
+            if (m > bestLen) {
+                bestLen = m;
+                best = c;
+            }
+        }
+        long[] forced = best.clone();
+        for (int j = 0; j < s.partial.length; j++) forced[j] = s.partial[j];
+        s.forced = true;
+        return forced;
+    }
+
+    private static boolean startsWith(long[] chunk, int[] prefix) {
+        for (int j = 0; j < prefix.length; j++) if (chunk[j] != prefix[j]) return false;
+        return true;
+    }
+
+    /** Exact T = 1/n: rounds of n draws until all n agree; after maxDraws draws, the batch rule on what was seen. */
+    private long[] exactAgreement(Seq s, Tensor h, List<long[]> firstRound) {
+        List<long[]> seen = new ArrayList<>(firstRound);
+        for (int start = 0; start + s.n <= seen.size() || seen.size() < maxDraws; start += s.n) {
+            if (start + s.n > seen.size()) {
+                seen.addAll(drawMore(s, h, Math.max(s.n, pool)));
+            }
+            long[] first = seen.get(start);
+            boolean agree = true;
+            for (int j = 1; j < s.n && agree; j++) agree = Arrays.equals(first, seen.get(start + j));
+            if (agree) return first;
+            if (seen.size() >= maxDraws && start + 2 * s.n > seen.size()) break;
+        }
+        return seen.get(Temperature.pick(seen, s.n, s.rng));
+    }
+
+    private static Tensor boolTensor(boolean[] values, int rows, int cols) {
+        byte[] b = new byte[values.length];
+        for (int i = 0; i < values.length; i++) b[i] = (byte) (values[i] ? 1 : 0);
+        return Tensor.create(b, rows, cols).to(torch.ScalarType.Bool);
+    }
+}

@@ -1,0 +1,151 @@
+package calm4j;
+
+import calm4j.ae.AutoencoderConfig;
+import calm4j.ae.AutoencoderTask;
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.calm.CalmConfig;
+import calm4j.calm.CalmEval;
+import calm4j.calm.CalmModel;
+import calm4j.calm.CalmTask;
+import calm4j.data.BlockBatches;
+import calm4j.data.ChunkBatches;
+import calm4j.data.SyntheticCorpus;
+import calm4j.data.TokenStore;
+import calm4j.engine.Engine;
+import calm4j.engine.UserError;
+import calm4j.eval.BrierLM;
+import calm4j.generate.CalmGenerator;
+import calm4j.train.TrainConfig;
+import calm4j.train.Trainer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/**
+ * An autoencoder and a CALM trained once on a synthetic language whose next chunk is determined by the previous
+ * one: every document walks the same 12 chunks, then ends. After the end-of-document chunk comes chunk 0 again.
+ */
+class SyntheticLanguageTest {
+    static final int V = 40, K = 4, EOS = 0, PAD = 1, MASK = 2, CYCLE = 12;
+    static int[][] chunks = new int[CYCLE][K];
+    static CalmModel calm;
+    static BlockBatches valBlocks;
+
+    @TempDir
+    static Path dir;
+
+    @BeforeAll
+    static void train() throws Exception {
+        Random r = new Random(99);
+        for (int[] c : chunks) for (int j = 0; j < K; j++) c[j] = 3 + r.nextInt(V - 3);
+        int[] doc = new int[CYCLE * K];
+        for (int c = 0; c < CYCLE; c++) System.arraycopy(chunks[c], 0, doc, c * K, K);
+        List<int[]> train = new ArrayList<>(), val = new ArrayList<>();
+        for (int i = 0; i < 400; i++) train.add(doc);
+        for (int i = 0; i < 60; i++) val.add(doc);
+        Path corpus = SyntheticCorpus.write(dir.resolve("corpus"), V, EOS, PAD, MASK, train, val);
+        TokenStore trainStore = TokenStore.open(corpus, "train"), valStore = TokenStore.open(corpus, "val");
+
+        Engine.seed(24);
+        ChunkAutoencoder ae = new ChunkAutoencoder(new AutoencoderConfig(V, 48, 96, 2, 2, K, 16, true, 0, 0, 0.5,
+                1e-3, PAD, MASK, EOS));
+        new Trainer(new TrainConfig(300, 64, 1, 3e-3, 1e-4, 20, "cosine", 0, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
+                1), dir.resolve("ae"), new AutoencoderTask(ae, new ChunkBatches(valStore, K, 64, PAD, 0, false, 0, 1)),
+                new ChunkBatches(trainStore, K, 64, PAD, 1, true, 0, 1), true, true).run();
+
+        calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16), ae);
+        valBlocks = new BlockBatches(valStore, K, 17 * K, 8, PAD, 0, false, 0, 1);
+        new Trainer(new TrainConfig(600, 8, 1, 3e-3, 1e-4, 30, "cosine", 0.1, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
+                2), dir.resolve("calm"), new CalmTask(calm, valBlocks),
+                new BlockBatches(trainStore, K, 17 * K, 8, PAD, 3, true, 0, 1), true, true).run();
+    }
+
+    static int[] chunksOf(int from, int to) {
+        int[] out = new int[(to - from) * K];
+        for (int c = from; c < to; c++) System.arraycopy(chunks[c], 0, out, (c - from) * K, K);
+        return out;
+    }
+
+    static CalmGenerator generator() {
+        return new CalmGenerator(calm, EOS, PAD, 50, false, 500);
+    }
+
+    @Test
+    void theLanguageIsLearnedToBrier1AboveNinetyFivePercent() {
+        BrierLM.Result r = CalmEval.evaluate(calm, valBlocks, 100).brier();
+        assertTrue(r.brier()[0] >= 0.95, r.format());
+        assertTrue(r.brierLM() >= 90, r.format());
+    }
+
+    @Test
+    void generationContinuesTheLanguageKTokensAStep() {
+        CalmGenerator.Output o = generator().generate(List.of(new CalmGenerator.Request(chunksOf(0, 2), 12, 1.0, 5)),
+                null).get(0);
+        assertArrayEquals(chunksOf(2, 5), o.tokens());
+        assertArrayEquals(new int[] {4, 8, 12}, o.chunkEnds());
+        assertEquals("length", o.finishReason());
+        assertEquals(3, o.steps(), "three steps for twelve tokens");
+    }
+
+    @Test
+    void aPromptEndingInAPartialChunkIsContinuedNotPadded() {
+        int[] prompt = Arrays.copyOf(chunksOf(0, 2), 2 * K + 2); // two chunks and half of the third
+        System.arraycopy(chunks[2], 0, prompt, 2 * K, 2);
+        CalmGenerator.Output o = generator().generate(List.of(new CalmGenerator.Request(prompt, 6, 1.0, 5)), null)
+                .get(0);
+        int[] expected = new int[6];
+        System.arraycopy(chunks[2], 2, expected, 0, 2);
+        System.arraycopy(chunks[3], 0, expected, 2, 4);
+        assertArrayEquals(expected, o.tokens());
+        assertFalse(o.forcedPrefix(), "a sampled chunk began with the prompt's partial chunk");
+    }
+
+    @Test
+    void eosInOneSequenceStopsItWithoutStoppingTheRest() {
+        List<CalmGenerator.Request> batch = List.of(
+                new CalmGenerator.Request(chunksOf(0, 11), 40, 1.0, 1),   // the next chunk ends the document
+                new CalmGenerator.Request(chunksOf(0, 1), 16, 1.0, 2));
+        List<CalmGenerator.Output> out = generator().generate(batch, null);
+        assertEquals("eos", out.get(0).finishReason());
+        assertArrayEquals(chunks[11], out.get(0).tokens(), "chunk 11, then EOS");
+        assertEquals("length", out.get(1).finishReason());
+        assertArrayEquals(chunksOf(1, 5), out.get(1).tokens());
+    }
+
+    @Test
+    void batchedGenerationEqualsOneByOneForTheSameSeeds() {
+        List<CalmGenerator.Request> reqs = List.of(
+                new CalmGenerator.Request(chunksOf(0, 3), 20, 1.0, 11),
+                new CalmGenerator.Request(Arrays.copyOf(chunksOf(0, 1), 3), 24, 0.5, 12),
+                new CalmGenerator.Request(new int[] {5, 9, 14, 3, 3, 21, 7}, 20, 1.0, 13)); // off-language
+        List<CalmGenerator.Output> together = generator().generate(reqs, null);
+        for (int i = 0; i < reqs.size(); i++) {
+            CalmGenerator.Output alone = generator().generate(List.of(reqs.get(i)), null).get(0);
+            assertArrayEquals(alone.tokens(), together.get(i).tokens(), "sequence " + i);
+        }
+        assertArrayEquals(together.get(2).tokens(), generator().generate(List.of(reqs.get(2)), null).get(0).tokens(),
+                "the same seed gives the same text");
+    }
+
+    @Test
+    void aPromptLongerThanTheContextIsRefused() {
+        UserError e = assertThrows(UserError.class, () -> generator().generate(List.of(
+                new CalmGenerator.Request(new int[16 * K], 4, 1.0, 0)), null));
+        assertTrue(e.getMessage().contains("context is 16 chunks"), e.getMessage());
+    }
+
+    @Test
+    void temperaturesThatAreNotOneOverNAreRefused() {
+        UserError e = assertThrows(UserError.class, () -> generator().generate(List.of(
+                new CalmGenerator.Request(chunksOf(0, 1), 4, 0.7, 0)), null));
+        assertTrue(e.getMessage().contains("not 1/n"), e.getMessage());
+    }
+}
