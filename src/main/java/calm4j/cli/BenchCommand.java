@@ -17,7 +17,7 @@ import picocli.CommandLine.Option;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that measure and print.",
-        subcommands = {BenchCommand.Ae.class, BenchCommand.Lm.class})
+        subcommands = {BenchCommand.Ae.class, BenchCommand.Lm.class, BenchCommand.Generate.class})
 final class BenchCommand {
 
     /** fp32 GFLOP/s of a 2048x2048 matmul: the yardstick model FLOP/s are compared with in the same run. */
@@ -143,6 +143,59 @@ final class BenchCommand {
             var ps = m.parameters(true);
             for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) out.push_back(ps.get(i));
             return out;
+        }
+    }
+
+    @Command(name = "generate", mixinStandardHelpOptions = true,
+            description = "CALM generation speed: generated tokens/s and milliseconds per step at batch 1 and 16, "
+                    + "with pool 1 (T=1) and pool 200 (T=1/2). Uses --ckpt's model, or the default configuration with "
+                    + "random weights (speed does not depend on the weights; EOS is ignored so every run takes the "
+                    + "same number of steps).")
+    static final class Generate implements Callable<Integer> {
+        @Option(names = "--ckpt", description = "a CALM run folder (default: the default config, random weights)")
+        java.nio.file.Path run;
+
+        @Option(names = "--prompt-tokens", defaultValue = "32")
+        int promptTokens;
+
+        @Option(names = "--max-tokens", defaultValue = "64")
+        int maxTokens;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            Engine.seed(0);
+            CalmModel model = run != null ? calm4j.calm.CalmRun.load(run).model()
+                    : new CalmModel(CalmConfig.DEFAULTS, new ChunkAutoencoder(
+                            AutoencoderConfig.DEFAULTS.withVocabulary(4096, 1, 2, 0)));
+            int vocab = model.autoencoder().config().vocabSize();
+            System.out.printf("CALM generation, K=%d, prompt %d tokens, %d new tokens per sequence%n",
+                    model.patchSize(), promptTokens, maxTokens);
+            System.out.println("batch  T    pool  tokens/s  ms/step");
+            java.util.Random r = new java.util.Random(0);
+            for (int batch : new int[] {1, 16}) {
+                for (int pool : new int[] {1, 200}) {
+                    double t = pool == 1 ? 1.0 : 0.5;
+                    var gen = new calm4j.generate.CalmGenerator(model, 0, 1, pool, false, 2000).stopAtEos(false);
+                    java.util.List<calm4j.generate.CalmGenerator.Request> reqs = new java.util.ArrayList<>();
+                    for (int b = 0; b < batch; b++) {
+                        reqs.add(new calm4j.generate.CalmGenerator.Request(r.ints(promptTokens, 3, vocab).toArray(),
+                                maxTokens, t, b));
+                    }
+                    gen.generate(reqs.subList(0, 1), null); // warm up
+                    long t0 = System.nanoTime();
+                    var outs = gen.generate(reqs, null);
+                    double s = (System.nanoTime() - t0) / 1e9;
+                    long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum();
+                    int steps = outs.stream().mapToInt(calm4j.generate.CalmGenerator.Output::steps).max().orElse(1);
+                    System.out.printf("%5d  %-4s %4d  %8.0f  %7.1f%n", batch, t == 1 ? "1" : "1/2", pool,
+                            tokens / s, 1000 * s / steps);
+                }
+            }
+            return 0;
         }
     }
 

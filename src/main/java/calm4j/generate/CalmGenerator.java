@@ -49,6 +49,7 @@ public final class CalmGenerator {
     private final int pool;
     private final boolean exact;
     private final int maxDraws;
+    private boolean stopAtEos = true;
 
     /**
      * @param pool     candidates per step for T = 1/n with n > 1 (the batch approximation)
@@ -64,6 +65,12 @@ public final class CalmGenerator {
         this.pool = pool;
         this.exact = exact;
         this.maxDraws = maxDraws;
+    }
+
+    /** Whether EOS ends a sequence (benchmarks turn it off to measure a fixed number of steps). */
+    public CalmGenerator stopAtEos(boolean stop) {
+        this.stopAtEos = stop;
+        return this;
     }
 
     public List<Output> generate(List<Request> requests, Listener listener) {
@@ -192,7 +199,7 @@ public final class CalmGenerator {
         List<Integer> added = new ArrayList<>();
         for (int j = from; j < k && s.finish == null; j++) {
             int t = (int) chunk[j];
-            if (t == eos) {
+            if (t == eos && stopAtEos) {
                 s.finish = "eos";
                 break;
             }
