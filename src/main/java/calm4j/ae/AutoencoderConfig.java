@@ -57,4 +57,23 @@ public record AutoencoderConfig(int vocabSize, int hiddenSize, int intermediateS
         require(padId >= 0 && padId < vocabSize, "pad_id is not a token of the vocabulary");
         require(tokenDrop == 0 || (maskId >= 0 && maskId < vocabSize), "token_drop needs a MASK token");
     }
+
+    /** Multiply-accumulates of encoding one chunk (matmuls only). */
+    public double encoderMacsPerChunk() {
+        double d = hiddenSize, f = intermediateSize, k = patchSize, l = latentSize;
+        int before = encoderLayers / 2, after = encoderLayers - before;
+        return k * before * 3 * d * f + k * d * d + after * 3 * d * f + d * 2 * l;
+    }
+
+    /** Multiply-accumulates of decoding one latent to K tokens' logits; the tied output layer (K d V) dominates. */
+    public double decoderMacsPerChunk() {
+        double d = hiddenSize, f = intermediateSize, k = patchSize, l = latentSize, v = vocabSize;
+        int before = decoderLayers / 2, after = decoderLayers - before;
+        return l * d + before * 3 * d * f + d * k * d + k * after * 3 * d * f + k * d * v;
+    }
+
+    /** Training FLOPs per chunk: 6 x the forward MACs (2 forward, 4 backward), the usual dense estimate. */
+    public double trainingFlopsPerChunk() {
+        return 6 * (encoderMacsPerChunk() + decoderMacsPerChunk());
+    }
 }

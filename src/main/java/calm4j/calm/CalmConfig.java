@@ -38,4 +38,31 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
     private static void require(boolean ok, String message) {
         if (!ok) throw new UserError("CALM config: " + message);
     }
+
+    /**
+     * Training FLOPs per chunk position, counted from the matmuls: 6 x the trainable multiply-accumulates (forward,
+     * and twice that backward), plus 2 x the frozen encoder's forward MACs for the targets. Attention scores count
+     * the causal average of S/2 keys per query (q.k and p.v). Elementwise work (norms, energy distances) is left out.
+     */
+    public double trainingFlopsPerChunk(calm4j.ae.AutoencoderConfig ae) {
+        double d = hiddenSize, f = intermediateSize, k = ae.patchSize(), l = ae.latentSize();
+        double kvDim = d * numKeyValueHeads / numAttentionHeads;
+        double embed = k * d * 2 * d + 2 * d * d;
+        double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + contextChunks * d;
+        double head = d * d + numSamples * (noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l);
+        return 6 * (embed + numHiddenLayers * layer + head) + 2 * ae.encoderMacsPerChunk();
+    }
+
+    /**
+     * Inference FLOPs per generated token at T = 1: one backbone step, one head sample and one decode per chunk,
+     * divided by K (2 FLOPs per MAC; attention over a full context).
+     */
+    public double inferenceFlopsPerToken(calm4j.ae.AutoencoderConfig ae) {
+        double d = hiddenSize, f = intermediateSize, k = ae.patchSize(), l = ae.latentSize();
+        double kvDim = d * numKeyValueHeads / numAttentionHeads;
+        double embed = k * d * 2 * d + 2 * d * d;
+        double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + 2 * contextChunks * d;
+        double head = d * d + noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l;
+        return 2 * (embed + numHiddenLayers * layer + head + ae.decoderMacsPerChunk()) / k;
+    }
 }

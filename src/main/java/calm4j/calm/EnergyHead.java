@@ -88,19 +88,17 @@ public final class EnergyHead extends Module {
 
     /**
      * {@code counts[r]} samples for row r of {@code h} [rows, d], as [sum(counts), l] grouped by row, each row's
-     * noise drawn from its own generator one sample at a time. A row's samples then depend only on its generator
-     * and its own count, never on the other rows of the batch (batched generation equals one-by-one generation).
+     * noise drawn from its own generator. A row's samples then depend only on its generator and its own count,
+     * never on the other rows of the batch (batched generation equals one-by-one generation).
      */
     public Tensor sample(Tensor h, int[] counts, org.bytedeco.pytorch.Generator[] perRow) {
         TensorVector noise = new TensorVector();
         long[] rowOf = new long[java.util.Arrays.stream(counts).sum()];
         int at = 0;
         for (int r = 0; r < counts.length; r++) {
-            var gen = new org.bytedeco.pytorch.GeneratorOptional(perRow[r]);
-            for (int i = 0; i < counts[r]; i++) {
-                noise.push_back(torch.rand(new long[] {1, noiseSize}, gen));
-                rowOf[at++] = r;
-            }
+            noise.push_back(torch.rand(new long[] {counts[r], noiseSize},
+                    new org.bytedeco.pytorch.GeneratorOptional(perRow[r])));
+            for (int i = 0; i < counts[r]; i++) rowOf[at++] = r;
         }
         Tensor eps = torch.cat(noise, 0).sub(new Scalar(0.5));
         Tensor c = normHidden.forward(hiddenEmbd.forward(h)).index_select(0, Tensor.create(rowOf));

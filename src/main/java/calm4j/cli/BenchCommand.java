@@ -71,7 +71,7 @@ final class BenchCommand {
             for (int i = 0; i < steps; i++) step.run();
             double s = (System.nanoTime() - t0) / 1e9;
             double tokensPerS = (double) steps * batch * c.patchSize() / s;
-            double flopsPerToken = 6.0 * autoencoderMacsPerChunk(c) / c.patchSize();
+            double flopsPerToken = c.trainingFlopsPerChunk() / c.patchSize();
             double gflops = matmulGflops();
             System.out.printf("autoencoder d=%d ffn=%d K=%d l=%d vocab=%d, %,d parameters, batch %d chunks%n",
                     c.hiddenSize(), c.intermediateSize(), c.patchSize(), c.latentSize(), vocab,
@@ -126,7 +126,7 @@ final class BenchCommand {
             for (int i = 0; i < steps; i++) step.run();
             double s = (System.nanoTime() - t0) / 1e9;
             double tokensPerS = (double) steps * batch * chunks * k / s;
-            double flopsPerToken = calmTrainingFlopsPerChunk(cc, ac) / k;
+            double flopsPerToken = cc.trainingFlopsPerChunk(ac) / k;
             double gflops = matmulGflops();
             System.out.printf("CALM d=%d layers=%d head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
                             + "parameters, batch %d x %d tokens%n", cc.hiddenSize(), cc.numHiddenLayers(),
@@ -197,43 +197,5 @@ final class BenchCommand {
             }
             return 0;
         }
-    }
-
-    /**
-     * Training FLOPs per chunk position of a CALM, counted from its matmuls: 6 x the trainable multiply-accumulates
-     * (forward, and twice that backward), plus 2 x the frozen encoder's forward MACs for the targets. Attention
-     * scores count the causal average of S/2 keys per query. Elementwise work (norms, the energy distances) is left
-     * out.
-     */
-    static double calmTrainingFlopsPerChunk(CalmConfig c, AutoencoderConfig ae) {
-        double d = c.hiddenSize(), f = c.intermediateSize(), k = ae.patchSize(), l = ae.latentSize();
-        double kvDim = d * c.numKeyValueHeads() / c.numAttentionHeads();
-        double embed = k * d * 2 * d + 2 * d * d;
-        double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + c.contextChunks() * d; // S/2 keys, q.k and p.v
-        double head = d * d + c.numSamples() * (c.noiseSize() * d + c.numMlpLayers() * 6 * d * d + d * d + d * l);
-        double trainable = embed + c.numHiddenLayers() * layer + head;
-        double encoder = autoencoderMacsPerChunk(ae) - decoderMacs(ae);
-        return 6 * trainable + 2 * encoder;
-    }
-
-    private static double decoderMacs(AutoencoderConfig c) {
-        double d = c.hiddenSize(), f = c.intermediateSize(), k = c.patchSize(), l = c.latentSize(),
-                v = c.vocabSize();
-        int decBefore = c.decoderLayers() / 2, decAfter = c.decoderLayers() - decBefore;
-        return l * d + decBefore * 3 * d * f + d * k * d + k * decAfter * 3 * d * f + k * d * v;
-    }
-
-    /**
-     * Multiply-accumulates of one chunk's forward pass (matmuls only; training costs about 3x: forward, and twice
-     * that backward). The tied output layer (K*d*V) dominates at small d.
-     */
-    static double autoencoderMacsPerChunk(AutoencoderConfig c) {
-        double d = c.hiddenSize(), f = c.intermediateSize(), k = c.patchSize(), l = c.latentSize(),
-                v = c.vocabSize();
-        int encBefore = c.encoderLayers() / 2, encAfter = c.encoderLayers() - encBefore;
-        int decBefore = c.decoderLayers() / 2, decAfter = c.decoderLayers() - decBefore;
-        double mlp = 3 * d * f;
-        return k * encBefore * mlp + k * d * d + encAfter * mlp + d * 2 * l
-                + l * d + decBefore * mlp + d * k * d + k * decAfter * mlp + k * d * v;
     }
 }

@@ -62,9 +62,17 @@ final class LmCommand {
         public Integer call() {
             engine.engine();
             Trainer.Summary s = train(aeRun, data, config, out, maxSteps, engine.quiet);
-            System.out.printf("CALM run %s: step %d%s, %.0f s, %,.0f tokens/s%n", out, s.step(),
-                    s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
-                    s.tokensPerSecond());
+            CalmRun run = CalmRun.load(out);
+            var cfg = run.model().config();
+            var ae = run.model().autoencoder().config();
+            long tokens = s.tokensSeen();
+            System.out.printf("CALM run %s: step %d%s, %.0f s, %,.0f tokens/s; %,d trainable parameters; "
+                            + "training FLOPs %.3g (%,d tokens x %.3g per token); inference %.3g FLOPs/token%n", out,
+                    s.step(), s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
+                    s.tokensPerSecond(), Layers.parameterCount(run.model(), true), tokens
+                            * cfg.trainingFlopsPerChunk(ae) / ae.patchSize(), tokens,
+                    cfg.trainingFlopsPerChunk(ae) / ae.patchSize(), cfg.inferenceFlopsPerToken(ae));
+            run.tokenizer().close();
             if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
             return 0;
         }

@@ -39,7 +39,7 @@ import java.util.concurrent.TimeUnit;
 public final class Trainer {
     /** What a finished (or interrupted) run reports. */
     public record Summary(long step, boolean interrupted, double lastLoss, Map<String, Double> lastEval,
-                          double seconds, double tokensPerSecond) {}
+                          double seconds, double tokensPerSecond, long tokensSeen) {}
 
     private final TrainConfig cfg;
     private final Path runDir;
@@ -97,7 +97,7 @@ public final class Trainer {
         }
         if (step >= cfg.maxSteps()) {
             if (!quiet) System.err.printf("run %s already reached max_steps=%d%n", runDir, cfg.maxSteps());
-            return new Summary(step, false, Double.NaN, Map.of(), priorSeconds, 0);
+            return new Summary(step, false, Double.NaN, Map.of(), priorSeconds, 0, tokensSeen);
         }
 
         StopSignal stop = StopSignal.install();
@@ -190,7 +190,7 @@ public final class Trainer {
         double seconds = (System.nanoTime() - t0) / 1e9;
         if (writer && Files.exists(runDir.resolve(MetricsLog.FILE))) Plots.write(runDir);
         return new Summary(step, step < cfg.maxSteps(), lastLoss, lastEval,
-                priorSeconds + seconds, sessionTokens / Math.max(stepNanos / 1e9, 1e-9));
+                priorSeconds + seconds, sessionTokens / Math.max(stepNanos / 1e9, 1e-9), tokensSeen);
     }
 
     private Map<String, Double> evaluate(Module module) {
