@@ -37,41 +37,27 @@ final class AeCommand {
     @Command(name = "train", mixinStandardHelpOptions = true,
             description = "Train (or resume) a chunk autoencoder on a prepared corpus.")
     static final class Train implements Callable<Integer> {
-        @Option(names = "--data", required = true, description = "a prepared corpus folder")
-        Path data;
-
-        @Option(names = "--config", description = "ae.json with \"model\" and \"train\" sections "
-                + "(default: built-in defaults)")
-        Path config;
-
-        @Option(names = "--out", required = true, description = "the run folder (resumed if it exists)")
-        Path out;
-
-        @Option(names = "--max-steps", description = "override train.max_steps")
-        Long maxSteps;
+        @Mixin
+        TrainOptions options;
 
         @Mixin
         EngineOptions engine;
 
         @Override
         public Integer call() {
-            Engine e = engine.engine();
-            Trainer.Summary s = train(e, data, config, out, maxSteps, engine.quiet);
-            System.out.printf("autoencoder run %s: step %d%s, %.0f s, %,.0f tokens/s%n", out, s.step(),
+            engine.engine();
+            Trainer.Summary s = train(options, engine.quiet);
+            System.out.printf("autoencoder run %s: step %d%s, %.0f s, %,.0f tokens/s%n", options.out, s.step(),
                     s.interrupted() ? " (interrupted; run the same command to resume)" : "", s.seconds(),
                     s.tokensPerSecond());
             if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
             return 0;
         }
 
-        static Trainer.Summary train(Engine engine, Path data, Path configFile, Path out, Long maxSteps,
-                                     boolean quiet) {
-            JsonNode root = configFile != null ? Configs.readTree(configFile) : Configs.JSON.createObjectNode();
-            String where = configFile != null ? configFile.toString() : "default config";
-            AutoencoderConfig model = Configs.section(root, "model", AutoencoderConfig.DEFAULTS,
-                    AutoencoderConfig.class, where);
-            TrainConfig train = Configs.section(root, "train", AeDefaults.TRAIN, TrainConfig.class, where);
-            if (maxSteps != null) train = train.withMaxSteps(maxSteps);
+        static Trainer.Summary train(TrainOptions options, boolean quiet) {
+            Path data = options.data, out = options.out;
+            AutoencoderConfig model = options.model(AutoencoderConfig.DEFAULTS, AutoencoderConfig.class);
+            TrainConfig train = options.train(AeDefaults.TRAIN);
             Manifest m = Manifest.read(data);
             try (Tokenizer tok = Tokenizer.load(data.resolve(RunFolder.TOKENIZER))) {
                 m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");

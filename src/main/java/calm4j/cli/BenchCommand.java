@@ -36,6 +36,23 @@ final class BenchCommand {
         return 2.0 * n * n * n * reps / s / 1e9;
     }
 
+    /** Mean seconds per call of {@code step} over {@code steps} calls, after two warm-up calls. */
+    static double secondsPerStep(Runnable step, int steps) {
+        for (int i = 0; i < 2; i++) step.run();
+        long t0 = System.nanoTime();
+        for (int i = 0; i < steps; i++) step.run();
+        return (System.nanoTime() - t0) / 1e9 / steps;
+    }
+
+    /** Prints training throughput and model FLOP/s against a matmul timed right after. */
+    static void reportTraining(double tokensPerS, double secondsPerStep, double flopsPerToken) {
+        double gflops = matmulGflops();
+        double model = flopsPerToken * tokensPerS / 1e9;
+        System.out.printf("  training: %,.0f tokens/s (%.1f ms/step)%n", tokensPerS, 1000 * secondsPerStep);
+        System.out.printf("  model: %.2f GFLOP/s = %.1f%% of a 2048^3 fp32 matmul (%.1f GFLOP/s, same run)%n",
+                model, 100 * model / gflops, gflops);
+    }
+
     @Command(name = "ae", mixinStandardHelpOptions = true,
             description = "Autoencoder training throughput (tokens/s) and model FLOP/s as a fraction of a "
                     + "2048x2048 fp32 matmul measured in the same run.")
@@ -45,6 +62,10 @@ final class BenchCommand {
 
         @Option(names = "--batch", defaultValue = "256", description = "chunks per step (default: ${DEFAULT-VALUE})")
         int batch;
+
+        @Option(names = "--latent", defaultValue = "128", description = "latent size l (default: ${DEFAULT-VALUE}, "
+                + "as the spec's section 7; the default training config uses 64)")
+        int latent;
 
         @Option(names = "--steps", defaultValue = "30")
         int steps;
@@ -56,7 +77,10 @@ final class BenchCommand {
         public Integer call() {
             engine.engine();
             Engine.seed(0);
-            AutoencoderConfig c = AutoencoderConfig.DEFAULTS.withVocabulary(vocab, 1, 2, 0);
+            AutoencoderConfig d = AutoencoderConfig.DEFAULTS;
+            AutoencoderConfig c = new AutoencoderConfig(vocab, d.hiddenSize(), d.intermediateSize(), d.encoderLayers(),
+                    d.decoderLayers(), d.patchSize(), latent, true, d.tokenDrop(), d.latentDrop(), d.klClamp(),
+                    d.klWeight(), 1, 2, 0);
             ChunkAutoencoder ae = new ChunkAutoencoder(c);
             ae.train(true);
             AdamW opt = new AdamW(ae.parameters(), new AdamWOptions(1e-3));
@@ -66,19 +90,13 @@ final class BenchCommand {
                 opt.step();
                 opt.zero_grad(true);
             });
-            for (int i = 0; i < 3; i++) step.run(); // warm up
-            long t0 = System.nanoTime();
-            for (int i = 0; i < steps; i++) step.run();
-            double s = (System.nanoTime() - t0) / 1e9;
-            double tokensPerS = (double) steps * batch * c.patchSize() / s;
+            double s = secondsPerStep(step, steps);
+            double tokensPerS = (double) batch * c.patchSize() / s;
             double flopsPerToken = c.trainingFlopsPerChunk() / c.patchSize();
-            double gflops = matmulGflops();
             System.out.printf("autoencoder d=%d ffn=%d K=%d l=%d vocab=%d, %,d parameters, batch %d chunks%n",
                     c.hiddenSize(), c.intermediateSize(), c.patchSize(), c.latentSize(), vocab,
                     Layers.parameterCount(ae, false), batch);
-            System.out.printf("  training: %,.0f tokens/s (%.1f ms/step)%n", tokensPerS, 1000 * s / steps);
-            System.out.printf("  model: %.2f GFLOP/s = %.1f%% of a 2048^3 fp32 matmul (%.1f GFLOP/s, same run)%n",
-                    flopsPerToken * tokensPerS / 1e9, 100 * flopsPerToken * tokensPerS / 1e9 / gflops, gflops);
+            reportTraining(tokensPerS, s, flopsPerToken);
             return 0;
         }
     }
@@ -121,20 +139,14 @@ final class BenchCommand {
                 opt.step();
                 opt.zero_grad(true);
             });
-            for (int i = 0; i < 2; i++) step.run();
-            long t0 = System.nanoTime();
-            for (int i = 0; i < steps; i++) step.run();
-            double s = (System.nanoTime() - t0) / 1e9;
-            double tokensPerS = (double) steps * batch * chunks * k / s;
+            double s = secondsPerStep(step, steps);
+            double tokensPerS = (double) batch * chunks * k / s;
             double flopsPerToken = cc.trainingFlopsPerChunk(ac) / k;
-            double gflops = matmulGflops();
             System.out.printf("CALM d=%d layers=%d head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
                             + "parameters, batch %d x %d tokens%n", cc.hiddenSize(), cc.numHiddenLayers(),
                     cc.numMlpLayers(), cc.numSamples(), cc.numTargets(), k, ac.latentSize(), vocab,
                     Layers.parameterCount(model, true), batch, tokens);
-            System.out.printf("  training: %,.0f tokens/s (%.0f ms/step)%n", tokensPerS, 1000 * s / steps);
-            System.out.printf("  model: %.2f GFLOP/s = %.1f%% of a 2048^3 fp32 matmul (%.1f GFLOP/s, same run)%n",
-                    flopsPerToken * tokensPerS / 1e9, 100 * flopsPerToken * tokensPerS / 1e9 / gflops, gflops);
+            reportTraining(tokensPerS, s, flopsPerToken);
             return 0;
         }
 

@@ -41,7 +41,12 @@ final class DemoCommand implements Callable<Integer> {
         DataCommand.prepareBuiltin(corpus, data, null, 4096, null, engine.quiet);
         Path ae = dir.resolve("ae");
         System.out.println("== 2/3 chunk autoencoder: " + ae);
-        Trainer.Summary s = AeCommand.Train.train(e, data, aeConfig, ae, aeSteps, engine.quiet);
+        TrainOptions options = new TrainOptions();
+        options.data = data;
+        options.config = aeConfig;
+        options.out = ae;
+        options.maxSteps = aeSteps;
+        Trainer.Summary s = AeCommand.Train.train(options, engine.quiet);
         if (s.interrupted()) return 130;
         System.out.println("== 3/3 evaluation");
         return Calm.run("ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(), "--threads",

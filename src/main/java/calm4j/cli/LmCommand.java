@@ -42,18 +42,8 @@ final class LmCommand {
         @Option(names = "--ae", required = true, description = "the autoencoder run folder")
         Path aeRun;
 
-        @Option(names = "--data", required = true, description = "a prepared corpus folder")
-        Path data;
-
-        @Option(names = "--config", description = "calm.json with \"model\" and \"train\" sections (default: "
-                + "built-in defaults)")
-        Path config;
-
-        @Option(names = "--out", required = true, description = "the run folder (resumed if it exists)")
-        Path out;
-
-        @Option(names = "--max-steps", description = "override train.max_steps")
-        Long maxSteps;
+        @Mixin
+        TrainOptions options;
 
         @Mixin
         EngineOptions engine;
@@ -61,7 +51,8 @@ final class LmCommand {
         @Override
         public Integer call() {
             engine.engine();
-            Trainer.Summary s = train(aeRun, data, config, out, maxSteps, engine.quiet);
+            Path out = options.out;
+            Trainer.Summary s = train(aeRun, options, engine.quiet);
             CalmRun run = CalmRun.load(out);
             var cfg = run.model().config();
             var ae = run.model().autoencoder().config();
@@ -77,12 +68,10 @@ final class LmCommand {
             return 0;
         }
 
-        static Trainer.Summary train(Path aeRun, Path data, Path configFile, Path out, Long maxSteps, boolean quiet) {
-            JsonNode root = configFile != null ? Configs.readTree(configFile) : Configs.JSON.createObjectNode();
-            String where = configFile != null ? configFile.toString() : "default config";
-            CalmConfig model = Configs.section(root, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
-            TrainConfig train = Configs.section(root, "train", TRAIN, TrainConfig.class, where);
-            if (maxSteps != null) train = train.withMaxSteps(maxSteps);
+        static Trainer.Summary train(Path aeRun, TrainOptions options, boolean quiet) {
+            Path data = options.data, out = options.out;
+            CalmConfig model = options.model(CalmConfig.DEFAULTS, CalmConfig.class);
+            TrainConfig train = options.train(TRAIN);
             AutoencoderRun ae = AutoencoderRun.load(aeRun);
             Manifest m = Manifest.read(data);
             m.requireTokenizer(ae.tokenizer().sha256(), "autoencoder run " + aeRun);

@@ -1,0 +1,41 @@
+package calm4j.cli;
+
+import calm4j.train.Configs;
+import calm4j.train.TrainConfig;
+import com.fasterxml.jackson.databind.JsonNode;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+
+/** The options every {@code train} command shares, and how its config file is read. */
+final class TrainOptions {
+    @Option(names = "--data", required = true, description = "a prepared corpus folder")
+    Path data;
+
+    @Option(names = "--config", description = "a JSON file with \"model\" and \"train\" sections (default: built-in "
+            + "defaults; keys left out take the defaults)")
+    Path config;
+
+    @Option(names = "--out", required = true, description = "the run folder (resumed if it exists)")
+    Path out;
+
+    @Option(names = "--max-steps", description = "override train.max_steps")
+    Long maxSteps;
+
+    JsonNode root() {
+        return config != null ? Configs.readTree(config) : Configs.JSON.createObjectNode();
+    }
+
+    String where() {
+        return config != null ? config.toString() : "default config";
+    }
+
+    <T> T model(T defaults, Class<T> type) {
+        return Configs.section(root(), "model", defaults, type, where());
+    }
+
+    TrainConfig train(TrainConfig defaults) {
+        TrainConfig t = Configs.section(root(), "train", defaults, TrainConfig.class, where());
+        return maxSteps != null ? t.withMaxSteps(maxSteps) : t;
+    }
+}
