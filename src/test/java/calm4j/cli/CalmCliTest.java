@@ -59,4 +59,63 @@ class CalmCliTest {
 
         assertEquals(2, calm("data", "prepare", "--input", "x").status(), "usage errors exit 2 too");
     }
+
+    @Test
+    void theWholePipelineRunsFromTheCommandLine(@TempDir Path dir) throws Exception {
+        Path corpus = calm4j.Fixtures.corpus(dir, 12, 3, 6);
+        Path ae = dir.resolve("ae"), calm = dir.resolve("calm");
+        Files.writeString(dir.resolve("ae.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
+                + "\"latent_size\": 8}, \"train\": {\"max_steps\": 20, \"batch_size\": 32, \"eval_every\": 10, "
+                + "\"eval_batches\": 2}}");
+        Run train = calm("ae", "train", "--data", corpus.toString(), "--config", dir.resolve("ae.json").toString(),
+                "--out", ae.toString(), "--quiet");
+        assertEquals(0, train.status(), train.err());
+        assertTrue(Files.exists(ae.resolve("plots/loss.png")));
+
+        Run eval = calm("ae", "eval", "--ckpt", ae.toString(), "--data", corpus.toString());
+        assertEquals(0, eval.status(), eval.err());
+        assertTrue(eval.out().contains("token accuracy") && eval.out().contains("sigma=0.3"), eval.out());
+
+        Path npy = dir.resolve("z.npy"), json = dir.resolve("z.json");
+        assertEquals(0, calm("ae", "encode", "--ckpt", ae.toString(), "--text", "the people", "--out",
+                npy.toString()).status());
+        assertEquals(0, calm("ae", "encode", "--ckpt", ae.toString(), "--text", "the people", "--out",
+                json.toString()).status());
+        Run fromNpy = calm("ae", "decode", "--ckpt", ae.toString(), "--input", npy.toString());
+        Run fromJson = calm("ae", "decode", "--ckpt", ae.toString(), "--input", json.toString());
+        assertEquals(0, fromNpy.status(), fromNpy.err());
+        assertEquals(fromNpy.out(), fromJson.out(), "the .npy and JSON latents decode alike");
+
+        Files.writeString(dir.resolve("calm.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
+                + "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
+                + "\"context_chunks\": 8, \"eval_block_chunks\": 8, \"num_mlp_layers\": 1, \"num_targets\": 8}, "
+                + "\"train\": {\"max_steps\": 10, \"batch_size\": 4, \"eval_every\": 5, \"eval_batches\": 1}}");
+        Run lm = calm("lm", "train", "--ae", ae.toString(), "--data", corpus.toString(), "--config",
+                dir.resolve("calm.json").toString(), "--out", calm.toString(), "--quiet");
+        assertEquals(0, lm.status(), lm.err());
+        assertTrue(lm.out().contains("training FLOPs"), lm.out());
+        assertTrue(Files.exists(calm.resolve("plots/brier_lm.png")));
+
+        Run lmEval = calm("lm", "eval", "--ckpt", calm.toString(), "--data", corpus.toString(), "--batch-size", "2");
+        assertEquals(0, lmEval.status(), lmEval.err());
+        assertTrue(lmEval.out().contains("BrierLM") && lmEval.out().contains("blocks of 8 chunks"), lmEval.out());
+
+        Run gen = calm("generate", "--ckpt", calm.toString(), "--prompt", "The people", "--max-tokens", "8",
+                "--seed", "3", "--json");
+        assertEquals(0, gen.status(), gen.err());
+        assertTrue(gen.out().contains("\"chunk_ends\""), gen.out());
+        assertEquals(gen.out().replaceAll("\"seconds\".*?,|\"tokens_per_second\".*?,", ""),
+                calm("generate", "--ckpt", calm.toString(), "--prompt", "The people", "--max-tokens", "8", "--seed",
+                        "3", "--json").out().replaceAll("\"seconds\".*?,|\"tokens_per_second\".*?,", ""),
+                "the same seed gives the same output");
+
+        Run longPrompt = calm("generate", "--ckpt", calm.toString(), "--prompt", "the people ".repeat(40));
+        assertEquals(2, longPrompt.status());
+        assertTrue(longPrompt.err().contains("context"), longPrompt.err());
+
+        Run otherData = calm("lm", "train", "--ae", ae.toString(), "--data", calm4j.Fixtures.corpus(
+                dir.resolve("other"), 6, 2, 4).toString(), "--out", dir.resolve("calm2").toString());
+        assertEquals(2, otherData.status());
+        assertTrue(otherData.err().contains("different tokenizer"), otherData.err());
+    }
 }
