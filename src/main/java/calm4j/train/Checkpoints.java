@@ -86,6 +86,32 @@ public final class Checkpoints {
         return target;
     }
 
+    /**
+     * Writes weights alone as the checkpoint of {@code step} (an imported model): no optimizer state, so training
+     * from it starts a fresh optimizer, and the data from the start.
+     */
+    public static Path saveWeights(Path runDir, long step, Module model) {
+        Path dir = runDir.resolve(DIR);
+        String name = String.format("%s%08d", PREFIX, step);
+        Path tmp = dir.resolve(".tmp-" + name), target = dir.resolve(name);
+        try {
+            Files.createDirectories(tmp);
+            LibtorchErrors.guard("saving " + target, () -> {
+                OutputArchive m = new OutputArchive();
+                model.save(m);
+                m.save_to(tmp.resolve("model.pt").toString());
+            });
+            State state = new State(step, LoaderState.START, 0, 0, Map.of("model.pt", sha256(tmp.resolve("model.pt"))));
+            JSON.writerWithDefaultPrettyPrinter().writeValue(tmp.resolve("state.json").toFile(), state);
+            for (String f : List.of("model.pt", "state.json")) fsync(tmp.resolve(f));
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
+            return target;
+        } catch (IOException e) {
+            deleteTree(tmp);
+            throw new UserError("could not write " + target + ": " + e.getMessage());
+        }
+    }
+
     private void prune() {
         List<Path> all = list();
         for (int i = 0; i < all.size() - keep; i++) deleteTree(all.get(i));
@@ -139,7 +165,7 @@ public final class Checkpoints {
             InputArchive m = new InputArchive();
             m.load_from(checkpoint.resolve("model.pt").toString());
             model.load(m);
-            if (optimizerOrNull != null) {
+            if (optimizerOrNull != null && state.sha256().containsKey("optimizer.pt")) {
                 InputArchive o = new InputArchive();
                 o.load_from(checkpoint.resolve("optimizer.pt").toString());
                 optimizerOrNull.load(o);

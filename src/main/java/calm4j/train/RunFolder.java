@@ -50,13 +50,13 @@ public final class RunFolder {
         }
     }
 
-    /** The config of a run, checked to be of {@code kind}. */
+    /** The config of a run, checked to be of {@code kind} (any kind when null). */
     public static JsonNode config(Path run, String kind) {
         if (!Files.isRegularFile(run.resolve(CONFIG))) {
             throw new UserError(run + " is not a calm4j run (no " + CONFIG + ")");
         }
         JsonNode root = Configs.readTree(run.resolve(CONFIG));
-        if (!root.path("kind").asText().equals(kind)) {
+        if (kind != null && !root.path("kind").asText().equals(kind)) {
             throw new UserError(run + " is a " + root.path("kind").asText("unknown") + " run, not " + kind);
         }
         return root;

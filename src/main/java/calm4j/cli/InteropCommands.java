@@ -1,0 +1,62 @@
+package calm4j.cli;
+
+import calm4j.io.HuggingFaceLayout;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+
+/** {@code calm import} and {@code calm export}: the Hugging Face layout of the CALM authors' releases. */
+final class InteropCommands {
+    private InteropCommands() {}
+
+    @Command(name = "import", mixinStandardHelpOptions = true,
+            description = "Read a directory in the Hugging Face layout of the CALM releases (config.json, "
+                    + "model.safetensors or pytorch_model.bin, tokenizer.json), autoencoder or CALM, into a new run.")
+    static final class Import implements Callable<Integer> {
+        @Option(names = "--hf", required = true, description = "the Hugging Face directory")
+        Path dir;
+
+        @Option(names = "--out", required = true, description = "the run folder to create")
+        Path out;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            HuggingFaceLayout.Imported r = HuggingFaceLayout.importDir(dir, out);
+            System.out.printf("imported a %s with %,d parameters into %s%n", r.kind(), r.parameters(), out);
+            if (!r.unusedTensors().isEmpty()) {
+                System.out.println("tensors in the file that calm4j does not use: " + r.unusedTensors());
+            }
+            return 0;
+        }
+    }
+
+    @Command(name = "export", mixinStandardHelpOptions = true,
+            description = "Write a run (autoencoder or CALM) in the Hugging Face layout: config.json with the "
+                    + "reference's field names, model.safetensors with its parameter names, tokenizer.json.")
+    static final class Export implements Callable<Integer> {
+        @Option(names = "--hf", required = true, description = "the run folder to export")
+        Path run;
+
+        @Option(names = "--out", required = true, description = "the directory to write")
+        Path out;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            HuggingFaceLayout.export(run, out);
+            System.out.println("wrote " + out.resolve(HuggingFaceLayout.CONFIG) + ", "
+                    + out.resolve(HuggingFaceLayout.WEIGHTS) + " and " + out.resolve(HuggingFaceLayout.TOKENIZER));
+            return 0;
+        }
+    }
+}

@@ -1,0 +1,198 @@
+package calm4j.io;
+
+import calm4j.ae.AutoencoderConfig;
+import calm4j.ae.AutoencoderRun;
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.calm.CalmConfig;
+import calm4j.calm.CalmModel;
+import calm4j.calm.CalmRun;
+import calm4j.engine.UserError;
+import calm4j.tokenize.Tokenizer;
+import calm4j.train.Checkpoints;
+import calm4j.train.Configs;
+import calm4j.train.RunFolder;
+import calm4j.train.TrainConfig;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * The Hugging Face layout of the CALM authors' releases: {@code config.json} with the reference's field names,
+ * {@code model.safetensors} (or {@code pytorch_model.bin}) with the reference's parameter names, and
+ * {@code tokenizer.json}. calm4j's parameter names already are the reference's, so weights map one to one.
+ *
+ * <p>Config fields: hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads,
+ * latent_size, patch_size, num_encoder_layers, num_decoder_layers, num_mlp_layers, noise_size, num_samples, beta
+ * (the energy score's exponent, calm4j's alpha), rms_norm_eps, rope_theta, ae_dropout (DropLatent), kl_clamp,
+ * kl_weight, vocab_size and the pad/eos/bos ids. Fields only calm4j has are prefixed {@code calm4j_}; a CALM's
+ * config nests its autoencoder's as {@code ae_config}.
+ */
+public final class HuggingFaceLayout {
+    public static final String CONFIG = "config.json";
+    public static final String WEIGHTS = "model.safetensors";
+    public static final String LEGACY_WEIGHTS = "pytorch_model.bin";
+    public static final String TOKENIZER = "tokenizer.json";
+
+    private HuggingFaceLayout() {}
+
+    static ObjectNode autoencoderConfig(AutoencoderConfig c) {
+        ObjectNode n = Configs.JSON.createObjectNode();
+        n.put("model_type", "calm_autoencoder");
+        n.put("vocab_size", c.vocabSize());
+        n.put("hidden_size", c.hiddenSize());
+        n.put("intermediate_size", c.intermediateSize());
+        n.put("latent_size", c.latentSize());
+        n.put("patch_size", c.patchSize());
+        n.put("num_encoder_layers", c.encoderLayers());
+        n.put("num_decoder_layers", c.decoderLayers());
+        n.put("ae_dropout", c.latentDrop());
+        n.put("kl_clamp", c.klClamp());
+        n.put("kl_weight", c.klWeight());
+        n.put("rms_norm_eps", calm4j.nn.RMSNorm.EPS);
+        n.put("pad_token_id", c.padId());
+        n.put("eos_token_id", c.eosId());
+        n.put("bos_token_id", c.eosId());
+        n.put("calm4j_token_drop", c.tokenDrop());
+        n.put("calm4j_mask_token_id", c.maskId());
+        n.put("calm4j_variational", c.variational());
+        return n;
+    }
+
+    static AutoencoderConfig autoencoderConfig(JsonNode n, Path where) {
+        require(n, where, "vocab_size", "hidden_size", "intermediate_size", "latent_size", "patch_size",
+                "num_encoder_layers", "num_decoder_layers");
+        double drop = n.path("ae_dropout").asDouble(0.15);
+        return new AutoencoderConfig(n.get("vocab_size").asInt(), n.get("hidden_size").asInt(),
+                n.get("intermediate_size").asInt(), n.get("num_encoder_layers").asInt(),
+                n.get("num_decoder_layers").asInt(), n.get("patch_size").asInt(), n.get("latent_size").asInt(),
+                n.path("calm4j_variational").asBoolean(true), n.path("calm4j_token_drop").asDouble(drop), drop,
+                n.path("kl_clamp").asDouble(0.5), n.path("kl_weight").asDouble(1e-3),
+                n.path("pad_token_id").asInt(n.path("eos_token_id").asInt(0)),
+                n.path("calm4j_mask_token_id").asInt(-1), n.path("eos_token_id").asInt(0));
+    }
+
+    static ObjectNode calmConfig(CalmConfig c, AutoencoderConfig ae) {
+        ObjectNode n = Configs.JSON.createObjectNode();
+        n.put("model_type", "calm");
+        n.put("vocab_size", ae.vocabSize());
+        n.put("hidden_size", c.hiddenSize());
+        n.put("intermediate_size", c.intermediateSize());
+        n.put("num_hidden_layers", c.numHiddenLayers());
+        n.put("num_attention_heads", c.numAttentionHeads());
+        n.put("num_key_value_heads", c.numKeyValueHeads());
+        n.put("rope_theta", c.ropeTheta());
+        n.put("rms_norm_eps", calm4j.nn.RMSNorm.EPS);
+        n.put("max_position_embeddings", c.contextChunks());
+        n.put("patch_size", ae.patchSize());
+        n.put("latent_size", ae.latentSize());
+        n.put("noise_size", c.noiseSize());
+        n.put("num_mlp_layers", c.numMlpLayers());
+        n.put("num_samples", c.numSamples());
+        n.put("beta", c.alpha());
+        n.put("pad_token_id", ae.padId());
+        n.put("eos_token_id", ae.eosId());
+        n.put("bos_token_id", ae.eosId());
+        n.put("calm4j_num_targets", c.numTargets());
+        n.put("calm4j_eval_block_chunks", c.evalBlockChunks());
+        n.set("ae_config", autoencoderConfig(ae));
+        return n;
+    }
+
+    static CalmConfig calmConfig(JsonNode n, Path where) {
+        require(n, where, "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads");
+        int context = n.path("max_position_embeddings").asInt(2048);
+        return new CalmConfig(n.get("hidden_size").asInt(), n.get("intermediate_size").asInt(),
+                n.get("num_hidden_layers").asInt(), n.get("num_attention_heads").asInt(),
+                n.path("num_key_value_heads").asInt(n.get("num_attention_heads").asInt()),
+                n.path("rope_theta").asDouble(10000.0), context, n.path("noise_size").asInt(64),
+                n.path("num_mlp_layers").asInt(4), n.path("num_samples").asInt(8),
+                n.path("calm4j_num_targets").asInt(100), n.path("beta").asDouble(1.0),
+                n.path("calm4j_eval_block_chunks").asInt(Math.min(context, 512)));
+    }
+
+    private static void require(JsonNode n, Path where, String... fields) {
+        for (String f : fields) {
+            if (!n.hasNonNull(f)) throw new UserError(where + " has no \"" + f + "\"");
+        }
+    }
+
+    /** Writes a run's model in the Hugging Face layout. */
+    public static void export(Path run, Path out) {
+        JsonNode kind = RunFolder.config(run, null).path("kind");
+        ObjectNode config;
+        Module model;
+        Tokenizer tok;
+        if (kind.asText().equals(CalmRun.KIND)) {
+            CalmRun r = CalmRun.load(run);
+            config = calmConfig(r.model().config(), r.model().autoencoder().config());
+            model = r.model();
+            tok = r.tokenizer();
+        } else {
+            AutoencoderRun r = AutoencoderRun.load(run);
+            config = autoencoderConfig(r.model().config());
+            model = r.model();
+            tok = r.tokenizer();
+        }
+        try {
+            Files.createDirectories(out);
+            Configs.write(out.resolve(CONFIG), config);
+            SafeTensors.write(out.resolve(WEIGHTS), StateDict.of(model), Map.of("format", "pt"));
+            Files.copy(tok.path(), out.resolve(TOKENIZER), StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new UserError("cannot write " + out + ": " + e.getMessage());
+        } finally {
+            tok.close();
+        }
+    }
+
+    /** What an import made. */
+    public record Imported(String kind, long parameters, List<String> unusedTensors) {}
+
+    /** Reads a directory in the Hugging Face layout (an autoencoder or a CALM) into a new calm4j run. */
+    public static Imported importDir(Path dir, Path run) {
+        Path cfgFile = dir.resolve(CONFIG);
+        JsonNode cfg = Configs.readTree(cfgFile);
+        Path weights = Files.exists(dir.resolve(WEIGHTS)) ? dir.resolve(WEIGHTS) : dir.resolve(LEGACY_WEIGHTS);
+        if (!Files.exists(weights)) {
+            throw new UserError(dir + " has neither " + WEIGHTS + " nor " + LEGACY_WEIGHTS);
+        }
+        Path tokFile = dir.resolve(TOKENIZER);
+        if (Files.exists(run)) throw new UserError(run + " already exists: choose another --out");
+        boolean isCalm = cfg.has("num_hidden_layers");
+        Map<String, Tensor> tensors = StateDict.readFile(weights);
+        AutoencoderConfig ae = autoencoderConfig(isCalm ? cfg.path("ae_config") : cfg, cfgFile);
+        try (Tokenizer tok = Tokenizer.load(tokFile)) {
+            if (tok.vocabSize() > ae.vocabSize()) {
+                throw new UserError(tokFile + " has " + tok.vocabSize() + " tokens but the model's vocab_size is "
+                        + ae.vocabSize() + ": they do not belong together");
+            }
+            Module model;
+            Map<String, Object> sections = new LinkedHashMap<>();
+            String kind;
+            if (isCalm) {
+                CalmConfig c = calmConfig(cfg, cfgFile);
+                model = new CalmModel(c, new ChunkAutoencoder(ae));
+                sections.put("model", c);
+                sections.put("autoencoder", ae);
+                kind = CalmRun.KIND;
+            } else {
+                model = new ChunkAutoencoder(ae);
+                sections.put("model", ae);
+                kind = AutoencoderRun.KIND;
+            }
+            List<String> unused = StateDict.load(model, tensors, weights.toString());
+            RunFolder.createOrResume(run, kind, sections, TrainConfig.DEFAULTS, tokFile);
+            Checkpoints.saveWeights(run, 0, model);
+            return new Imported(kind, calm4j.nn.Layers.parameterCount(model, false), unused);
+        }
+    }
+}

@@ -1,0 +1,161 @@
+package calm4j.io;
+
+import calm4j.Fixtures;
+import calm4j.ae.AutoencoderConfig;
+import calm4j.ae.AutoencoderRun;
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.calm.CalmConfig;
+import calm4j.calm.CalmModel;
+import calm4j.calm.CalmRun;
+import calm4j.engine.Engine;
+import calm4j.engine.UserError;
+import calm4j.generate.CalmGenerator;
+import calm4j.nn.RMSNorm;
+import calm4j.nn.RotaryEmbedding;
+import calm4j.train.Checkpoints;
+import calm4j.train.RunFolder;
+import calm4j.train.TrainConfig;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class HuggingFaceLayoutTest {
+    @TempDir
+    static Path dir;
+    static Path calmRun;
+
+    /** A CALM run with random weights (every tensor non-trivial), made as training would leave it. */
+    @BeforeAll
+    static void makeRun() throws Exception {
+        Path corpus = Fixtures.corpus(dir.resolve("c"), 4, 2, 3);
+        AutoencoderConfig ae = new AutoencoderConfig(300, 32, 64, 2, 2, 4, 8, true, 0.15, 0.15, 0.5, 1e-3, 1, 2, 0);
+        CalmConfig cc = new CalmConfig(32, 64, 2, 4, 2, 10000.0, 8, 16, 2, 4, 8, 1.0, 8);
+        Engine.seed(5);
+        CalmModel m = new CalmModel(cc, new ChunkAutoencoder(ae));
+        try (NoGradGuard ng = new NoGradGuard()) {
+            StateDict.of(m).values().forEach(t -> t.add_(torch.randn_like(t).mul(new org.bytedeco.pytorch.Scalar(0.05))));
+        }
+        calmRun = dir.resolve("calm");
+        Map<String, Object> sections = new LinkedHashMap<>();
+        sections.put("model", cc);
+        sections.put("autoencoder", ae);
+        RunFolder.createOrResume(calmRun, CalmRun.KIND, sections, TrainConfig.DEFAULTS,
+                corpus.resolve("tokenizer.json"));
+        Checkpoints.saveWeights(calmRun, 7, m);
+    }
+
+    static void assertSame(Tensor a, Tensor b, String what) {
+        double diff = a.sub(b).abs().max().item_double(), scale = a.abs().max().item_double();
+        assertTrue(diff <= 1e-6 * Math.max(1, scale), what + ": max difference " + diff);
+    }
+
+    @Test
+    void exportThenImportGivesIdenticalOutputs() {
+        Path hf = dir.resolve("hf"), back = dir.resolve("back");
+        HuggingFaceLayout.export(calmRun, hf);
+        assertTrue(Files.exists(hf.resolve("config.json")) && Files.exists(hf.resolve("model.safetensors")));
+        assertTrue(SafeTensors.read(hf.resolve("model.safetensors")).containsKey(
+                "mlp_generator.mlp_blocks.0.linears.4.weight"));
+        HuggingFaceLayout.Imported imp = HuggingFaceLayout.importDir(hf, back);
+        assertEquals("calm", imp.kind());
+        assertEquals(List.of(), imp.unusedTensors());
+        CalmModel a = CalmRun.load(calmRun).model(), b = CalmRun.load(back).model();
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor tokens = torch.randint(300, new long[] {2, 6 * 4});
+            var qa = a.autoencoder().encode(tokens.reshape(-1, 4));
+            var qb = b.autoencoder().encode(tokens.reshape(-1, 4));
+            assertSame(qa.mu(), qb.mu(), "latent means");
+            assertSame(qa.logSigma(), qb.logSigma(), "latent log sigmas");
+            assertSame(a.autoencoder().decode(qa.mu()), b.autoencoder().decode(qb.mu()), "decoder logits");
+            Tensor ha = a.hidden(tokens, null), hb = b.hidden(tokens, null);
+            assertSame(ha, hb, "backbone hidden states");
+            Tensor noise = torch.rand(12, 16);
+            assertSame(a.head().forward(ha.reshape(12, 32), noise), b.head().forward(hb.reshape(12, 32), noise),
+                    "head outputs for fixed noise");
+        }
+        var out = new CalmGenerator(b, 0, 1, 10, false, 100).generate(List.of(
+                new CalmGenerator.Request(new int[] {5, 6, 7, 8, 9}, 8, 1.0, 1)), null);
+        assertEquals(8, out.get(0).tokens().length + (out.get(0).finishReason().equals("eos") ? 8
+                - out.get(0).tokens().length : 0), "the imported model generates");
+    }
+
+    @Test
+    void anAutoencoderAloneRoundTripsToo() {
+        Path hf = dir.resolve("hf-ae"), back = dir.resolve("back-ae");
+        CalmRun calm = CalmRun.load(calmRun);
+        Path aeRun = dir.resolve("ae");
+        RunFolder.createOrResume(aeRun, AutoencoderRun.KIND, Map.of("model", calm.model().autoencoder().config()),
+                TrainConfig.DEFAULTS, calm.tokenizer().path());
+        Checkpoints.saveWeights(aeRun, 1, calm.model().autoencoder());
+        HuggingFaceLayout.export(aeRun, hf);
+        assertEquals("autoencoder", HuggingFaceLayout.importDir(hf, back).kind());
+        Tensor tokens = torch.randint(300, new long[] {5, 4});
+        try (NoGradGuard ng = new NoGradGuard()) {
+            assertSame(AutoencoderRun.load(aeRun).model().encode(tokens).mu(),
+                    AutoencoderRun.load(back).model().encode(tokens).mu(), "latents");
+        }
+    }
+
+    @Test
+    void aMissingTensorOrAShapeMismatchIsNamed() throws Exception {
+        Path hf = dir.resolve("hf-bad");
+        HuggingFaceLayout.export(calmRun, hf);
+        Map<String, Tensor> t = new LinkedHashMap<>(SafeTensors.read(hf.resolve("model.safetensors")));
+        t.remove("transformer.layers.1.self_attn.k_proj.weight");
+        SafeTensors.write(hf.resolve("model.safetensors"), t, null);
+        UserError missing = assertThrows(UserError.class, () -> HuggingFaceLayout.importDir(hf, dir.resolve("x1")));
+        assertTrue(missing.getMessage().contains("transformer.layers.1.self_attn.k_proj.weight")
+                && missing.getMessage().contains("[16, 32]"), missing.getMessage());
+
+        t.put("transformer.layers.1.self_attn.k_proj.weight", torch.randn(32, 32));
+        SafeTensors.write(hf.resolve("model.safetensors"), t, null);
+        UserError shape = assertThrows(UserError.class, () -> HuggingFaceLayout.importDir(hf, dir.resolve("x2")));
+        assertTrue(shape.getMessage().contains("has shape [32, 32], expected [16, 32]"), shape.getMessage());
+        assertFalse(Files.exists(dir.resolve("x2")), "nothing is written for a bad import");
+    }
+
+    @Test
+    void rmsNormUsesEpsilonOneInAMillion() {
+        RMSNorm n = new RMSNorm(2);
+        float[] y = new float[2];
+        n.forward(Tensor.create(new float[] {3f, 4f}, 1, 2)).contiguous().data_ptr_float().get(y);
+        double rms = Math.sqrt((9 + 16) / 2.0 + 1e-6);
+        assertEquals(3 / rms, y[0], 1e-6);
+        assertEquals(4 / rms, y[1], 1e-6);
+    }
+
+    @Test
+    void rotaryEmbeddingRotatesHalvesAsLlamaDoes() {
+        // head dim 4: frequencies theta^(-0/4) = 1 and theta^(-2/4) = 0.01; x = [1, 0, 0, 0] at position 1.
+        // rotate_half(x) = [-x2, x1] = [0, 0, 1, 0], so y = x cos + rotate_half(x) sin = [cos 1, 0, sin 1, 0].
+        RotaryEmbedding rope = new RotaryEmbedding(4, 8, 10000.0);
+        float[] y = new float[4];
+        rope.apply(Tensor.create(new float[] {1f, 0f, 0f, 0f}, 1, 1, 1, 4), 1).contiguous().data_ptr_float().get(y);
+        assertArrayEquals(new float[] {(float) Math.cos(1), 0f, (float) Math.sin(1), 0f}, y, 1e-6f);
+        float[] z = new float[4];
+        rope.apply(Tensor.create(new float[] {0f, 1f, 0f, 0f}, 1, 1, 1, 4), 1).contiguous().data_ptr_float().get(z);
+        assertArrayEquals(new float[] {0f, (float) Math.cos(0.01), 0f, (float) Math.sin(0.01)}, z, 1e-6f);
+    }
+
+    @Test
+    void aTokenizerLargerThanTheModelVocabularyIsRefused() throws Exception {
+        Path hf = dir.resolve("hf-tok");
+        HuggingFaceLayout.export(calmRun, hf);
+        String cfg = Files.readString(hf.resolve("config.json")).replace("\"vocab_size\" : 300", "\"vocab_size\" : 200");
+        Files.writeString(hf.resolve("config.json"), cfg);
+        UserError e = assertThrows(UserError.class, () -> HuggingFaceLayout.importDir(hf, dir.resolve("x3")));
+        assertTrue(e.getMessage().contains("do not belong together") || e.getMessage().contains("shape"),
+                e.getMessage());
+    }
+}
