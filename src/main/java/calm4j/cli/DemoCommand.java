@@ -11,11 +11,12 @@ import java.util.concurrent.Callable;
 
 /**
  * The README's main job, from nothing: fetch the default corpus, train its tokenizer, prepare it, train the chunk
- * autoencoder and evaluate it. Finished stages are reused on a second run.
+ * autoencoder, train a CALM on it, evaluate both and generate samples. Finished stages are reused on a second run;
+ * an interrupted stage resumes from its last checkpoint.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = "From nothing: fetch a corpus, train a tokenizer and a chunk autoencoder, evaluate it. "
-                + "Stages already done are reused.")
+        description = "From nothing: fetch a corpus, train a tokenizer, a chunk autoencoder and a CALM, evaluate "
+                + "them and generate samples. Stages already done are reused; an interrupted one resumes.")
 final class DemoCommand implements Callable<Integer> {
     @Option(names = "--corpus", defaultValue = "sotu", description = "sotu or gutenberg (default: ${DEFAULT-VALUE})")
     String corpus;
@@ -24,11 +25,19 @@ final class DemoCommand implements Callable<Integer> {
             + "${DEFAULT-VALUE})")
     Path dir;
 
-    @Option(names = "--ae-steps", description = "autoencoder training steps (default: the config's)")
-    Long aeSteps;
+    @Option(names = "--ae-steps", defaultValue = "3000", description = "autoencoder training steps (default: "
+            + "${DEFAULT-VALUE}; 'calm ae train' defaults to 12000)")
+    long aeSteps;
+
+    @Option(names = "--lm-steps", defaultValue = "1000", description = "CALM training steps (default: "
+            + "${DEFAULT-VALUE}; 'calm lm train' defaults to 1500)")
+    long lmSteps;
 
     @Option(names = "--ae-config", description = "autoencoder config JSON (default: built-in)")
     Path aeConfig;
+
+    @Option(names = "--lm-config", description = "CALM config JSON (default: built-in)")
+    Path lmConfig;
 
     @Mixin
     EngineOptions engine;
@@ -36,20 +45,48 @@ final class DemoCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         Engine e = engine.engine();
+        String threads = String.valueOf(e.threads());
         Path data = dir.resolve("data-" + corpus.toLowerCase());
-        System.out.println("== 1/3 corpus: " + data);
+        System.out.println("== 1/5 corpus: " + data);
         DataCommand.prepareBuiltin(corpus, data, null, 4096, null, engine.quiet);
+
         Path ae = dir.resolve("ae");
-        System.out.println("== 2/3 chunk autoencoder: " + ae);
-        TrainOptions options = new TrainOptions();
-        options.data = data;
-        options.config = aeConfig;
-        options.out = ae;
-        options.maxSteps = aeSteps;
-        Trainer.Summary s = AeCommand.Train.train(options, engine.quiet);
-        if (s.interrupted()) return 130;
-        System.out.println("== 3/3 evaluation");
-        return Calm.run("ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(), "--threads",
-                String.valueOf(e.threads()));
+        System.out.println("== 2/5 chunk autoencoder: " + ae);
+        if (train(() -> AeCommand.Train.train(options(data, aeConfig, ae, aeSteps), engine.quiet))) return 130;
+        Calm.run("ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(), "--threads", threads);
+
+        Path lm = dir.resolve("calm");
+        System.out.println("== 3/5 CALM: " + lm);
+        if (train(() -> LmCommand.Train.train(ae, options(data, lmConfig, lm, lmSteps), engine.quiet))) return 130;
+
+        System.out.println("== 4/5 BrierLM on held-out text");
+        Calm.run("lm", "eval", "--ckpt", lm.toString(), "--data", data.toString(), "--batches", "16", "--threads",
+                threads);
+
+        System.out.println("== 5/5 samples");
+        for (String t : new String[] {"1", "0.5"}) {
+            System.out.println("-- temperature " + t);
+            Calm.run("generate", "--ckpt", lm.toString(), "--prompt", "The state of the Union", "--max-tokens", "48",
+                    "--temperature", t, "--batch", "3", "--seed", "1", "--threads", threads);
+        }
+        System.out.println("done: " + dir + " (plots in " + ae.resolve("plots") + " and " + lm.resolve("plots") + ")");
+        return 0;
+    }
+
+    private static TrainOptions options(Path data, Path config, Path out, long steps) {
+        TrainOptions o = new TrainOptions();
+        o.data = data;
+        o.config = config;
+        o.out = out;
+        o.maxSteps = steps;
+        return o;
+    }
+
+    /** Runs a training stage; true when it was interrupted (the same demo command resumes it). */
+    private static boolean train(java.util.function.Supplier<Trainer.Summary> stage) {
+        Trainer.Summary s = stage.get();
+        System.out.printf("   step %d, %.0f s, %,.0f tokens/s%s%n", s.step(), s.seconds(), s.tokensPerSecond(),
+                s.interrupted() ? " (interrupted: run the demo again to resume)" : "");
+        return s.interrupted();
     }
 }
