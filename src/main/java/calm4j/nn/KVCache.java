@@ -27,8 +27,8 @@ public final class KVCache {
         return keys[layer] == null ? 0 : keys[layer].size(2);
     }
 
-    /** Appends this step's keys and values for {@code layer}; returns the full keys and values. */
-    Tensor[] append(int layer, Tensor k, Tensor v) {
+    /** Appends keys and values [batch, heads, length, headDim] for {@code layer}; returns the full ones. */
+    public Tensor[] append(int layer, Tensor k, Tensor v) {
         Tensor nk = keys[layer] == null ? k : torch.cat(new TensorVector(keys[layer], k), 2);
         Tensor nv = values[layer] == null ? v : torch.cat(new TensorVector(values[layer], v), 2);
         replace(layer, nk, nv);

@@ -1,0 +1,53 @@
+package calm4j.ar;
+
+import calm4j.nn.KVCache;
+import calm4j.nn.Transformer;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * The token-level baseline language model: token embedding -> the shared {@link Transformer} -> logits through the
+ * tied embedding, trained with next-token cross-entropy. It is what CALM is compared against.
+ */
+public final class TokenLM extends Module implements NextTokenModel {
+    private final TokenLMConfig config;
+    private final int vocab;
+    private final Transformer transformer;
+
+    public TokenLM(TokenLMConfig config, int vocab) {
+        this.config = config;
+        this.vocab = vocab;
+        transformer = register_module("transformer", new Transformer(vocab, config.hiddenSize(),
+                config.numHiddenLayers(), config.numAttentionHeads(), config.numKeyValueHeads(),
+                config.intermediateSize(), config.contextTokens() + 4, config.ropeTheta()));
+    }
+
+    public TokenLMConfig config() {
+        return config;
+    }
+
+    @Override
+    public int vocabSize() {
+        return vocab;
+    }
+
+    /** Next-token logits [B, L, V] of token ids [B, L]; with a cache, the ids continue the cached positions. */
+    @Override
+    public Tensor logits(Tensor tokens, KVCache cache) {
+        Tensor h = transformer.forward(transformer.embedTokens().forward(tokens), cache);
+        return torch.linear(h, transformer.embedTokens().weight());
+    }
+
+    @Override
+    public KVCache newCache() {
+        return new KVCache(transformer.numLayers());
+    }
+
+    /** Mean next-token cross-entropy of a block [B, L + 1]: positions 0..L-1 predict 1..L. */
+    public Tensor loss(Tensor tokens) {
+        long len = tokens.size(1) - 1;
+        Tensor logits = logits(tokens.narrow(1, 0, len), null);
+        return torch.cross_entropy(logits.reshape(-1, vocab), tokens.narrow(1, 1, len).reshape(-1));
+    }
+}
