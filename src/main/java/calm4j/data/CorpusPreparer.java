@@ -1,0 +1,191 @@
+package calm4j.data;
+
+import calm4j.engine.Progress;
+import calm4j.engine.UserError;
+import calm4j.tokenize.Tokenizer;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.Iterator;
+import java.util.List;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.stream.Stream;
+
+/**
+ * Turns text into a prepared corpus: documents are tokenized in parallel (in order-preserving batches, so the output
+ * is the same for any thread count), EOS is appended to each, and the ids are streamed to token shards.
+ *
+ * <p>Everything is written under a temporary sibling folder that is renamed to {@code out} only when complete, so an
+ * interrupted or failed run never leaves something that looks like a corpus.
+ */
+public final class CorpusPreparer {
+    /** Documents tokenized per parallel batch: large enough to keep every worker busy, small enough to stream. */
+    static final int BATCH = 64;
+    static final long SHARD_TOKENS = 1L << 26;
+
+    /** How the held-out split is chosen. */
+    public sealed interface Holdout permits ValInputs, ValFraction {}
+
+    /** Validation documents come from separate inputs. */
+    public record ValInputs(Documents documents) implements Holdout {}
+
+    /** A fraction of whole documents, picked by a hash of the document's source name (stable across runs). */
+    public record ValFraction(double fraction) implements Holdout {
+        public ValFraction {
+            if (!(fraction > 0 && fraction < 1)) {
+                throw new UserError("--val-fraction must lie in (0, 1), got " + fraction);
+            }
+        }
+
+        boolean isVal(String source) {
+            long h = 1125899906842597L;
+            for (byte b : source.getBytes(StandardCharsets.UTF_8)) h = 31 * h + b;
+            h ^= (h >>> 33);
+            h *= 0xff51afd7ed558ccdL;
+            h ^= (h >>> 33);
+            return (double) (h >>> 11) / (1L << 53) < fraction;
+        }
+    }
+
+    public record Result(Manifest manifest, double seconds) {
+        public double tokensPerSecond() {
+            return (manifest.train().tokens() + manifest.val().tokens()) / seconds;
+        }
+    }
+
+    private final Tokenizer tokenizer;
+    private final int threads;
+    private final boolean quiet;
+
+    public CorpusPreparer(Tokenizer tokenizer, int threads, boolean quiet) {
+        this.tokenizer = tokenizer;
+        this.threads = Math.max(1, threads);
+        this.quiet = quiet;
+    }
+
+    public Result prepare(Documents train, Holdout holdout, Path out) {
+        if (Files.exists(out)) {
+            throw new UserError(out + " already exists: remove it or choose another --out (nothing was changed)");
+        }
+        Path abs = out.toAbsolutePath();
+        Path tmp = abs.resolveSibling(abs.getFileName() + ".partial-" + ProcessHandle.current().pid());
+        long t0 = System.nanoTime();
+        ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
+            Thread t = new Thread(r, "tokenize");
+            t.setDaemon(true);
+            return t;
+        });
+        boolean uint16 = tokenizer.vocabSize() <= 65536;
+        try (Progress bar = Progress.start("prepare", -1, 0, "docs", quiet)) {
+            Files.createDirectories(tmp);
+            Manifest.Split trainSplit, valSplit;
+            try (SplitWriter tw = new SplitWriter(tmp, "train", uint16, SHARD_TOKENS);
+                 SplitWriter vw = new SplitWriter(tmp, "val", uint16, SHARD_TOKENS)) {
+                Counter counter = new Counter(bar, t0);
+                if (holdout instanceof ValInputs v) {
+                    write(train, d -> tw, pool, counter);
+                    write(v.documents(), d -> vw, pool, counter);
+                } else {
+                    ValFraction f = (ValFraction) holdout;
+                    write(train, d -> f.isVal(d.source()) ? vw : tw, pool, counter);
+                }
+                trainSplit = tw.finish();
+                valSplit = vw.finish();
+            }
+            if (trainSplit.documents() == 0) {
+                throw new UserError("the training split is empty: the inputs hold no non-blank documents");
+            }
+            if (valSplit.documents() == 0) {
+                throw new UserError("the validation split is empty: give --val-input, or raise --val-fraction "
+                        + "(documents are held out whole, and there are only " + trainSplit.documents() + ")");
+            }
+            Manifest m = new Manifest(Manifest.FORMAT, tokenizer.sha256(), tokenizer.vocabSize(), tokenizer.eosId(),
+                    tokenizer.padIdOrMinusOne(), tokenizer.maskIdOrMinusOne(), uint16 ? "uint16" : "int32",
+                    trainSplit, valSplit);
+            m.write(tmp);
+            Files.copy(tokenizer.path(), tmp.resolve("tokenizer.json"), StandardCopyOption.REPLACE_EXISTING);
+            Files.move(tmp, abs, StandardCopyOption.ATOMIC_MOVE);
+            return new Result(m, (System.nanoTime() - t0) / 1e9);
+        } catch (IOException e) {
+            throw new UserError("could not write the corpus under " + tmp + ": " + e.getMessage());
+        } finally {
+            pool.shutdownNow();
+            deleteTree(tmp);
+        }
+    }
+
+    private final class Counter {
+        final Progress bar;
+        final long t0;
+        long docs, tokens;
+
+        Counter(Progress bar, long t0) {
+            this.bar = bar;
+            this.t0 = t0;
+        }
+
+        void add(int[] ids) {
+            docs++;
+            tokens += ids.length;
+            bar.step(1);
+            if (docs % 16 == 0) {
+                double s = (System.nanoTime() - t0) / 1e9;
+                bar.message(String.format(" %,d tokens, %,.0f tok/s", tokens, tokens / s));
+            }
+        }
+    }
+
+    private interface Route {
+        SplitWriter of(Documents.Document d);
+    }
+
+    private void write(Documents docs, Route route, ExecutorService pool, Counter counter) throws IOException {
+        int eos = tokenizer.eosId();
+        Iterator<Documents.Document> it = docs.iterator();
+        while (it.hasNext()) {
+            List<Documents.Document> batch = new ArrayList<>(BATCH);
+            while (it.hasNext() && batch.size() < BATCH) batch.add(it.next());
+            List<Future<int[]>> futures = new ArrayList<>(batch.size());
+            for (Documents.Document d : batch) futures.add(pool.submit(() -> withEos(tokenizer.encode(d.text()), eos)));
+            for (int i = 0; i < batch.size(); i++) {
+                int[] ids = get(futures.get(i), batch.get(i));
+                route.of(batch.get(i)).add(ids);
+                counter.add(ids);
+            }
+        }
+    }
+
+    private static int[] withEos(int[] ids, int eos) {
+        int[] out = java.util.Arrays.copyOf(ids, ids.length + 1);
+        out[ids.length] = eos;
+        return out;
+    }
+
+    private static int[] get(Future<int[]> f, Documents.Document d) {
+        try {
+            return f.get();
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new UserError("interrupted while tokenizing " + d.source());
+        } catch (ExecutionException e) {
+            throw new UserError("tokenizing " + d.source() + " failed: " + e.getCause().getMessage());
+        }
+    }
+
+    static void deleteTree(Path dir) {
+        if (!Files.exists(dir)) return;
+        try (Stream<Path> walk = Files.walk(dir)) {
+            walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
+        } catch (IOException ignored) {
+            // best effort: a leftover *.partial-PID folder is clearly not a finished corpus
+        }
+    }
+}

@@ -1,0 +1,229 @@
+package calm4j.data;
+
+import calm4j.engine.UserError;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+
+import java.io.BufferedInputStream;
+import java.io.BufferedReader;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.io.UncheckedIOException;
+import java.nio.ByteBuffer;
+import java.nio.charset.CharacterCodingException;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CodingErrorAction;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Iterator;
+import java.util.List;
+import java.util.NoSuchElementException;
+import java.util.function.Consumer;
+import java.util.stream.Stream;
+import java.util.zip.GZIPInputStream;
+
+/**
+ * Streams the documents of a corpus from text inputs, one at a time, so a corpus larger than memory can be read.
+ *
+ * <ul>
+ *   <li>{@code .txt}: the whole file is one document;</li>
+ *   <li>{@code .jsonl}: one document per line, its {@code text} field (the WikiText document-level layout);</li>
+ *   <li>{@code .gz} of either; a folder: every such file inside it, recursively, in name order.</li>
+ * </ul>
+ * Invalid UTF-8 is decoded leniently: each bad byte sequence becomes U+FFFD and the count is reported per file,
+ * so a stray Latin-1 file never stops a long preparation. A file with NUL bytes is refused as binary.
+ */
+public final class Documents implements Iterable<Documents.Document> {
+    /** One document; {@code source} names where it came from (file, and line for JSON lines). */
+    public record Document(String source, String text) {}
+
+    /** Something worth telling the user about an input that was still read. */
+    public record Warning(Path file, String message) {}
+
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private final List<Path> files;
+    private final Consumer<Warning> warnings;
+
+    private Documents(List<Path> files, Consumer<Warning> warnings) {
+        this.files = files;
+        this.warnings = warnings;
+    }
+
+    /** The documents of {@code inputs}; each input is a file or a folder. Fails early on a missing input. */
+    public static Documents of(List<Path> inputs, Consumer<Warning> warnings) {
+        List<Path> files = new ArrayList<>();
+        for (Path in : inputs) {
+            if (Files.isDirectory(in)) {
+                try (Stream<Path> walk = Files.walk(in)) {
+                    walk.filter(Files::isRegularFile).filter(Documents::isCorpusFile).sorted().forEach(files::add);
+                } catch (IOException e) {
+                    throw new UserError("cannot list folder " + in + ": " + e.getMessage());
+                }
+            } else if (Files.isRegularFile(in)) {
+                if (!isCorpusFile(in)) {
+                    throw new UserError("input " + in + " is not .txt, .jsonl or a .gz of either");
+                }
+                files.add(in);
+            } else {
+                throw new UserError("input " + in + " does not exist");
+            }
+        }
+        if (files.isEmpty()) {
+            throw new UserError("no .txt, .jsonl or .gz files found in " + inputs + ": the corpus is empty");
+        }
+        return new Documents(files, warnings);
+    }
+
+    static boolean isCorpusFile(Path p) {
+        String n = p.getFileName().toString().toLowerCase();
+        if (n.endsWith(".gz")) n = n.substring(0, n.length() - 3);
+        return n.endsWith(".txt") || n.endsWith(".jsonl");
+    }
+
+    public List<Path> files() {
+        return files;
+    }
+
+    @Override
+    public Iterator<Document> iterator() {
+        return new Iterator<>() {
+            int next = 0;
+            Iterator<Document> current = java.util.Collections.emptyIterator();
+
+            @Override
+            public boolean hasNext() {
+                while (!current.hasNext() && next < files.size()) current = open(files.get(next++));
+                return current.hasNext();
+            }
+
+            @Override
+            public Document next() {
+                if (!hasNext()) throw new NoSuchElementException();
+                return current.next();
+            }
+        };
+    }
+
+    private Iterator<Document> open(Path file) {
+        String name = file.getFileName().toString().toLowerCase();
+        boolean jsonl = name.endsWith(".jsonl") || name.endsWith(".jsonl.gz");
+        try {
+            if (!jsonl) {
+                byte[] bytes;
+                try (InputStream in = input(file)) {
+                    bytes = in.readAllBytes();
+                }
+                String text = decode(file, bytes);
+                return text.isBlank() ? java.util.Collections.emptyIterator()
+                        : List.of(new Document(file.toString(), text)).iterator();
+            }
+            return jsonLines(file);
+        } catch (IOException e) {
+            throw new UserError("cannot read " + file + ": " + e.getMessage());
+        }
+    }
+
+    private static InputStream input(Path file) throws IOException {
+        InputStream raw = new BufferedInputStream(Files.newInputStream(file), 1 << 16);
+        if (!file.getFileName().toString().toLowerCase().endsWith(".gz")) return raw;
+        try {
+            return new GZIPInputStream(raw, 1 << 16);
+        } catch (IOException e) {
+            raw.close();
+            throw new UserError("input " + file + " ends in .gz but is not gzip data: " + e.getMessage());
+        }
+    }
+
+    String decode(Path file, byte[] bytes) {
+        refuseBinary(file, bytes, bytes.length);
+        CharsetDecoder strict = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
+        try {
+            return strict.decode(ByteBuffer.wrap(bytes)).toString();
+        } catch (CharacterCodingException e) {
+            String lenient = new String(bytes, StandardCharsets.UTF_8);
+            long replaced = lenient.chars().filter(c -> c == 0xFFFD).count();
+            warnings.accept(new Warning(file, "invalid UTF-8: " + replaced
+                    + " byte sequence(s) replaced by U+FFFD (is the file Latin-1?)"));
+            return lenient;
+        }
+    }
+
+    private static void refuseBinary(Path file, byte[] bytes, int n) {
+        int limit = Math.min(n, 1 << 16);
+        for (int i = 0; i < limit; i++) {
+            if (bytes[i] == 0) {
+                throw new UserError("input " + file + " looks binary (a NUL byte at offset " + i
+                        + "): corpora must be text (.txt, .jsonl or .gz of either)");
+            }
+        }
+    }
+
+    private Iterator<Document> jsonLines(Path file) throws IOException {
+        CharsetDecoder lenient = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPLACE).onUnmappableCharacter(CodingErrorAction.REPLACE);
+        BufferedReader reader = new BufferedReader(new InputStreamReader(input(file), lenient), 1 << 16);
+        return new Iterator<>() {
+            long lineNo = 0;
+            Document pending;
+            boolean done;
+
+            @Override
+            public boolean hasNext() {
+                try {
+                    while (pending == null && !done) {
+                        String line = reader.readLine();
+                        lineNo++;
+                        if (line == null) {
+                            done = true;
+                            reader.close();
+                            break;
+                        }
+                        if (line.isBlank()) continue;
+                        if (line.indexOf('\0') >= 0) {
+                            reader.close();
+                            throw new UserError("input " + file + " line " + lineNo + " has a NUL byte: is it binary?");
+                        }
+                        pending = parse(line);
+                        if (pending.text().isBlank()) pending = null;
+                    }
+                    return pending != null;
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }
+
+            private Document parse(String line) throws IOException {
+                JsonNode node;
+                try {
+                    node = JSON.readTree(line);
+                } catch (IOException e) {
+                    reader.close();
+                    throw new UserError("input " + file + " line " + lineNo + " is not valid JSON: "
+                            + e.getMessage().split("\n")[0]);
+                }
+                JsonNode text = node == null ? null : node.get("text");
+                if (text == null || !text.isTextual()) {
+                    reader.close();
+                    throw new UserError("input " + file + " line " + lineNo
+                            + " has no string field \"text\": each JSON line must be {\"text\": \"...\"}");
+                }
+                if (text.asText().indexOf('\uFFFD') >= 0) {
+                    warnings.accept(new Warning(file, "line " + lineNo + ": invalid UTF-8 replaced by U+FFFD"));
+                }
+                return new Document(file + ":" + lineNo, text.asText());
+            }
+
+            @Override
+            public Document next() {
+                if (!hasNext()) throw new NoSuchElementException();
+                Document d = pending;
+                pending = null;
+                return d;
+            }
+        };
+    }
+}

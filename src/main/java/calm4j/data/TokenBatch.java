@@ -1,0 +1,15 @@
+package calm4j.data;
+
+import org.bytedeco.pytorch.Tensor;
+
+/** A batch of token ids, {@code rows} sequences of {@code cols} tokens, row-major. */
+public record TokenBatch(long[] ids, int rows, int cols) {
+    /** The ids as an int64 tensor of shape [rows, cols] (a copy, on the CPU). */
+    public Tensor tensor() {
+        return Tensor.create(ids, rows, cols);
+    }
+
+    public long tokens() {
+        return (long) rows * cols;
+    }
+}

@@ -1,0 +1,171 @@
+package calm4j.data;
+
+import calm4j.Fixtures;
+import calm4j.engine.UserError;
+import calm4j.tokenize.Tokenizer;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import java.util.zip.GZIPOutputStream;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+class CorpusPreparerTest {
+    @TempDir
+    static Path dir;
+    static Tokenizer tok;
+    static List<String> docs;
+
+    @BeforeAll
+    static void setUp() {
+        docs = Fixtures.documents(30, 8, 11);
+        tok = Fixtures.tokenizer(dir, docs, 320);
+    }
+
+    static List<Documents.Warning> warnings = new ArrayList<>();
+
+    static Documents of(Path... inputs) {
+        return Documents.of(List.of(inputs), warnings::add);
+    }
+
+    @Test
+    void preparedTokensDecodeBackToTheDocumentsWithEosAppended() throws IOException {
+        Path in = Fixtures.writeTxt(dir.resolve("t1"), docs.subList(0, 20));
+        Path val = Fixtures.writeTxt(dir.resolve("v1"), docs.subList(20, 30));
+        Path out = dir.resolve("c1");
+        new CorpusPreparer(tok, 2, true).prepare(of(in), new CorpusPreparer.ValInputs(of(val)), out);
+        Manifest m = Manifest.read(out);
+        assertEquals("uint16", m.dtype());
+        assertEquals(20, m.train().documents());
+        assertEquals(10, m.val().documents());
+        assertEquals(tok.sha256(), m.tokenizerSha256());
+        TokenStore s = TokenStore.open(out, "train");
+        for (int d = 0; d < 20; d++) {
+            int len = (int) (s.docEnd(d) - s.docStart(d));
+            long[] ids = new long[len];
+            s.read(s.docStart(d), ids, 0, len);
+            assertEquals(tok.eosId(), ids[len - 1], "every document ends with EOS");
+            int[] body = new int[len - 1];
+            for (int i = 0; i < body.length; i++) body[i] = (int) ids[i];
+            assertEquals(docs.get(d), tok.decode(body));
+        }
+        assertTrue(Files.exists(out.resolve("tokenizer.json")), "the corpus carries its tokenizer");
+    }
+
+    @Test
+    void jsonLinesAndGzipAreReadAsDocuments() throws IOException {
+        Path jsonl = dir.resolve("docs.jsonl.gz");
+        try (OutputStream o = new GZIPOutputStream(Files.newOutputStream(jsonl))) {
+            for (String d : docs) {
+                o.write(("{\"text\": " + new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(d)
+                        + ", \"id\": 1}\n").getBytes(StandardCharsets.UTF_8));
+            }
+        }
+        List<String> read = new ArrayList<>();
+        of(jsonl).forEach(d -> read.add(d.text()));
+        assertEquals(docs, read);
+    }
+
+    @Test
+    void valFractionHoldsOutWholeDocumentsStably() throws IOException {
+        Path in = Fixtures.writeTxt(dir.resolve("t2"), docs);
+        Path a = dir.resolve("c2a"), b = dir.resolve("c2b");
+        new CorpusPreparer(tok, 1, true).prepare(of(in), new CorpusPreparer.ValFraction(0.3), a);
+        new CorpusPreparer(tok, 2, true).prepare(of(in), new CorpusPreparer.ValFraction(0.3), b);
+        Manifest ma = Manifest.read(a), mb = Manifest.read(b);
+        assertEquals(30, ma.train().documents() + ma.val().documents());
+        assertTrue(ma.val().documents() > 0 && ma.train().documents() > 0);
+        assertEquals(ma, mb, "the same split and tokens for any thread count");
+        assertArrayEquals(Files.readAllBytes(a.resolve("train/tokens-00000.bin")),
+                Files.readAllBytes(b.resolve("train/tokens-00000.bin")));
+    }
+
+    @Test
+    void invalidUtf8IsDecodedLenientlyAndReported() throws IOException {
+        Path f = dir.resolve("latin1.txt");
+        Files.write(f, "caf\u00e9 cr\u00e8me".getBytes(StandardCharsets.ISO_8859_1));
+        warnings.clear();
+        List<String> texts = new ArrayList<>();
+        of(f).forEach(d -> texts.add(d.text()));
+        assertEquals("caf\uFFFD cr\uFFFDme", texts.get(0));
+        assertEquals(1, warnings.size());
+        assertTrue(warnings.get(0).message().contains("2 byte sequence(s) replaced"), warnings.get(0).message());
+    }
+
+    @Test
+    void binaryFilesEmptyCorporaAndJsonLinesWithoutTextAreRefused() throws IOException {
+        Path bin = dir.resolve("bin.txt");
+        Files.write(bin, new byte[] {'a', 0, 1, 2});
+        assertTrue(assertThrows(UserError.class, () -> of(bin).iterator().hasNext()).getMessage()
+                .contains("looks binary"));
+        Path emptyDir = Files.createDirectories(dir.resolve("empty"));
+        assertTrue(assertThrows(UserError.class, () -> of(emptyDir)).getMessage().contains("empty"));
+        Path noText = dir.resolve("notext.jsonl");
+        Files.writeString(noText, "{\"text\": \"fine\"}\n{\"body\": \"oops\"}\n");
+        UserError e = assertThrows(UserError.class, () -> of(noText).forEach(d -> {}));
+        assertTrue(e.getMessage().contains("line 2") && e.getMessage().contains("\"text\""), e.getMessage());
+        Path blank = dir.resolve("blank.txt");
+        Files.writeString(blank, "   \n");
+        Path out = dir.resolve("c-blank");
+        assertThrows(UserError.class, () -> new CorpusPreparer(tok, 1, true)
+                .prepare(of(blank), new CorpusPreparer.ValFraction(0.5), out));
+        assertFalse(Files.exists(out));
+    }
+
+    @Test
+    void aFailedRunLeavesNoOutputAndNoPartialFolder() throws IOException {
+        Path in = Fixtures.writeTxt(dir.resolve("t3"), docs.subList(0, 5));
+        Path bad = dir.resolve("t3/zz-bad.jsonl");
+        Files.writeString(bad, "{\"text\": \"ok\"}\nnot json\n");
+        Path out = dir.resolve("c3");
+        assertThrows(UserError.class, () -> new CorpusPreparer(tok, 2, true)
+                .prepare(of(in), new CorpusPreparer.ValFraction(0.5), out));
+        assertFalse(Files.exists(out));
+        try (Stream<Path> s = Files.list(dir)) {
+            assertTrue(s.noneMatch(p -> p.getFileName().toString().startsWith("c3.partial")));
+        }
+    }
+
+    @Test
+    void anExistingOutputIsNeverOverwritten() throws IOException {
+        Path out = Files.createDirectories(dir.resolve("c4"));
+        Files.writeString(out.resolve("keep.txt"), "precious");
+        Path in = Fixtures.writeTxt(dir.resolve("t4"), docs.subList(0, 5));
+        assertTrue(assertThrows(UserError.class, () -> new CorpusPreparer(tok, 1, true)
+                .prepare(of(in), new CorpusPreparer.ValFraction(0.5), out)).getMessage().contains("already exists"));
+        assertEquals("precious", Files.readString(out.resolve("keep.txt")));
+    }
+
+    @Test
+    void aTokenizerThatDoesNotMatchTheCorpusIsRefused() throws IOException {
+        Path in = Fixtures.writeTxt(dir.resolve("t5"), docs);
+        Path out = dir.resolve("c5");
+        new CorpusPreparer(tok, 1, true).prepare(of(in), new CorpusPreparer.ValFraction(0.3), out);
+        Path other = Files.createDirectories(dir.resolve("other"));
+        try (Tokenizer t2 = Fixtures.tokenizer(other, Fixtures.documents(5, 5, 99), 300)) {
+            UserError e = assertThrows(UserError.class, () -> Manifest.read(out).requireTokenizer(t2.sha256(), "x"));
+            assertTrue(e.getMessage().contains("different tokenizer"), e.getMessage());
+        }
+    }
+
+    @Test
+    void aTruncatedShardIsDetected() throws IOException {
+        Path in = Fixtures.writeTxt(dir.resolve("t6"), docs);
+        Path out = dir.resolve("c6");
+        new CorpusPreparer(tok, 1, true).prepare(of(in), new CorpusPreparer.ValFraction(0.3), out);
+        Path shard = out.resolve("train/tokens-00000.bin");
+        byte[] b = Files.readAllBytes(shard);
+        Files.write(shard, java.util.Arrays.copyOf(b, b.length - 10));
+        assertTrue(assertThrows(UserError.class, () -> TokenStore.open(out, "train")).getMessage()
+                .contains("truncated"));
+    }
+}
