@@ -39,6 +39,16 @@ public final class TokenLM extends Module implements NextTokenModel {
         return torch.linear(h, transformer.embedTokens().weight());
     }
 
+    /** As {@link #logits(Tensor, KVCache)} for left-padded rows: {@code keyMask} [B, cached + L] is false at pads. */
+    public Tensor logits(Tensor tokens, KVCache cache, Tensor keyMask) {
+        Tensor h = transformer.forward(transformer.embedTokens().forward(tokens), cache, keyMask);
+        return torch.linear(h, transformer.embedTokens().weight());
+    }
+
+    public int contextTokens() {
+        return config.contextTokens();
+    }
+
     @Override
     public KVCache newCache() {
         return new KVCache(transformer.numLayers());

@@ -118,4 +118,33 @@ class CalmCliTest {
         assertEquals(2, otherData.status());
         assertTrue(otherData.err().contains("different tokenizer"), otherData.err());
     }
+
+    @Test
+    void theTokenBaselineTrainsEvaluatesAndGeneratesFromTheCommandLine(@TempDir Path dir) throws Exception {
+        Path corpus = calm4j.Fixtures.corpus(dir, 12, 3, 6);
+        Path ar = dir.resolve("ar");
+        Files.writeString(dir.resolve("ar.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
+                + "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 2, "
+                + "\"context_tokens\": 32, \"eval_block_tokens\": 32}, "
+                + "\"train\": {\"max_steps\": 30, \"batch_size\": 4, \"eval_every\": 30, \"eval_batches\": 1, "
+                + "\"lr\": 0.003}}");
+        Run train = calm("ar", "train", "--data", corpus.toString(), "--config", dir.resolve("ar.json").toString(),
+                "--out", ar.toString(), "--quiet");
+        assertEquals(0, train.status(), train.err());
+        assertTrue(train.out().contains("training FLOPs"), train.out());
+        var losses = calm4j.train.MetricsLog.read(ar).stream().filter(r -> r.path("split").asText().equals("train"))
+                .map(r -> r.path("loss").asDouble()).toList();
+        assertTrue(losses.get(losses.size() - 1) < losses.get(0), "cross-entropy falls: " + losses);
+
+        Run eval = calm("ar", "eval", "--ckpt", ar.toString(), "--data", corpus.toString(), "--batch-size", "2",
+                "--batches", "2");
+        assertEquals(0, eval.status(), eval.err());
+        assertTrue(eval.out().contains("chunk-aligned positions") && eval.out().contains("BrierLM"), eval.out());
+
+        Run gen = calm("ar", "generate", "--ckpt", ar.toString(), "--prompt", "The people", "--max-tokens", "6",
+                "--top-k", "5", "--top-p", "0.9", "--seed", "2", "--batch", "2");
+        assertEquals(0, gen.status(), gen.err());
+        assertEquals(gen.out(), calm("ar", "generate", "--ckpt", ar.toString(), "--prompt", "The people",
+                "--max-tokens", "6", "--top-k", "5", "--top-p", "0.9", "--seed", "2", "--batch", "2").out());
+    }
 }

@@ -1,0 +1,30 @@
+package calm4j.ar;
+
+import calm4j.tokenize.Tokenizer;
+import calm4j.train.Checkpoints;
+import calm4j.train.Configs;
+import calm4j.train.RunFolder;
+import com.fasterxml.jackson.databind.JsonNode;
+
+import java.nio.file.Path;
+
+/** A trained token baseline loaded from its run folder, with the chunk size its data was padded to. */
+public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patchSize, int padId, long step) {
+    public static final String KIND = "token-lm";
+
+    public static TokenLMRun load(Path dir) {
+        JsonNode root = RunFolder.config(dir, KIND);
+        TokenLMConfig cfg = Configs.section(root, "model", TokenLMConfig.DEFAULTS, TokenLMConfig.class,
+                dir.resolve(RunFolder.CONFIG).toString());
+        JsonNode data = root.path("data");
+        Tokenizer tok = Tokenizer.load(dir.resolve(RunFolder.TOKENIZER));
+        TokenLM model = new TokenLM(cfg, data.path("vocab_size").asInt(tok.vocabSize()));
+        Checkpoints.State state = Checkpoints.load(Checkpoints.latestOf(dir), model, null);
+        model.eval();
+        return new TokenLMRun(dir, model, tok, data.path("patch_size").asInt(4), data.path("pad_id").asInt(),
+                state.step());
+    }
+
+    /** The data layout a token baseline was trained on: vocabulary, and the chunk size documents were padded to. */
+    public record DataLayout(int vocabSize, int patchSize, int padId) {}
+}

@@ -1,0 +1,76 @@
+package calm4j.ar;
+
+import calm4j.data.BlockBatches;
+import calm4j.data.LoaderState;
+import calm4j.data.TokenBatch;
+import calm4j.engine.Engine;
+import calm4j.eval.BrierLM;
+import calm4j.eval.TokenBrier;
+import calm4j.train.Trainable;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/** The token baseline as the training loop sees it: cross-entropy, and held-out loss and BrierLM. */
+public final class TokenLMTask implements Trainable {
+    private final TokenLM model;
+    private final BlockBatches val;
+    private final int chunk;
+
+    /** @param chunk the K of the CALM this baseline is compared with (for the chunk-aligned BrierLM) */
+    public TokenLMTask(TokenLM model, BlockBatches val, int chunk) {
+        this.model = model;
+        this.val = val;
+        this.chunk = chunk;
+    }
+
+    @Override
+    public Module module() {
+        return model;
+    }
+
+    @Override
+    public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
+        return model.loss(batch.tensor());
+    }
+
+    @Override
+    public Map<String, Double> evaluate(int batches) {
+        Result r = evaluate(model, val, batches, chunk);
+        Map<String, Double> m = new LinkedHashMap<>();
+        m.put("loss", r.loss());
+        m.put("brier_lm", r.all().brierLM());
+        m.put("brier_lm_se", r.all().brierLMStandardError());
+        m.put("brier_lm_aligned", r.aligned().brierLM());
+        for (int n = 0; n < BrierLM.MAX_N; n++) m.put("brier_" + (n + 1), r.all().brier()[n]);
+        return m;
+    }
+
+    /** Held-out cross-entropy, and BrierLM at every position and at chunk-aligned positions only. */
+    public record Result(double loss, BrierLM.Result all, BrierLM.Result aligned, long blockTokens) {}
+
+    public static Result evaluate(TokenLM model, BlockBatches data, long batches, int chunk) {
+        boolean wasTraining = model.is_training();
+        model.eval();
+        data.restore(LoaderState.START);
+        BrierLM all = new BrierLM(), aligned = new BrierLM();
+        double loss = 0;
+        long n = Math.min(batches, data.batchesPerEpoch());
+        Engine.seed(0);
+        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            for (long i = 0; i < n; i++) {
+                TokenBatch b = data.next();
+                loss += Engine.step(() -> {
+                    Tensor t = b.tensor();
+                    TokenBrier.score(model, t, all, aligned, chunk);
+                    return model.loss(t).item_double();
+                });
+            }
+        } finally {
+            model.train(wasTraining);
+        }
+        return new Result(loss / n, all.result(), aligned.result(), data.blockTokens());
+    }
+}

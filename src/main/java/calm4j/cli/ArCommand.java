@@ -1,0 +1,176 @@
+package calm4j.cli;
+
+import calm4j.ar.TokenLM;
+import calm4j.ar.TokenLMConfig;
+import calm4j.ar.TokenLMRun;
+import calm4j.ar.TokenLMTask;
+import calm4j.data.BlockBatches;
+import calm4j.data.Manifest;
+import calm4j.data.TokenStore;
+import calm4j.engine.Engine;
+import calm4j.engine.UserError;
+import calm4j.generate.TokenGenerator;
+import calm4j.nn.Layers;
+import calm4j.tokenize.Tokenizer;
+import calm4j.train.RunFolder;
+import calm4j.train.TrainConfig;
+import calm4j.train.Trainer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+@Command(name = "ar", mixinStandardHelpOptions = true,
+        description = "The token-level baseline: the same backbone, one token per step, cross-entropy.",
+        subcommands = {ArCommand.Train.class, ArCommand.Eval.class, ArCommand.Generate.class})
+final class ArCommand {
+    static final TrainConfig TRAIN = new TrainConfig(1500, 8, 1, 1e-3, 1e-4, 100, "cosine", 0.1, 0.9, 0.95, 1.0,
+            150, 8, 150, 2, 10, 5, 1234);
+
+    @Command(name = "train", mixinStandardHelpOptions = true, description = "Train (or resume) a token baseline.")
+    static final class Train implements Callable<Integer> {
+        @Option(names = "--patch-size", defaultValue = "4", description = "pad documents to multiples of this K, "
+                + "as the CALM it is compared with (default: ${DEFAULT-VALUE})")
+        int k;
+
+        @Mixin
+        TrainOptions options;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            Trainer.Summary s = train(options, k, engine.quiet);
+            TokenLMRun run = TokenLMRun.load(options.out);
+            TokenLMConfig c = run.model().config();
+            int v = run.model().vocabSize();
+            System.out.printf("token LM run %s: step %d%s, %.0f s, %,.0f tokens/s; %,d parameters; training FLOPs "
+                            + "%.3g; inference %.3g FLOPs/token%n", options.out, s.step(),
+                    s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
+                    s.tokensPerSecond(), Layers.parameterCount(run.model(), true),
+                    s.tokensSeen() * c.trainingFlopsPerToken(v), c.inferenceFlopsPerToken(v));
+            if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
+            run.tokenizer().close();
+            return 0;
+        }
+
+        static Trainer.Summary train(TrainOptions options, int k, boolean quiet) {
+            TokenLMConfig model = options.model(TokenLMConfig.DEFAULTS, TokenLMConfig.class);
+            TrainConfig train = options.train(TRAIN);
+            Manifest m = Manifest.read(options.data);
+            if (model.contextTokens() % k != 0 || model.evalBlockTokens() % k != 0) {
+                throw new UserError("context_tokens and eval_block_tokens must be multiples of --patch-size " + k);
+            }
+            int pad = m.padId() >= 0 ? m.padId() : m.eosId();
+            try (Tokenizer tok = Tokenizer.load(options.data.resolve(RunFolder.TOKENIZER))) {
+                m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
+                Map<String, Object> sections = new LinkedHashMap<>();
+                sections.put("model", model);
+                sections.put("data", new TokenLMRun.DataLayout(m.vocabSize(), k, pad));
+                RunFolder.createOrResume(options.out, TokenLMRun.KIND, sections, train, tok.path());
+            }
+            Engine.seed(train.seed());
+            TokenLM lm = new TokenLM(model, m.vocabSize());
+            if (!quiet) {
+                System.err.printf("token LM: %,d parameters, context %d tokens%n", Layers.parameterCount(lm, true),
+                        model.contextTokens());
+            }
+            BlockBatches trainData = new BlockBatches(TokenStore.open(options.data, "train"), k,
+                    model.contextTokens() + k, train.batchSize(), pad, train.seed(), true, 0, 1);
+            BlockBatches valData = new BlockBatches(TokenStore.open(options.data, "val"), k,
+                    model.evalBlockTokens() + k, train.batchSize(), pad, 0, false, 0, 1);
+            return new Trainer(train, options.out, new TokenLMTask(lm, valData, k), trainData, quiet, true).run();
+        }
+    }
+
+    @Command(name = "eval", mixinStandardHelpOptions = true,
+            description = "Held-out cross-entropy and BrierLM, at every position and at chunk-aligned positions.")
+    static final class Eval implements Callable<Integer> {
+        @Option(names = "--ckpt", required = true, description = "a token LM run folder")
+        Path run;
+
+        @Option(names = "--data", required = true, description = "a prepared corpus (its val split is used)")
+        Path data;
+
+        @Option(names = "--batches", defaultValue = "1000000")
+        long batches;
+
+        @Option(names = "--batch-size", defaultValue = "8")
+        int batchSize;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            TokenLMRun r = TokenLMRun.load(run);
+            Manifest.read(data).requireTokenizer(r.tokenizer().sha256(), "token LM run " + run);
+            int block = r.model().config().evalBlockTokens();
+            BlockBatches val = new BlockBatches(TokenStore.open(data, "val"), r.patchSize(), block + r.patchSize(),
+                    batchSize, r.padId(), 0, false, 0, 1);
+            TokenLMTask.Result res = TokenLMTask.evaluate(r.model(), val, batches, r.patchSize());
+            System.out.printf("token LM %s (step %d) on %s val, evaluation blocks of %d tokens%n", run, r.step(), data,
+                    res.blockTokens());
+            System.out.printf("cross-entropy %.4f nats/token (perplexity %.2f)%n", res.loss(), Math.exp(res.loss()));
+            System.out.println("every position:\n" + res.all().format());
+            System.out.println("chunk-aligned positions (K=" + r.patchSize() + "):\n" + res.aligned().format());
+            return 0;
+        }
+    }
+
+    @Command(name = "generate", mixinStandardHelpOptions = true, description = "Generate text with a token baseline.")
+    static final class Generate implements Callable<Integer> {
+        @Option(names = "--ckpt", required = true)
+        Path run;
+
+        @Option(names = "--prompt", required = true)
+        String prompt;
+
+        @Option(names = "--max-tokens", defaultValue = "64")
+        int maxTokens;
+
+        @Option(names = "--temperature", defaultValue = "1", description = "0 is greedy (default: ${DEFAULT-VALUE})")
+        double temperature;
+
+        @Option(names = "--top-k", defaultValue = "0", description = "0: off")
+        int topK;
+
+        @Option(names = "--top-p", defaultValue = "1")
+        double topP;
+
+        @Option(names = "--seed", defaultValue = "0")
+        long seed;
+
+        @Option(names = "--batch", defaultValue = "1")
+        int batch;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            TokenLMRun r = TokenLMRun.load(run);
+            List<TokenGenerator.Request> reqs = new ArrayList<>();
+            for (int i = 0; i < batch; i++) {
+                reqs.add(new TokenGenerator.Request(r.tokenizer().encode(prompt), maxTokens, temperature, topK, topP,
+                        seed + i));
+            }
+            var outs = new TokenGenerator(r.model(), r.tokenizer().eosId(), r.padId(), r.patchSize()).generate(reqs);
+            for (int i = 0; i < outs.size(); i++) {
+                System.out.println("--- " + (i + 1) + " (seed " + (seed + i) + ", " + outs.get(i).finishReason() + ")");
+                System.out.println(prompt + r.tokenizer().decode(outs.get(i).tokens()));
+            }
+            return 0;
+        }
+    }
+}
