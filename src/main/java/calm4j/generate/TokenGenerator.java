@@ -30,12 +30,19 @@ public final class TokenGenerator {
 
     private final TokenLM model;
     private final int eos, pad, boundary;
+    private boolean stopAtEos = true;
 
     public TokenGenerator(TokenLM model, int eos, int pad, int boundary) {
         this.model = model;
         this.eos = eos;
         this.pad = pad;
         this.boundary = boundary;
+    }
+
+    /** Whether EOS ends a sequence (benchmarks turn it off to measure a fixed number of steps). */
+    public TokenGenerator stopAtEos(boolean stop) {
+        this.stopAtEos = stop;
+        return this;
     }
 
     public List<Output> generate(List<Request> requests) {
@@ -92,7 +99,7 @@ public final class TokenGenerator {
                 boolean running = false;
                 for (int i = 0; i < n; i++) {
                     if (finish[i] != null) continue;
-                    if (next[i] == eos) {
+                    if (next[i] == eos && stopAtEos) {
                         finish[i] = "eos";
                         continue;
                     }

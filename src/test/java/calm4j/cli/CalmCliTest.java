@@ -146,5 +146,10 @@ class CalmCliTest {
         assertEquals(0, gen.status(), gen.err());
         assertEquals(gen.out(), calm("ar", "generate", "--ckpt", ar.toString(), "--prompt", "The people",
                 "--max-tokens", "6", "--top-k", "5", "--top-p", "0.9", "--seed", "2", "--batch", "2").out());
+
+        Run compare = calm("compare", "--runs", ar.toString(), "--out", dir.resolve("report").toString());
+        assertEquals(0, compare.status(), compare.err());
+        assertTrue(compare.out().contains("| ar | token-lm |"), compare.out());
+        assertTrue(Files.exists(dir.resolve("report/brier_vs_flops.png")));
     }
 }

@@ -1,0 +1,125 @@
+package calm4j.eval;
+
+import calm4j.ar.TokenLMRun;
+import calm4j.calm.CalmRun;
+import calm4j.engine.UserError;
+import calm4j.generate.CalmGenerator;
+import calm4j.generate.TokenGenerator;
+import calm4j.nn.Layers;
+import calm4j.train.MetricsLog;
+import calm4j.train.RunFolder;
+import com.fasterxml.jackson.databind.JsonNode;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+
+/**
+ * CALM against the token baseline on the same data (spec section 5 at our scale): a Markdown table of parameters,
+ * training and inference FLOPs, measured training and generation throughput and BrierLM, and a PNG of validation
+ * BrierLM against training FLOPs from each run's metrics.
+ *
+ * <p>FLOPs are counted analytically from the matmuls (2 per multiply-accumulate; training 3x forward), see
+ * {@code CalmConfig.trainingFlopsPerChunk} and {@code TokenLMConfig.trainingFlopsPerToken}; norms, softmax and
+ * the energy distances are left out.
+ */
+public final class ComparisonReport {
+    private ComparisonReport() {}
+
+    /** One run's row. */
+    public record Row(String name, String kind, long parameters, double trainingFlops, double inferenceFlopsPerToken,
+                      double trainTokensPerSecond, double generateTokensPerSecond, double brierLM, double brierLMSe,
+                      List<double[]> curve) {}
+
+    public static Row measure(Path run) {
+        String kind = RunFolder.config(run, null).path("kind").asText();
+        List<JsonNode> rows = MetricsLog.read(run);
+        if (rows.isEmpty()) throw new UserError(run + " has no metrics: train it first");
+        double tps = rows.stream().filter(r -> r.path("split").asText().equals("train"))
+                .mapToDouble(r -> r.path("tokens_per_s").asDouble()).average().orElse(Double.NaN);
+        double lastTokens = rows.stream().filter(r -> r.path("split").asText().equals("train"))
+                .mapToDouble(r -> r.path("tokens").asDouble()).max().orElse(0);
+        JsonNode lastVal = rows.stream().filter(r -> r.path("split").asText().equals("val"))
+                .reduce((a, b) -> b).orElseThrow(() -> new UserError(run + " has no validation metrics"));
+        double flopsPerToken, inference, genTps;
+        long params;
+        Random r = new Random(0);
+        if (kind.equals(CalmRun.KIND)) {
+            CalmRun c = CalmRun.load(run);
+            var cfg = c.model().config();
+            var ae = c.model().autoencoder().config();
+            flopsPerToken = cfg.trainingFlopsPerChunk(ae) / ae.patchSize();
+            inference = cfg.inferenceFlopsPerToken(ae);
+            params = Layers.parameterCount(c.model(), true);
+            var gen = new CalmGenerator(c.model(), ae.eosId(), ae.padId(), 1, false, 100).stopAtEos(false);
+            int[] prompt = r.ints(16, 3, ae.vocabSize()).toArray();
+            long t0 = System.nanoTime();
+            var out = gen.generate(List.of(new CalmGenerator.Request(prompt, 64, 1.0, 1)), null);
+            genTps = out.get(0).tokens().length / ((System.nanoTime() - t0) / 1e9);
+            c.tokenizer().close();
+        } else if (kind.equals(TokenLMRun.KIND)) {
+            TokenLMRun t = TokenLMRun.load(run);
+            int v = t.model().vocabSize();
+            flopsPerToken = t.model().config().trainingFlopsPerToken(v);
+            inference = t.model().config().inferenceFlopsPerToken(v);
+            params = Layers.parameterCount(t.model(), true);
+            var gen = new TokenGenerator(t.model(), t.tokenizer().eosId(), t.padId(), t.patchSize()).stopAtEos(false);
+            int[] prompt = r.ints(16, 3, v).toArray();
+            long t0 = System.nanoTime();
+            var out = gen.generate(List.of(new TokenGenerator.Request(prompt, 64, 1.0, 0, 1.0, 1)));
+            genTps = out.get(0).tokens().length / ((System.nanoTime() - t0) / 1e9);
+            t.tokenizer().close();
+        } else {
+            throw new UserError(run + " is a " + kind + " run; compare takes CALM and token LM runs");
+        }
+        List<double[]> curve = new ArrayList<>();
+        double perStep = lastTokens / Math.max(1, rows.stream().filter(x -> x.path("split").asText().equals("train"))
+                .mapToDouble(x -> x.path("step").asDouble()).max().orElse(1));
+        for (JsonNode row : rows) {
+            if (row.path("split").asText().equals("val") && row.has("brier_lm")) {
+                curve.add(new double[] {row.path("step").asDouble() * perStep * flopsPerToken,
+                        row.path("brier_lm").asDouble()});
+            }
+        }
+        return new Row(run.getFileName().toString(), kind, params, lastTokens * flopsPerToken, inference, tps, genTps,
+                lastVal.path("brier_lm").asDouble(), lastVal.path("brier_lm_se").asDouble(), curve);
+    }
+
+    /** Writes {@code out/report.md} and {@code out/brier_vs_flops.png}; returns the Markdown. */
+    public static String write(List<Row> rows, Path out) {
+        StringBuilder md = new StringBuilder("# calm4j comparison\n\n");
+        md.append("| run | kind | parameters | training FLOPs | inference FLOPs/token | train tokens/s | "
+                + "generate tokens/s (batch 1) | BrierLM |\n|---|---|---|---|---|---|---|---|\n");
+        for (Row r : rows) {
+            md.append(String.format("| %s | %s | %,d | %.3g | %.3g | %,.0f | %,.0f | %.2f +- %.2f |%n", r.name(),
+                    r.kind(), r.parameters(), r.trainingFlops(), r.inferenceFlopsPerToken(), r.trainTokensPerSecond(),
+                    r.generateTokensPerSecond(), r.brierLM(), r.brierLMSe()));
+        }
+        md.append("\nFLOPs are counted from the matmuls (2 per multiply-accumulate, training 3x forward; attention "
+                + "over half the context in training and all of it in inference). BrierLM is x100 on held-out "
+                + "blocks, with a delta-method standard error; it depends on the evaluation block size.\n\n"
+                + "![BrierLM against training FLOPs](brier_vs_flops.png)\n");
+        XYChart chart = new XYChartBuilder().width(800).height(500).title("validation BrierLM vs training FLOPs")
+                .xAxisTitle("training FLOPs").yAxisTitle("BrierLM").build();
+        for (Row r : rows) {
+            if (r.curve().isEmpty()) continue;
+            chart.addSeries(r.name(), r.curve().stream().mapToDouble(p -> p[0]).toArray(),
+                    r.curve().stream().mapToDouble(p -> p[1]).toArray());
+        }
+        try {
+            Files.createDirectories(out);
+            Files.writeString(out.resolve("report.md"), md.toString());
+            BitmapEncoder.saveBitmap(chart, out.resolve("brier_vs_flops.png").toString(),
+                    BitmapEncoder.BitmapFormat.PNG);
+        } catch (IOException e) {
+            throw new UserError("cannot write the report under " + out + ": " + e.getMessage());
+        }
+        return md.toString();
+    }
+}
