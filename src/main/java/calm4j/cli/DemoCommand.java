@@ -11,12 +11,14 @@ import java.util.concurrent.Callable;
 
 /**
  * The README's main job, from nothing: fetch the default corpus, train its tokenizer, prepare it, train the chunk
- * autoencoder, train a CALM on it, evaluate both and generate samples. Finished stages are reused on a second run;
- * an interrupted stage resumes from its last checkpoint.
+ * autoencoder, a CALM on it and a token model with the same backbone, evaluate them, generate samples from both
+ * and write the comparison report. Finished stages are reused on a second run; an interrupted stage resumes from
+ * its last checkpoint.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
-        description = "From nothing: fetch a corpus, train a tokenizer, a chunk autoencoder and a CALM, evaluate "
-                + "them and generate samples. Stages already done are reused; an interrupted one resumes.")
+        description = "From nothing: fetch a corpus, train a tokenizer, a chunk autoencoder, a CALM and a token "
+                + "model with the same backbone, evaluate both, generate samples and write the comparison report. "
+                + "Stages already done are reused; an interrupted one resumes.")
 final class DemoCommand implements Callable<Integer> {
     @Option(names = "--corpus", defaultValue = "sotu", description = "sotu or gutenberg (default: ${DEFAULT-VALUE})")
     String corpus;
@@ -33,6 +35,10 @@ final class DemoCommand implements Callable<Integer> {
             + "${DEFAULT-VALUE}; 'calm lm train' defaults to 1500)")
     long lmSteps;
 
+    @Option(names = "--ar-steps", defaultValue = "1000", description = "token model training steps (default: "
+            + "${DEFAULT-VALUE})")
+    long arSteps;
+
     @Option(names = "--ae-config", description = "autoencoder config JSON (default: built-in)")
     Path aeConfig;
 
@@ -47,29 +53,41 @@ final class DemoCommand implements Callable<Integer> {
         Engine e = engine.engine();
         String threads = String.valueOf(e.threads());
         Path data = dir.resolve("data-" + corpus.toLowerCase());
-        System.out.println("== 1/5 corpus: " + data);
+        System.out.println("== 1/6 corpus: " + data);
         DataCommand.prepareBuiltin(corpus, data, null, 4096, null, engine.quiet);
 
         Path ae = dir.resolve("ae");
-        System.out.println("== 2/5 chunk autoencoder: " + ae);
+        System.out.println("== 2/6 chunk autoencoder: " + ae);
         if (train(() -> AeCommand.Train.train(options(data, aeConfig, ae, aeSteps), engine.quiet))) return 130;
         Calm.run("ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(), "--threads", threads);
 
         Path lm = dir.resolve("calm");
-        System.out.println("== 3/5 CALM: " + lm);
+        System.out.println("== 3/6 CALM: " + lm);
         if (train(() -> LmCommand.Train.train(ae, options(data, lmConfig, lm, lmSteps), engine.quiet))) return 130;
-
-        System.out.println("== 4/5 BrierLM on held-out text");
         Calm.run("lm", "eval", "--ckpt", lm.toString(), "--data", data.toString(), "--batches", "16", "--threads",
                 threads);
 
-        System.out.println("== 5/5 samples");
+        Path ar = dir.resolve("token-lm");
+        System.out.println("== 4/6 token model with the same backbone: " + ar);
+        if (train(() -> ArCommand.Train.train(options(data, null, ar, arSteps), 4, engine.quiet))) return 130;
+        Calm.run("ar", "eval", "--ckpt", ar.toString(), "--data", data.toString(), "--batches", "16", "--threads",
+                threads);
+
+        System.out.println("== 5/6 samples");
+        String prompt = "The state of the Union";
         for (String t : new String[] {"1", "0.5"}) {
-            System.out.println("-- temperature " + t);
-            Calm.run("generate", "--ckpt", lm.toString(), "--prompt", "The state of the Union", "--max-tokens", "48",
-                    "--temperature", t, "--batch", "3", "--seed", "1", "--threads", threads);
+            System.out.println("-- CALM, temperature " + t);
+            Calm.run("generate", "--ckpt", lm.toString(), "--prompt", prompt, "--max-tokens", "48", "--temperature",
+                    t, "--batch", "3", "--seed", "1", "--threads", threads);
         }
-        System.out.println("done: " + dir + " (plots in " + ae.resolve("plots") + " and " + lm.resolve("plots") + ")");
+        System.out.println("-- token model, temperature 1");
+        Calm.run("ar", "generate", "--ckpt", ar.toString(), "--prompt", prompt, "--max-tokens", "48", "--batch", "3",
+                "--seed", "1", "--threads", threads);
+
+        System.out.println("== 6/6 comparison");
+        Path report = dir.resolve("report");
+        Calm.run("compare", "--runs", lm.toString(), ar.toString(), "--out", report.toString(), "--threads", threads);
+        System.out.println("done: " + report.resolve("report.md") + " (training plots in each run's plots/)");
         return 0;
     }
 
