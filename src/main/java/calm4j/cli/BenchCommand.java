@@ -188,7 +188,10 @@ final class BenchCommand {
                     model.patchSize(), promptTokens, maxTokens);
             System.out.println("batch  T    pool  tokens/s  ms/step");
             java.util.Random r = new java.util.Random(0);
-            for (int batch : new int[] {1, 16}) {
+            double[] calmT1 = new double[2];
+            int[] batches = {1, 16};
+            for (int bi = 0; bi < 2; bi++) {
+                int batch = batches[bi];
                 for (int pool : new int[] {1, 200}) {
                     double t = pool == 1 ? 1.0 : 0.5;
                     var gen = new calm4j.generate.CalmGenerator(model, 0, 1, pool, false, 2000).stopAtEos(false);
@@ -203,9 +206,49 @@ final class BenchCommand {
                     double s = (System.nanoTime() - t0) / 1e9;
                     long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum();
                     int steps = outs.stream().mapToInt(calm4j.generate.CalmGenerator.Output::steps).max().orElse(1);
+                    if (pool == 1) calmT1[bi] = tokens / s;
                     System.out.printf("%5d  %-4s %4d  %8.0f  %7.1f%n", batch, t == 1 ? "1" : "1/2", pool,
                             tokens / s, 1000 * s / steps);
                 }
+            }
+            // The token model with the same backbone, one token a step, sampling at T = 1.
+            var c = model.config();
+            var tokenLm = new calm4j.ar.TokenLM(new calm4j.ar.TokenLMConfig(c.hiddenSize(), c.intermediateSize(),
+                    c.numHiddenLayers(), c.numAttentionHeads(), c.numKeyValueHeads(), c.ropeTheta(),
+                    c.contextChunks() * model.patchSize(), c.contextChunks() * model.patchSize()), vocab);
+            System.out.println("token model with the same backbone (T=1), and CALM's speed-up (K=" + model.patchSize()
+                    + " tokens a step):");
+            for (int bi = 0; bi < 2; bi++) {
+                int batch = batches[bi];
+                var gen = new calm4j.generate.TokenGenerator(tokenLm, 0, 1, model.patchSize()).stopAtEos(false);
+                java.util.List<calm4j.generate.TokenGenerator.Request> reqs = new java.util.ArrayList<>();
+                for (int b = 0; b < batch; b++) {
+                    reqs.add(new calm4j.generate.TokenGenerator.Request(r.ints(promptTokens, 3, vocab).toArray(),
+                            maxTokens, 1.0, 0, 1.0, b));
+                }
+                gen.generate(reqs.subList(0, 1));
+                long t0 = System.nanoTime();
+                var outs = gen.generate(reqs);
+                double s = (System.nanoTime() - t0) / 1e9;
+                long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum();
+                System.out.printf("%5d  token model %8.0f tokens/s  %7.1f ms/step;  CALM/token = %.2fx%n", batch,
+                        tokens / s, 1000 * s / maxTokens, calmT1[bi] / (tokens / s));
+            }
+            // Where a CALM step goes beyond the backbone: the head's sample and the autoencoder's decode.
+            for (int batch : batches) {
+                Tensor h = torch.randn(batch, c.hiddenSize());
+                var gens = new org.bytedeco.pytorch.Generator[batch];
+                int[] ones = new int[batch];
+                for (int b = 0; b < batch; b++) {
+                    gens[b] = torch.make_generator_cpu();
+                    ones[b] = 1;
+                }
+                double ms = 1000 * secondsPerStep(() -> Engine.step(() -> {
+                    try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+                        model.sampleChunks(h, ones, gens);
+                    }
+                }), 20);
+                System.out.printf("%5d  CALM head sample + decode: %.1f ms of each step%n", batch, ms);
             }
             return 0;
         }
