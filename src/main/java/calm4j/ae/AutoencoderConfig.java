@@ -46,12 +46,6 @@ public record AutoencoderConfig(int vocabSize, int hiddenSize, int intermediateS
                 latentSize, variational, tokenDrop, latentDrop, klClamp, klWeight, pad, mask, eos);
     }
 
-    /** The reconstruction-only ablation: no sampling, no KL, no dropouts. */
-    public AutoencoderConfig reconstructionOnly() {
-        return new AutoencoderConfig(vocabSize, hiddenSize, intermediateSize, encoderLayers, decoderLayers, patchSize,
-                latentSize, false, 0, 0, 0, 0, padId, maskId, eosId);
-    }
-
     public void requireBound() {
         require(vocabSize > 0, "vocab_size is not set (it comes from the tokenizer)");
         require(padId >= 0 && padId < vocabSize, "pad_id is not a token of the vocabulary");

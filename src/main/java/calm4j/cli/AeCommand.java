@@ -33,6 +33,9 @@ import java.util.concurrent.Callable;
 @Command(name = "ae", mixinStandardHelpOptions = true, description = "The chunk autoencoder: K tokens <-> one vector.",
         subcommands = {AeCommand.Train.class, AeCommand.Eval.class, AeCommand.Encode.class, AeCommand.Decode.class})
 final class AeCommand {
+    /** Training defaults for the autoencoder (the loop's own defaults suit language models). */
+    static final TrainConfig TRAIN = new TrainConfig(12000, 256, 1, 1e-3, 1e-4, 200, "cosine", 0.01,
+            0.9, 0.95, 1.0, 500, 40, 500, 2, 20, 5, 1234);
 
     @Command(name = "train", mixinStandardHelpOptions = true,
             description = "Train (or resume) a chunk autoencoder on a prepared corpus.")
@@ -57,7 +60,7 @@ final class AeCommand {
         static Trainer.Summary train(TrainOptions options, boolean quiet) {
             Path data = options.data, out = options.out;
             AutoencoderConfig model = options.model(AutoencoderConfig.DEFAULTS, AutoencoderConfig.class);
-            TrainConfig train = options.train(AeDefaults.TRAIN);
+            TrainConfig train = options.train(TRAIN);
             Manifest m = Manifest.read(data);
             try (Tokenizer tok = Tokenizer.load(data.resolve(RunFolder.TOKENIZER))) {
                 m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
@@ -79,12 +82,6 @@ final class AeCommand {
                     model.padId(), 0, false, 0, 1);
             return new Trainer(train, out, new AutoencoderTask(ae, valBatches), trainBatches, quiet, true).run();
         }
-    }
-
-    /** Training defaults for the autoencoder (the loop's own defaults suit language models). */
-    static final class AeDefaults {
-        static final TrainConfig TRAIN = new TrainConfig(12000, 256, 1, 1e-3, 1e-4, 200, "cosine", 0.01,
-                0.9, 0.95, 1.0, 500, 40, 500, 2, 20, 5, 1234);
     }
 
     @Command(name = "eval", mixinStandardHelpOptions = true,

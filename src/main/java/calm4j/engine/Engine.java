@@ -78,10 +78,6 @@ public final class Engine {
         return deviceName;
     }
 
-    public boolean isCuda() {
-        return device.is_cuda();
-    }
-
     public int threads() {
         return threads;
     }

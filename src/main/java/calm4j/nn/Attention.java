@@ -29,10 +29,6 @@ public final class Attention extends Module {
         o = register_module("o_proj", Layers.linear((long) heads * headDim, dim, false));
     }
 
-    public int headDim() {
-        return headDim;
-    }
-
     /**
      * @param x       [batch, length, dim]
      * @param cache   keys and values of earlier positions (appended to), or null for a plain causal pass

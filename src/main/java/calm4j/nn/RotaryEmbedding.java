@@ -13,11 +13,9 @@ import org.bytedeco.pytorch.global.torch;
 public final class RotaryEmbedding {
     private final Tensor cos; // [maxPositions, headDim]
     private final Tensor sin;
-    private final long headDim;
     private final long maxPositions;
 
     public RotaryEmbedding(long headDim, long maxPositions, double theta) {
-        this.headDim = headDim;
         this.maxPositions = maxPositions;
         Tensor invFreq = torch.pow(new Scalar(theta), torch.arange(new Scalar(0), new Scalar(headDim), new Scalar(2))
                 .to(torch.ScalarType.Float).div(new Scalar((double) headDim))).reciprocal();
@@ -44,9 +42,5 @@ public final class RotaryEmbedding {
         TensorVector halves = x.chunk(2, -1);
         Tensor rotated = torch.cat(new TensorVector(halves.get(1).neg(), halves.get(0)), -1);
         return x.mul(c).add(rotated.mul(s));
-    }
-
-    long headDim() {
-        return headDim;
     }
 }

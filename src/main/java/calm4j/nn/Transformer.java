@@ -54,10 +54,6 @@ public final class Transformer extends Module {
         return embedTokens;
     }
 
-    public long maxPositions() {
-        return rope.maxPositions();
-    }
-
     public int numLayers() {
         return layers.size();
     }

@@ -44,10 +44,6 @@ public final class BpeTrainer {
         while (m.find()) pieceCounts.merge(ByteLevel.encode(m.group()), 1L, Long::sum);
     }
 
-    public int distinctPieces() {
-        return pieceCounts.size();
-    }
-
     /** The result: symbols in id order and merges in rank order. */
     public record Bpe(List<String> vocab, List<String[]> merges) {}
 

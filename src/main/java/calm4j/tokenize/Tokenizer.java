@@ -130,10 +130,6 @@ public final class Tokenizer implements AutoCloseable {
         return maskId;
     }
 
-    public boolean hasPad() {
-        return padId >= 0;
-    }
-
     public int padIdOrMinusOne() {
         return padId;
     }
