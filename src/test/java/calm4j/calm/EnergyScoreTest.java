@@ -77,4 +77,30 @@ class EnergyScoreTest {
             assertTrue(torch.isfinite(x.grad()).all().item_bool(), "gradient at alpha " + alpha);
         }
     }
+
+    @Test
+    void gradientsEqualThoseOfTheDirectPairwiseDifferenceFormula() {
+        Engine.seed(13);
+        int n = 5, m = 7, p = 3, l = 16;
+        // Large norms make |x|^2 + |y|^2 - 2 x.y cancel badly; the diagonal must still contribute nothing.
+        Tensor base = torch.randn(n, p, l).mul(new Scalar(20.0));
+        Tensor y = torch.randn(m, p, l).mul(new Scalar(20.0));
+        Tensor x1 = base.clone().requires_grad_(true);
+        new EnergyScore(1.0).loss(x1, y).backward();
+
+        Tensor x2 = base.clone().requires_grad_(true);
+        Tensor fit = x2.unsqueeze(1).sub(y.unsqueeze(0)).square().sum(new long[] {-1}, false,
+                new org.bytedeco.pytorch.ScalarTypeOptional()).sqrt().sum().mul(new Scalar(2.0 / (n * m)));
+        Tensor diversity = torch.zeros(new long[] {});
+        for (int a = 0; a < n; a++) {
+            for (int b = 0; b < n; b++) {
+                if (a == b) continue;
+                diversity = diversity.add(x2.select(0, a).sub(x2.select(0, b)).square()
+                        .sum(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).sqrt().sum());
+            }
+        }
+        fit.sub(diversity.div(new Scalar((double) n * (n - 1)))).div(new Scalar((double) p)).backward();
+        double maxDiff = x1.grad().sub(x2.grad()).abs().max().item_double();
+        assertTrue(maxDiff < 1e-4, "max |gradient difference| = " + maxDiff);
+    }
 }
