@@ -24,7 +24,9 @@ import org.junit.jupiter.api.io.TempDir;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Random;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -133,6 +135,36 @@ class SyntheticLanguageTest {
         }
         assertArrayEquals(together.get(2).tokens(), generator().generate(List.of(reqs.get(2)), null).get(0).tokens(),
                 "the same seed gives the same text");
+    }
+
+    @Test
+    void sequencesJoiningAndLeavingARunningBatchGenerateWhatTheyWouldAlone() {
+        CalmGenerator.Request a = new CalmGenerator.Request(new int[] {5, 9, 14, 3, 3, 21, 7}, 40, 1.0, 21);
+        CalmGenerator.Request b = new CalmGenerator.Request(chunksOf(0, 6), 16, 1.0, 22);
+        CalmGenerator.Request c = new CalmGenerator.Request(new int[] {8, 8, 30, 2, 17}, 40, 1.0, 23);
+        Map<Integer, List<Integer>> got = new HashMap<>();
+        Map<Integer, CalmGenerator.Output> done = new HashMap<>();
+        try (CalmGenerator.Session session = generator().session()) {
+            int ia = session.join(List.of(a)).get(0);
+            int ic = -1;
+            for (int step = 0; !session.isEmpty(); step++) {
+                if (step == 2) session.join(List.of(b));  // b is longer than a so far: a's row is re-aligned
+                if (step == 3) ic = session.join(List.of(c)).get(0);
+                if (step == 5) session.cancel(ia);        // a leaves early, as when its client disconnects
+                for (CalmGenerator.Event e : session.step()) {
+                    for (int t : e.tokens()) got.computeIfAbsent(e.id(), x -> new ArrayList<>()).add(t);
+                    if (e.finished() != null) done.put(e.id(), e.finished());
+                }
+            }
+            CalmGenerator.Output aloneB = generator().generate(List.of(b), null).get(0);
+            CalmGenerator.Output aloneC = generator().generate(List.of(c), null).get(0);
+            assertArrayEquals(aloneB.tokens(), done.get(1).tokens(), "b joined at step 2");
+            assertArrayEquals(aloneC.tokens(), done.get(ic).tokens(), "c joined at step 3");
+            int[] aloneA = generator().generate(List.of(a), null).get(0).tokens();
+            int[] partA = got.get(ia).stream().mapToInt(Integer::intValue).toArray();
+            assertFalse(done.containsKey(ia), "a was cancelled, not finished");
+            assertArrayEquals(Arrays.copyOf(aloneA, partA.length), partA, "a's tokens before it was cancelled");
+        }
     }
 
     @Test

@@ -49,6 +49,11 @@ public final class TokenLM extends Module implements NextTokenModel {
         return config.contextTokens();
     }
 
+    /** An empty cache for a decoding batch whose rows join and leave between steps. */
+    public calm4j.nn.BatchKVCache newBatchCache() {
+        return transformer.newBatchCache();
+    }
+
     @Override
     public KVCache newCache() {
         return new KVCache(transformer.numLayers());

@@ -92,6 +92,11 @@ public final class CalmModel extends Module {
         return config.contextChunks();
     }
 
+    /** An empty cache for a decoding batch whose rows join and leave between steps. */
+    public calm4j.nn.BatchKVCache newBatchCache() {
+        return transformer.newBatchCache();
+    }
+
     public KVCache newCache() {
         return new KVCache(transformer.numLayers());
     }

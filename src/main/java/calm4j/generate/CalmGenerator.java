@@ -3,6 +3,7 @@ package calm4j.generate;
 import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
+import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -73,15 +74,175 @@ public final class CalmGenerator {
         return this;
     }
 
+    /** Generates every request as one batch; the listener sees each step's new tokens as they come. */
     public List<Output> generate(List<Request> requests, Listener listener) {
-        model.eval();
-        try (NoGradGuard ng = new NoGradGuard()) {
-            return run(requests, listener);
+        try (Session session = session()) {
+            List<Integer> ids = session.join(requests);
+            Output[] outputs = new Output[requests.size()];
+            while (!session.isEmpty()) {
+                for (Event e : session.step()) {
+                    int i = ids.indexOf(e.id());
+                    if (listener != null && e.tokens().length > 0) listener.onTokens(i, e.tokens());
+                    if (e.finished() != null) outputs[i] = e.finished();
+                }
+            }
+            return List.of(outputs);
+        }
+    }
+
+    /** What one step gave a sequence: its new tokens, and its output once it has finished (else null). */
+    public record Event(int id, int[] tokens, Output finished) {}
+
+    /** A live batch for continuous batching; see {@link Session}. */
+    public Session session() {
+        return new Session();
+    }
+
+    /**
+     * A batch that sequences join and leave between steps (continuous batching). {@link #join} prefills new prompts
+     * together and merges them into the running batch; {@link #step} gives every running sequence its next chunk;
+     * finished and {@link #cancel}led sequences leave. A sequence's result does not depend on what else is in the
+     * batch (its own generator, right-aligned rows, masked padding). Not thread-safe: one thread drives a session.
+     */
+    public final class Session implements AutoCloseable {
+        private final BatchKVCache cache = model.newBatchCache();
+        private final List<Seq> active = new ArrayList<>();
+        private Tensor hidden; // [active, d]: each running sequence's last hidden state
+        private int nextId;
+
+        private Session() {
+            model.eval();
+        }
+
+        public boolean isEmpty() {
+            return active.isEmpty();
+        }
+
+        public int size() {
+            return active.size();
+        }
+
+        /** Adds sequences (prefilled in one pass); returns their ids in order. Refuses prompts the context cannot fit. */
+        public List<Integer> join(List<Request> requests) {
+            int context = model.contextChunks();
+            List<Seq> joined = new ArrayList<>();
+            List<long[]> prefixes = new ArrayList<>();
+            for (Request r : requests) {
+                if (r.maxTokens() < 1) throw new UserError("max tokens must be at least 1, got " + r.maxTokens());
+                int[] withBoundary = new int[k + r.prompt().length];
+                Arrays.fill(withBoundary, 0, k, pad);
+                withBoundary[0] = eos;
+                System.arraycopy(r.prompt(), 0, withBoundary, k, r.prompt().length);
+                int complete = withBoundary.length / k;
+                if (complete >= context) {
+                    throw new UserError("the prompt is " + r.prompt().length + " tokens; with the boundary chunk "
+                            + "that is " + complete + " chunks of " + k + ", and the model's context is " + context
+                            + " chunks (" + context * k + " tokens) including at least one to generate: shorten the "
+                            + "prompt to at most " + ((context - 1) * k - k) + " tokens");
+                }
+                Seq s = new Seq(r, Arrays.copyOfRange(withBoundary, complete * k, withBoundary.length));
+                s.positions = complete;
+                joined.add(s);
+                prefixes.add(Arrays.stream(Arrays.copyOf(withBoundary, complete * k)).asLongStream().toArray());
+            }
+            if (joined.isEmpty()) return List.of();
+            int width = prefixes.stream().mapToInt(p -> p.length / k).max().orElse(0);
+            int n = joined.size();
+            long[] ids = new long[n * width * k];
+            boolean[] real = new boolean[n * width];
+            for (int i = 0; i < n; i++) {
+                long[] p = prefixes.get(i);
+                int padChunks = width - p.length / k;
+                Arrays.fill(ids, i * width * k, (i * width + padChunks) * k, pad);
+                System.arraycopy(p, 0, ids, (i * width + padChunks) * k, p.length);
+                for (int c = padChunks; c < width; c++) real[i * width + c] = true;
+            }
+            try (NoGradGuard ng = new NoGradGuard()) {
+                Engine.step(() -> {
+                    KVCache group = model.newCache();
+                    Tensor mask = boolTensor(real, n, width);
+                    Tensor h = model.hidden(Tensor.create(ids, n, (long) width * k), group, mask).select(1, width - 1);
+                    cache.add(group, mask);
+                    group.clear();
+                    setHidden(hidden == null ? h : torch.cat(new TensorVector(hidden, h), 0));
+                    return null;
+                });
+            }
+            List<Integer> out = new ArrayList<>();
+            for (Seq s : joined) {
+                s.id = nextId++;
+                active.add(s);
+                out.add(s.id);
+            }
+            return out;
+        }
+
+        /** One chunk for every running sequence; finished sequences leave the batch. */
+        public List<Event> step() {
+            if (active.isEmpty()) return List.of();
+            try (NoGradGuard ng = new NoGradGuard()) {
+                List<Seq> running = new ArrayList<>(active);
+                long[][] chunks = Engine.step(() -> nextChunks(hidden, running));
+                List<Event> events = new ArrayList<>();
+                List<Integer> keep = new ArrayList<>();
+                for (int i = 0; i < running.size(); i++) {
+                    Seq s = running.get(i);
+                    int[] added = emit(s, chunks[i]);
+                    events.add(new Event(s.id, added, s.finish == null ? null : s.output()));
+                    if (s.finish == null) keep.add(i);
+                }
+                retain(keep);
+                if (!active.isEmpty()) {
+                    long[] feed = new long[keep.size() * k];
+                    for (int j = 0; j < keep.size(); j++) System.arraycopy(chunks[keep.get(j)], 0, feed, j * k, k);
+                    Engine.step(() -> {
+                        Tensor mask = cache.extendMask(1);
+                        setHidden(model.hidden(Tensor.create(feed, active.size(), k), cache.cache(), mask)
+                                .select(1, 0));
+                        return null;
+                    });
+                }
+                return events;
+            }
+        }
+
+        /** Removes a running sequence (its client went away, or its time ran out); unknown ids are ignored. */
+        public void cancel(int id) {
+            List<Integer> keep = new ArrayList<>();
+            for (int i = 0; i < active.size(); i++) if (active.get(i).id != id) keep.add(i);
+            if (keep.size() < active.size()) retain(keep);
+        }
+
+        private void retain(List<Integer> keep) {
+            if (keep.size() == active.size()) return;
+            long[] rows = keep.stream().mapToLong(Integer::longValue).toArray();
+            List<Seq> next = new ArrayList<>();
+            for (int i : keep) next.add(active.get(i));
+            active.clear();
+            active.addAll(next);
+            Engine.step(() -> {
+                cache.keep(rows);
+                setHidden(rows.length == 0 ? null : hidden.index_select(0, Tensor.create(rows)));
+                return null;
+            });
+        }
+
+        private void setHidden(Tensor h) {
+            Tensor old = hidden;
+            hidden = h == null ? null : h.retainReference();
+            if (old != null) old.releaseReference();
+        }
+
+        @Override
+        public void close() {
+            cache.clear();
+            setHidden(null);
+            active.clear();
         }
     }
 
     private static final class Seq {
-        final int index;
+        int id;
         final Request request;
         final int n; // temperature 1/n
         final int[] partial;
@@ -94,8 +255,7 @@ public final class CalmGenerator {
         int steps;
         int positions; // chunks in the sequence so far (boundary + prompt + generated)
 
-        Seq(int index, Request request, int[] partial) {
-            this.index = index;
+        Seq(Request request, int[] partial) {
             this.request = request;
             this.n = Temperature.inverse(request.temperature());
             this.partial = partial;
@@ -103,96 +263,15 @@ public final class CalmGenerator {
             this.generator.set_current_seed(request.seed());
             this.rng = new SplittableRandom(request.seed() ^ 0x5DEECE66DL);
         }
+
+        Output output() {
+            return new Output(out.stream().mapToInt(Integer::intValue).toArray(),
+                    chunkEnds.stream().mapToInt(Integer::intValue).toArray(), finish, forced, steps);
+        }
     }
 
-    private List<Output> run(List<Request> requests, Listener listener) {
-        int context = model.contextChunks();
-        List<Seq> seqs = new ArrayList<>();
-        List<long[]> prefixes = new ArrayList<>();
-        for (int i = 0; i < requests.size(); i++) {
-            Request r = requests.get(i);
-            if (r.maxTokens() < 1) throw new UserError("max tokens must be at least 1, got " + r.maxTokens());
-            int[] withBoundary = new int[k + r.prompt().length];
-            Arrays.fill(withBoundary, 0, k, pad);
-            withBoundary[0] = eos;
-            System.arraycopy(r.prompt(), 0, withBoundary, k, r.prompt().length);
-            int complete = withBoundary.length / k;
-            if (complete >= context) {
-                throw new UserError("the prompt is " + r.prompt().length + " tokens; with the boundary chunk that is "
-                        + complete + " chunks of " + k + ", and the model's context is " + context + " chunks ("
-                        + context * k + " tokens) including at least one to generate: shorten the prompt to at most "
-                        + ((context - 1) * k - k) + " tokens");
-            }
-            Seq s = new Seq(i, r, Arrays.copyOfRange(withBoundary, complete * k, withBoundary.length));
-            s.positions = complete;
-            seqs.add(s);
-            prefixes.add(Arrays.stream(Arrays.copyOf(withBoundary, complete * k)).asLongStream().toArray());
-        }
-        int width = prefixes.stream().mapToInt(p -> p.length / k).max().orElse(0);
-        long[] ids = new long[seqs.size() * width * k];
-        boolean[] real = new boolean[seqs.size() * width];
-        for (int i = 0; i < seqs.size(); i++) {
-            long[] p = prefixes.get(i);
-            int padChunks = width - p.length / k;
-            Arrays.fill(ids, i * width * k, (i * width + padChunks) * k, pad);
-            System.arraycopy(p, 0, ids, (i * width + padChunks) * k, p.length);
-            for (int c = padChunks; c < width; c++) real[i * width + c] = true;
-        }
-        KVCache cache = model.newCache();
-        try {
-            Tensor promptMask = boolTensor(real, seqs.size(), width).retainReference();
-            Tensor h = Engine.step(() -> model.hidden(Tensor.create(ids, seqs.size(), (long) width * k), cache,
-                    promptMask).select(1, width - 1).retainReference());
-            Tensor mask = promptMask;
-            List<Seq> active = new ArrayList<>(seqs);
-            while (!active.isEmpty()) {
-                Tensor hNow = h;
-                Tensor maskNow = mask;
-                List<Seq> running = active;
-                long[][] chunks = Engine.step(() -> nextChunks(hNow, running));
-                long[] feed = new long[running.size() * k];
-                List<Integer> keep = new ArrayList<>();
-                for (int i = 0; i < running.size(); i++) {
-                    Seq s = running.get(i);
-                    emit(s, chunks[i], listener);
-                    System.arraycopy(chunks[i], 0, feed, i * k, k);
-                    if (s.finish == null) keep.add(i);
-                }
-                if (keep.isEmpty()) break;
-                List<Seq> next = new ArrayList<>();
-                for (int i : keep) next.add(running.get(i));
-                long[] keepIdx = keep.stream().mapToLong(Integer::longValue).toArray();
-                long[] keptFeed = new long[keep.size() * k];
-                for (int j = 0; j < keep.size(); j++) System.arraycopy(feed, keep.get(j) * k, keptFeed, j * k, k);
-                Tensor[] stepped = Engine.step(() -> {
-                    Tensor rows = Tensor.create(keepIdx);
-                    if (keep.size() < running.size()) cache.select(rows);
-                    Tensor m = torch.cat(new TensorVector(maskNow.index_select(0, rows),
-                            torch.ones(keepIdx.length, 1).to(torch.ScalarType.Bool)), 1);
-                    Tensor hh = model.hidden(Tensor.create(keptFeed, keepIdx.length, k), cache, m).select(1, 0);
-                    return new Tensor[] {hh.retainReference(), m.retainReference()};
-                });
-                h.releaseReference();
-                mask.releaseReference();
-                h = stepped[0];
-                mask = stepped[1];
-                active = next;
-            }
-            h.releaseReference();
-            mask.releaseReference();
-        } finally {
-            cache.clear();
-        }
-        List<Output> outputs = new ArrayList<>();
-        for (Seq s : seqs) {
-            outputs.add(new Output(s.out.stream().mapToInt(Integer::intValue).toArray(),
-                    s.chunkEnds.stream().mapToInt(Integer::intValue).toArray(), s.finish, s.forced, s.steps));
-        }
-        return outputs;
-    }
-
-    /** Appends a sampled chunk's new tokens to {@code s}, and decides whether it stops. */
-    private void emit(Seq s, long[] chunk, Listener listener) {
+    /** Appends a sampled chunk's new tokens to {@code s}, decides whether it stops, and returns the new tokens. */
+    private int[] emit(Seq s, long[] chunk) {
         int from = s.steps == 0 ? s.partial.length : 0; // the prompt's partial chunk is not output again
         s.steps++;
         s.positions++;
@@ -209,9 +288,7 @@ public final class CalmGenerator {
         }
         if (s.finish == null && s.positions >= model.contextChunks()) s.finish = "context";
         s.chunkEnds.add(s.out.size());
-        if (listener != null && !added.isEmpty()) {
-            listener.onTokens(s.index, added.stream().mapToInt(Integer::intValue).toArray());
-        }
+        return added.stream().mapToInt(Integer::intValue).toArray();
     }
 
     /** One chunk per running sequence: [rows][K]. */

@@ -3,6 +3,7 @@ package calm4j.generate;
 import calm4j.ar.TokenLM;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
+import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
@@ -45,91 +46,193 @@ public final class TokenGenerator {
         return this;
     }
 
+    /** Generates every request as one batch. */
     public List<Output> generate(List<Request> requests) {
-        model.eval();
-        try (NoGradGuard ng = new NoGradGuard()) {
-            return run(requests);
+        try (Session session = session()) {
+            List<Integer> ids = session.join(requests);
+            Output[] outputs = new Output[requests.size()];
+            while (!session.isEmpty()) {
+                for (Event e : session.step()) if (e.finished() != null) outputs[ids.indexOf(e.id())] = e.finished();
+            }
+            return List.of(outputs);
         }
     }
 
-    private List<Output> run(List<Request> requests) {
-        int n = requests.size();
-        int[][] prompts = new int[n][];
-        Generator[] gens = new Generator[n];
-        for (int i = 0; i < n; i++) {
-            Request r = requests.get(i);
-            if (r.temperature() < 0 || r.topP() <= 0 || r.topP() > 1 || r.topK() < 0) {
-                throw new UserError("temperature must be >= 0, top-p in (0, 1] and top-k >= 0 (0: off)");
-            }
-            int[] p = new int[boundary + r.prompt().length];
-            Arrays.fill(p, 0, boundary, pad);
-            p[0] = eos;
-            System.arraycopy(r.prompt(), 0, p, boundary, r.prompt().length);
-            if (p.length >= model.contextTokens()) {
-                throw new UserError("the prompt is " + r.prompt().length + " tokens; the model's context is "
-                        + model.contextTokens() + " tokens including the boundary and one to generate");
-            }
-            prompts[i] = p;
-            gens[i] = torch.make_generator_cpu();
-            gens[i].set_current_seed(r.seed());
+    /** What one step gave a sequence: its new tokens (none or one), and its output once finished (else null). */
+    public record Event(int id, int[] tokens, Output finished) {}
+
+    public Session session() {
+        return new Session();
+    }
+
+    private static final class Seq {
+        final int id;
+        final Request request;
+        final Generator generator;
+        final List<Integer> out = new ArrayList<>();
+        int length; // tokens in the sequence so far (boundary + prompt + generated)
+        String finish;
+
+        Seq(int id, Request request, int length) {
+            this.id = id;
+            this.request = request;
+            this.length = length;
+            this.generator = torch.make_generator_cpu();
+            this.generator.set_current_seed(request.seed());
         }
-        int width = Arrays.stream(prompts).mapToInt(p -> p.length).max().orElse(0);
-        long[] ids = new long[n * width];
-        byte[] real = new byte[n * width];
-        for (int i = 0; i < n; i++) {
-            int off = width - prompts[i].length;
-            Arrays.fill(ids, i * width, i * width + off, pad);
-            for (int j = 0; j < prompts[i].length; j++) {
-                ids[i * width + off + j] = prompts[i][j];
-                real[i * width + off + j] = 1;
-            }
+
+        Output output() {
+            return new Output(out.stream().mapToInt(Integer::intValue).toArray(), finish);
         }
-        List<List<Integer>> out = new ArrayList<>();
-        String[] finish = new String[n];
-        for (int i = 0; i < n; i++) out.add(new ArrayList<>());
-        KVCache cache = model.newCache();
-        try {
-            Tensor promptMask = Tensor.create(real, n, width).to(torch.ScalarType.Bool).retainReference();
-            Tensor last = Engine.step(() -> model.logits(Tensor.create(ids, n, width), cache, promptMask)
-                    .select(1, width - 1).retainReference());
-            Tensor mask = promptMask;
-            for (int step = 0; ; step++) {
-                Tensor logits = last;
-                long[] next = Engine.step(() -> sample(logits, requests, gens));
-                boolean running = false;
-                for (int i = 0; i < n; i++) {
-                    if (finish[i] != null) continue;
-                    if (next[i] == eos && stopAtEos) {
-                        finish[i] = "eos";
-                        continue;
-                    }
-                    out.get(i).add((int) next[i]);
-                    if (out.get(i).size() >= requests.get(i).maxTokens()) finish[i] = "length";
-                    else if (width + step + 1 >= model.contextTokens()) finish[i] = "context";
-                    else running = true;
+    }
+
+    /**
+     * A batch that sequences join and leave between steps (continuous batching), as {@link CalmGenerator.Session}:
+     * one token per running sequence per step. Not thread-safe: one thread drives a session.
+     */
+    public final class Session implements AutoCloseable {
+        private final BatchKVCache cache = model.newBatchCache();
+        private final List<Seq> active = new ArrayList<>();
+        private Tensor logits; // [active, V]: each running sequence's next-token logits
+        private int nextId;
+
+        private Session() {
+            model.eval();
+        }
+
+        public boolean isEmpty() {
+            return active.isEmpty();
+        }
+
+        public int size() {
+            return active.size();
+        }
+
+        /** Adds sequences (prefilled in one pass); returns their ids in order. */
+        public List<Integer> join(List<Request> requests) {
+            int n = requests.size();
+            if (n == 0) return List.of();
+            int[][] prompts = new int[n][];
+            for (int i = 0; i < n; i++) {
+                Request r = requests.get(i);
+                if (r.temperature() < 0 || r.topP() <= 0 || r.topP() > 1 || r.topK() < 0) {
+                    throw new UserError("temperature must be >= 0, top-p in (0, 1] and top-k >= 0 (0: off)");
                 }
-                if (!running) break;
-                Tensor m = mask;
-                Tensor[] stepped = Engine.step(() -> {
-                    Tensor mm = torch.cat(new TensorVector(m, torch.ones(n, 1).to(torch.ScalarType.Bool)), 1);
-                    Tensor l = model.logits(Tensor.create(next, n, 1), cache, mm).select(1, 0);
-                    return new Tensor[] {l.retainReference(), mm.retainReference()};
-                });
-                last.releaseReference();
-                mask.releaseReference();
-                last = stepped[0];
-                mask = stepped[1];
+                if (r.maxTokens() < 1) throw new UserError("max tokens must be at least 1, got " + r.maxTokens());
+                int[] p = new int[boundary + r.prompt().length];
+                Arrays.fill(p, 0, boundary, pad);
+                p[0] = eos;
+                System.arraycopy(r.prompt(), 0, p, boundary, r.prompt().length);
+                if (p.length >= model.contextTokens()) {
+                    throw new UserError("the prompt is " + r.prompt().length + " tokens; the model's context is "
+                            + model.contextTokens() + " tokens including the boundary and one to generate: shorten "
+                            + "the prompt to at most " + (model.contextTokens() - 1 - boundary) + " tokens");
+                }
+                prompts[i] = p;
             }
-            last.releaseReference();
-            mask.releaseReference();
-        } finally {
+            int width = Arrays.stream(prompts).mapToInt(p -> p.length).max().orElse(0);
+            long[] ids = new long[n * width];
+            byte[] real = new byte[n * width];
+            for (int i = 0; i < n; i++) {
+                int off = width - prompts[i].length;
+                Arrays.fill(ids, i * width, i * width + off, pad);
+                for (int j = 0; j < prompts[i].length; j++) {
+                    ids[i * width + off + j] = prompts[i][j];
+                    real[i * width + off + j] = 1;
+                }
+            }
+            try (NoGradGuard ng = new NoGradGuard()) {
+                Engine.step(() -> {
+                    KVCache group = model.newCache();
+                    Tensor mask = Tensor.create(real, n, width).to(torch.ScalarType.Bool);
+                    Tensor l = model.logits(Tensor.create(ids, n, width), group, mask).select(1, width - 1);
+                    cache.add(group, mask);
+                    group.clear();
+                    setLogits(logits == null ? l : torch.cat(new TensorVector(logits, l), 0));
+                    return null;
+                });
+            }
+            List<Integer> out = new ArrayList<>();
+            for (int i = 0; i < n; i++) {
+                Seq s = new Seq(nextId++, requests.get(i), prompts[i].length);
+                active.add(s);
+                out.add(s.id);
+            }
+            return out;
+        }
+
+        /** One token for every running sequence; finished sequences leave the batch. */
+        public List<Event> step() {
+            if (active.isEmpty()) return List.of();
+            try (NoGradGuard ng = new NoGradGuard()) {
+                List<Seq> running = new ArrayList<>(active);
+                List<Request> reqs = running.stream().map(s -> s.request).toList();
+                Generator[] gens = running.stream().map(s -> s.generator).toArray(Generator[]::new);
+                long[] next = Engine.step(() -> sample(logits, reqs, gens));
+                List<Event> events = new ArrayList<>();
+                List<Integer> keep = new ArrayList<>();
+                for (int i = 0; i < running.size(); i++) {
+                    Seq s = running.get(i);
+                    int[] added = new int[0];
+                    if (next[i] == eos && stopAtEos) {
+                        s.finish = "eos";
+                    } else {
+                        s.out.add((int) next[i]);
+                        s.length++;
+                        added = new int[] {(int) next[i]};
+                        if (s.out.size() >= s.request.maxTokens()) s.finish = "length";
+                        else if (s.length >= model.contextTokens()) s.finish = "context";
+                    }
+                    events.add(new Event(s.id, added, s.finish == null ? null : s.output()));
+                    if (s.finish == null) keep.add(i);
+                }
+                retain(keep);
+                if (!active.isEmpty()) {
+                    long[] feed = keep.stream().mapToLong(i -> next[i]).toArray();
+                    Engine.step(() -> {
+                        Tensor mask = cache.extendMask(1);
+                        setLogits(model.logits(Tensor.create(feed, feed.length, 1), cache.cache(), mask)
+                                .select(1, 0));
+                        return null;
+                    });
+                }
+                return events;
+            }
+        }
+
+        /** Removes a running sequence; unknown ids are ignored. */
+        public void cancel(int id) {
+            List<Integer> keep = new ArrayList<>();
+            for (int i = 0; i < active.size(); i++) if (active.get(i).id != id) keep.add(i);
+            if (keep.size() < active.size()) retain(keep);
+        }
+
+        private void retain(List<Integer> keep) {
+            if (keep.size() == active.size()) return;
+            long[] rows = keep.stream().mapToLong(Integer::longValue).toArray();
+            List<Seq> next = new ArrayList<>();
+            for (int i : keep) next.add(active.get(i));
+            active.clear();
+            active.addAll(next);
+            Engine.step(() -> {
+                cache.keep(rows);
+                setLogits(rows.length == 0 ? null : logits.index_select(0, Tensor.create(rows)));
+                return null;
+            });
+        }
+
+        private void setLogits(Tensor l) {
+            Tensor old = logits;
+            logits = l == null ? null : l.retainReference();
+            if (old != null) old.releaseReference();
+        }
+
+        @Override
+        public void close() {
             cache.clear();
+            setLogits(null);
+            active.clear();
         }
-        List<Output> result = new ArrayList<>();
-        for (int i = 0; i < n; i++) {
-            result.add(new Output(out.get(i).stream().mapToInt(Integer::intValue).toArray(), finish[i]));
-        }
-        return result;
     }
 
     /** One next token per row from logits [rows, V], each row with its own settings and generator. */

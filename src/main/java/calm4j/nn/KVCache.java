@@ -71,4 +71,44 @@ public final class KVCache {
             }
         }
     }
+
+    /** The number of rows (sequences) cached; 0 when empty. */
+    public long rows() {
+        return keys[0] == null ? 0 : keys[0].size(0);
+    }
+
+    /**
+     * Re-aligns every row by {@code delta} positions: delta > 0 adds that many (zero) columns on the left, delta < 0
+     * drops that many leading columns. Keys are re-rotated to their new positions, so attention, which depends only
+     * on position differences between a query and its keys, is unchanged for the moved rows.
+     */
+    void realign(long delta, RotaryEmbedding rope) {
+        if (delta == 0) return;
+        for (int l = 0; l < keys.length; l++) {
+            Tensor k = keys[l], v = values[l];
+            if (delta > 0) {
+                Tensor zeros = torch.zeros(new long[] {k.size(0), k.size(1), delta, k.size(3)},
+                        new org.bytedeco.pytorch.TensorOptions().dtype(new org.bytedeco.pytorch.ScalarTypeOptional(
+                                k.scalar_type())).device(new org.bytedeco.pytorch.DeviceOptional(k.device())));
+                k = torch.cat(new TensorVector(zeros, k), 2);
+                v = torch.cat(new TensorVector(zeros, v), 2);
+            } else {
+                k = k.narrow(2, -delta, k.size(2) + delta);
+                v = v.narrow(2, -delta, v.size(2) + delta);
+            }
+            replace(l, rope.shift(k, delta), v);
+        }
+    }
+
+    /** Appends the rows of {@code other} (of the same length) after this cache's rows. */
+    void appendRows(KVCache other) {
+        for (int l = 0; l < keys.length; l++) {
+            if (keys[l] == null) {
+                replace(l, other.keys[l], other.values[l]);
+            } else {
+                replace(l, torch.cat(new TensorVector(keys[l], other.keys[l]), 0),
+                        torch.cat(new TensorVector(values[l], other.values[l]), 0));
+            }
+        }
+    }
 }

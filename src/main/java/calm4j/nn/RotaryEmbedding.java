@@ -14,13 +14,14 @@ public final class RotaryEmbedding {
     private final Tensor cos; // [maxPositions, headDim]
     private final Tensor sin;
     private final long maxPositions;
+    private final Tensor invFreq; // [headDim / 2]
 
     public RotaryEmbedding(long headDim, long maxPositions, double theta) {
         this.maxPositions = maxPositions;
-        Tensor invFreq = torch.pow(new Scalar(theta), torch.arange(new Scalar(0), new Scalar(headDim), new Scalar(2))
+        this.invFreq = torch.pow(new Scalar(theta), torch.arange(new Scalar(0), new Scalar(headDim), new Scalar(2))
                 .to(torch.ScalarType.Float).div(new Scalar((double) headDim))).reciprocal();
         Tensor positions = torch.arange(new Scalar(maxPositions)).to(torch.ScalarType.Float);
-        Tensor freqs = torch.outer(positions, invFreq);
+        Tensor freqs = torch.outer(positions, this.invFreq);
         Tensor emb = torch.cat(new TensorVector(freqs, freqs), -1);
         this.cos = emb.cos();
         this.sin = emb.sin();
@@ -42,5 +43,19 @@ public final class RotaryEmbedding {
         TensorVector halves = x.chunk(2, -1);
         Tensor rotated = torch.cat(new TensorVector(halves.get(1).neg(), halves.get(0)), -1);
         return x.mul(c).add(rotated.mul(s));
+    }
+
+    /**
+     * Moves already rotated vectors {@code x} [batch, heads, length, headDim] by {@code delta} positions (which may be
+     * negative): rotations compose, R(p + delta) = R(delta) R(p), so a cached key can change its position without its
+     * pre-rotation value. Used when a decoding batch's rows are re-aligned.
+     */
+    public Tensor shift(Tensor x, long delta) {
+        if (delta == 0) return x;
+        Tensor angles = invFreq.mul(new Scalar((double) delta));
+        Tensor emb = torch.cat(new TensorVector(angles, angles), -1).to(x.device(), x.scalar_type());
+        TensorVector halves = x.chunk(2, -1);
+        Tensor rotated = torch.cat(new TensorVector(halves.get(1).neg(), halves.get(0)), -1);
+        return x.mul(emb.cos()).add(rotated.mul(emb.sin()));
     }
 }

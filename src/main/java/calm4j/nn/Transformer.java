@@ -54,6 +54,11 @@ public final class Transformer extends Module {
         return embedTokens;
     }
 
+    /** An empty cache for a decoding batch whose rows may join and leave between steps. */
+    public BatchKVCache newBatchCache() {
+        return new BatchKVCache(layers.size(), rope);
+    }
+
     public int numLayers() {
         return layers.size();
     }

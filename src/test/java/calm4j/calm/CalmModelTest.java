@@ -47,6 +47,50 @@ class CalmModelTest {
     }
 
     @Test
+    void rowsThatJoinAndLeaveADecodingBatchAttendExactlyAsTheyWouldAlone() {
+        Engine.seed(24);
+        CalmModel m = new CalmModel(calmConfig(16), new ChunkAutoencoder(aeConfig(K)));
+        m.eval();
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor a = torch.randint(V, new long[] {1, 9 * K}); // 3-chunk prompt, then 6 decoded chunks
+            Tensor b = torch.randint(V, new long[] {1, 9 * K}); // 7-chunk prompt, joining after a's 2nd step
+            Tensor fullA = m.hidden(a, null), fullB = m.hidden(b, null);
+
+            calm4j.nn.BatchKVCache batch = m.newBatchCache();
+            KVCache group = m.newCache();
+            Tensor mask = torch.ones(1, 3).to(torch.ScalarType.Bool);
+            m.hidden(a.narrow(1, 0, 3 * K), group, mask);
+            batch.add(group, mask);
+            for (int c = 3; c < 5; c++) { // a alone: chunks 3 and 4
+                Tensor h = m.hidden(a.narrow(1, (long) c * K, K), batch.cache(), batch.extendMask(1));
+                assertClose(fullA.select(1, c), h.select(1, 0), "a alone, chunk " + c);
+            }
+            KVCache joining = m.newCache();
+            Tensor maskB = torch.ones(1, 7).to(torch.ScalarType.Bool);
+            m.hidden(b.narrow(1, 0, 7 * K), joining, maskB);
+            batch.add(joining, maskB); // b is longer: a's row is re-aligned
+            assertEquals(7, batch.length());
+            for (int c = 0; c < 2; c++) { // both: a's chunks 5, 6 and b's chunks 7, 8
+                Tensor in = torch.cat(new TensorVector(a.narrow(1, (long) (5 + c) * K, K),
+                        b.narrow(1, (long) (7 + c) * K, K)), 0);
+                Tensor h = m.hidden(in, batch.cache(), batch.extendMask(1));
+                assertClose(fullA.select(1, 5 + c), h.select(0, 0).select(0, 0), "a in the batch, chunk " + (5 + c));
+                assertClose(fullB.select(1, 7 + c), h.select(0, 1).select(0, 0), "b in the batch, chunk " + (7 + c));
+            }
+            batch.keep(new long[] {0}); // b leaves: a's row is trimmed back to its own length
+            assertEquals(7, batch.length());
+            Tensor h = m.hidden(a.narrow(1, 7L * K, K), batch.cache(), batch.extendMask(1));
+            assertClose(fullA.select(1, 7), h.select(1, 0), "a after b left");
+            batch.clear();
+        }
+    }
+
+    static void assertClose(Tensor expected, Tensor actual, String what) {
+        double diff = expected.reshape(-1).sub(actual.reshape(-1)).abs().max().item_double();
+        assertTrue(diff <= 1e-5, what + ": max abs difference " + diff);
+    }
+
+    @Test
     void theAutoencoderIsFrozenAndItsWeightsAreNotOptimised() {
         Engine.seed(22);
         ChunkAutoencoder ae = new ChunkAutoencoder(aeConfig(K));
