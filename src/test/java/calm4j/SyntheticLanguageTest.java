@@ -15,6 +15,7 @@ import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
 import calm4j.generate.CalmGenerator;
+import calm4j.generate.GenerationSession;
 import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
 import org.junit.jupiter.api.BeforeAll;
@@ -151,7 +152,7 @@ class SyntheticLanguageTest {
                 if (step == 2) session.join(List.of(b));  // b is longer than a so far: a's row is re-aligned
                 if (step == 3) ic = session.join(List.of(c)).get(0);
                 if (step == 5) session.cancel(ia);        // a leaves early, as when its client disconnects
-                for (CalmGenerator.Event e : session.step()) {
+                for (GenerationSession.Event<CalmGenerator.Output> e : session.step()) {
                     for (int t : e.tokens()) got.computeIfAbsent(e.id(), x -> new ArrayList<>()).add(t);
                     if (e.finished() != null) done.put(e.id(), e.finished());
                 }

@@ -3,6 +3,7 @@ package calm4j.generate;
 import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
+import calm4j.generate.GenerationSession.Event;
 import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.Generator;
@@ -38,7 +39,8 @@ public final class CalmGenerator {
     public record Request(int[] prompt, int maxTokens, double temperature, long seed) {}
 
     /** What was generated: the new tokens, where each step's chunk ended, and why it stopped. */
-    public record Output(int[] tokens, int[] chunkEnds, String finishReason, boolean forcedPrefix, int steps) {}
+    public record Output(int[] tokens, int[] chunkEnds, String finishReason, boolean forcedPrefix, int steps)
+            implements GenerationSession.Result {}
 
     /** Called after every step with the tokens each still-running sequence gained. */
     public interface Listener {
@@ -80,7 +82,7 @@ public final class CalmGenerator {
             List<Integer> ids = session.join(requests);
             Output[] outputs = new Output[requests.size()];
             while (!session.isEmpty()) {
-                for (Event e : session.step()) {
+                for (Event<Output> e : session.step()) {
                     int i = ids.indexOf(e.id());
                     if (listener != null && e.tokens().length > 0) listener.onTokens(i, e.tokens());
                     if (e.finished() != null) outputs[i] = e.finished();
@@ -89,9 +91,6 @@ public final class CalmGenerator {
             return List.of(outputs);
         }
     }
-
-    /** What one step gave a sequence: its new tokens, and its output once it has finished (else null). */
-    public record Event(int id, int[] tokens, Output finished) {}
 
     /** A live batch for continuous batching; see {@link Session}. */
     public Session session() {
@@ -104,7 +103,7 @@ public final class CalmGenerator {
      * finished and {@link #cancel}led sequences leave. A sequence's result does not depend on what else is in the
      * batch (its own generator, right-aligned rows, masked padding). Not thread-safe: one thread drives a session.
      */
-    public final class Session implements AutoCloseable {
+    public final class Session implements GenerationSession<Request, Output> {
         private final BatchKVCache cache = model.newBatchCache();
         private final List<Seq> active = new ArrayList<>();
         private Tensor hidden; // [active, d]: each running sequence's last hidden state
@@ -114,15 +113,13 @@ public final class CalmGenerator {
             model.eval();
         }
 
-        public boolean isEmpty() {
-            return active.isEmpty();
-        }
-
+        @Override
         public int size() {
             return active.size();
         }
 
         /** Adds sequences (prefilled in one pass); returns their ids in order. Refuses prompts the context cannot fit. */
+        @Override
         public List<Integer> join(List<Request> requests) {
             int context = model.contextChunks();
             List<Seq> joined = new ArrayList<>();
@@ -178,17 +175,18 @@ public final class CalmGenerator {
         }
 
         /** One chunk for every running sequence; finished sequences leave the batch. */
-        public List<Event> step() {
+        @Override
+        public List<Event<Output>> step() {
             if (active.isEmpty()) return List.of();
             try (NoGradGuard ng = new NoGradGuard()) {
                 List<Seq> running = new ArrayList<>(active);
                 long[][] chunks = Engine.step(() -> nextChunks(hidden, running));
-                List<Event> events = new ArrayList<>();
+                List<Event<Output>> events = new ArrayList<>();
                 List<Integer> keep = new ArrayList<>();
                 for (int i = 0; i < running.size(); i++) {
                     Seq s = running.get(i);
                     int[] added = emit(s, chunks[i]);
-                    events.add(new Event(s.id, added, s.finish == null ? null : s.output()));
+                    events.add(new Event<>(s.id, added, s.finish == null ? null : s.output()));
                     if (s.finish == null) keep.add(i);
                 }
                 retain(keep);
@@ -207,6 +205,7 @@ public final class CalmGenerator {
         }
 
         /** Removes a running sequence (its client went away, or its time ran out); unknown ids are ignored. */
+        @Override
         public void cancel(int id) {
             List<Integer> keep = new ArrayList<>();
             for (int i = 0; i < active.size(); i++) if (active.get(i).id != id) keep.add(i);

@@ -3,6 +3,7 @@ package calm4j.generate;
 import calm4j.ar.TokenLM;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
+import calm4j.generate.GenerationSession.Event;
 import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.Generator;
@@ -27,7 +28,7 @@ import java.util.List;
 public final class TokenGenerator {
     public record Request(int[] prompt, int maxTokens, double temperature, int topK, double topP, long seed) {}
 
-    public record Output(int[] tokens, String finishReason) {}
+    public record Output(int[] tokens, String finishReason) implements GenerationSession.Result {}
 
     private final TokenLM model;
     private final int eos, pad, boundary;
@@ -52,14 +53,11 @@ public final class TokenGenerator {
             List<Integer> ids = session.join(requests);
             Output[] outputs = new Output[requests.size()];
             while (!session.isEmpty()) {
-                for (Event e : session.step()) if (e.finished() != null) outputs[ids.indexOf(e.id())] = e.finished();
+                for (Event<Output> e : session.step()) if (e.finished() != null) outputs[ids.indexOf(e.id())] = e.finished();
             }
             return List.of(outputs);
         }
     }
-
-    /** What one step gave a sequence: its new tokens (none or one), and its output once finished (else null). */
-    public record Event(int id, int[] tokens, Output finished) {}
 
     public Session session() {
         return new Session();
@@ -90,7 +88,7 @@ public final class TokenGenerator {
      * A batch that sequences join and leave between steps (continuous batching), as {@link CalmGenerator.Session}:
      * one token per running sequence per step. Not thread-safe: one thread drives a session.
      */
-    public final class Session implements AutoCloseable {
+    public final class Session implements GenerationSession<Request, Output> {
         private final BatchKVCache cache = model.newBatchCache();
         private final List<Seq> active = new ArrayList<>();
         private Tensor logits; // [active, V]: each running sequence's next-token logits
@@ -100,15 +98,13 @@ public final class TokenGenerator {
             model.eval();
         }
 
-        public boolean isEmpty() {
-            return active.isEmpty();
-        }
-
+        @Override
         public int size() {
             return active.size();
         }
 
         /** Adds sequences (prefilled in one pass); returns their ids in order. */
+        @Override
         public List<Integer> join(List<Request> requests) {
             int n = requests.size();
             if (n == 0) return List.of();
@@ -162,14 +158,15 @@ public final class TokenGenerator {
         }
 
         /** One token for every running sequence; finished sequences leave the batch. */
-        public List<Event> step() {
+        @Override
+        public List<Event<Output>> step() {
             if (active.isEmpty()) return List.of();
             try (NoGradGuard ng = new NoGradGuard()) {
                 List<Seq> running = new ArrayList<>(active);
                 List<Request> reqs = running.stream().map(s -> s.request).toList();
                 Generator[] gens = running.stream().map(s -> s.generator).toArray(Generator[]::new);
                 long[] next = Engine.step(() -> sample(logits, reqs, gens));
-                List<Event> events = new ArrayList<>();
+                List<Event<Output>> events = new ArrayList<>();
                 List<Integer> keep = new ArrayList<>();
                 for (int i = 0; i < running.size(); i++) {
                     Seq s = running.get(i);
@@ -183,7 +180,7 @@ public final class TokenGenerator {
                         if (s.out.size() >= s.request.maxTokens()) s.finish = "length";
                         else if (s.length >= model.contextTokens()) s.finish = "context";
                     }
-                    events.add(new Event(s.id, added, s.finish == null ? null : s.output()));
+                    events.add(new Event<>(s.id, added, s.finish == null ? null : s.output()));
                     if (s.finish == null) keep.add(i);
                 }
                 retain(keep);
@@ -201,6 +198,7 @@ public final class TokenGenerator {
         }
 
         /** Removes a running sequence; unknown ids are ignored. */
+        @Override
         public void cancel(int id) {
             List<Integer> keep = new ArrayList<>();
             for (int i = 0; i < active.size(); i++) if (active.get(i).id != id) keep.add(i);

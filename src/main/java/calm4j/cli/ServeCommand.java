@@ -1,0 +1,75 @@
+package calm4j.cli;
+
+import calm4j.serve.CompletionServer;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
+import picocli.CommandLine.Option;
+
+import java.net.InetAddress;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+
+@Command(name = "serve", mixinStandardHelpOptions = true,
+        description = {"Serve a CALM or token model over HTTP: an OpenAI-compatible POST /v1/completions (streamed as "
+                + "server-sent events with \"stream\": true), GET /v1/models, GET /health, and a playground page at /.",
+                "Concurrent requests share generation steps (continuous batching). Stop with Ctrl-C."})
+final class ServeCommand implements Callable<Integer> {
+    @Option(names = "--ckpt", required = true, description = "a CALM or token-model run folder")
+    Path run;
+
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (default: "
+            + "${DEFAULT-VALUE}, this machine only; 0.0.0.0 exposes the server to the network)")
+    String host;
+
+    @Option(names = "--port", defaultValue = "8080", description = "default: ${DEFAULT-VALUE}; 0 picks a free port")
+    int port;
+
+    @Option(names = "--max-batch", defaultValue = "16", description = "sequences generated together; 1 turns "
+            + "shared batching off (default: ${DEFAULT-VALUE})")
+    int maxBatch;
+
+    @Option(names = "--queue", defaultValue = "64", description = "sequences that may wait for the batch; beyond "
+            + "that the server answers 503 with Retry-After (default: ${DEFAULT-VALUE})")
+    int queue;
+
+    @Option(names = "--max-tokens", defaultValue = "512", description = "the largest max_tokens a request may ask "
+            + "for (default: ${DEFAULT-VALUE})")
+    int maxTokens;
+
+    @Option(names = "--timeout", defaultValue = "120", description = "seconds after which a request's generation "
+            + "is stopped (default: ${DEFAULT-VALUE})")
+    double timeout;
+
+    @Option(names = "--max-body", defaultValue = "1048576", description = "largest request body in bytes "
+            + "(default: ${DEFAULT-VALUE})")
+    int maxBody;
+
+    @Option(names = "--pool", defaultValue = "200", description = "CALM candidate chunks per step for T < 1 "
+            + "(default: ${DEFAULT-VALUE})")
+    int pool;
+
+    @Mixin
+    EngineOptions engine;
+
+    @Override
+    public Integer call() throws Exception {
+        engine.engine();
+        if (!InetAddress.getByName(host).isLoopbackAddress()) {
+            System.err.println("calm serve: warning: listening on " + host + ": anyone who can reach this address can "
+                    + "use the model (there is no authentication)");
+        }
+        CompletionServer server = CompletionServer.start(run, new CompletionServer.Options(host, port, maxBatch,
+                queue, maxTokens, timeout, maxBody, pool));
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            server.close();
+            stopped.countDown();
+        }));
+        System.out.println("serving " + server.modelId() + " at " + server.url() + "  (playground: " + server.url()
+                + "/, API: " + server.url() + "/v1/completions)");
+        System.out.flush();
+        stopped.await();
+        return 0;
+    }
+}

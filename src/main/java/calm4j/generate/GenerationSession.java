@@ -1,0 +1,42 @@
+package calm4j.generate;
+
+import java.util.List;
+
+/**
+ * A live generation batch: sequences join and leave between steps (continuous batching). Implemented by
+ * {@link CalmGenerator.Session} (K tokens a step) and {@link TokenGenerator.Session} (one token a step). One thread
+ * drives a session.
+ *
+ * @param <R> a request to generate one sequence
+ * @param <O> the output of a finished sequence
+ */
+public interface GenerationSession<R, O extends GenerationSession.Result> extends AutoCloseable {
+    /** A finished sequence's output. */
+    interface Result {
+        int[] tokens();
+
+        /** "length", "eos" or "context". */
+        String finishReason();
+    }
+
+    /** What one step gave sequence {@code id}: its new tokens, and its output once it has finished (else null). */
+    record Event<O>(int id, int[] tokens, O finished) {}
+
+    /** Adds sequences, prefilled in one pass; returns their ids in order. Refuses prompts the context cannot fit. */
+    List<Integer> join(List<R> requests);
+
+    /** One step for every running sequence; finished sequences leave the batch. */
+    List<Event<O>> step();
+
+    /** Removes a running sequence (its client went away, or its time ran out); unknown ids are ignored. */
+    void cancel(int id);
+
+    int size();
+
+    default boolean isEmpty() {
+        return size() == 0;
+    }
+
+    @Override
+    void close();
+}

@@ -1,0 +1,404 @@
+package calm4j.serve;
+
+import calm4j.engine.UserError;
+import calm4j.train.Configs;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectWriter;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import com.sun.net.httpserver.HttpExchange;
+import com.sun.net.httpserver.HttpServer;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.atomic.AtomicLong;
+
+/**
+ * calm4j's HTTP API: an OpenAI-compatible subset ({@code POST /v1/completions} with server-sent events when
+ * {@code stream} is set, {@code GET /v1/models}), {@code GET /health}, and the playground page at {@code /}.
+ * Requests only ever name text and numbers; the model is fixed when the server starts.
+ */
+public final class CompletionServer implements AutoCloseable {
+    /**
+     * @param maxBatch       sequences generated together (1 turns shared batching off)
+     * @param queue          sequences that may wait for a place in the batch; beyond that, 503
+     * @param maxTokens      the largest max_tokens a request may ask for
+     * @param timeoutSeconds a request's sequences are stopped after this long
+     * @param maxBodyBytes   larger request bodies are refused
+     */
+    public record Options(String host, int port, int maxBatch, int queue, int maxTokens, double timeoutSeconds,
+                          int maxBodyBytes, int pool) {
+        public Options {
+            if (maxBatch < 1 || queue < 1) throw new UserError("--max-batch and --queue must be at least 1");
+            if (maxTokens < 1) throw new UserError("--max-tokens must be at least 1");
+            if (!(timeoutSeconds > 0)) throw new UserError("--timeout must be positive");
+            if (port < 0 || port > 65535) throw new UserError("--port must lie in [0, 65535]");
+        }
+    }
+
+    private final ServedModel model;
+    private final Options options;
+    private final Scheduler scheduler;
+    private final HttpServer http;
+    private final ThreadPoolExecutor handlers;
+    private final AtomicLong requestIds = new AtomicLong();
+    private final byte[] playground;
+    /** One line per JSON document: server-sent events must not contain newlines inside an event's data. */
+    private static final ObjectWriter COMPACT = Configs.JSON.writer().without(SerializationFeature.INDENT_OUTPUT);
+
+    private CompletionServer(ServedModel model, Options options) throws IOException {
+        this.model = model;
+        this.options = options;
+        try (InputStream in = CompletionServer.class.getResourceAsStream("playground.html")) {
+            this.playground = in.readAllBytes();
+        }
+        this.scheduler = new Scheduler(model, options.maxBatch(), options.queue());
+        InetSocketAddress address = new InetSocketAddress(InetAddress.getByName(options.host()), options.port());
+        try {
+            this.http = HttpServer.create(address, 128);
+        } catch (java.net.BindException e) {
+            scheduler.close();
+            throw new UserError("cannot listen on " + options.host() + ":" + options.port() + " (" + e.getMessage()
+                    + "): choose another --port, or stop what uses it");
+        }
+        // A thread per waiting or running request, and some spare ones to answer 503s and health checks at once.
+        int threads = options.maxBatch() + options.queue() + 16;
+        this.handlers = new ThreadPoolExecutor(threads, threads, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>());
+        handlers.allowCoreThreadTimeOut(true);
+        http.setExecutor(handlers);
+        http.createContext("/", this::route);
+        http.start();
+    }
+
+    /** Loads a CALM or token-model run and starts serving it. */
+    public static CompletionServer start(java.nio.file.Path run, Options options) throws IOException {
+        return new CompletionServer(ServedModel.load(run, options.pool()), options);
+    }
+
+    /** The address it listens on (with the real port when 0 was asked for). */
+    public String url() {
+        InetSocketAddress a = http.getAddress();
+        String host = a.getAddress().isAnyLocalAddress() ? "127.0.0.1" : a.getAddress().getHostAddress();
+        return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
+    }
+
+    public String modelId() {
+        return model.id;
+    }
+
+    @Override
+    public void close() {
+        http.stop(0);
+        scheduler.close();
+        handlers.shutdownNow();
+    }
+
+    private void route(HttpExchange ex) throws IOException {
+        try (ex) {
+            String path = ex.getRequestURI().getPath();
+            String method = ex.getRequestMethod();
+            switch (path) {
+                case "/v1/completions" -> {
+                    if (allow(ex, "POST")) completions(ex);
+                }
+                case "/v1/models" -> {
+                    if (allow(ex, "GET")) sendJson(ex, 200, models());
+                }
+                case "/health" -> {
+                    if (allow(ex, "GET")) sendJson(ex, scheduler.isRunning() ? 200 : 500, health());
+                }
+                case "/", "/index.html" -> {
+                    if (allow(ex, "GET")) send(ex, 200, "text/html; charset=utf-8", playground);
+                }
+                default -> sendError(ex, 404, "not_found", "no such endpoint: " + method + " " + path
+                        + " (calm4j serves POST /v1/completions, GET /v1/models, GET /health and the playground at /)");
+            }
+        } catch (IOException e) {
+            // The client went away while we answered: nothing to tell it.
+        }
+    }
+
+    private boolean allow(HttpExchange ex, String method) throws IOException {
+        if (ex.getRequestMethod().equals(method)) return true;
+        ex.getResponseHeaders().set("Allow", method);
+        sendError(ex, 405, "method_not_allowed", ex.getRequestURI().getPath() + " takes " + method);
+        return false;
+    }
+
+    private ObjectNode models() {
+        ObjectNode root = Configs.JSON.createObjectNode();
+        root.put("object", "list");
+        ObjectNode m = root.putArray("data").addObject();
+        m.put("id", model.id);
+        m.put("object", "model");
+        m.put("created", 0);
+        m.put("owned_by", "calm4j");
+        m.put("kind", model.kind);
+        m.put("tokens_per_step", model.tokensPerStep);
+        m.put("max_prompt_tokens", model.maxPromptTokens());
+        m.put("max_tokens", options.maxTokens());
+        return root;
+    }
+
+    private ObjectNode health() {
+        ObjectNode root = Configs.JSON.createObjectNode();
+        root.put("status", scheduler.isRunning() ? "ok" : "failed");
+        root.put("model", model.id);
+        root.put("kind", model.kind);
+        root.put("running", scheduler.active());
+        root.put("queued", scheduler.queued());
+        return root;
+    }
+
+    private void completions(HttpExchange ex) throws IOException {
+        byte[] bytes = ex.getRequestBody().readNBytes(options.maxBodyBytes() + 1);
+        if (bytes.length > options.maxBodyBytes()) {
+            sendError(ex, 400, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
+                    + " bytes");
+            return;
+        }
+        CompletionRequest req;
+        int[] prompt;
+        try {
+            JsonNode body;
+            try {
+                body = Configs.JSON.readTree(bytes);
+            } catch (IOException e) {
+                throw new CompletionRequest.Invalid("the body is not valid JSON: " + firstLine(e.getMessage()));
+            }
+            req = CompletionRequest.parse(body, model, options.maxTokens());
+            prompt = model.encode(req.prompt());
+            if (prompt.length > model.maxPromptTokens()) {
+                throw new CompletionRequest.Invalid("the prompt is " + prompt.length + " tokens; this model's context "
+                        + "leaves room for at most " + model.maxPromptTokens() + ": shorten it");
+            }
+        } catch (CompletionRequest.Invalid e) {
+            sendError(ex, 400, "invalid_request_error", e.getMessage());
+            return;
+        }
+        long seed = req.seeded() ? req.seed() : ThreadLocalRandom.current().nextLong();
+        long deadline = System.nanoTime() + (long) (options.timeoutSeconds() * 1e9);
+        BlockingQueue<Scheduler.Delivery> out = new LinkedBlockingQueue<>();
+        List<Scheduler.Ticket> tickets = new ArrayList<>();
+        for (int i = 0; i < req.n(); i++) {
+            tickets.add(new Scheduler.Ticket(new Decoder.Job(prompt, req.maxTokens(), req.temperature(), seed + i), i,
+                    deadline, out));
+        }
+        if (!scheduler.isRunning()) {
+            sendError(ex, 500, "server_error", "generation has failed on this server (see its log); restart it");
+            return;
+        }
+        if (!scheduler.submit(tickets)) {
+            ex.getResponseHeaders().set("Retry-After", "1");
+            sendError(ex, 503, "server_busy", "the server is busy (its queue of " + options.queue() + " sequences is "
+                    + "full): retry after a second");
+            return;
+        }
+        Completion c = new Completion("cmpl-" + requestIds.incrementAndGet(), System.currentTimeMillis() / 1000,
+                req.n(), prompt.length);
+        if (req.stream()) {
+            stream(ex, c, out, tickets);
+        } else {
+            collect(ex, c, out, tickets);
+        }
+    }
+
+    /** The choices of one request as they grow; text is decoded from all tokens so far, UTF-8 safe. */
+    private final class Completion {
+        final String id;
+        final long created;
+        final int promptTokens;
+        final List<List<Integer>> tokens = new ArrayList<>();
+        final int[] emittedChars;
+        final String[] finish;
+        int finished;
+
+        Completion(String id, long created, int n, int promptTokens) {
+            this.id = id;
+            this.created = created;
+            this.promptTokens = promptTokens;
+            this.emittedChars = new int[n];
+            this.finish = new String[n];
+            for (int i = 0; i < n; i++) tokens.add(new ArrayList<>());
+        }
+
+        /** Records a step; returns the choice's new text (a trailing partial UTF-8 character is held back). */
+        String add(Scheduler.Delivery d) {
+            int i = d.index();
+            if (i < 0) { // the whole request failed
+                for (int j = 0; j < finish.length; j++) {
+                    if (finish[j] == null) {
+                        finish[j] = d.step().finishReason();
+                        finished++;
+                    }
+                }
+                return "";
+            }
+            for (int t : d.step().tokens()) tokens.get(i).add(t);
+            String reason = d.step().finishReason();
+            if (reason != null) {
+                finish[i] = reason;
+                finished++;
+            }
+            String text = text(i);
+            int end = reason == null && text.endsWith("\uFFFD") ? text.length() - 1 : text.length();
+            String delta = end > emittedChars[i] ? text.substring(emittedChars[i], end) : "";
+            emittedChars[i] = Math.max(emittedChars[i], end);
+            return delta;
+        }
+
+        String text(int i) {
+            return model.decode(tokens.get(i).stream().mapToInt(Integer::intValue).toArray());
+        }
+
+        boolean done() {
+            return finished == finish.length;
+        }
+
+        ObjectNode envelope() {
+            ObjectNode root = Configs.JSON.createObjectNode();
+            root.put("id", id);
+            root.put("object", "text_completion");
+            root.put("created", created);
+            root.put("model", model.id);
+            return root;
+        }
+    }
+
+    /** OpenAI's finish reasons: "stop" (end of text), "length"; calm4j adds "timeout". */
+    private static String openAiReason(String reason) {
+        if (reason == null) return null;
+        return switch (reason) {
+            case "eos" -> "stop";
+            case "length", "context" -> "length";
+            default -> reason;
+        };
+    }
+
+    private void collect(HttpExchange ex, Completion c, BlockingQueue<Scheduler.Delivery> out,
+                         List<Scheduler.Ticket> tickets) throws IOException {
+        try {
+            while (!c.done()) c.add(next(out, tickets));
+        } catch (InterruptedException e) {
+            tickets.forEach(Scheduler.Ticket::cancel);
+            Thread.currentThread().interrupt();
+            return;
+        }
+        for (String reason : c.finish) {
+            if (reason.startsWith(Scheduler.ERROR)) {
+                sendError(ex, 500, "server_error", reason);
+                return;
+            }
+            if (reason.equals(Scheduler.TIMEOUT)) {
+                sendError(ex, 504, "timeout", "generation took longer than the server's limit of "
+                        + options.timeoutSeconds() + " s: ask for fewer tokens, or retry when it is less busy");
+                return;
+            }
+        }
+        ObjectNode root = c.envelope();
+        ArrayNode choices = root.putArray("choices");
+        int completionTokens = 0;
+        for (int i = 0; i < c.finish.length; i++) {
+            ObjectNode ch = choices.addObject();
+            ch.put("index", i);
+            ch.put("text", c.text(i));
+            ch.putNull("logprobs");
+            ch.put("finish_reason", openAiReason(c.finish[i]));
+            completionTokens += c.tokens.get(i).size();
+        }
+        ObjectNode usage = root.putObject("usage");
+        usage.put("prompt_tokens", c.promptTokens);
+        usage.put("completion_tokens", completionTokens);
+        usage.put("total_tokens", c.promptTokens + completionTokens);
+        sendJson(ex, 200, root);
+    }
+
+    /** Server-sent events: one event per generation step and choice (a K-token chunk for a CALM), then [DONE]. */
+    private void stream(HttpExchange ex, Completion c, BlockingQueue<Scheduler.Delivery> out,
+                        List<Scheduler.Ticket> tickets) throws IOException {
+        ex.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
+        ex.getResponseHeaders().set("Cache-Control", "no-cache");
+        ex.sendResponseHeaders(200, 0);
+        OutputStream os = ex.getResponseBody();
+        try {
+            while (!c.done()) {
+                Scheduler.Delivery d = next(out, tickets);
+                String delta = c.add(d);
+                String reason = d.step().finishReason();
+                ObjectNode event = c.envelope();
+                ObjectNode ch = event.putArray("choices").addObject();
+                ch.put("index", Math.max(0, d.index()));
+                ch.put("text", delta);
+                ch.putNull("logprobs");
+                ch.put("finish_reason", openAiReason(reason));
+                event.put("step_tokens", d.step().tokens().length);
+                if (reason != null && (reason.startsWith(Scheduler.ERROR) || reason.equals(Scheduler.TIMEOUT))) {
+                    event.putObject("error").put("message", reason.equals(Scheduler.TIMEOUT)
+                            ? "generation took longer than the server's limit of " + options.timeoutSeconds() + " s"
+                            : reason);
+                }
+                os.write(("data: " + COMPACT.writeValueAsString(event) + "\n\n").getBytes(StandardCharsets.UTF_8));
+                os.flush();
+            }
+            os.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+            os.flush();
+        } catch (IOException e) {
+            tickets.forEach(Scheduler.Ticket::cancel); // the client disconnected: stop generating for it
+            throw e;
+        } catch (InterruptedException e) {
+            tickets.forEach(Scheduler.Ticket::cancel);
+            Thread.currentThread().interrupt();
+        }
+    }
+
+    /**
+     * The next step of any of the request's sequences. The scheduler ends each sequence by its deadline; should it
+     * stop answering altogether, the request gives up a little later on its own.
+     */
+    private Scheduler.Delivery next(BlockingQueue<Scheduler.Delivery> out, List<Scheduler.Ticket> tickets)
+            throws InterruptedException {
+        Scheduler.Delivery d = out.poll((long) (options.timeoutSeconds() * 1000) + 30_000, TimeUnit.MILLISECONDS);
+        if (d != null) return d;
+        tickets.forEach(Scheduler.Ticket::cancel);
+        return new Scheduler.Delivery(-1, new Decoder.Step(-1, new int[0], Scheduler.ERROR
+                + ": the generation thread stopped answering"));
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) return "";
+        int nl = s.indexOf('\n');
+        return nl < 0 ? s : s.substring(0, nl);
+    }
+
+    private static void sendError(HttpExchange ex, int status, String type, String message) throws IOException {
+        ObjectNode root = Configs.JSON.createObjectNode();
+        ObjectNode error = root.putObject("error");
+        error.put("message", message);
+        error.put("type", type);
+        sendJson(ex, status, root);
+    }
+
+    private static void sendJson(HttpExchange ex, int status, JsonNode body) throws IOException {
+        send(ex, status, "application/json", COMPACT.writeValueAsBytes(body));
+    }
+
+    private static void send(HttpExchange ex, int status, String type, byte[] body) throws IOException {
+        ex.getResponseHeaders().set("Content-Type", type);
+        ex.sendResponseHeaders(status, body.length == 0 ? -1 : body.length);
+        try (OutputStream os = ex.getResponseBody()) {
+            os.write(body);
+        }
+    }
+}

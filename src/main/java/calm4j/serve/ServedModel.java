@@ -1,0 +1,151 @@
+package calm4j.serve;
+
+import calm4j.ar.TokenLMRun;
+import calm4j.calm.CalmRun;
+import calm4j.engine.UserError;
+import calm4j.generate.CalmGenerator;
+import calm4j.generate.GenerationSession;
+import calm4j.generate.Temperature;
+import calm4j.generate.TokenGenerator;
+import calm4j.tokenize.Tokenizer;
+import calm4j.train.RunFolder;
+
+import java.nio.file.Path;
+import java.util.List;
+import java.util.function.Function;
+
+/**
+ * A trained run as the server sees it: its tokenizer, the limits a request is checked against, and new decoding
+ * batches. CALM runs step K tokens at a time; token-model runs one token at a time.
+ */
+abstract class ServedModel {
+    final String id;
+    final String kind;
+    final Tokenizer tokenizer;
+    /** Tokens generated per step (K for a CALM, 1 for a token model): the playground highlights each step. */
+    final int tokensPerStep;
+
+    private ServedModel(String id, String kind, Tokenizer tokenizer, int tokensPerStep) {
+        this.id = id;
+        this.kind = kind;
+        this.tokenizer = tokenizer;
+        this.tokensPerStep = tokensPerStep;
+    }
+
+    /** Loads a CALM or token-model run (decided by its config's kind). */
+    static ServedModel load(Path run, int pool) {
+        String kind = RunFolder.config(run, null).path("kind").asText();
+        String id = run.toAbsolutePath().normalize().getFileName().toString();
+        return switch (kind) {
+            case CalmRun.KIND -> new Calm(id, CalmRun.load(run), pool);
+            case TokenLMRun.KIND -> new TokenModel(id, TokenLMRun.load(run));
+            default -> throw new UserError(run + " is a " + kind + " run; serve needs a CALM (calm lm train) or a "
+                    + "token model (calm ar train)");
+        };
+    }
+
+    /** The longest prompt, in tokens, that leaves room for at least one generated step. */
+    abstract int maxPromptTokens();
+
+    /** Throws a {@link UserError} naming the allowed values if this model cannot sample at {@code temperature}. */
+    abstract void checkTemperature(double temperature);
+
+    abstract Decoder newDecoder();
+
+    synchronized int[] encode(String text) {
+        return tokenizer.encode(text);
+    }
+
+    synchronized String decode(int[] ids) {
+        return tokenizer.decode(ids);
+    }
+
+    private static final class Calm extends ServedModel {
+        private final CalmRun run;
+        private final CalmGenerator generator;
+
+        Calm(String id, CalmRun run, int pool) {
+            super(id, CalmRun.KIND, run.tokenizer(), run.model().patchSize());
+            this.run = run;
+            this.generator = new CalmGenerator(run.model(), run.tokenizer().eosId(),
+                    run.model().autoencoder().config().padId(), pool, false, 2000);
+        }
+
+        @Override
+        int maxPromptTokens() {
+            int k = run.model().patchSize();
+            return (run.model().contextChunks() - 1) * k - k; // one boundary chunk first, one chunk to generate
+        }
+
+        @Override
+        void checkTemperature(double temperature) {
+            Temperature.inverse(temperature);
+        }
+
+        @Override
+        Decoder newDecoder() {
+            return new SessionDecoder<>(generator.session(),
+                    j -> new CalmGenerator.Request(j.prompt(), j.maxTokens(), j.temperature(), j.seed()));
+        }
+    }
+
+    private static final class TokenModel extends ServedModel {
+        private final TokenLMRun run;
+        private final TokenGenerator generator;
+
+        TokenModel(String id, TokenLMRun run) {
+            super(id, TokenLMRun.KIND, run.tokenizer(), 1);
+            this.run = run;
+            this.generator = new TokenGenerator(run.model(), run.tokenizer().eosId(), run.padId(), run.patchSize());
+        }
+
+        @Override
+        int maxPromptTokens() {
+            return run.model().contextTokens() - 1 - run.patchSize(); // the boundary first, one token to generate
+        }
+
+        @Override
+        void checkTemperature(double temperature) {
+            if (!(temperature >= 0 && temperature <= 2)) {
+                throw new UserError("temperature must lie in [0, 2] (0: greedy), got " + temperature);
+            }
+        }
+
+        @Override
+        Decoder newDecoder() {
+            return new SessionDecoder<>(generator.session(),
+                    j -> new TokenGenerator.Request(j.prompt(), j.maxTokens(), j.temperature(), 0, 1.0, j.seed()));
+        }
+    }
+
+    /** A generation session seen through the server's {@link Decoder.Job}s. */
+    private record SessionDecoder<R, O extends GenerationSession.Result>(GenerationSession<R, O> session,
+                                                                         Function<Decoder.Job, R> request)
+            implements Decoder {
+        @Override
+        public List<Integer> join(List<Job> jobs) {
+            return session.join(jobs.stream().map(request).toList());
+        }
+
+        @Override
+        public List<Step> step() {
+            return session.step().stream().map(e -> new Step(e.id(), e.tokens(),
+                    e.finished() == null ? null : e.finished().finishReason())).toList();
+        }
+
+        @Override
+        public void cancel(int id) {
+            session.cancel(id);
+        }
+
+        @Override
+        public int size() {
+            return session.size();
+        }
+
+        @Override
+        public void close() {
+            session.close();
+        }
+    }
+}

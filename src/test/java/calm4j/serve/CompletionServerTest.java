@@ -1,0 +1,237 @@
+package calm4j.serve;
+
+import calm4j.train.Configs;
+import com.fasterxml.jackson.databind.JsonNode;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.io.BufferedReader;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.CompletableFuture;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The HTTP API, through a real HTTP client on loopback, serving small trained runs. */
+class CompletionServerTest {
+    @TempDir
+    static Path dir;
+    static ServedRuns runs;
+    static CompletionServer calm, tokenLm;
+    static final HttpClient HTTP = HttpClient.newHttpClient();
+
+    @BeforeAll
+    static void start() throws Exception {
+        runs = ServedRuns.train(dir);
+        calm = CompletionServer.start(runs.calm, ServedRuns.options(8, 16, 60));
+        tokenLm = CompletionServer.start(runs.tokenLm, ServedRuns.options(8, 16, 60));
+    }
+
+    @AfterAll
+    static void stop() {
+        if (calm != null) calm.close();
+        if (tokenLm != null) tokenLm.close();
+    }
+
+    static HttpResponse<String> post(CompletionServer server, String body) throws Exception {
+        return HTTP.send(HttpRequest.newBuilder(URI.create(server.url() + "/v1/completions"))
+                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    static HttpResponse<String> get(CompletionServer server, String path) throws Exception {
+        return HTTP.send(HttpRequest.newBuilder(URI.create(server.url() + path)).GET().build(),
+                HttpResponse.BodyHandlers.ofString());
+    }
+
+    static JsonNode json(HttpResponse<String> res) throws Exception {
+        return Configs.JSON.readTree(res.body());
+    }
+
+    /** The JSON of each server-sent event before [DONE]; fails if the stream does not end with [DONE]. */
+    static List<JsonNode> events(String stream) throws Exception {
+        List<JsonNode> out = new ArrayList<>();
+        String[] parts = stream.split("\n\n");
+        assertEquals("data: [DONE]", parts[parts.length - 1], "the stream ends with [DONE]");
+        for (int i = 0; i < parts.length - 1; i++) {
+            assertTrue(parts[i].startsWith("data: ") && !parts[i].contains("\n"), "one data line per event: "
+                    + parts[i]);
+            out.add(Configs.JSON.readTree(parts[i].substring(6)));
+        }
+        return out;
+    }
+
+    @Test
+    void modelsAndHealthDescribeTheServedModel() throws Exception {
+        JsonNode models = json(get(calm, "/v1/models"));
+        assertEquals("list", models.path("object").asText());
+        assertEquals("calm", models.path("data").get(0).path("id").asText());
+        assertEquals(4, models.path("data").get(0).path("tokens_per_step").asInt(), "K tokens per step");
+        assertEquals("token-lm", json(get(tokenLm, "/v1/models")).path("data").get(0).path("kind").asText());
+        HttpResponse<String> health = get(calm, "/health");
+        assertEquals(200, health.statusCode());
+        assertEquals("ok", json(health).path("status").asText());
+        assertTrue(calm.url().startsWith("http://127.0.0.1:"), "bound to loopback: " + calm.url());
+    }
+
+    @Test
+    void aCompletionReturnsTextUsageAndTheSameTextForTheSameSeed() throws Exception {
+        for (CompletionServer server : List.of(calm, tokenLm)) {
+            String body = "{\"prompt\": \"the people\", \"max_tokens\": 12, \"seed\": 7, \"n\": 2}";
+            HttpResponse<String> res = post(server, body);
+            assertEquals(200, res.statusCode(), res.body());
+            JsonNode r = json(res);
+            assertEquals("text_completion", r.path("object").asText());
+            assertEquals(2, r.path("choices").size());
+            int tokens = r.path("usage").path("completion_tokens").asInt();
+            assertTrue(tokens >= 1 && tokens <= 24, res.body());
+            assertEquals(r.path("usage").path("prompt_tokens").asInt() + tokens,
+                    r.path("usage").path("total_tokens").asInt());
+            for (JsonNode ch : r.path("choices")) {
+                assertTrue(List.of("length", "stop").contains(ch.path("finish_reason").asText()), res.body());
+            }
+            assertEquals(r.path("choices"), json(post(server, body)).path("choices"), "same seed, same text");
+        }
+    }
+
+    @Test
+    void streamingSendsOneEventPerStepThenDoneAndMatchesTheWholeAnswer() throws Exception {
+        String body = "{\"prompt\": \"the people of\", \"max_tokens\": 20, \"seed\": 3, \"temperature\": 1}";
+        String whole = json(post(calm, body)).path("choices").get(0).path("text").asText();
+        HttpResponse<String> res = post(calm, body.replace("}", ", \"stream\": true}"));
+        assertEquals(200, res.statusCode());
+        assertTrue(res.headers().firstValue("Content-Type").orElse("").startsWith("text/event-stream"));
+        List<JsonNode> events = events(res.body());
+        StringBuilder text = new StringBuilder();
+        int tokens = 0;
+        for (JsonNode e : events) {
+            text.append(e.path("choices").get(0).path("text").asText());
+            int step = e.path("step_tokens").asInt();
+            assertTrue(step <= 4, "a CALM step yields at most K = 4 tokens");
+            tokens += step;
+        }
+        assertEquals(whole, text.toString(), "the streamed pieces add up to the non-streamed text");
+        assertTrue(tokens <= 20 && events.size() >= 5, events.size() + " events for " + tokens + " tokens");
+        assertFalse(events.get(events.size() - 1).path("choices").get(0).path("finish_reason").isNull());
+    }
+
+    @Test
+    void concurrentRequestsSharingTheBatchGetWhatTheyGetAlone() throws Exception {
+        List<String> bodies = new ArrayList<>();
+        for (int i = 0; i < 6; i++) {
+            bodies.add("{\"prompt\": \"" + "the people ".repeat(1 + i) + "\", \"max_tokens\": " + (8 + 4 * i)
+                    + ", \"seed\": " + (100 + i) + (i % 2 == 0 ? "" : ", \"temperature\": 0.5") + "}");
+        }
+        List<String> alone = new ArrayList<>();
+        for (String b : bodies) alone.add(json(post(calm, b)).path("choices").toString());
+        List<CompletableFuture<HttpResponse<String>>> together = new ArrayList<>();
+        for (String b : bodies) {
+            together.add(HTTP.sendAsync(HttpRequest.newBuilder(URI.create(calm.url() + "/v1/completions"))
+                    .POST(HttpRequest.BodyPublishers.ofString(b)).build(), HttpResponse.BodyHandlers.ofString()));
+        }
+        for (int i = 0; i < bodies.size(); i++) {
+            assertEquals(alone.get(i), json(together.get(i).get()).path("choices").toString(), "request " + i);
+        }
+    }
+
+    @Test
+    void badRequestsGet400WithAMessageThatNamesTheProblem() throws Exception {
+        String[][] cases = {
+            {"{\"prompt\": ", "not valid JSON"},
+            {"[1, 2]", "JSON object"},
+            {"{\"max_tokens\": 4}", "'prompt' is required"},
+            {"{\"prompt\": 42}", "'prompt' must be a string"},
+            {"{\"prompt\": \"a\", \"max_tokens\": 100000}", "'max_tokens' must lie in [1, 400]"},
+            {"{\"prompt\": \"a\", \"max_tokens\": 0}", "'max_tokens' must lie in"},
+            {"{\"prompt\": \"a\", \"temperature\": 0.7}", "not 1/n"},
+            {"{\"prompt\": \"a\", \"n\": 99}", "'n' must lie in"},
+            {"{\"prompt\": \"a\", \"stop\": [\"\\n\"]}", "'stop' is not supported"},
+            {"{\"prompt\": \"a\", \"model\": \"gpt-4\"}", "is not served here"},
+            {"{\"prompt\": \"" + "the people ".repeat(100) + "\"}", "shorten it"},
+            {"{\"prompt\": \"" + "x".repeat(5000) + "\"}", "larger than 4096 bytes"},
+        };
+        for (String[] c : cases) {
+            HttpResponse<String> res = post(calm, c[0]);
+            assertEquals(400, res.statusCode(), c[0] + " -> " + res.body());
+            String message = json(res).path("error").path("message").asText();
+            assertTrue(message.contains(c[1]), "expected '" + c[1] + "' in: " + message);
+        }
+        HttpResponse<String> temp = post(tokenLm, "{\"prompt\": \"a\", \"temperature\": 3}");
+        assertEquals(400, temp.statusCode());
+        assertEquals(200, post(tokenLm, "{\"prompt\": \"a\", \"temperature\": 0.7, \"max_tokens\": 2}").statusCode(),
+                "a token model samples at any temperature in [0, 2]");
+        assertEquals(404, get(calm, "/etc/passwd").statusCode(), "no file is ever served from a request path");
+        assertEquals(405, get(calm, "/v1/completions").statusCode());
+    }
+
+    @Test
+    void aFullQueueAnswers503WithRetryAfter() throws Exception {
+        try (CompletionServer small = CompletionServer.start(runs.tokenLm, ServedRuns.options(1, 1, 60))) {
+            String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"temperature\": 1, \"seed\": 1}";
+            List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
+            for (int i = 0; i < 6; i++) {
+                all.add(HTTP.sendAsync(HttpRequest.newBuilder(URI.create(small.url() + "/v1/completions"))
+                        .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString()));
+            }
+            int ok = 0, busy = 0;
+            for (var f : all) {
+                HttpResponse<String> res = f.get();
+                if (res.statusCode() == 200) {
+                    ok++;
+                } else {
+                    assertEquals(503, res.statusCode(), res.body());
+                    assertEquals("1", res.headers().firstValue("Retry-After").orElse(null));
+                    busy++;
+                }
+            }
+            assertTrue(ok >= 1 && busy >= 1, ok + " served, " + busy + " refused");
+        }
+    }
+
+    @Test
+    void aRequestOverItsTimeLimitIsStoppedWith504() throws Exception {
+        try (CompletionServer quick = CompletionServer.start(runs.tokenLm, ServedRuns.options(4, 4, 0.05))) {
+            HttpResponse<String> res = post(quick, "{\"prompt\": \"the\", \"max_tokens\": 400, \"seed\": 1}");
+            assertEquals(504, res.statusCode(), res.body());
+            assertTrue(json(res).path("error").path("message").asText().contains("longer than"), res.body());
+            assertEquals("ok", json(get(quick, "/health")).path("status").asText(), "the server carries on");
+        }
+    }
+
+    @Test
+    void generationStopsWhenTheStreamingClientDisconnects() throws Exception {
+        try (CompletionServer server = CompletionServer.start(runs.tokenLm, ServedRuns.options(4, 4, 600))) {
+            URI uri = URI.create(server.url());
+            String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"stream\": true, \"seed\": 1}";
+            try (Socket s = new Socket(uri.getHost(), uri.getPort())) {
+                OutputStream os = s.getOutputStream();
+                os.write(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: " + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
+                os.flush();
+                BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(),
+                        StandardCharsets.UTF_8));
+                String line;
+                while ((line = in.readLine()) != null && !line.contains("data: ")) { /* headers, then an event */ }
+                assertNotNull(line, "a first event arrived");
+                assertEquals(1, json(get(server, "/health")).path("running").asInt(), "generating");
+            } // the client hangs up after its first event
+            long until = System.currentTimeMillis() + 20_000;
+            int running;
+            do {
+                Thread.sleep(50);
+                running = json(get(server, "/health")).path("running").asInt();
+            } while (running != 0 && System.currentTimeMillis() < until);
+            assertEquals(0, running, "the disconnected client's sequence left the batch");
+        }
+    }
+}
