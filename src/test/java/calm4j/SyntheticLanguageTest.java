@@ -62,13 +62,13 @@ class SyntheticLanguageTest {
                 1e-3, PAD, MASK, EOS));
         new Trainer(new TrainConfig(300, 64, 1, 3e-3, 1e-4, 20, "cosine", 0, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
                 1), dir.resolve("ae"), new AutoencoderTask(ae, new ChunkBatches(valStore, K, 64, PAD, 0, false, 0, 1)),
-                new ChunkBatches(trainStore, K, 64, PAD, 1, true, 0, 1), true, true).run();
+                new ChunkBatches(trainStore, K, 64, PAD, 1, true, 0, 1), true).run();
 
         calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16), ae);
         valBlocks = new BlockBatches(valStore, K, 17 * K, 8, PAD, 0, false, 0, 1);
         new Trainer(new TrainConfig(600, 8, 1, 3e-3, 1e-4, 30, "cosine", 0.1, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
                 2), dir.resolve("calm"), new CalmTask(calm, valBlocks),
-                new BlockBatches(trainStore, K, 17 * K, 8, PAD, 3, true, 0, 1), true, true).run();
+                new BlockBatches(trainStore, K, 17 * K, 8, PAD, 3, true, 0, 1), true).run();
     }
 
     static int[] chunksOf(int from, int to) {

@@ -16,6 +16,7 @@ import calm4j.tokenize.Tokenizer;
 import calm4j.train.Configs;
 import calm4j.train.RunFolder;
 import calm4j.train.TrainConfig;
+import calm4j.train.DataParallel;
 import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -49,7 +50,11 @@ final class AeCommand {
         @Override
         public Integer call() {
             engine.engine();
-            Trainer.Summary s = train(options, engine.quiet);
+            Trainer.Summary s;
+            try (DataParallel dist = options.dataParallel(engine)) {
+                s = train(options, engine.quiet, dist);
+                if (!dist.isWriter()) return 0;
+            }
             System.out.printf("autoencoder run %s: step %d%s, %.0f s, %,.0f tokens/s%n", options.out, s.step(),
                     s.interrupted() ? " (interrupted; run the same command to resume)" : "", s.seconds(),
                     s.tokensPerSecond());
@@ -57,7 +62,7 @@ final class AeCommand {
             return 0;
         }
 
-        static Trainer.Summary train(TrainOptions options, boolean quiet) {
+        static Trainer.Summary train(TrainOptions options, boolean quiet, DataParallel dist) {
             Path data = options.data, out = options.out;
             AutoencoderConfig model = options.model(AutoencoderConfig.DEFAULTS, AutoencoderConfig.class);
             TrainConfig train = options.train(TRAIN);
@@ -65,8 +70,12 @@ final class AeCommand {
             try (Tokenizer tok = Tokenizer.load(data.resolve(RunFolder.TOKENIZER))) {
                 m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
                 model = model.withVocabulary(tok.vocabSize(), tok.padId(), tok.maskId(), tok.eosId());
-                RunFolder.createOrResume(out, AutoencoderRun.KIND, java.util.Map.of("model", model), train, tok.path());
+                if (dist.isWriter()) {
+                    RunFolder.createOrResume(out, AutoencoderRun.KIND, java.util.Map.of("model", model), train,
+                            tok.path());
+                }
             }
+            dist.barrier();
             Engine.seed(train.seed());
             ChunkAutoencoder ae = new ChunkAutoencoder(model);
             if (!quiet) {
@@ -76,11 +85,11 @@ final class AeCommand {
             TokenStore trainStore = TokenStore.open(data, "train");
             TokenStore valStore = TokenStore.open(data, "val");
             ChunkBatches trainBatches = new ChunkBatches(trainStore, model.patchSize(), train.batchSize(),
-                    model.padId(), train.seed(), true, 0, 1);
+                    model.padId(), train.seed(), true, dist.rank(), dist.world());
             ChunkBatches valBatches = new ChunkBatches(valStore, model.patchSize(),
                     (int) Math.min(train.batchSize(), valStore.tokens() / model.patchSize()),
                     model.padId(), 0, false, 0, 1);
-            return new Trainer(train, out, new AutoencoderTask(ae, valBatches), trainBatches, quiet, true).run();
+            return new Trainer(train, out, new AutoencoderTask(ae, valBatches), trainBatches, quiet, dist).run();
         }
     }
 

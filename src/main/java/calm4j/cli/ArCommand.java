@@ -14,6 +14,7 @@ import calm4j.nn.Layers;
 import calm4j.tokenize.Tokenizer;
 import calm4j.train.RunFolder;
 import calm4j.train.TrainConfig;
+import calm4j.train.DataParallel;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -48,7 +49,11 @@ final class ArCommand {
         @Override
         public Integer call() {
             engine.engine();
-            Trainer.Summary s = train(options, k, engine.quiet);
+            Trainer.Summary s;
+            try (DataParallel dist = options.dataParallel(engine)) {
+                s = train(options, k, engine.quiet, dist);
+                if (!dist.isWriter()) return 0;
+            }
             TokenLMRun run = TokenLMRun.load(options.out);
             TokenLMConfig c = run.model().config();
             int v = run.model().vocabSize();
@@ -62,7 +67,7 @@ final class ArCommand {
             return 0;
         }
 
-        static Trainer.Summary train(TrainOptions options, int k, boolean quiet) {
+        static Trainer.Summary train(TrainOptions options, int k, boolean quiet, DataParallel dist) {
             TokenLMConfig model = options.model(TokenLMConfig.DEFAULTS, TokenLMConfig.class);
             TrainConfig train = options.train(TRAIN);
             Manifest m = Manifest.read(options.data);
@@ -75,8 +80,9 @@ final class ArCommand {
                 Map<String, Object> sections = new LinkedHashMap<>();
                 sections.put("model", model);
                 sections.put("data", new TokenLMRun.DataLayout(m.vocabSize(), k, pad));
-                RunFolder.createOrResume(options.out, TokenLMRun.KIND, sections, train, tok.path());
+                if (dist.isWriter()) RunFolder.createOrResume(options.out, TokenLMRun.KIND, sections, train, tok.path());
             }
+            dist.barrier();
             Engine.seed(train.seed());
             TokenLM lm = new TokenLM(model, m.vocabSize());
             if (!quiet) {
@@ -84,10 +90,10 @@ final class ArCommand {
                         model.contextTokens());
             }
             BlockBatches trainData = new BlockBatches(TokenStore.open(options.data, "train"), k,
-                    model.contextTokens() + k, train.batchSize(), pad, train.seed(), true, 0, 1);
+                    model.contextTokens() + k, train.batchSize(), pad, train.seed(), true, dist.rank(), dist.world());
             BlockBatches valData = new BlockBatches(TokenStore.open(options.data, "val"), k,
                     model.evalBlockTokens() + k, train.batchSize(), pad, 0, false, 0, 1);
-            return new Trainer(train, options.out, new TokenLMTask(lm, valData, k), trainData, quiet, true).run();
+            return new Trainer(train, options.out, new TokenLMTask(lm, valData, k), trainData, quiet, dist).run();
         }
     }
 

@@ -1,5 +1,6 @@
 package calm4j.cli;
 
+import calm4j.train.DataParallel;
 import calm4j.engine.Engine;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
@@ -58,18 +59,18 @@ final class DemoCommand implements Callable<Integer> {
 
         Path ae = dir.resolve("ae");
         System.out.println("== 2/6 chunk autoencoder: " + ae);
-        if (train(() -> AeCommand.Train.train(options(data, aeConfig, ae, aeSteps), engine.quiet))) return 130;
+        if (train(() -> AeCommand.Train.train(options(data, aeConfig, ae, aeSteps), engine.quiet, DataParallel.single()))) return 130;
         Calm.run("ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(), "--threads", threads);
 
         Path lm = dir.resolve("calm");
         System.out.println("== 3/6 CALM: " + lm);
-        if (train(() -> LmCommand.Train.train(ae, options(data, lmConfig, lm, lmSteps), engine.quiet))) return 130;
+        if (train(() -> LmCommand.Train.train(ae, options(data, lmConfig, lm, lmSteps), engine.quiet, DataParallel.single()))) return 130;
         Calm.run("lm", "eval", "--ckpt", lm.toString(), "--data", data.toString(), "--batches", "16", "--threads",
                 threads);
 
         Path ar = dir.resolve("token-lm");
         System.out.println("== 4/6 token model with the same backbone: " + ar);
-        if (train(() -> ArCommand.Train.train(options(data, null, ar, arSteps), 4, engine.quiet))) return 130;
+        if (train(() -> ArCommand.Train.train(options(data, null, ar, arSteps), 4, engine.quiet, DataParallel.single()))) return 130;
         Calm.run("ar", "eval", "--ckpt", ar.toString(), "--data", data.toString(), "--batches", "16", "--threads",
                 threads);
 

@@ -16,6 +16,7 @@ import calm4j.nn.Layers;
 import calm4j.train.Configs;
 import calm4j.train.RunFolder;
 import calm4j.train.TrainConfig;
+import calm4j.train.DataParallel;
 import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Command;
@@ -52,7 +53,11 @@ final class LmCommand {
         public Integer call() {
             engine.engine();
             Path out = options.out;
-            Trainer.Summary s = train(aeRun, options, engine.quiet);
+            Trainer.Summary s;
+            try (DataParallel dist = options.dataParallel(engine)) {
+                s = train(aeRun, options, engine.quiet, dist);
+                if (!dist.isWriter()) return 0;
+            }
             CalmRun run = CalmRun.load(out);
             var cfg = run.model().config();
             var ae = run.model().autoencoder().config();
@@ -68,7 +73,7 @@ final class LmCommand {
             return 0;
         }
 
-        static Trainer.Summary train(Path aeRun, TrainOptions options, boolean quiet) {
+        static Trainer.Summary train(Path aeRun, TrainOptions options, boolean quiet, DataParallel dist) {
             Path data = options.data, out = options.out;
             CalmConfig model = options.model(CalmConfig.DEFAULTS, CalmConfig.class);
             TrainConfig train = options.train(TRAIN);
@@ -83,8 +88,9 @@ final class LmCommand {
             Map<String, Object> sections = new LinkedHashMap<>();
             sections.put("model", model);
             sections.put("autoencoder", aeCfg);
-            RunFolder.createOrResume(out, CalmRun.KIND, sections, train, ae.tokenizer().path());
+            if (dist.isWriter()) RunFolder.createOrResume(out, CalmRun.KIND, sections, train, ae.tokenizer().path());
             ae.tokenizer().close();
+            dist.barrier();
 
             Engine.seed(train.seed());
             CalmModel calm = new CalmModel(model, ae.model());
@@ -95,10 +101,11 @@ final class LmCommand {
                         Layers.parameterCount(ae.model(), false), k, model.contextChunks(), model.contextChunks() * k);
             }
             BlockBatches trainData = new BlockBatches(TokenStore.open(data, "train"), k,
-                    (model.contextChunks() + 1) * k, train.batchSize(), aeCfg.padId(), train.seed(), true, 0, 1);
+                    (model.contextChunks() + 1) * k, train.batchSize(), aeCfg.padId(), train.seed(), true, dist.rank(),
+                    dist.world());
             BlockBatches valData = new BlockBatches(TokenStore.open(data, "val"), k,
                     (model.evalBlockChunks() + 1) * k, train.batchSize(), aeCfg.padId(), 0, false, 0, 1);
-            return new Trainer(train, out, new CalmTask(calm, valData), trainData, quiet, true).run();
+            return new Trainer(train, out, new CalmTask(calm, valData), trainData, quiet, dist).run();
         }
     }
 

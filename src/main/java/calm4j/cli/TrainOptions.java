@@ -1,6 +1,7 @@
 package calm4j.cli;
 
 import calm4j.train.Configs;
+import calm4j.train.DataParallel;
 import calm4j.train.TrainConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Option;
@@ -21,6 +22,21 @@ final class TrainOptions {
 
     @Option(names = "--max-steps", description = "override train.max_steps")
     Long maxSteps;
+
+    @Option(names = "--dist-timeout", defaultValue = "300", description = "data-parallel runs: seconds a rank waits "
+            + "for the others (rendezvous, gradient averaging) before failing; must exceed an evaluation's duration, "
+            + "which rank 0 runs alone (default: ${DEFAULT-VALUE})")
+    double distTimeout;
+
+    @Option(names = "--bucket-mb", defaultValue = "25", description = "data-parallel runs: size of a flat gradient "
+            + "bucket in MB (default: ${DEFAULT-VALUE})")
+    double bucketMb;
+
+    /** The process group of a data-parallel run (torchrun's variables), or a single process. */
+    DataParallel dataParallel(EngineOptions engine) {
+        return DataParallel.fromEnvironment(System.getenv(), engine.device.startsWith("cuda"),
+                (long) (distTimeout * 1000), (long) (bucketMb * 1e6));
+    }
 
     JsonNode root() {
         return config != null ? Configs.readTree(config) : Configs.JSON.createObjectNode();

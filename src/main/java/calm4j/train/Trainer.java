@@ -39,25 +39,33 @@ import java.util.concurrent.TimeUnit;
 public final class Trainer {
     /** What a finished (or interrupted) run reports. */
     public record Summary(long step, boolean interrupted, double lastLoss, Map<String, Double> lastEval,
-                          double seconds, double tokensPerSecond, long tokensSeen) {}
+                          double seconds, double tokensPerSecond, long tokensSeen, double commMillisPerStep) {}
 
     private final TrainConfig cfg;
     private final Path runDir;
     private final Trainable model;
     private final Batches data;
     private final boolean quiet;
+    private final DataParallel dist;
     private final boolean writer;
 
+    /** A single-process run. */
+    public Trainer(TrainConfig cfg, Path runDir, Trainable model, Batches data, boolean quiet) {
+        this(cfg, runDir, model, data, quiet, DataParallel.single());
+    }
+
     /**
-     * @param writer whether this process writes checkpoints, metrics and plots (rank 0 of a multi-process run)
+     * One rank of a data-parallel run: {@code data} must be this rank's shard. Gradients are averaged across ranks
+     * every step; rank 0 alone evaluates and writes checkpoints, metrics, plots and the progress bar.
      */
-    public Trainer(TrainConfig cfg, Path runDir, Trainable model, Batches data, boolean quiet, boolean writer) {
+    public Trainer(TrainConfig cfg, Path runDir, Trainable model, Batches data, boolean quiet, DataParallel dist) {
         this.cfg = cfg;
         this.runDir = runDir;
         this.model = model;
         this.data = data;
-        this.quiet = quiet;
-        this.writer = writer;
+        this.quiet = quiet || !dist.isWriter();
+        this.dist = dist;
+        this.writer = dist.isWriter();
     }
 
     public Summary run() {
@@ -97,13 +105,16 @@ public final class Trainer {
         }
         if (step >= cfg.maxSteps()) {
             if (!quiet) System.err.printf("run %s already reached max_steps=%d%n", runDir, cfg.maxSteps());
-            return new Summary(step, false, Double.NaN, Map.of(), priorSeconds, 0, tokensSeen);
+            return new Summary(step, false, Double.NaN, Map.of(), priorSeconds, 0, tokensSeen, 0);
         }
+        dist.broadcastParameters(module); // every rank starts from rank 0's weights (fresh or resumed)
 
         StopSignal stop = StopSignal.install();
         long t0 = System.nanoTime();
         long stepNanos = 0; // time in training steps only (not evaluation or checkpoints), for tokens/s
-        long sessionTokens = 0;
+        long sessionTokens = 0, sessionSteps = 0;
+        double commSeconds = 0;
+        boolean stopping = false;
         int badInARow = 0;
         double lastLoss = Double.NaN;
         Map<String, Double> lastEval = Map.of();
@@ -111,10 +122,11 @@ public final class Trainer {
         int windowSteps = 0;
         module.train(true);
         try (Progress bar = Progress.start("train", cfg.maxSteps(), step, "steps", quiet)) {
-            while (step < stopAt && !stop.requested()) {
+            while (step < stopAt && !stopping) {
                 double lr = cfg.lrAt(step);
                 for (OptimizerParamGroup g : groups(optimizer)) g.options().set_lr(lr);
-                Engine.seed(Engine.stepSeed(cfg.seed(), step));
+                // Ranks draw different noise (their own stream per step); a single process keeps (seed, step).
+                Engine.seed(Engine.stepSeed(cfg.seed(), step) + 0x9E3779B97F4A7C15L * dist.rank());
 
                 long stepStart = System.nanoTime();
                 Map<String, Double> stepMetrics = new LinkedHashMap<>();
@@ -129,8 +141,16 @@ public final class Trainer {
                     });
                     sessionTokens += data.tokensPerBatch();
                 }
+                // Every rank leaves with the mean gradient and loss, and stops at the same step if any rank was
+                // asked to (Ctrl-C on one rank, or on the launcher, which signals all of them).
+                double[] agreed = dist.averageGradients(module, loss, stop.requested());
+                loss = agreed[0];
+                stopping = agreed[1] > 0 || stop.requested() && !dist.isDistributed();
+                double commThisStep = dist.takeCommSeconds();
+                commSeconds += commThisStep;
+                sessionSteps++;
                 step++;
-                tokensSeen += data.tokensPerBatch() * cfg.gradAccum();
+                tokensSeen += data.tokensPerBatch() * cfg.gradAccum() * dist.world();
                 if (!Double.isFinite(loss)) {
                     optimizer.zero_grad(true);
                     badInARow++;
@@ -157,10 +177,11 @@ public final class Trainer {
                 stepMetrics.replaceAll((k, v) -> v / cfg.gradAccum());
                 window.merge("loss", loss, Double::sum);
                 window.merge("grad_norm", gnorm, Double::sum);
+                if (dist.isDistributed()) window.merge("comm_ms", commThisStep * 1000, Double::sum);
                 stepMetrics.forEach((k, v) -> window.merge(k, v, Double::sum));
                 windowSteps++;
                 double seconds = (System.nanoTime() - t0) / 1e9;
-                double tps = sessionTokens / (stepNanos / 1e9);
+                double tps = sessionTokens * dist.world() / (stepNanos / 1e9);
                 bar.stepTo(step);
                 bar.message(String.format(" loss %.4f, %,.0f tok/s", loss, tps));
 
@@ -174,12 +195,13 @@ public final class Trainer {
                     window.clear();
                     windowSteps = 0;
                 }
-                if (step % cfg.evalEvery() == 0 || step == cfg.maxSteps()) {
+                if (writer && (step % cfg.evalEvery() == 0 || step == cfg.maxSteps())) {
                     lastEval = evaluate(module);
                     if (writer) metrics.append(step, "val", lastEval);
                     if (!quiet) System.err.printf("%nstep %d: val %s%n", step, format(lastEval));
                 }
-                if (writer && (step % cfg.checkpointEvery() == 0 || step == stopAt || stop.requested())) {
+                if (writer && (step % cfg.checkpointEvery() == 0 || step == stopAt || stopping
+                        || stop.requested())) {
                     checkpoints.save(new Checkpoints.State(step, data.state(), tokensSeen,
                             priorSeconds + seconds, Map.of()), module, optimizer);
                 }
@@ -189,8 +211,9 @@ public final class Trainer {
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         if (writer && Files.exists(runDir.resolve(MetricsLog.FILE))) Plots.write(runDir);
-        return new Summary(step, step < cfg.maxSteps(), lastLoss, lastEval,
-                priorSeconds + seconds, sessionTokens / Math.max(stepNanos / 1e9, 1e-9), tokensSeen);
+        return new Summary(step, step < cfg.maxSteps(), lastLoss, lastEval, priorSeconds + seconds,
+                sessionTokens * dist.world() / Math.max(stepNanos / 1e9, 1e-9), tokensSeen,
+                1000 * commSeconds / Math.max(sessionSteps, 1));
     }
 
     private Map<String, Double> evaluate(Module module) {

@@ -141,7 +141,7 @@ class ChunkAutoencoderTest {
         ChunkBatches eval = new ChunkBatches(train, K, 64, 1, 0, false, 0, 1);
         TrainConfig tc = new TrainConfig(600, 64, 1, 3e-3, 1e-4, 50, "cosine", 0.0, 0.9, 0.95, 1.0, 1000, 1, 1000,
                 1, 100, 5, 7);
-        new Trainer(tc, dir.resolve("run"), new AutoencoderTask(ae, eval), batches, true, true).run();
+        new Trainer(tc, dir.resolve("run"), new AutoencoderTask(ae, eval), batches, true).run();
         AutoencoderEval.Result r = AutoencoderEval.evaluate(ae, eval, 0);
         assertEquals(1.0, r.tokenAccuracy(), 0.0, "every token comes back: " + r.tokenAccuracy());
         assertEquals(c.latentSize(), r.activeDims(), "with KL clipping every dimension stays active");

@@ -109,7 +109,7 @@ class TrainerTest {
     @Test
     void theLossFallsAndMetricsCheckpointsAndPlotsAreWritten(@TempDir Path dir) {
         Path run = dir.resolve("run");
-        Trainer.Summary s = new Trainer(config(60), run, model(), new Sequences(1), true, true).run();
+        Trainer.Summary s = new Trainer(config(60), run, model(), new Sequences(1), true).run();
         assertEquals(60, s.step());
         List<Double> l = losses(run);
         assertEquals(60, l.size());
@@ -123,11 +123,11 @@ class TrainerTest {
     @Test
     void aRunStoppedAndResumedGivesTheSameLossCurveAsAnUninterruptedOne(@TempDir Path dir) {
         Path whole = dir.resolve("whole"), split = dir.resolve("split");
-        new Trainer(config(40), whole, model(), new Sequences(5), true, true).run();
+        new Trainer(config(40), whole, model(), new Sequences(5), true).run();
         // The first half, then a fresh process-like start: new model, new loader, resumed from the checkpoint.
-        Trainer.Summary half = new Trainer(config(40), split, model(), new Sequences(5), true, true).run(20);
+        Trainer.Summary half = new Trainer(config(40), split, model(), new Sequences(5), true).run(20);
         assertTrue(half.interrupted());
-        new Trainer(config(40), split, model(), new Sequences(5), true, true).run();
+        new Trainer(config(40), split, model(), new Sequences(5), true).run();
         List<Double> a = losses(whole), b = losses(split);
         assertEquals(40, b.size(), "no duplicated or missing rows after the resume");
         for (int i = 0; i < 40; i++) assertEquals(a.get(i), b.get(i), 1e-5, "step " + (i + 1));
@@ -138,20 +138,20 @@ class TrainerTest {
         Bigram m = model();
         m.poison = true;
         UserError e = assertThrows(UserError.class,
-                () -> new Trainer(config(50), dir.resolve("run"), m, new Sequences(1), true, true).run());
+                () -> new Trainer(config(50), dir.resolve("run"), m, new Sequences(1), true).run());
         assertTrue(e.getMessage().contains("3 non-finite losses in a row"), e.getMessage());
     }
 
     @Test
     void aCorruptCheckpointIsRefusedWithAClearMessage(@TempDir Path dir) throws IOException {
         Path run = dir.resolve("run");
-        new Trainer(config(20), run, model(), new Sequences(1), true, true).run();
+        new Trainer(config(20), run, model(), new Sequences(1), true).run();
         Path latest = new Checkpoints(run, 2).latest().orElseThrow();
         Path model = latest.resolve("model.pt");
         byte[] bytes = Files.readAllBytes(model);
         Files.write(model, java.util.Arrays.copyOf(bytes, bytes.length / 2));
         UserError e = assertThrows(UserError.class,
-                () -> new Trainer(config(30), run, model(), new Sequences(1), true, true).run());
+                () -> new Trainer(config(30), run, model(), new Sequences(1), true).run());
         assertTrue(e.getMessage().contains("corrupt") && e.getMessage().contains("model.pt"), e.getMessage());
         assertEquals(2, new Checkpoints(run, 2).list().size(), "the earlier checkpoint is still there");
     }
@@ -159,7 +159,7 @@ class TrainerTest {
     @Test
     void aHalfWrittenCheckpointFolderIsIgnored(@TempDir Path dir) throws IOException {
         Path run = dir.resolve("run");
-        new Trainer(config(10), run, model(), new Sequences(1), true, true).run();
+        new Trainer(config(10), run, model(), new Sequences(1), true).run();
         Files.createDirectories(run.resolve("checkpoints/.tmp-step-00000020"));
         Files.createDirectories(run.resolve("checkpoints/step-00000030")); // no state.json: never completed
         assertEquals(run.resolve("checkpoints/step-00000010"), new Checkpoints(run, 2).latest().orElseThrow());

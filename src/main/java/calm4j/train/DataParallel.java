@@ -1,0 +1,306 @@
+package calm4j.train;
+
+import calm4j.engine.UserError;
+import org.bytedeco.javacpp.chrono.Milliseconds;
+import org.bytedeco.pytorch.AllreduceOptions;
+import org.bytedeco.pytorch.Backend;
+import org.bytedeco.pytorch.BroadcastOptions;
+import org.bytedeco.pytorch.GlooDeviceVector;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.ProcessGroupGloo;
+import org.bytedeco.pytorch.ReduceOp;
+import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.Store;
+import org.bytedeco.pytorch.TCPStore;
+import org.bytedeco.pytorch.TCPStoreOptions;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.Work;
+import org.bytedeco.pytorch.global.torch;
+
+import java.net.InetAddress;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+
+/**
+ * Data-parallel training over PyTorch's c10d: every process (rank) holds the whole model and trains on its own shard
+ * of each batch; gradients are averaged across ranks before the optimizer step, so every rank applies the same update
+ * and the parameters stay identical. Started with torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
+ * MASTER_PORT): a {@link TCPStore} served by rank 0 for the rendezvous, then Gloo on CPU or NCCL on CUDA.
+ *
+ * <p>Gradients travel in flat buckets of about {@code bucketBytes}: each bucket's gradients are copied into one
+ * contiguous tensor, all buckets' allreduces are started asynchronously and then awaited, so packing a bucket overlaps
+ * with sending the previous ones. (They are not overlapped with the backward pass itself: that needs per-parameter
+ * autograd hooks, which the Java presets do not expose in a usable form.)
+ *
+ * <p>One process alone ({@code WORLD_SIZE} unset or 1) is the same object with nothing to communicate.
+ */
+public final class DataParallel implements AutoCloseable {
+    private final int rank, world, localRank;
+    private final Store store;     // kept: the process group uses it for its whole life
+    private final Backend group;   // null for a single process
+    private final long bucketBytes;
+    private final long timeoutMillis;
+    private long commNanos;
+
+    private DataParallel(int rank, int world, int localRank, Store store, Backend group, long bucketBytes,
+                         long timeoutMillis) {
+        this.rank = rank;
+        this.world = world;
+        this.localRank = localRank;
+        this.store = store;
+        this.group = group;
+        this.bucketBytes = bucketBytes;
+        this.timeoutMillis = timeoutMillis;
+    }
+
+    /** One process, nothing shared. */
+    public static DataParallel single() {
+        return new DataParallel(0, 1, 0, null, null, 0, 0);
+    }
+
+    /**
+     * Joins the process group described by {@code env} (torchrun's variables), or returns {@link #single()} when
+     * WORLD_SIZE is unset or 1.
+     *
+     * @param cuda          NCCL instead of Gloo (the CUDA build only)
+     * @param timeoutMillis how long a collective or the rendezvous waits for the other ranks before failing
+     * @param bucketBytes   the size of a flat gradient bucket
+     */
+    public static DataParallel fromEnvironment(Map<String, String> env, boolean cuda, long timeoutMillis,
+                                               long bucketBytes) {
+        int world = intVar(env, "WORLD_SIZE", 1);
+        if (world == 1) return single();
+        if (world < 1) throw new UserError("WORLD_SIZE must be at least 1, got " + world);
+        int rank = intVar(env, "RANK", -1);
+        if (rank < 0 || rank >= world) {
+            throw new UserError("RANK must be set to 0.." + (world - 1) + " when WORLD_SIZE=" + world + " (got "
+                    + env.get("RANK") + "); start the ranks with `calm launch` or torchrun's variables");
+        }
+        int localRank = intVar(env, "LOCAL_RANK", rank);
+        String host = env.get("MASTER_ADDR");
+        int port = intVar(env, "MASTER_PORT", -1);
+        if (host == null || host.isBlank() || port <= 0 || port > 65535) {
+            throw new UserError("MASTER_ADDR and MASTER_PORT must name rank 0's address and a free port (got "
+                    + host + ":" + env.get("MASTER_PORT") + ")");
+        }
+        if (timeoutMillis <= 0) throw new UserError("the distributed timeout must be positive");
+        Milliseconds timeout = new Milliseconds(timeoutMillis);
+        Store store;
+        try {
+            TCPStoreOptions so = new TCPStoreOptions();
+            so.port((short) port);
+            so.isServer(rank == 0);
+            so.waitWorkers(false);
+            so.timeout(timeout);
+            store = new TCPStore(host, so);
+        } catch (RuntimeException e) {
+            throw new UserError("rank " + rank + ": the rendezvous at " + host + ":" + port + " failed ("
+                    + firstLine(e.getMessage()) + "): check that rank 0 runs and that MASTER_ADDR/MASTER_PORT are "
+                    + "the same on every rank and reachable");
+        }
+        Backend group;
+        try {
+            if (cuda) {
+                group = new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(store, rank, world);
+            } else {
+                ProcessGroupGloo.Options po = ProcessGroupGloo.Options.create(timeout);
+                po.devices(new GlooDeviceVector(glooDevice(env, host)));
+                group = new ProcessGroupGloo(store, rank, world, po);
+            }
+        } catch (RuntimeException e) {
+            throw new UserError("rank " + rank + ": joining the process group of " + world + " failed ("
+                    + firstLine(e.getMessage()) + "): did every rank start within " + timeoutMillis / 1000
+                    + " s? (a rank that never arrives makes the others give up after the timeout)");
+        }
+        return new DataParallel(rank, world, localRank, store, group, bucketBytes, timeoutMillis);
+    }
+
+    /** Gloo's network device: GLOO_SOCKET_IFNAME if set, loopback for a local job, else the host's own address. */
+    private static org.bytedeco.pytorch.gloo.Device glooDevice(Map<String, String> env, String masterHost) {
+        String ifname = env.get("GLOO_SOCKET_IFNAME");
+        if (ifname != null && !ifname.isBlank()) return ProcessGroupGloo.createDeviceForInterface(ifname);
+        try {
+            if (InetAddress.getByName(masterHost).isLoopbackAddress()) {
+                return ProcessGroupGloo.createDeviceForHostname("127.0.0.1");
+            }
+        } catch (java.net.UnknownHostException e) {
+            throw new UserError("MASTER_ADDR " + masterHost + " does not resolve: " + e.getMessage());
+        }
+        return ProcessGroupGloo.createDefaultDevice();
+    }
+
+    private static int intVar(Map<String, String> env, String name, int fallback) {
+        String v = env.get(name);
+        if (v == null || v.isBlank()) return fallback;
+        try {
+            return Integer.parseInt(v.trim());
+        } catch (NumberFormatException e) {
+            throw new UserError(name + " must be an integer, got '" + v + "'");
+        }
+    }
+
+    public int rank() {
+        return rank;
+    }
+
+    public int world() {
+        return world;
+    }
+
+    public int localRank() {
+        return localRank;
+    }
+
+    /** Whether this process writes checkpoints, metrics and plots (rank 0). */
+    public boolean isWriter() {
+        return rank == 0;
+    }
+
+    public boolean isDistributed() {
+        return group != null;
+    }
+
+    /** Seconds spent waiting for collectives since the last call (packing and unpacking included). */
+    public double takeCommSeconds() {
+        double s = commNanos / 1e9;
+        commNanos = 0;
+        return s;
+    }
+
+    /** Copies rank 0's parameters and buffers to every rank (after a fresh start or a resume). */
+    public void broadcastParameters(Module module) {
+        if (group == null) return;
+        List<Tensor> tensors = new ArrayList<>();
+        var ps = module.parameters(true);
+        for (long i = 0; i < ps.size(); i++) tensors.add(ps.get(i));
+        var bs = module.buffers(true);
+        for (long i = 0; i < bs.size(); i++) tensors.add(bs.get(i));
+        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            for (List<Tensor> bucket : buckets(tensors)) {
+                Tensor flat = flatten(bucket, null);
+                BroadcastOptions o = new BroadcastOptions();
+                o.rootRank(0);
+                o.timeout(new Milliseconds(timeoutMillis));
+                await(group.broadcast(new TensorVector(flat), o), "broadcasting the parameters");
+                unflatten(flat, bucket);
+            }
+        }
+    }
+
+    /**
+     * Averages the gradients of {@code module}'s trainable parameters across ranks, in place, together with two
+     * scalars every rank must agree on: returns {mean loss, number of ranks that asked to stop}.
+     */
+    public double[] averageGradients(Module module, double loss, boolean stopRequested) {
+        if (group == null) return new double[] {loss, stopRequested ? 1 : 0};
+        long t0 = System.nanoTime();
+        List<Tensor> grads = new ArrayList<>();
+        var ps = module.parameters(true);
+        for (long i = 0; i < ps.size(); i++) {
+            Tensor p = ps.get(i);
+            if (!p.requires_grad()) continue;
+            if (!p.grad().defined()) p.mutable_grad().put(torch.zeros_like(p)); // unused this step: zero, not absent
+            grads.add(p.grad());
+        }
+        Tensor scalars = Tensor.create(new float[] {(float) loss, stopRequested ? 1f : 0f});
+        List<List<Tensor>> buckets = buckets(grads);
+        List<Tensor> flats = new ArrayList<>();
+        List<Work> works = new ArrayList<>();
+        for (int b = 0; b < buckets.size(); b++) {
+            Tensor flat = flatten(buckets.get(b), b == 0 ? scalars : null);
+            flats.add(flat);
+            AllreduceOptions o = new AllreduceOptions();
+            o.reduceOp(new ReduceOp(ReduceOp.RedOpType.SUM));
+            o.timeout(new Milliseconds(timeoutMillis));
+            works.add(group.allreduce(new TensorVector(flat), o));
+        }
+        double[] out = new double[2];
+        for (int b = 0; b < buckets.size(); b++) {
+            await(works.get(b), "averaging gradients");
+            Tensor flat = flats.get(b).div_(new Scalar((double) world));
+            unflatten(flat, buckets.get(b));
+            if (b == 0) {
+                long n = flat.size(0);
+                out[0] = flat.select(0, n - 2).item_double();
+                out[1] = flat.select(0, n - 1).item_double() * world;
+            }
+        }
+        commNanos += System.nanoTime() - t0;
+        return out;
+    }
+
+    /** Waits for every rank (e.g. until rank 0 has created the run folder). */
+    public void barrier() {
+        if (group == null) return;
+        // An allreduce of one number is a barrier that honours the timeout on every backend.
+        Tensor one = torch.ones(1);
+        AllreduceOptions o = new AllreduceOptions();
+        o.timeout(new Milliseconds(timeoutMillis));
+        await(group.allreduce(new TensorVector(one), o), "waiting for the other ranks");
+    }
+
+    private void await(Work work, String what) {
+        try {
+            work._wait(new Milliseconds(timeoutMillis));
+        } catch (RuntimeException e) {
+            throw new UserError("rank " + rank + " of " + world + ": " + what + " failed: " + firstLine(e.getMessage())
+                    + "\n  what to do: another rank died or stalled (no answer within " + timeoutMillis / 1000.0
+                    + " s); stop every rank and restart the same command: training resumes from the last "
+                    + "checkpoint");
+        }
+    }
+
+    /** Tensors grouped in order into buckets of about bucketBytes (a tensor larger than that is a bucket alone). */
+    private List<List<Tensor>> buckets(List<Tensor> tensors) {
+        List<List<Tensor>> out = new ArrayList<>();
+        List<Tensor> current = new ArrayList<>();
+        long bytes = 0;
+        for (Tensor t : tensors) {
+            long size = t.numel() * t.element_size();
+            if (!current.isEmpty() && bytes + size > bucketBytes) {
+                out.add(current);
+                current = new ArrayList<>();
+                bytes = 0;
+            }
+            current.add(t);
+            bytes += size;
+        }
+        if (!current.isEmpty()) out.add(current);
+        return out;
+    }
+
+    private static Tensor flatten(List<Tensor> tensors, Tensor extra) {
+        TensorVector parts = new TensorVector();
+        for (Tensor t : tensors) parts.push_back(t.detach().reshape(-1).to(torch.ScalarType.Float));
+        if (extra != null) parts.push_back(extra.to(tensors.get(0).device(), torch.ScalarType.Float));
+        return torch.cat(parts, 0);
+    }
+
+    private static void unflatten(Tensor flat, List<Tensor> tensors) {
+        long at = 0;
+        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            for (Tensor t : tensors) {
+                long n = t.numel();
+                t.copy_(flat.narrow(0, at, n).view(t.sizes().vec().get()));
+                at += n;
+            }
+        }
+    }
+
+    private static String firstLine(String s) {
+        if (s == null) return "no message";
+        int nl = s.indexOf('\n');
+        return (nl < 0 ? s : s.substring(0, nl)).trim();
+    }
+
+    @Override
+    public void close() {
+        if (group != null) {
+            group.shutdown();
+            group.close();
+        }
+        if (store != null) store.close();
+    }
+}
