@@ -58,7 +58,7 @@ public final class AutoencoderEval {
             for (long b = 0; b < batches; b++) {
                 TokenBatch batch = data.next();
                 long[] counts = Engine.step(() -> {
-                    Tensor x = batch.tensor();
+                    Tensor x = batch.tensor(calm4j.nn.Layers.device(ae));
                     Tensor real = x.ne(new Scalar((long) c.padId()));
                     ChunkAutoencoder.Posterior q = ae.encode(x);
                     Tensor logits = ae.decode(q.mu());
@@ -72,7 +72,7 @@ public final class AutoencoderEval {
                         out[4 + i] = ae.decodeTokens(z).eq(x).logical_and(real).sum().item_long();
                     }
                     Tensor klDims = q.klPerDim();
-                    Tensor klSum = klDims.sum(new long[] {0}, false, new ScalarTypeOptional()).contiguous();
+                    Tensor klSum = klDims.sum(new long[] {0}, false, new ScalarTypeOptional()).cpu().contiguous();
                     float[] k = new float[c.latentSize()];
                     klSum.data_ptr_float().get(k);
                     for (int i = 0; i < k.length; i++) kl[i] += k[i];

@@ -25,7 +25,7 @@ public final class AutoencoderTask implements Trainable {
 
     @Override
     public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
-        ChunkAutoencoder.Loss l = ae.loss(batch.tensor());
+        ChunkAutoencoder.Loss l = ae.loss(batch.tensor(calm4j.nn.Layers.device(ae)));
         metrics.merge("reconstruction", l.reconstruction().item_double(), Double::sum);
         metrics.merge("kl", l.kl().item_double(), Double::sum);
         return l.total();

@@ -159,7 +159,8 @@ public final class ChunkAutoencoder extends Module {
         boolean training = is_training();
         Tensor input = tokens;
         if (training && config.tokenDrop() > 0) {
-            Tensor drop = torch.rand(tokens.sizes().vec().get()).lt(new Scalar(config.tokenDrop()));
+            Tensor drop = torch.rand(tokens.sizes().vec().get(), calm4j.nn.Layers.on(tokens, torch.ScalarType.Float))
+                    .lt(new Scalar(config.tokenDrop()));
             input = torch.where(drop, new Scalar((long) config.maskId()), tokens);
         }
         Posterior q = encode(input);

@@ -33,7 +33,7 @@ public final class TokenLMTask implements Trainable {
 
     @Override
     public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
-        return model.loss(batch.tensor());
+        return model.loss(batch.tensor(calm4j.nn.Layers.device(model)));
     }
 
     @Override
@@ -63,7 +63,7 @@ public final class TokenLMTask implements Trainable {
             for (long i = 0; i < n; i++) {
                 TokenBatch b = data.next();
                 loss += Engine.step(() -> {
-                    Tensor t = b.tensor();
+                    Tensor t = b.tensor(calm4j.nn.Layers.device(model));
                     TokenBrier.score(model, t, all, aligned, chunk);
                     return model.loss(t).item_double();
                 });

@@ -6,6 +6,7 @@ import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
 import calm4j.eval.BrierLM;
 import calm4j.nn.KVCache;
+import calm4j.nn.Layers;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Scalar;
@@ -35,7 +36,7 @@ public final class CalmEval {
             for (long i = 0; i < n; i++) {
                 TokenBatch b = data.next();
                 loss += Engine.step(() -> {
-                    Tensor tokens = b.tensor();
+                    Tensor tokens = b.tensor(Layers.device(model));
                     score(model, tokens, brier);
                     return model.loss(tokens).item_double();
                 });
@@ -62,7 +63,7 @@ public final class CalmEval {
             Tensor samples = rollChunks == 1 ? first : rollout(model, first, cache, b, s, rollChunks);
             // The true continuation of position i: rollChunks*K tokens from chunk i+1 on (PAD past the block).
             Tensor pad = torch.full(new long[] {b, (long) rollChunks * k},
-                    new Scalar((long) model.autoencoder().config().padId())).to(torch.ScalarType.Long);
+                    new Scalar((long) model.autoencoder().config().padId()), Layers.on(tokens, torch.ScalarType.Long));
             Tensor truth = torch.cat(new TensorVector(tokens, pad), 1).unfold(1, (long) rollChunks * k, k)
                     .narrow(1, 1, s).reshape(p, (long) rollChunks * k);
             long[] hit1 = prefixMatches(samples.select(0, 0), truth), hit2 = prefixMatches(samples.select(0, 1), truth),
@@ -80,7 +81,7 @@ public final class CalmEval {
     /** How many leading tokens (up to MAX_N) of each row of {@code a} equal those of {@code b}. */
     static long[] prefixMatches(Tensor a, Tensor b) {
         Tensor eq = a.narrow(1, 0, BrierLM.MAX_N).eq(b.narrow(1, 0, BrierLM.MAX_N)).to(torch.ScalarType.Long);
-        Tensor run = eq.cumprod(1).sum(new long[] {1}, false, new ScalarTypeOptional()).contiguous();
+        Tensor run = eq.cumprod(1).sum(new long[] {1}, false, new ScalarTypeOptional()).cpu().contiguous();
         long[] out = new long[(int) run.size(0)];
         run.data_ptr_long().get(out);
         return out;
@@ -93,7 +94,7 @@ public final class CalmEval {
      */
     static Tensor rollout(CalmModel model, Tensor first, KVCache cache, long b, long s, int chunks) {
         int k = model.patchSize();
-        Tensor rows = torch.arange(new Scalar(b)).repeat(2); // sample r of batch row j is row r*B + j
+        Tensor rows = torch.arange(new Scalar(b), Layers.on(first, torch.ScalarType.Long)).repeat(2); // row r*B + j
         Tensor firstBySeq = first.view(2, b, s, k);
         Tensor[] perPosition = new Tensor[(int) s];
         for (long i = 0; i < s; i++) {

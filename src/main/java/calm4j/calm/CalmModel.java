@@ -118,7 +118,8 @@ public final class CalmModel extends Module {
         Tensor y;
         try (NoGradGuard ng = new NoGradGuard()) {
             ChunkAutoencoder.Posterior q = ae.encode(targets);
-            Tensor eps = torch.randn(config.numTargets(), q.mu().size(0), q.mu().size(1));
+            Tensor eps = torch.randn(new long[] {config.numTargets(), q.mu().size(0), q.mu().size(1)},
+                    Layers.on(q.mu(), q.mu().scalar_type()));
             y = q.mu().unsqueeze(0).add(q.sigma().unsqueeze(0).mul(eps)); // [M, B*S, l]
         }
         Tensor x = head.sample(h, config.numSamples()); // [N, B*S, l], one batched pass

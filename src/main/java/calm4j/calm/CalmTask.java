@@ -26,7 +26,7 @@ public final class CalmTask implements Trainable {
 
     @Override
     public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
-        return model.loss(batch.tensor());
+        return model.loss(batch.tensor(calm4j.nn.Layers.device(model)));
     }
 
     @Override

@@ -105,9 +105,9 @@ public final class EnergyHead extends Module {
         return generate(c, eps);
     }
 
-    /** Uniform noise U[-0.5, 0.5] of shape [rows, noiseSize] from libtorch's generator. */
-    public Tensor noise(long rows) {
-        return torch.rand(rows, noiseSize).sub(new Scalar(0.5));
+    /** Uniform noise U[-0.5, 0.5] of shape [rows, noiseSize] from libtorch's generator, on the device of {@code like}. */
+    public Tensor noise(long rows, Tensor like) {
+        return torch.rand(new long[] {rows, noiseSize}, Layers.on(like, like.scalar_type())).sub(new Scalar(0.5));
     }
 
     /** Samples for hidden states {@code h} [rows, d] with noise {@code eps} [rows, noiseSize]: [rows, l]. */
@@ -129,6 +129,6 @@ public final class EnergyHead extends Module {
         long rows = h.size(0);
         Tensor c = normHidden.forward(hiddenEmbd.forward(h));
         Tensor cs = c.unsqueeze(0).expand(n, rows, c.size(1)).reshape(n * rows, c.size(1));
-        return generate(cs, noise(n * rows)).view(n, rows, -1);
+        return generate(cs, noise(n * rows, h)).view(n, rows, -1);
     }
 }

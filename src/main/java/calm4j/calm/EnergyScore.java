@@ -46,7 +46,8 @@ public final class EnergyScore {
         // The diagonal n == k is set to exactly zero first: |x|^2 + |x|^2 - 2 x.x leaves rounding error there, and
         // pow(alpha/2) of a tiny positive number would send large, meaningless gradients back. Floored, each
         // diagonal term is MIN_DISTANCE^alpha with no gradient; subtract it so the sum is over n != k.
-        Tensor self = squaredDistances(x, x).masked_fill(torch.eye(n).to(torch.ScalarType.Bool), new Scalar(0.0));
+        Tensor self = squaredDistances(x, x).masked_fill(
+                torch.eye(n, calm4j.nn.Layers.on(x, torch.ScalarType.Bool)), new Scalar(0.0));
         Tensor pairs = distance(self).sum(new long[] {1, 2}, false, new ScalarTypeOptional())
                 .sub(new Scalar(n * Math.pow(MIN_DISTANCE, alpha))).div(new Scalar((double) (n * (n - 1))));
         return fit.sub(pairs).mean();

@@ -49,9 +49,9 @@ final class AeCommand {
 
         @Override
         public Integer call() {
-            engine.engine();
+            var placement = engine.engine();
             Trainer.Summary s;
-            try (DataParallel dist = options.dataParallel(engine)) {
+            try (DataParallel dist = options.dataParallel(placement)) {
                 s = train(options, engine.quiet, dist);
                 if (!dist.isWriter()) return 0;
             }
@@ -78,6 +78,7 @@ final class AeCommand {
             dist.barrier();
             Engine.seed(train.seed());
             ChunkAutoencoder ae = new ChunkAutoencoder(model);
+            Layers.place(ae, dist.device());
             if (!quiet) {
                 System.err.printf("autoencoder: %,d parameters, K=%d, l=%d, d=%d%n",
                         Layers.parameterCount(ae, false), model.patchSize(), model.latentSize(), model.hiddenSize());

@@ -48,9 +48,9 @@ final class ArCommand {
 
         @Override
         public Integer call() {
-            engine.engine();
+            var placement = engine.engine();
             Trainer.Summary s;
-            try (DataParallel dist = options.dataParallel(engine)) {
+            try (DataParallel dist = options.dataParallel(placement)) {
                 s = train(options, k, engine.quiet, dist);
                 if (!dist.isWriter()) return 0;
             }
@@ -85,6 +85,7 @@ final class ArCommand {
             dist.barrier();
             Engine.seed(train.seed());
             TokenLM lm = new TokenLM(model, m.vocabSize());
+            Layers.place(lm, dist.device());
             if (!quiet) {
                 System.err.printf("token LM: %,d parameters, context %d tokens%n", Layers.parameterCount(lm, true),
                         model.contextTokens());

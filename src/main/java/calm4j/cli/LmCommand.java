@@ -51,10 +51,10 @@ final class LmCommand {
 
         @Override
         public Integer call() {
-            engine.engine();
+            var placement = engine.engine();
             Path out = options.out;
             Trainer.Summary s;
-            try (DataParallel dist = options.dataParallel(engine)) {
+            try (DataParallel dist = options.dataParallel(placement)) {
                 s = train(aeRun, options, engine.quiet, dist);
                 if (!dist.isWriter()) return 0;
             }
@@ -94,6 +94,7 @@ final class LmCommand {
 
             Engine.seed(train.seed());
             CalmModel calm = new CalmModel(model, ae.model());
+            Layers.place(calm, dist.device());
             int k = aeCfg.patchSize();
             if (!quiet) {
                 System.err.printf("CALM: %,d trainable parameters (+%,d frozen autoencoder), K=%d, context %d "

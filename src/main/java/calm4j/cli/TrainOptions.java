@@ -33,8 +33,8 @@ final class TrainOptions {
     double bucketMb;
 
     /** The process group of a data-parallel run (torchrun's variables), or a single process. */
-    DataParallel dataParallel(EngineOptions engine) {
-        return DataParallel.fromEnvironment(System.getenv(), engine.device.startsWith("cuda"),
+    DataParallel dataParallel(calm4j.engine.Engine engine) {
+        return DataParallel.fromEnvironment(System.getenv(), engine.device(),
                 (long) (distTimeout * 1000), (long) (bucketMb * 1e6));
     }
 

@@ -9,6 +9,12 @@ public record TokenBatch(long[] ids, int rows, int cols) {
         return Tensor.create(ids, rows, cols);
     }
 
+    /** The ids as an int64 tensor [rows, cols] on {@code device}. */
+    public Tensor tensor(org.bytedeco.pytorch.Device device) {
+        Tensor t = tensor();
+        return device.is_cpu() ? t : t.to(device, org.bytedeco.pytorch.global.torch.ScalarType.Long);
+    }
+
     public long tokens() {
         return (long) rows * cols;
     }

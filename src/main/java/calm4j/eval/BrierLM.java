@@ -4,7 +4,9 @@ package calm4j.eval;
  * BrierLM, the likelihood-free language-model score (spec section 4). For an outcome y and model P,
  * {@code Brier(P, y) = 2 P(y) - sum_x P(x)^2}; with two independent samples x1, x2 ~ P the unbiased estimate is
  * {@code 1{x1 = y} + 1{x2 = y} - 1{x1 = x2}}. Brier-n takes the next n tokens as one outcome, and
- * {@code BrierLM = 100 * (Brier-1 Brier-2 Brier-3 Brier-4)^(1/4)} (0 when the product is not positive).
+ * {@code BrierLM = 100 * (Brier-1 Brier-2 Brier-3 Brier-4)^(1/4)}, and 0 as soon as any Brier-n is not positive
+ * (a model that scores below zero on some n is worse than useless there; an even number of negative factors must not
+ * multiply into a large positive score).
  *
  * <p>This class accumulates per-position estimates (from whichever model and estimator) and reports each Brier-n
  * with its standard error, and BrierLM with a delta-method standard error from the 4 x 4 covariance of the
@@ -58,8 +60,10 @@ public final class BrierLM {
             se[i] = Math.sqrt(Math.max(0, cov[i][i]));
         }
         double product = 1;
-        for (double m : mean) product *= m;
-        if (!(product > 0)) return new Result(positions, mean, se, 0, 0);
+        for (double m : mean) {
+            if (!(m > 0)) return new Result(positions, mean, se, 0, 0);
+            product *= m;
+        }
         double lm = 100 * Math.pow(product, 1.0 / MAX_N);
         // d BrierLM / d B_i = BrierLM / (4 B_i)
         double var = 0;

@@ -53,9 +53,9 @@ public final class Attention extends Module {
         } else {
             // Query i sees keys up to offset + i (bottom-right aligned) that the key mask allows. Every query may
             // always see itself, so a padding query has a key and its (unused) output stays finite, not NaN.
-            Tensor mask = torch.ones(len, offset + len).to(torch.ScalarType.Bool).tril(offset);
+            Tensor mask = torch.ones(new long[] {len, offset + len}, Layers.on(x, torch.ScalarType.Bool)).tril(offset);
             if (keyMask != null) {
-                Tensor self = torch.eye(len, offset + len).to(torch.ScalarType.Bool).roll(new long[] {offset},
+                Tensor self = torch.eye(len, offset + len, Layers.on(x, torch.ScalarType.Bool)).roll(new long[] {offset},
                         new long[] {1});
                 mask = mask.unsqueeze(0).logical_and(keyMask.unsqueeze(1)).logical_or(self.unsqueeze(0))
                         .unsqueeze(1); // [batch, 1, len, keys]

@@ -38,7 +38,7 @@ public final class BatchKVCache {
      * that many true columns on the right. It becomes this batch's mask.
      */
     public Tensor extendMask(long columns) {
-        Tensor added = torch.ones(rows(), columns).to(torch.ScalarType.Bool);
+        Tensor added = torch.ones(new long[] {rows(), columns}, Layers.on(mask, torch.ScalarType.Bool));
         setMask(torch.cat(new TensorVector(mask, added), 1));
         return mask;
     }
@@ -57,10 +57,12 @@ public final class BatchKVCache {
         Tensor m = mask, gm = groupMask;
         if (delta > 0) {
             cache.realign(delta, rope);
-            m = torch.cat(new TensorVector(torch.zeros(rows(), delta).to(torch.ScalarType.Bool), m), 1);
+            m = torch.cat(new TensorVector(torch.zeros(new long[] {rows(), delta}, Layers.on(m, torch.ScalarType.Bool)),
+                    m), 1);
         } else if (delta < 0) {
             group.realign(-delta, rope);
-            gm = torch.cat(new TensorVector(torch.zeros(gm.size(0), -delta).to(torch.ScalarType.Bool), gm), 1);
+            gm = torch.cat(new TensorVector(torch.zeros(new long[] {gm.size(0), -delta},
+                    Layers.on(gm, torch.ScalarType.Bool)), gm), 1);
         }
         cache.appendRows(group);
         setMask(torch.cat(new TensorVector(m, gm), 0));
@@ -72,7 +74,7 @@ public final class BatchKVCache {
             clear();
             return;
         }
-        Tensor index = Tensor.create(rows);
+        Tensor index = Tensor.create(rows).to(mask.device(), torch.ScalarType.Long);
         cache.select(index);
         Tensor m = mask.index_select(0, index);
         long unused = m.any(0).to(torch.ScalarType.Long).argmax().item_long(); // first column any row uses

@@ -31,6 +31,22 @@ public final class Layers {
         return e;
     }
 
+    /** Options for a new tensor of {@code type} on the device of {@code like} (CPU or CUDA alike). */
+    public static org.bytedeco.pytorch.TensorOptions on(Tensor like, org.bytedeco.pytorch.global.torch.ScalarType type) {
+        return new org.bytedeco.pytorch.TensorOptions().device(new org.bytedeco.pytorch.DeviceOptional(like.device()))
+                .dtype(new org.bytedeco.pytorch.ScalarTypeOptional(type));
+    }
+
+    /** Moves a module's parameters and buffers to {@code device} (nothing to do on the CPU). */
+    public static void place(Module m, org.bytedeco.pytorch.Device device) {
+        if (!device.is_cpu()) m.to(device, false);
+    }
+
+    /** The device a module's parameters live on. */
+    public static org.bytedeco.pytorch.Device device(Module m) {
+        return m.parameters(true).get(0).device();
+    }
+
     /** Trainable parameter count of a module. */
     public static long parameterCount(Module m, boolean trainableOnly) {
         long n = 0;

@@ -4,6 +4,7 @@ import calm4j.engine.UserError;
 import org.bytedeco.javacpp.chrono.Milliseconds;
 import org.bytedeco.pytorch.AllreduceOptions;
 import org.bytedeco.pytorch.Backend;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.BroadcastOptions;
 import org.bytedeco.pytorch.GlooDeviceVector;
 import org.bytedeco.pytorch.Module;
@@ -42,10 +43,12 @@ public final class DataParallel implements AutoCloseable {
     private final Backend group;   // null for a single process
     private final long bucketBytes;
     private final long timeoutMillis;
+    private final Device device;
     private long commNanos;
 
     private DataParallel(int rank, int world, int localRank, Store store, Backend group, long bucketBytes,
-                         long timeoutMillis) {
+                         long timeoutMillis, Device device) {
+        this.device = device;
         this.rank = rank;
         this.world = world;
         this.localRank = localRank;
@@ -55,23 +58,29 @@ public final class DataParallel implements AutoCloseable {
         this.timeoutMillis = timeoutMillis;
     }
 
-    /** One process, nothing shared. */
+    /** One process on the CPU, nothing shared. */
     public static DataParallel single() {
-        return new DataParallel(0, 1, 0, null, null, 0, 0);
+        return single(new Device(torch.DeviceType.CPU, (byte) -1));
+    }
+
+    /** One process on {@code device}, nothing shared. */
+    public static DataParallel single(Device device) {
+        return new DataParallel(0, 1, 0, null, null, 0, 0, device);
     }
 
     /**
      * Joins the process group described by {@code env} (torchrun's variables), or returns {@link #single()} when
      * WORLD_SIZE is unset or 1.
      *
-     * @param cuda          NCCL instead of Gloo (the CUDA build only)
+     * @param device        the device asked for: on CUDA each rank takes GPU LOCAL_RANK and NCCL replaces Gloo
      * @param timeoutMillis how long a collective or the rendezvous waits for the other ranks before failing
      * @param bucketBytes   the size of a flat gradient bucket
      */
-    public static DataParallel fromEnvironment(Map<String, String> env, boolean cuda, long timeoutMillis,
+    public static DataParallel fromEnvironment(Map<String, String> env, Device device, long timeoutMillis,
                                                long bucketBytes) {
         int world = intVar(env, "WORLD_SIZE", 1);
-        if (world == 1) return single();
+        if (world == 1) return single(device);
+        boolean cuda = device.is_cuda();
         if (world < 1) throw new UserError("WORLD_SIZE must be at least 1, got " + world);
         int rank = intVar(env, "RANK", -1);
         if (rank < 0 || rank >= world) {
@@ -114,7 +123,8 @@ public final class DataParallel implements AutoCloseable {
                     + firstLine(e.getMessage()) + "): did every rank start within " + timeoutMillis / 1000
                     + " s? (a rank that never arrives makes the others give up after the timeout)");
         }
-        return new DataParallel(rank, world, localRank, store, group, bucketBytes, timeoutMillis);
+        Device placed = cuda ? new Device(torch.DeviceType.CUDA, (byte) localRank) : device;
+        return new DataParallel(rank, world, localRank, store, group, bucketBytes, timeoutMillis, placed);
     }
 
     /** Gloo's network device: GLOO_SOCKET_IFNAME if set, loopback for a local job, else the host's own address. */
@@ -156,6 +166,11 @@ public final class DataParallel implements AutoCloseable {
     /** Whether this process writes checkpoints, metrics and plots (rank 0). */
     public boolean isWriter() {
         return rank == 0;
+    }
+
+    /** Where this rank's model and batches live (GPU LOCAL_RANK on CUDA). */
+    public Device device() {
+        return device;
     }
 
     public boolean isDistributed() {
@@ -235,7 +250,8 @@ public final class DataParallel implements AutoCloseable {
     public void barrier() {
         if (group == null) return;
         // An allreduce of one number is a barrier that honours the timeout on every backend.
-        Tensor one = torch.ones(1);
+        Tensor one = torch.ones(new long[] {1}, new org.bytedeco.pytorch.TensorOptions().device(
+                new org.bytedeco.pytorch.DeviceOptional(device)));
         AllreduceOptions o = new AllreduceOptions();
         o.timeout(new Milliseconds(timeoutMillis));
         await(group.allreduce(new TensorVector(one), o), "waiting for the other ranks");

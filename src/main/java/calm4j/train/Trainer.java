@@ -87,6 +87,9 @@ public final class Trainer {
             throw new UserError("cannot create run folder " + runDir + ": " + e.getMessage());
         }
         Module module = model.module();
+        // On a GPU the forward passes run under bf16 autocast (matmuls in bf16, reductions and the loss in fp32);
+        // parameters, gradients and the optimizer stay fp32. On the CPU everything is fp32.
+        boolean autocast = calm4j.nn.Layers.device(module).is_cuda();
         AdamW optimizer = optimizer(module);
         Checkpoints checkpoints = new Checkpoints(runDir, cfg.keepCheckpoints());
         MetricsLog metrics = new MetricsLog(runDir);
@@ -134,8 +137,8 @@ public final class Trainer {
                 for (int micro = 0; micro < cfg.gradAccum(); micro++) {
                     TokenBatch batch = data.next();
                     loss += Engine.step(() -> {
-                        Tensor l = model.loss(batch, stepMetrics).div(new org.bytedeco.pytorch.Scalar(
-                                (double) cfg.gradAccum()));
+                        Tensor l = forward(() -> model.loss(batch, stepMetrics), autocast).div(
+                                new org.bytedeco.pytorch.Scalar((double) cfg.gradAccum()));
                         l.backward();
                         return l.item_double();
                     });
@@ -214,6 +217,19 @@ public final class Trainer {
         return new Summary(step, step < cfg.maxSteps(), lastLoss, lastEval, priorSeconds + seconds,
                 sessionTokens * dist.world() / Math.max(stepNanos / 1e9, 1e-9), tokensSeen,
                 1000 * commSeconds / Math.max(sessionSteps, 1));
+    }
+
+    /** Runs {@code forward} under CUDA bf16 autocast when asked; the backward pass runs outside it, as in PyTorch. */
+    static Tensor forward(java.util.function.Supplier<Tensor> forward, boolean autocast) {
+        if (!autocast) return forward.get();
+        torch.set_autocast_dtype(torch.DeviceType.CUDA, torch.ScalarType.BFloat16);
+        torch.set_autocast_enabled(torch.DeviceType.CUDA, true);
+        try {
+            return forward.get().to(torch.ScalarType.Float);
+        } finally {
+            torch.set_autocast_enabled(torch.DeviceType.CUDA, false);
+            torch.clear_cache(); // at::autocast::clear_cache: drop the bf16 weight copies of this step
+        }
     }
 
     private Map<String, Double> evaluate(Module module) {

@@ -194,4 +194,16 @@ class TrainerTest {
         assertEquals(0.55, c.lrAt(60), 1e-12);
         assertEquals(0.1, c.lrAt(110), 1e-12);
     }
+
+    @Test
+    void theCudaAutocastPathRunsTheForwardAndRestoresTheAutocastState() {
+        // No GPU here: the bf16 autocast branch of the loop still runs (CUDA autocast leaves CPU tensors alone), and
+        // must hand back an fp32 loss and switch autocast off again for the backward pass.
+        Tensor w = torch.ones(3).requires_grad_(true);
+        Tensor loss = Trainer.forward(() -> w.mul(new org.bytedeco.pytorch.Scalar(2.0)).sum(), true);
+        assertEquals(torch.ScalarType.Float.value, loss.scalar_type().value, "an fp32 loss");
+        assertFalse(torch.is_autocast_enabled(torch.DeviceType.CUDA), "autocast is off after the forward");
+        loss.backward();
+        assertEquals(2.0, w.grad().select(0, 0).item_double(), 1e-6);
+    }
 }
