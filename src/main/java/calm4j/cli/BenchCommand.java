@@ -14,10 +14,12 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that measure and print.",
-        subcommands = {BenchCommand.Ae.class, BenchCommand.Lm.class, BenchCommand.Generate.class})
+        subcommands = {BenchCommand.Ae.class, BenchCommand.Lm.class, BenchCommand.Generate.class,
+                BenchCommand.Serve.class})
 final class BenchCommand {
 
     /** fp32 GFLOP/s of a 2048x2048 matmul: the yardstick model FLOP/s are compared with in the same run. */
@@ -250,6 +252,53 @@ final class BenchCommand {
                 }), 20);
                 System.out.printf("%5d  CALM head sample + decode: %.1f ms of each step%n", batch, ms);
             }
+            return 0;
+        }
+    }
+
+    @Command(name = "serve", mixinStandardHelpOptions = true,
+            description = "Serving throughput with shared (continuous) batching on and off: the run is served on "
+                    + "loopback twice, once with --max-batch and once one sequence at a time, under the same closed-"
+                    + "loop load of concurrent clients.")
+    static final class Serve implements Callable<Integer> {
+        @Option(names = "--ckpt", required = true, description = "a CALM or token-model run folder")
+        Path run;
+
+        @Option(names = "--clients", defaultValue = "16", description = "default: ${DEFAULT-VALUE}")
+        int clients;
+
+        @Option(names = "--requests", defaultValue = "4", description = "requests per client (default: "
+                + "${DEFAULT-VALUE})")
+        int requests;
+
+        @Option(names = "--max-tokens", defaultValue = "32", description = "default: ${DEFAULT-VALUE}")
+        int maxTokens;
+
+        @Option(names = "--max-batch", defaultValue = "16", description = "the batch when sharing is on (default: "
+                + "${DEFAULT-VALUE})")
+        int maxBatch;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() throws Exception {
+            engine.engine();
+            double[] tokensPerSecond = new double[2];
+            int[] batches = {maxBatch, 1};
+            for (int i = 0; i < 2; i++) {
+                var options = new calm4j.serve.CompletionServer.Options("127.0.0.1", 0, batches[i],
+                        clients * requests, 4096, 600, 1 << 20, 200, 64);
+                try (var server = calm4j.serve.CompletionServer.start(run, options)) {
+                    calm4j.serve.LoadGenerator.run(server.url(), 2, 1, maxTokens, 1.0); // warm-up
+                    var r = calm4j.serve.LoadGenerator.run(server.url(), clients, requests, maxTokens, 1.0);
+                    System.out.printf("%-28s %s%n", batches[i] > 1 ? "shared batching (max " + batches[i] + "):"
+                            : "one sequence at a time:", r.format());
+                    tokensPerSecond[i] = r.tokensPerSecond();
+                }
+            }
+            System.out.printf("throughput with shared batching / without: %.2fx (%d clients, %d tokens each)%n",
+                    tokensPerSecond[0] / tokensPerSecond[1], clients, maxTokens);
             return 0;
         }
     }

@@ -49,6 +49,10 @@ final class ServeCommand implements Callable<Integer> {
             + "(default: ${DEFAULT-VALUE})")
     int pool;
 
+    @Option(names = "--max-draws", defaultValue = "64", description = "CALM: candidates drawn to continue a prompt "
+            + "that ends inside a chunk before its tokens are forced (each costs a decode; default: ${DEFAULT-VALUE})")
+    int maxDraws;
+
     @Mixin
     EngineOptions engine;
 
@@ -60,7 +64,7 @@ final class ServeCommand implements Callable<Integer> {
                     + "use the model (there is no authentication)");
         }
         CompletionServer server = CompletionServer.start(run, new CompletionServer.Options(host, port, maxBatch,
-                queue, maxTokens, timeout, maxBody, pool));
+                queue, maxTokens, timeout, maxBody, pool, maxDraws));
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();

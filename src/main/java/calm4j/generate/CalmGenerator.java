@@ -294,8 +294,8 @@ public final class CalmGenerator {
     private long[][] nextChunks(Tensor h, List<Seq> running) {
         int rows = running.size();
         Generator[] gens = running.stream().map(s -> s.generator).toArray(Generator[]::new);
-        int[] counts = running.stream().mapToInt(s -> s.n > 1 || (s.steps == 0 && s.partial.length > 0) ? pool : 1)
-                .toArray();
+        int[] counts = running.stream().mapToInt(s -> s.steps == 0 && s.partial.length > 0 ? Math.min(pool, maxDraws)
+                : s.n > 1 ? pool : 1).toArray();
         List<List<long[]>> candidates = draw(h, counts, gens);
         long[][] out = new long[rows][];
         for (int i = 0; i < rows; i++) {

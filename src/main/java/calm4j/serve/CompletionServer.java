@@ -37,9 +37,11 @@ public final class CompletionServer implements AutoCloseable {
      * @param maxTokens      the largest max_tokens a request may ask for
      * @param timeoutSeconds a request's sequences are stopped after this long
      * @param maxBodyBytes   larger request bodies are refused
+     * @param pool           CALM candidates per step for T &lt; 1
+     * @param maxDraws       CALM candidates drawn to continue a prompt's partial last chunk before it is forced
      */
     public record Options(String host, int port, int maxBatch, int queue, int maxTokens, double timeoutSeconds,
-                          int maxBodyBytes, int pool) {
+                          int maxBodyBytes, int pool, int maxDraws) {
         public Options {
             if (maxBatch < 1 || queue < 1) throw new UserError("--max-batch and --queue must be at least 1");
             if (maxTokens < 1) throw new UserError("--max-tokens must be at least 1");
@@ -84,7 +86,7 @@ public final class CompletionServer implements AutoCloseable {
 
     /** Loads a CALM or token-model run and starts serving it. */
     public static CompletionServer start(java.nio.file.Path run, Options options) throws IOException {
-        return new CompletionServer(ServedModel.load(run, options.pool()), options);
+        return new CompletionServer(ServedModel.load(run, options.pool(), options.maxDraws()), options);
     }
 
     /** The address it listens on (with the real port when 0 was asked for). */

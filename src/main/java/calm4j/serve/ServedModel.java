@@ -33,11 +33,11 @@ abstract class ServedModel {
     }
 
     /** Loads a CALM or token-model run (decided by its config's kind). */
-    static ServedModel load(Path run, int pool) {
+    static ServedModel load(Path run, int pool, int maxDraws) {
         String kind = RunFolder.config(run, null).path("kind").asText();
         String id = run.toAbsolutePath().normalize().getFileName().toString();
         return switch (kind) {
-            case CalmRun.KIND -> new Calm(id, CalmRun.load(run), pool);
+            case CalmRun.KIND -> new Calm(id, CalmRun.load(run), pool, maxDraws);
             case TokenLMRun.KIND -> new TokenModel(id, TokenLMRun.load(run));
             default -> throw new UserError(run + " is a " + kind + " run; serve needs a CALM (calm lm train) or a "
                     + "token model (calm ar train)");
@@ -64,11 +64,11 @@ abstract class ServedModel {
         private final CalmRun run;
         private final CalmGenerator generator;
 
-        Calm(String id, CalmRun run, int pool) {
+        Calm(String id, CalmRun run, int pool, int maxDraws) {
             super(id, CalmRun.KIND, run.tokenizer(), run.model().patchSize());
             this.run = run;
             this.generator = new CalmGenerator(run.model(), run.tokenizer().eosId(),
-                    run.model().autoencoder().config().padId(), pool, false, 2000);
+                    run.model().autoencoder().config().padId(), pool, false, maxDraws);
         }
 
         @Override

@@ -43,6 +43,6 @@ final class ServedRuns {
     }
 
     static CompletionServer.Options options(int maxBatch, int queue, double timeoutSeconds) {
-        return new CompletionServer.Options("127.0.0.1", 0, maxBatch, queue, 400, timeoutSeconds, 4096, 50);
+        return new CompletionServer.Options("127.0.0.1", 0, maxBatch, queue, 400, timeoutSeconds, 4096, 50, 50);
     }
 }
