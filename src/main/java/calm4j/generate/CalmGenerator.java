@@ -4,12 +4,10 @@ import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.generate.GenerationSession.Event;
-import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
@@ -104,9 +102,7 @@ public final class CalmGenerator {
      * batch (its own generator, right-aligned rows, masked padding). Not thread-safe: one thread drives a session.
      */
     public final class Session implements GenerationSession<Request, Output> {
-        private final BatchKVCache cache = model.newBatchCache();
-        private final List<Seq> active = new ArrayList<>();
-        private Tensor hidden; // [active, d]: each running sequence's last hidden state
+        private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id); // next: hidden [B, d]
         private int nextId;
 
         private Session() {
@@ -115,7 +111,7 @@ public final class CalmGenerator {
 
         @Override
         public int size() {
-            return active.size();
+            return rows.size();
         }
 
         /** Adds sequences (prefilled in one pass); returns their ids in order. Refuses prompts the context cannot fit. */
@@ -155,32 +151,30 @@ public final class CalmGenerator {
                 for (int c = padChunks; c < width; c++) real[i * width + c] = true;
             }
             try (NoGradGuard ng = new NoGradGuard()) {
-                Engine.step(() -> {
+                return Engine.step(() -> {
                     KVCache group = model.newCache();
                     Tensor mask = boolTensor(real, n, width);
                     Tensor h = model.hidden(Tensor.create(ids, n, (long) width * k), group, mask).select(1, width - 1);
-                    cache.add(group, mask);
+                    rows.cache.add(group, mask);
                     group.clear();
-                    setHidden(hidden == null ? h : torch.cat(new TensorVector(hidden, h), 0));
-                    return null;
+                    List<Integer> out = new ArrayList<>();
+                    for (Seq s : joined) {
+                        s.id = nextId++;
+                        out.add(s.id);
+                    }
+                    rows.append(joined, h);
+                    return out;
                 });
             }
-            List<Integer> out = new ArrayList<>();
-            for (Seq s : joined) {
-                s.id = nextId++;
-                active.add(s);
-                out.add(s.id);
-            }
-            return out;
         }
 
         /** One chunk for every running sequence; finished sequences leave the batch. */
         @Override
         public List<Event<Output>> step() {
-            if (active.isEmpty()) return List.of();
+            if (rows.size() == 0) return List.of();
             try (NoGradGuard ng = new NoGradGuard()) {
-                List<Seq> running = new ArrayList<>(active);
-                long[][] chunks = Engine.step(() -> nextChunks(hidden, running));
+                List<Seq> running = new ArrayList<>(rows.active);
+                long[][] chunks = Engine.step(() -> nextChunks(rows.next(), running));
                 List<Event<Output>> events = new ArrayList<>();
                 List<Integer> keep = new ArrayList<>();
                 for (int i = 0; i < running.size(); i++) {
@@ -189,13 +183,13 @@ public final class CalmGenerator {
                     events.add(new Event<>(s.id, added, s.finish == null ? null : s.output()));
                     if (s.finish == null) keep.add(i);
                 }
-                retain(keep);
-                if (!active.isEmpty()) {
+                rows.retain(keep);
+                if (rows.size() > 0) {
                     long[] feed = new long[keep.size() * k];
                     for (int j = 0; j < keep.size(); j++) System.arraycopy(chunks[keep.get(j)], 0, feed, j * k, k);
                     Engine.step(() -> {
-                        Tensor mask = cache.extendMask(1);
-                        setHidden(model.hidden(Tensor.create(feed, active.size(), k), cache.cache(), mask)
+                        Tensor mask = rows.cache.extendMask(1);
+                        rows.set(model.hidden(Tensor.create(feed, rows.size(), k), rows.cache.cache(), mask)
                                 .select(1, 0));
                         return null;
                     });
@@ -207,36 +201,12 @@ public final class CalmGenerator {
         /** Removes a running sequence (its client went away, or its time ran out); unknown ids are ignored. */
         @Override
         public void cancel(int id) {
-            List<Integer> keep = new ArrayList<>();
-            for (int i = 0; i < active.size(); i++) if (active.get(i).id != id) keep.add(i);
-            if (keep.size() < active.size()) retain(keep);
-        }
-
-        private void retain(List<Integer> keep) {
-            if (keep.size() == active.size()) return;
-            long[] rows = keep.stream().mapToLong(Integer::longValue).toArray();
-            List<Seq> next = new ArrayList<>();
-            for (int i : keep) next.add(active.get(i));
-            active.clear();
-            active.addAll(next);
-            Engine.step(() -> {
-                cache.keep(rows);
-                setHidden(rows.length == 0 ? null : hidden.index_select(0, Tensor.create(rows)));
-                return null;
-            });
-        }
-
-        private void setHidden(Tensor h) {
-            Tensor old = hidden;
-            hidden = h == null ? null : h.retainReference();
-            if (old != null) old.releaseReference();
+            rows.cancel(id);
         }
 
         @Override
         public void close() {
-            cache.clear();
-            setHidden(null);
-            active.clear();
+            rows.clear();
         }
     }
 

@@ -4,7 +4,6 @@ import calm4j.ar.TokenLM;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.generate.GenerationSession.Event;
-import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
@@ -12,7 +11,6 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
@@ -89,9 +87,7 @@ public final class TokenGenerator {
      * one token per running sequence per step. Not thread-safe: one thread drives a session.
      */
     public final class Session implements GenerationSession<Request, Output> {
-        private final BatchKVCache cache = model.newBatchCache();
-        private final List<Seq> active = new ArrayList<>();
-        private Tensor logits; // [active, V]: each running sequence's next-token logits
+        private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id); // next: logits
         private int nextId;
 
         private Session() {
@@ -100,7 +96,7 @@ public final class TokenGenerator {
 
         @Override
         public int size() {
-            return active.size();
+            return rows.size();
         }
 
         /** Adds sequences (prefilled in one pass); returns their ids in order. */
@@ -137,35 +133,32 @@ public final class TokenGenerator {
                     real[i * width + off + j] = 1;
                 }
             }
+            // Made outside the per-step memory scope: each sequence's generator must outlive it.
+            List<Seq> joined = new ArrayList<>();
+            for (int i = 0; i < n; i++) joined.add(new Seq(nextId++, requests.get(i), prompts[i].length));
             try (NoGradGuard ng = new NoGradGuard()) {
                 Engine.step(() -> {
                     KVCache group = model.newCache();
                     Tensor mask = Tensor.create(real, n, width).to(torch.ScalarType.Bool);
                     Tensor l = model.logits(Tensor.create(ids, n, width), group, mask).select(1, width - 1);
-                    cache.add(group, mask);
+                    rows.cache.add(group, mask);
                     group.clear();
-                    setLogits(logits == null ? l : torch.cat(new TensorVector(logits, l), 0));
+                    rows.append(joined, l);
                     return null;
                 });
             }
-            List<Integer> out = new ArrayList<>();
-            for (int i = 0; i < n; i++) {
-                Seq s = new Seq(nextId++, requests.get(i), prompts[i].length);
-                active.add(s);
-                out.add(s.id);
-            }
-            return out;
+            return joined.stream().map(s -> s.id).toList();
         }
 
         /** One token for every running sequence; finished sequences leave the batch. */
         @Override
         public List<Event<Output>> step() {
-            if (active.isEmpty()) return List.of();
+            if (rows.size() == 0) return List.of();
             try (NoGradGuard ng = new NoGradGuard()) {
-                List<Seq> running = new ArrayList<>(active);
+                List<Seq> running = new ArrayList<>(rows.active);
                 List<Request> reqs = running.stream().map(s -> s.request).toList();
                 Generator[] gens = running.stream().map(s -> s.generator).toArray(Generator[]::new);
-                long[] next = Engine.step(() -> sample(logits, reqs, gens));
+                long[] next = Engine.step(() -> sample(rows.next(), reqs, gens));
                 List<Event<Output>> events = new ArrayList<>();
                 List<Integer> keep = new ArrayList<>();
                 for (int i = 0; i < running.size(); i++) {
@@ -183,12 +176,12 @@ public final class TokenGenerator {
                     events.add(new Event<>(s.id, added, s.finish == null ? null : s.output()));
                     if (s.finish == null) keep.add(i);
                 }
-                retain(keep);
-                if (!active.isEmpty()) {
+                rows.retain(keep);
+                if (rows.size() > 0) {
                     long[] feed = keep.stream().mapToLong(i -> next[i]).toArray();
                     Engine.step(() -> {
-                        Tensor mask = cache.extendMask(1);
-                        setLogits(model.logits(Tensor.create(feed, feed.length, 1), cache.cache(), mask)
+                        Tensor mask = rows.cache.extendMask(1);
+                        rows.set(model.logits(Tensor.create(feed, feed.length, 1), rows.cache.cache(), mask)
                                 .select(1, 0));
                         return null;
                     });
@@ -200,36 +193,12 @@ public final class TokenGenerator {
         /** Removes a running sequence; unknown ids are ignored. */
         @Override
         public void cancel(int id) {
-            List<Integer> keep = new ArrayList<>();
-            for (int i = 0; i < active.size(); i++) if (active.get(i).id != id) keep.add(i);
-            if (keep.size() < active.size()) retain(keep);
-        }
-
-        private void retain(List<Integer> keep) {
-            if (keep.size() == active.size()) return;
-            long[] rows = keep.stream().mapToLong(Integer::longValue).toArray();
-            List<Seq> next = new ArrayList<>();
-            for (int i : keep) next.add(active.get(i));
-            active.clear();
-            active.addAll(next);
-            Engine.step(() -> {
-                cache.keep(rows);
-                setLogits(rows.length == 0 ? null : logits.index_select(0, Tensor.create(rows)));
-                return null;
-            });
-        }
-
-        private void setLogits(Tensor l) {
-            Tensor old = logits;
-            logits = l == null ? null : l.retainReference();
-            if (old != null) old.releaseReference();
+            rows.cancel(id);
         }
 
         @Override
         public void close() {
-            cache.clear();
-            setLogits(null);
-            active.clear();
+            rows.clear();
         }
     }
 

@@ -122,6 +122,7 @@ final class Scheduler implements AutoCloseable {
             String message = LibtorchErrors.isLibtorch(e) ? LibtorchErrors.translate("generation", e).getMessage()
                     : String.valueOf(e);
             System.err.println("calm serve: generation failed: " + message);
+            if (!LibtorchErrors.isLibtorch(e)) e.printStackTrace(); // a calm4j bug: show where
             byId.values().forEach(t -> t.deliver(new Decoder.Step(-1, new int[0], ERROR + ": " + message)));
             running = false;
             Ticket t;
