@@ -53,6 +53,10 @@ final class ArCommand {
             try (DataParallel dist = options.dataParallel(placement)) {
                 s = train(options, k, engine.quiet, dist);
                 if (!dist.isWriter()) return 0;
+                if (dist.isDistributed()) {
+                    System.out.printf("data-parallel over %d ranks: %.1f ms per step averaging gradients%n",
+                            dist.world(), s.commMillisPerStep());
+                }
             }
             TokenLMRun run = TokenLMRun.load(options.out);
             TokenLMConfig c = run.model().config();

@@ -57,6 +57,10 @@ final class LmCommand {
             try (DataParallel dist = options.dataParallel(placement)) {
                 s = train(aeRun, options, engine.quiet, dist);
                 if (!dist.isWriter()) return 0;
+                if (dist.isDistributed()) {
+                    System.out.printf("data-parallel over %d ranks: %.1f ms per step averaging gradients%n",
+                            dist.world(), s.commMillisPerStep());
+                }
             }
             CalmRun run = CalmRun.load(out);
             var cfg = run.model().config();
