@@ -105,7 +105,7 @@ public final class EnergyHead extends Module {
         return generate(c, eps);
     }
 
-    /** Uniform noise U[-0.5, 0.5] of shape [rows, noiseSize] from libtorch's generator, on the device of {@code like}. */
+    /** Uniform noise U[-0.5, 0.5] of shape [rows, noiseSize] from libtorch's generator, on {@code like}'s device. */
     public Tensor noise(long rows, Tensor like) {
         return torch.rand(new long[] {rows, noiseSize}, Layers.on(like, like.scalar_type())).sub(new Scalar(0.5));
     }

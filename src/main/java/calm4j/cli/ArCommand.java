@@ -84,7 +84,9 @@ final class ArCommand {
                 Map<String, Object> sections = new LinkedHashMap<>();
                 sections.put("model", model);
                 sections.put("data", new TokenLMRun.DataLayout(m.vocabSize(), k, pad));
-                if (dist.isWriter()) RunFolder.createOrResume(options.out, TokenLMRun.KIND, sections, train, tok.path());
+                if (dist.isWriter()) {
+                    RunFolder.createOrResume(options.out, TokenLMRun.KIND, sections, train, tok.path());
+                }
             }
             dist.barrier();
             Engine.seed(train.seed());

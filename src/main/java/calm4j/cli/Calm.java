@@ -9,8 +9,9 @@ import picocli.CommandLine.Command;
 @Command(name = "calm", mixinStandardHelpOptions = true, version = "calm4j 0.1.0",
         description = "Continuous Autoregressive Language Models on the JVM (libtorch).",
         subcommands = {DemoCommand.class, TokenizerCommand.class, DataCommand.class, AeCommand.class, LmCommand.class,
-                ArCommand.class, CompareCommand.class, GenerateCommand.class, ServeCommand.class, LaunchCommand.class, InteropCommands.Import.class, InteropCommands.Export.class,
-                PlotCommand.class, BenchCommand.class, CommandLine.HelpCommand.class})
+                ArCommand.class, CompareCommand.class, GenerateCommand.class, ServeCommand.class, LaunchCommand.class,
+                InteropCommands.Import.class, InteropCommands.Export.class, PlotCommand.class, BenchCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Calm implements Runnable {
     @CommandLine.Spec
     CommandLine.Model.CommandSpec spec;

@@ -1,7 +1,7 @@
 package calm4j.cli;
 
-import calm4j.train.DataParallel;
 import calm4j.engine.Engine;
+import calm4j.train.DataParallel;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -53,24 +53,25 @@ final class DemoCommand implements Callable<Integer> {
     public Integer call() {
         Engine e = engine.engine();
         String threads = String.valueOf(e.threads());
+        DataParallel one = DataParallel.single(); // the demo runs in this one process
         Path data = dir.resolve("data-" + corpus.toLowerCase());
         System.out.println("== 1/6 corpus: " + data);
         DataCommand.prepareBuiltin(corpus, data, null, 4096, null, engine.quiet);
 
         Path ae = dir.resolve("ae");
         System.out.println("== 2/6 chunk autoencoder: " + ae);
-        if (train(() -> AeCommand.Train.train(options(data, aeConfig, ae, aeSteps), engine.quiet, DataParallel.single()))) return 130;
+        if (train(() -> AeCommand.Train.train(options(data, aeConfig, ae, aeSteps), engine.quiet, one))) return 130;
         Calm.run("ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(), "--threads", threads);
 
         Path lm = dir.resolve("calm");
         System.out.println("== 3/6 CALM: " + lm);
-        if (train(() -> LmCommand.Train.train(ae, options(data, lmConfig, lm, lmSteps), engine.quiet, DataParallel.single()))) return 130;
+        if (train(() -> LmCommand.Train.train(ae, options(data, lmConfig, lm, lmSteps), engine.quiet, one))) return 130;
         Calm.run("lm", "eval", "--ckpt", lm.toString(), "--data", data.toString(), "--batches", "16", "--threads",
                 threads);
 
         Path ar = dir.resolve("token-lm");
         System.out.println("== 4/6 token model with the same backbone: " + ar);
-        if (train(() -> ArCommand.Train.train(options(data, null, ar, arSteps), 4, engine.quiet, DataParallel.single()))) return 130;
+        if (train(() -> ArCommand.Train.train(options(data, null, ar, arSteps), 4, engine.quiet, one))) return 130;
         Calm.run("ar", "eval", "--ckpt", ar.toString(), "--data", data.toString(), "--batches", "16", "--threads",
                 threads);
 

@@ -102,7 +102,8 @@ public final class CalmGenerator {
      * batch (its own generator, right-aligned rows, masked padding). Not thread-safe: one thread drives a session.
      */
     public final class Session implements GenerationSession<Request, Output> {
-        private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id); // next: hidden [B, d]
+        /** The running sequences; each row's next tensor is its last hidden state. */
+        private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id);
         private int nextId;
 
         private Session() {
@@ -114,7 +115,7 @@ public final class CalmGenerator {
             return rows.size();
         }
 
-        /** Adds sequences (prefilled in one pass); returns their ids in order. Refuses prompts the context cannot fit. */
+        /** Adds sequences (prefilled in one pass); returns their ids. Refuses prompts the context cannot fit. */
         @Override
         public List<Integer> join(List<Request> requests) {
             int context = model.contextChunks();

@@ -87,7 +87,8 @@ public final class TokenGenerator {
      * one token per running sequence per step. Not thread-safe: one thread drives a session.
      */
     public final class Session implements GenerationSession<Request, Output> {
-        private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id); // next: logits
+        /** The running sequences; each row's next tensor is its next-token logits. */
+        private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id);
         private int nextId;
 
         private Session() {
