@@ -30,10 +30,12 @@ import java.util.Map;
  * and the parameters stay identical. Started with torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR,
  * MASTER_PORT): a {@link TCPStore} served by rank 0 for the rendezvous, then Gloo on CPU or NCCL on CUDA.
  *
- * <p>Gradients travel in flat buckets of about {@code bucketBytes}: each bucket's gradients are copied into one
- * contiguous tensor, all buckets' allreduces are started asynchronously and then awaited, so packing a bucket overlaps
- * with sending the previous ones. (They are not overlapped with the backward pass itself: that needs per-parameter
- * autograd hooks, which the Java presets do not expose in a usable form.)
+ * <p>Gradients travel in flat buckets of about {@code bucketBytes}. Each parameter's gradient is a view into its
+ * bucket (as DistributedDataParallel's {@code gradient_as_bucket_view}): the backward pass accumulates straight into
+ * the buckets, so nothing is packed or unpacked; after the backward pass every bucket's allreduce is started at once
+ * and then awaited. (They are not overlapped with the backward pass itself: that needs per-parameter autograd hooks,
+ * which the Java presets do not expose in a usable form.) The gradients must therefore be zeroed in place, never set
+ * to none: see {@link #zeroGradients}.
  *
  * <p>One process alone ({@code WORLD_SIZE} unset or 1) is the same object with nothing to communicate.
  */
@@ -44,6 +46,7 @@ public final class DataParallel implements AutoCloseable {
     private final long bucketBytes;
     private final long timeoutMillis;
     private final Device device;
+    private List<Tensor> buckets; // flat gradient buckets, made on the first step; bucket 0 ends with 2 scalars
     private long commNanos;
 
     private DataParallel(int rank, int world, int localRank, Store store, Backend group, long bucketBytes,
@@ -194,12 +197,27 @@ public final class DataParallel implements AutoCloseable {
         for (long i = 0; i < bs.size(); i++) tensors.add(bs.get(i));
         try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
             for (List<Tensor> bucket : buckets(tensors)) {
-                Tensor flat = flatten(bucket, null);
+                Tensor flat = flatten(bucket);
                 BroadcastOptions o = new BroadcastOptions();
                 o.rootRank(0);
                 o.timeout(new Milliseconds(timeoutMillis));
                 await(group.broadcast(new TensorVector(flat), o), "broadcasting the parameters");
                 unflatten(flat, bucket);
+            }
+        }
+    }
+
+    /**
+     * Zeroes the gradients for the next step: in place when distributed (they are views into the buckets), else set
+     * to none as usual.
+     */
+    public void zeroGradients(org.bytedeco.pytorch.Optimizer optimizer) {
+        if (buckets == null) {
+            optimizer.zero_grad(true);
+        } else {
+            // Not optimizer.zero_grad(false): libtorch's detaches each gradient in place, which a view refuses.
+            try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+                for (Tensor flat : buckets) flat.zero_();
             }
         }
     }
@@ -211,39 +229,55 @@ public final class DataParallel implements AutoCloseable {
     public double[] averageGradients(Module module, double loss, boolean stopRequested) {
         if (group == null) return new double[] {loss, stopRequested ? 1 : 0};
         long t0 = System.nanoTime();
-        List<Tensor> grads = new ArrayList<>();
-        var ps = module.parameters(true);
-        for (long i = 0; i < ps.size(); i++) {
-            Tensor p = ps.get(i);
-            if (!p.requires_grad()) continue;
-            if (!p.grad().defined()) p.mutable_grad().put(torch.zeros_like(p)); // unused this step: zero, not absent
-            grads.add(p.grad());
+        if (buckets == null) buckets = bucketViews(module);
+        Tensor first = buckets.get(0);
+        long n = first.size(0);
+        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            first.narrow(0, n - 2, 2).copy_(Tensor.create(new float[] {(float) loss, stopRequested ? 1f : 0f}));
         }
-        Tensor scalars = Tensor.create(new float[] {(float) loss, stopRequested ? 1f : 0f});
-        List<List<Tensor>> buckets = buckets(grads);
-        List<Tensor> flats = new ArrayList<>();
         List<Work> works = new ArrayList<>();
-        for (int b = 0; b < buckets.size(); b++) {
-            Tensor flat = flatten(buckets.get(b), b == 0 ? scalars : null);
-            flats.add(flat);
+        for (Tensor flat : buckets) {
             AllreduceOptions o = new AllreduceOptions();
             o.reduceOp(new ReduceOp(ReduceOp.RedOpType.SUM));
             o.timeout(new Milliseconds(timeoutMillis));
             works.add(group.allreduce(new TensorVector(flat), o));
         }
-        double[] out = new double[2];
         for (int b = 0; b < buckets.size(); b++) {
             await(works.get(b), "averaging gradients");
-            Tensor flat = flats.get(b).div_(new Scalar((double) world));
-            unflatten(flat, buckets.get(b));
-            if (b == 0) {
-                long n = flat.size(0);
-                out[0] = flat.select(0, n - 2).item_double();
-                out[1] = flat.select(0, n - 1).item_double() * world;
-            }
+            buckets.get(b).div_(new Scalar((double) world));
         }
+        double[] out = {first.select(0, n - 2).item_double(), first.select(0, n - 1).item_double() * world};
         commNanos += System.nanoTime() - t0;
         return out;
+    }
+
+    /**
+     * Allocates the flat buckets and makes every trainable parameter's gradient a view into one of them, keeping the
+     * gradient computed so far. Bucket 0 has two extra elements at its end for the loss and the stop flag.
+     */
+    private List<Tensor> bucketViews(Module module) {
+        List<Tensor> params = new ArrayList<>();
+        var ps = module.parameters(true);
+        for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) params.add(ps.get(i));
+        List<Tensor> flats = new ArrayList<>();
+        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            List<List<Tensor>> groups = buckets(params);
+            for (int b = 0; b < groups.size(); b++) {
+                long size = b == 0 ? 2 : 0;
+                for (Tensor p : groups.get(b)) size += p.numel();
+                Tensor flat = torch.zeros(new long[] {size}, new org.bytedeco.pytorch.TensorOptions()
+                        .device(new org.bytedeco.pytorch.DeviceOptional(groups.get(b).get(0).device())));
+                long at = 0;
+                for (Tensor p : groups.get(b)) {
+                    Tensor view = flat.narrow(0, at, p.numel()).view(p.sizes().vec().get());
+                    if (p.grad().defined()) view.copy_(p.grad());
+                    p.mutable_grad().put(view);
+                    at += p.numel();
+                }
+                flats.add(flat.retainReference());
+            }
+        }
+        return flats;
     }
 
     /** Waits for every rank (e.g. until rank 0 has created the run folder). */
@@ -287,10 +321,9 @@ public final class DataParallel implements AutoCloseable {
         return out;
     }
 
-    private static Tensor flatten(List<Tensor> tensors, Tensor extra) {
+    private static Tensor flatten(List<Tensor> tensors) {
         TensorVector parts = new TensorVector();
-        for (Tensor t : tensors) parts.push_back(t.detach().reshape(-1).to(torch.ScalarType.Float));
-        if (extra != null) parts.push_back(extra.to(tensors.get(0).device(), torch.ScalarType.Float));
+        for (Tensor t : tensors) parts.push_back(t.detach().reshape(-1));
         return torch.cat(parts, 0);
     }
 

@@ -155,7 +155,7 @@ public final class Trainer {
                 step++;
                 tokensSeen += data.tokensPerBatch() * cfg.gradAccum() * dist.world();
                 if (!Double.isFinite(loss)) {
-                    optimizer.zero_grad(true);
+                    dist.zeroGradients(optimizer);
                     badInARow++;
                     System.err.printf("warning: step %d: loss is %s; the update was skipped (%d in a row)%n",
                             step, loss, badInARow);
@@ -173,7 +173,7 @@ public final class Trainer {
                 Engine.step(() -> {
                     optimizer.step();
                 });
-                optimizer.zero_grad(true);
+                dist.zeroGradients(optimizer);
                 stepNanos += System.nanoTime() - stepStart;
                 lastLoss = loss;
 
