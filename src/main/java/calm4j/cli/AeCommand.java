@@ -49,16 +49,8 @@ final class AeCommand {
 
         @Override
         public Integer call() {
-            var placement = engine.engine();
-            Trainer.Summary s;
-            try (DataParallel dist = options.dataParallel(placement)) {
-                s = train(options, engine.quiet, dist);
-                if (!dist.isWriter()) return 0;
-                if (dist.isDistributed()) {
-                    System.out.printf("data-parallel over %d ranks: %.1f ms per step averaging gradients%n",
-                            dist.world(), s.commMillisPerStep());
-                }
-            }
+            Trainer.Summary s = options.runAsRank(engine, dist -> train(options, engine.quiet, dist));
+            if (s == null) return 0; // another rank reports
             System.out.printf("autoencoder run %s: step %d%s, %.0f s, %,.0f tokens/s%n", options.out, s.step(),
                     s.interrupted() ? " (interrupted; run the same command to resume)" : "", s.seconds(),
                     s.tokensPerSecond());

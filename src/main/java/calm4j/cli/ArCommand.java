@@ -48,16 +48,8 @@ final class ArCommand {
 
         @Override
         public Integer call() {
-            var placement = engine.engine();
-            Trainer.Summary s;
-            try (DataParallel dist = options.dataParallel(placement)) {
-                s = train(options, k, engine.quiet, dist);
-                if (!dist.isWriter()) return 0;
-                if (dist.isDistributed()) {
-                    System.out.printf("data-parallel over %d ranks: %.1f ms per step averaging gradients%n",
-                            dist.world(), s.commMillisPerStep());
-                }
-            }
+            Trainer.Summary s = options.runAsRank(engine, dist -> train(options, k, engine.quiet, dist));
+            if (s == null) return 0; // another rank reports
             TokenLMRun run = TokenLMRun.load(options.out);
             TokenLMConfig c = run.model().config();
             int v = run.model().vocabSize();

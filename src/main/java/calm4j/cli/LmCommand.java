@@ -51,17 +51,9 @@ final class LmCommand {
 
         @Override
         public Integer call() {
-            var placement = engine.engine();
             Path out = options.out;
-            Trainer.Summary s;
-            try (DataParallel dist = options.dataParallel(placement)) {
-                s = train(aeRun, options, engine.quiet, dist);
-                if (!dist.isWriter()) return 0;
-                if (dist.isDistributed()) {
-                    System.out.printf("data-parallel over %d ranks: %.1f ms per step averaging gradients%n",
-                            dist.world(), s.commMillisPerStep());
-                }
-            }
+            Trainer.Summary s = options.runAsRank(engine, dist -> train(aeRun, options, engine.quiet, dist));
+            if (s == null) return 0; // another rank reports
             CalmRun run = CalmRun.load(out);
             var cfg = run.model().config();
             var ae = run.model().autoencoder().config();

@@ -3,10 +3,12 @@ package calm4j.cli;
 import calm4j.train.Configs;
 import calm4j.train.DataParallel;
 import calm4j.train.TrainConfig;
+import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.util.function.Function;
 
 /** The options every {@code train} command shares, and how its config file is read. */
 final class TrainOptions {
@@ -32,10 +34,21 @@ final class TrainOptions {
             + "bucket in MB (default: ${DEFAULT-VALUE})")
     double bucketMb;
 
-    /** The process group of a data-parallel run (torchrun's variables), or a single process. */
-    DataParallel dataParallel(calm4j.engine.Engine engine) {
-        return DataParallel.fromEnvironment(System.getenv(), engine.device(),
-                (long) (distTimeout * 1000), (long) (bucketMb * 1e6));
+    /**
+     * Runs {@code train} in this process: one rank of a data-parallel job when started with torchrun's variables, or
+     * alone. Returns the summary on the process that reports (rank 0), null on the others.
+     */
+    Trainer.Summary runAsRank(EngineOptions engine, Function<DataParallel, Trainer.Summary> train) {
+        try (DataParallel dist = DataParallel.fromEnvironment(System.getenv(), engine.engine().device(),
+                (long) (distTimeout * 1000), (long) (bucketMb * 1e6))) {
+            Trainer.Summary s = train.apply(dist);
+            if (!dist.isWriter()) return null;
+            if (dist.isDistributed()) {
+                System.out.printf("data-parallel over %d ranks: %.1f ms per step averaging gradients%n",
+                        dist.world(), s.commMillisPerStep());
+            }
+            return s;
+        }
     }
 
     JsonNode root() {

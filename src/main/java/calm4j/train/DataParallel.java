@@ -180,7 +180,7 @@ public final class DataParallel implements AutoCloseable {
         return group != null;
     }
 
-    /** Seconds spent waiting for collectives since the last call (packing and unpacking included). */
+    /** Seconds spent averaging gradients since the last call (waiting for the slowest rank included). */
     public double takeCommSeconds() {
         double s = commNanos / 1e9;
         commNanos = 0;

@@ -146,7 +146,8 @@ public final class Trainer {
                 }
                 // Every rank leaves with the mean gradient and loss, and stops at the same step if any rank was
                 // asked to (Ctrl-C on one rank, or on the launcher, which signals all of them).
-                double[] agreed = dist.averageGradients(module, loss, stop.requested());
+                double stepLoss = loss;
+                double[] agreed = Engine.step(() -> dist.averageGradients(module, stepLoss, stop.requested()));
                 loss = agreed[0];
                 stopping = agreed[1] > 0 || stop.requested() && !dist.isDistributed();
                 double commThisStep = dist.takeCommSeconds();
