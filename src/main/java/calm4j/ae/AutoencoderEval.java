@@ -53,12 +53,13 @@ public final class AutoencoderEval {
         long[] noisyCorrect = new long[NOISE_SIGMAS.length];
         double lossSum = 0;
         double[] kl = new double[c.latentSize()];
+        var device = calm4j.nn.Layers.device(ae);
         Engine.seed(0); // the noise in the robustness figures is the same at every evaluation
         try (NoGradGuard ng = new NoGradGuard()) {
             for (long b = 0; b < batches; b++) {
                 TokenBatch batch = data.next();
                 long[] counts = Engine.step(() -> {
-                    Tensor x = batch.tensor(calm4j.nn.Layers.device(ae));
+                    Tensor x = batch.tensor(device);
                     Tensor real = x.ne(new Scalar((long) c.padId()));
                     ChunkAutoencoder.Posterior q = ae.encode(x);
                     Tensor logits = ae.decode(q.mu());

@@ -12,10 +12,12 @@ import java.util.Map;
 public final class AutoencoderTask implements Trainable {
     private final ChunkAutoencoder ae;
     private final ChunkBatches val;
+    private final org.bytedeco.pytorch.Device device; // where the model was placed before training
 
     public AutoencoderTask(ChunkAutoencoder ae, ChunkBatches val) {
         this.ae = ae;
         this.val = val;
+        this.device = calm4j.nn.Layers.device(ae);
     }
 
     @Override
@@ -25,7 +27,7 @@ public final class AutoencoderTask implements Trainable {
 
     @Override
     public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
-        ChunkAutoencoder.Loss l = ae.loss(batch.tensor(calm4j.nn.Layers.device(ae)));
+        ChunkAutoencoder.Loss l = ae.loss(batch.tensor(device));
         metrics.merge("reconstruction", l.reconstruction().item_double(), Double::sum);
         metrics.merge("kl", l.kl().item_double(), Double::sum);
         return l.total();

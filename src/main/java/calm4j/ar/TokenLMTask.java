@@ -18,12 +18,14 @@ public final class TokenLMTask implements Trainable {
     private final TokenLM model;
     private final BlockBatches val;
     private final int chunk;
+    private final org.bytedeco.pytorch.Device device; // where the model was placed before training
 
     /** @param chunk the K of the CALM this baseline is compared with (for the chunk-aligned BrierLM) */
     public TokenLMTask(TokenLM model, BlockBatches val, int chunk) {
         this.model = model;
         this.val = val;
         this.chunk = chunk;
+        this.device = calm4j.nn.Layers.device(model);
     }
 
     @Override
@@ -33,7 +35,7 @@ public final class TokenLMTask implements Trainable {
 
     @Override
     public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
-        return model.loss(batch.tensor(calm4j.nn.Layers.device(model)));
+        return model.loss(batch.tensor(device));
     }
 
     @Override
@@ -58,12 +60,13 @@ public final class TokenLMTask implements Trainable {
         BrierLM all = new BrierLM(), aligned = new BrierLM();
         double loss = 0;
         long n = Math.min(batches, data.batchesPerEpoch());
+        var device = calm4j.nn.Layers.device(model);
         Engine.seed(0);
         try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
             for (long i = 0; i < n; i++) {
                 TokenBatch b = data.next();
                 loss += Engine.step(() -> {
-                    Tensor t = b.tensor(calm4j.nn.Layers.device(model));
+                    Tensor t = b.tensor(device);
                     TokenBrier.score(model, t, all, aligned, chunk);
                     return model.loss(t).item_double();
                 });

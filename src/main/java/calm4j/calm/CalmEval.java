@@ -31,12 +31,13 @@ public final class CalmEval {
         BrierLM brier = new BrierLM();
         double loss = 0;
         long n = Math.min(batches, data.batchesPerEpoch());
+        var device = Layers.device(model);
         Engine.seed(0); // the same samples at every evaluation of the same weights
         try (NoGradGuard ng = new NoGradGuard()) {
             for (long i = 0; i < n; i++) {
                 TokenBatch b = data.next();
                 loss += Engine.step(() -> {
-                    Tensor tokens = b.tensor(Layers.device(model));
+                    Tensor tokens = b.tensor(device);
                     score(model, tokens, brier);
                     return model.loss(tokens).item_double();
                 });

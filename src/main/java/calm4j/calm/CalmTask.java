@@ -13,10 +13,12 @@ import java.util.Map;
 public final class CalmTask implements Trainable {
     private final CalmModel model;
     private final BlockBatches val;
+    private final org.bytedeco.pytorch.Device device; // where the model was placed before training
 
     public CalmTask(CalmModel model, BlockBatches val) {
         this.model = model;
         this.val = val;
+        this.device = calm4j.nn.Layers.device(model);
     }
 
     @Override
@@ -26,7 +28,7 @@ public final class CalmTask implements Trainable {
 
     @Override
     public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
-        return model.loss(batch.tensor(calm4j.nn.Layers.device(model)));
+        return model.loss(batch.tensor(device));
     }
 
     @Override

@@ -3,6 +3,7 @@ package calm4j.cli;
 import calm4j.calm.CalmRun;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
+import calm4j.generate.TextStream;
 import calm4j.train.Configs;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -94,26 +95,17 @@ final class GenerateCommand implements Callable<Integer> {
         CalmGenerator gen = new CalmGenerator(calm.model(), tok.eosId(), calm.model().autoencoder().config().padId(),
                 pool, exact, maxDraws);
         boolean stream = !json && requests.size() == 1;
-        List<Integer> sofar = new ArrayList<>();
-        int[] printed = {0};
+        TextStream shown = new TextStream(tok::decode);
         if (stream) System.out.print(texts.get(0));
         long t0 = System.nanoTime();
         List<CalmGenerator.Output> outs = gen.generate(requests, (req, tokens) -> {
             if (!stream) return;
-            for (int t : tokens) sofar.add(t);
-            String text = tok.decode(sofar.stream().mapToInt(Integer::intValue).toArray());
-            // Hold back a trailing partial UTF-8 character (decoded as U+FFFD) until its other bytes arrive.
-            int end = text.endsWith("\uFFFD") ? text.length() - 1 : text.length();
-            if (end > printed[0]) {
-                System.out.print(text.substring(printed[0], end));
-                System.out.flush();
-                printed[0] = end;
-            }
+            System.out.print(shown.add(tokens, false));
+            System.out.flush();
         });
         double seconds = (System.nanoTime() - t0) / 1e9;
         if (stream) {
-            String text = tok.decode(outs.get(0).tokens());
-            System.out.println(text.substring(Math.min(printed[0], text.length())));
+            System.out.println(shown.add(new int[0], true));
             System.err.printf("[%d tokens in %d steps, %.2f s, %s]%n", outs.get(0).tokens().length,
                     outs.get(0).steps(), seconds, outs.get(0).finishReason());
             return 0;

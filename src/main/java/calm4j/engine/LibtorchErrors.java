@@ -55,7 +55,9 @@ public final class LibtorchErrors {
         return new UserError(what + " failed: " + first + "\n  what to do: " + hint, e);
     }
 
-    private static String firstLine(String s) {
+    /** The first line of an error message, trimmed ("no message" for none): libtorch's carry a stack below it. */
+    public static String firstLine(String s) {
+        if (s == null) return "no message";
         int nl = s.indexOf('\n');
         return (nl < 0 ? s : s.substring(0, nl)).trim();
     }

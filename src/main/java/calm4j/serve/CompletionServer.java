@@ -1,6 +1,8 @@
 package calm4j.serve;
 
+import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
+import calm4j.generate.TextStream;
 import calm4j.train.Configs;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectWriter;
@@ -178,7 +180,7 @@ public final class CompletionServer implements AutoCloseable {
             try {
                 body = Configs.JSON.readTree(bytes);
             } catch (IOException e) {
-                throw new CompletionRequest.Invalid("the body is not valid JSON: " + firstLine(e.getMessage()));
+                throw new CompletionRequest.Invalid("the body is not valid JSON: " + LibtorchErrors.firstLine(e.getMessage()));
             }
             req = CompletionRequest.parse(body, model, options.maxTokens());
             prompt = model.encode(req.prompt());
@@ -222,8 +224,7 @@ public final class CompletionServer implements AutoCloseable {
         final String id;
         final long created;
         final int promptTokens;
-        final List<List<Integer>> tokens = new ArrayList<>();
-        final int[] emittedChars;
+        final List<TextStream> choices = new ArrayList<>();
         final String[] finish;
         int finished;
 
@@ -231,9 +232,8 @@ public final class CompletionServer implements AutoCloseable {
             this.id = id;
             this.created = created;
             this.promptTokens = promptTokens;
-            this.emittedChars = new int[n];
             this.finish = new String[n];
-            for (int i = 0; i < n; i++) tokens.add(new ArrayList<>());
+            for (int i = 0; i < n; i++) choices.add(new TextStream(model::decode));
         }
 
         /** Records a step; returns the choice's new text (a trailing partial UTF-8 character is held back). */
@@ -248,21 +248,12 @@ public final class CompletionServer implements AutoCloseable {
                 }
                 return "";
             }
-            for (int t : d.step().tokens()) tokens.get(i).add(t);
             String reason = d.step().finishReason();
             if (reason != null) {
                 finish[i] = reason;
                 finished++;
             }
-            String text = text(i);
-            int end = reason == null && text.endsWith("\uFFFD") ? text.length() - 1 : text.length();
-            String delta = end > emittedChars[i] ? text.substring(emittedChars[i], end) : "";
-            emittedChars[i] = Math.max(emittedChars[i], end);
-            return delta;
-        }
-
-        String text(int i) {
-            return model.decode(tokens.get(i).stream().mapToInt(Integer::intValue).toArray());
+            return choices.get(i).add(d.step().tokens(), reason != null);
         }
 
         boolean done() {
@@ -315,10 +306,10 @@ public final class CompletionServer implements AutoCloseable {
         for (int i = 0; i < c.finish.length; i++) {
             ObjectNode ch = choices.addObject();
             ch.put("index", i);
-            ch.put("text", c.text(i));
+            ch.put("text", c.choices.get(i).text());
             ch.putNull("logprobs");
             ch.put("finish_reason", openAiReason(c.finish[i]));
-            completionTokens += c.tokens.get(i).size();
+            completionTokens += c.choices.get(i).size();
         }
         ObjectNode usage = root.putObject("usage");
         usage.put("prompt_tokens", c.promptTokens);
@@ -376,12 +367,6 @@ public final class CompletionServer implements AutoCloseable {
         tickets.forEach(Scheduler.Ticket::cancel);
         return new Scheduler.Delivery(-1, new Decoder.Step(-1, new int[0], Scheduler.ERROR
                 + ": the generation thread stopped answering"));
-    }
-
-    private static String firstLine(String s) {
-        if (s == null) return "";
-        int nl = s.indexOf('\n');
-        return nl < 0 ? s : s.substring(0, nl);
     }
 
     private static void sendError(HttpExchange ex, int status, String type, String message) throws IOException {

@@ -1,5 +1,6 @@
 package calm4j.train;
 
+import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import org.bytedeco.javacpp.chrono.Milliseconds;
 import org.bytedeco.pytorch.AllreduceOptions;
@@ -109,7 +110,7 @@ public final class DataParallel implements AutoCloseable {
             store = new TCPStore(host, so);
         } catch (RuntimeException e) {
             throw new UserError("rank " + rank + ": the rendezvous at " + host + ":" + port + " failed ("
-                    + firstLine(e.getMessage()) + "): check that rank 0 runs and that MASTER_ADDR/MASTER_PORT are "
+                    + LibtorchErrors.firstLine(e.getMessage()) + "): check that rank 0 runs and that MASTER_ADDR/MASTER_PORT are "
                     + "the same on every rank and reachable");
         }
         Backend group;
@@ -123,7 +124,7 @@ public final class DataParallel implements AutoCloseable {
             }
         } catch (RuntimeException e) {
             throw new UserError("rank " + rank + ": joining the process group of " + world + " failed ("
-                    + firstLine(e.getMessage()) + "): did every rank start within " + timeoutMillis / 1000
+                    + LibtorchErrors.firstLine(e.getMessage()) + "): did every rank start within " + timeoutMillis / 1000
                     + " s? (a rank that never arrives makes the others give up after the timeout)");
         }
         Device placed = cuda ? new Device(torch.DeviceType.CUDA, (byte) localRank) : device;
@@ -295,7 +296,7 @@ public final class DataParallel implements AutoCloseable {
         try {
             work._wait(new Milliseconds(timeoutMillis));
         } catch (RuntimeException e) {
-            throw new UserError("rank " + rank + " of " + world + ": " + what + " failed: " + firstLine(e.getMessage())
+            throw new UserError("rank " + rank + " of " + world + ": " + what + " failed: " + LibtorchErrors.firstLine(e.getMessage())
                     + "\n  what to do: another rank died or stalled (no answer within " + timeoutMillis / 1000.0
                     + " s); stop every rank and restart the same command: training resumes from the last "
                     + "checkpoint");
@@ -336,12 +337,6 @@ public final class DataParallel implements AutoCloseable {
                 at += n;
             }
         }
-    }
-
-    private static String firstLine(String s) {
-        if (s == null) return "no message";
-        int nl = s.indexOf('\n');
-        return (nl < 0 ? s : s.substring(0, nl)).trim();
     }
 
     @Override
