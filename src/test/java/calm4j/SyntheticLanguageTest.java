@@ -64,7 +64,7 @@ class SyntheticLanguageTest {
                 1), dir.resolve("ae"), new AutoencoderTask(ae, new ChunkBatches(valStore, K, 64, PAD, 0, false, 0, 1)),
                 new ChunkBatches(trainStore, K, 64, PAD, 1, true, 0, 1), true).run();
 
-        calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16), ae);
+        calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16, 2), ae);
         valBlocks = new BlockBatches(valStore, K, 17 * K, 8, PAD, 0, false, 0, 1);
         new Trainer(new TrainConfig(600, 8, 1, 3e-3, 1e-4, 30, "cosine", 0.1, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
                 2), dir.resolve("calm"), new CalmTask(calm, valBlocks),
@@ -86,6 +86,19 @@ class SyntheticLanguageTest {
         BrierLM.Result r = CalmEval.evaluate(calm, valBlocks, 100).brier();
         assertTrue(r.brier()[0] >= 0.95, r.format());
         assertTrue(r.brierLM() >= 90, r.format());
+    }
+
+    @Test
+    void brierWithManySamplesPerPositionAgreesWithTwoSamples() {
+        BrierLM.Result two = CalmEval.evaluate(calm, valBlocks, 100, 2).brier();
+        BrierLM.Result many = CalmEval.evaluate(calm, valBlocks, 100, 16).brier();
+        for (int n = 0; n < BrierLM.MAX_N; n++) {
+            double tolerance = 3 * Math.hypot(two.standardError()[n], many.standardError()[n]) + 1e-3;
+            assertEquals(two.brier()[n], many.brier()[n], tolerance, "Brier-" + (n + 1) + "\n" + two.format()
+                    + "\n" + many.format());
+            assertTrue(many.standardError()[n] <= 1.2 * two.standardError()[n] + 1e-6, many.format());
+        }
+        assertEquals(two.positions(), many.positions());
     }
 
     @Test

@@ -13,14 +13,17 @@ import calm4j.engine.UserError;
  * @param numTargets      M, samples of the frozen encoder's posterior per position
  * @param alpha           the energy score's exponent, in (0, 2)
  * @param evalBlockChunks chunks per block when BrierLM is estimated (results depend on it: it is reported)
+ * @param evalSamples     head samples per position when BrierLM is estimated: 2 in the spec; more estimate the same
+ *                        score with a smaller standard error (at a proportional sampling and decoding cost)
  */
 public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
                          int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
-                         int numSamples, int numTargets, double alpha, int evalBlockChunks) {
+                         int numSamples, int numTargets, double alpha, int evalBlockChunks,
+                         int evalSamples) {
 
     /** Sized for two CPU cores: the energy head (N = 8 samples per position) is most of the cost, as in the spec. */
     public static final CalmConfig DEFAULTS = new CalmConfig(256, 704, 4, 4, 4, 10000.0, 32, 64, 4, 8, 100, 1.0,
-            32);
+            32, 2);
 
     public CalmConfig {
         require(hiddenSize > 0 && intermediateSize > 0 && numHiddenLayers > 0, "sizes must be positive");
@@ -33,6 +36,7 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
                 + "strictly proper (the head collapses to the mean), got " + alpha);
         require(evalBlockChunks >= 2 && evalBlockChunks <= contextChunks,
                 "eval_block_chunks must lie in [2, context_chunks]");
+        require(evalSamples >= 2, "eval_samples must be at least 2: BrierLM's collision term needs pairs");
     }
 
     private static void require(boolean ok, String message) {

@@ -15,16 +15,26 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * BrierLM for a CALM (spec section 4): at every chunk boundary of a held-out block, two independent head samples
- * are decoded by argmax and their first n tokens compared with the true next n tokens and with each other. When
+ * BrierLM for a CALM (spec section 4): at every chunk boundary of a held-out block, independent head samples (two
+ * in the spec; more give the same expected score with less variance) are decoded by argmax and their first n
+ * tokens compared with the true next n tokens and with each other. When
  * K < 4, each sample is rolled out over further chunks (its own sampled chunks fed back) until 4 tokens exist;
  * every position of a block is rolled out at once, as a batch whose attention to the block is masked per row.
  */
 public final class CalmEval {
     private CalmEval() {}
 
-    /** BrierLM over {@code batches} blocks of {@code data} (read in order from the start), plus the energy loss. */
+    /** BrierLM over {@code batches} blocks of {@code data} with the spec's two samples per position. */
     public static Result evaluate(CalmModel model, BlockBatches data, long batches) {
+        return evaluate(model, data, batches, 2);
+    }
+
+    /**
+     * BrierLM over {@code batches} blocks of {@code data} (read in order from the start) from {@code samples} head
+     * samples per position, plus the energy loss.
+     */
+    public static Result evaluate(CalmModel model, BlockBatches data, long batches, int samples) {
+        if (samples < 2) throw new calm4j.engine.UserError("BrierLM needs at least 2 samples per position");
         boolean wasTraining = model.is_training();
         model.eval();
         data.restore(LoaderState.START);
@@ -38,21 +48,24 @@ public final class CalmEval {
                 TokenBatch b = data.next();
                 loss += Engine.step(() -> {
                     Tensor tokens = b.tensor(device);
-                    score(model, tokens, brier);
+                    score(model, tokens, samples, brier);
                     return model.loss(tokens).item_double();
                 });
             }
         } finally {
             model.train(wasTraining);
         }
-        return new Result(brier.result(), loss / n, data.blockTokens());
+        return new Result(brier.result(), loss / n, data.blockTokens(), samples);
     }
 
-    /** The figures of one evaluation; {@code blockTokens} is the evaluation block size (results depend on it). */
-    public record Result(BrierLM.Result brier, double energyLoss, long blockTokens) {}
+    /**
+     * The figures of one evaluation; {@code blockTokens} is the evaluation block size (results depend on it), and
+     * {@code samples} the head samples per position (the standard errors depend on it, the expected values do not).
+     */
+    public record Result(BrierLM.Result brier, double energyLoss, long blockTokens, int samples) {}
 
-    /** Adds one estimate per position of {@code tokens} [B, (S+1)*K] to {@code brier}. */
-    static void score(CalmModel model, Tensor tokens, BrierLM brier) {
+    /** Adds one estimate per position of {@code tokens} [B, (S+1)*K] to {@code brier}, from {@code n} samples. */
+    static void score(CalmModel model, Tensor tokens, int n, BrierLM brier) {
         int k = model.patchSize();
         long b = tokens.size(0), len = tokens.size(1), s = len / k - 1, p = b * s;
         int rollChunks = (BrierLM.MAX_N + k - 1) / k; // chunks each sample must cover
@@ -60,18 +73,26 @@ public final class CalmEval {
         KVCache cache = rollChunks > 1 ? model.newCache() : null;
         try {
             Tensor h = model.hidden(inputs, cache).reshape(p, -1);
-            Tensor first = model.sampleChunks(h, 2); // [2, P, K]: two independent samples per position
-            Tensor samples = rollChunks == 1 ? first : rollout(model, first, cache, b, s, rollChunks);
+            Tensor first = model.sampleChunks(h, n); // [n, P, K]: independent samples per position
+            Tensor samples = (rollChunks == 1 ? first : rollout(model, first, cache, b, s, rollChunks))
+                    .narrow(2, 0, BrierLM.MAX_N);
             // The true continuation of position i: rollChunks*K tokens from chunk i+1 on (PAD past the block).
             Tensor pad = torch.full(new long[] {b, (long) rollChunks * k},
                     new Scalar((long) model.autoencoder().config().padId()), Layers.on(tokens, torch.ScalarType.Long));
             Tensor truth = torch.cat(new TensorVector(tokens, pad), 1).unfold(1, (long) rollChunks * k, k)
-                    .narrow(1, 1, s).reshape(p, (long) rollChunks * k);
-            long[] hit1 = prefixMatches(samples.select(0, 0), truth), hit2 = prefixMatches(samples.select(0, 1), truth),
-                    agree = prefixMatches(samples.select(0, 0), samples.select(0, 1));
+                    .narrow(1, 1, s).reshape(p, (long) rollChunks * k).narrow(1, 0, BrierLM.MAX_N);
+            Tensor hitRuns = prefixRuns(samples, truth.unsqueeze(0));                   // [n, P]
+            Tensor pairRuns = prefixRuns(samples.unsqueeze(1), samples.unsqueeze(0));   // [n, n, P]
+            long[][] hits = new long[BrierLM.MAX_N][], pairs = new long[BrierLM.MAX_N][];
+            for (int m = 0; m < BrierLM.MAX_N; m++) {
+                hits[m] = longs(hitRuns.gt(new Scalar(m)).sum(new long[] {0}, false, new ScalarTypeOptional()));
+                // Ordered pairs including each sample with itself (always agreeing): (count - n) / 2 unordered.
+                pairs[m] = longs(pairRuns.gt(new Scalar(m)).sum(new long[] {0, 1}, false, new ScalarTypeOptional()));
+                for (int i = 0; i < p; i++) pairs[m][i] = (pairs[m][i] - n) / 2;
+            }
             for (int i = 0; i < p; i++) {
                 double[] est = new double[BrierLM.MAX_N];
-                for (int n = 0; n < BrierLM.MAX_N; n++) est[n] = BrierLM.estimate(hit1[i] > n, hit2[i] > n, agree[i] > n);
+                for (int m = 0; m < BrierLM.MAX_N; m++) est[m] = BrierLM.estimate(n, hits[m][i], pairs[m][i]);
                 brier.add(est);
             }
         } finally {
@@ -79,40 +100,44 @@ public final class CalmEval {
         }
     }
 
-    /** How many leading tokens (up to MAX_N) of each row of {@code a} equal those of {@code b}. */
-    static long[] prefixMatches(Tensor a, Tensor b) {
-        Tensor eq = a.narrow(1, 0, BrierLM.MAX_N).eq(b.narrow(1, 0, BrierLM.MAX_N)).to(torch.ScalarType.Long);
-        Tensor run = eq.cumprod(1).sum(new long[] {1}, false, new ScalarTypeOptional()).cpu().contiguous();
-        long[] out = new long[(int) run.size(0)];
-        run.data_ptr_long().get(out);
+    /** How many leading tokens of {@code a} and {@code b} (broadcast, last dimension MAX_N) are equal. */
+    static Tensor prefixRuns(Tensor a, Tensor b) {
+        return a.eq(b).to(torch.ScalarType.Long).cumprod(-1).sum(new long[] {-1}, false, new ScalarTypeOptional());
+    }
+
+    private static long[] longs(Tensor t) {
+        Tensor c = t.to(torch.ScalarType.Long).cpu().contiguous();
+        long[] out = new long[(int) c.numel()];
+        c.data_ptr_long().get(out);
         return out;
     }
 
     /**
-     * For K < 4: extends both samples of every position over {@code chunks} chunks, feeding each sampled chunk back
+     * For K < 4: extends all samples of every position over {@code chunks} chunks, feeding each sampled chunk back
      * through the backbone on top of the block prefix of its position (the prefilled cache, cut at that position).
-     * Returns [2, P, chunks*K].
+     * Returns [n, P, chunks*K] for {@code first} [n, P, K].
      */
     static Tensor rollout(CalmModel model, Tensor first, KVCache cache, long b, long s, int chunks) {
         int k = model.patchSize();
-        Tensor rows = torch.arange(new Scalar(b), Layers.on(first, torch.ScalarType.Long)).repeat(2); // row r*B + j
-        Tensor firstBySeq = first.view(2, b, s, k);
+        long n = first.size(0);
+        Tensor rows = torch.arange(new Scalar(b), Layers.on(first, torch.ScalarType.Long)).repeat(n); // row r*B + j
+        Tensor firstBySeq = first.view(n, b, s, k);
         Tensor[] perPosition = new Tensor[(int) s];
         for (long i = 0; i < s; i++) {
             KVCache prefix = cache.prefix(i + 1, rows);
             try {
-                Tensor chunk = firstBySeq.select(2, i).reshape(2 * b, k); // [2B, K]
+                Tensor chunk = firstBySeq.select(2, i).reshape(n * b, k); // [nB, K]
                 TensorVector parts = new TensorVector(chunk);
                 for (int c = 1; c < chunks; c++) {
-                    Tensor h = model.hidden(chunk, prefix).select(1, 0); // [2B, d]
+                    Tensor h = model.hidden(chunk, prefix).select(1, 0); // [nB, d]
                     chunk = model.sampleChunks(h, 1).select(0, 0);
                     parts.push_back(chunk);
                 }
-                perPosition[(int) i] = torch.cat(parts, 1).view(2, b, 1, (long) chunks * k);
+                perPosition[(int) i] = torch.cat(parts, 1).view(n, b, 1, (long) chunks * k);
             } finally {
                 prefix.clear();
             }
         }
-        return torch.cat(new TensorVector(perPosition), 2).reshape(2, b * s, (long) chunks * k);
+        return torch.cat(new TensorVector(perPosition), 2).reshape(n, b * s, (long) chunks * k);
     }
 }

@@ -33,7 +33,7 @@ public final class CalmTask implements Trainable {
 
     @Override
     public Map<String, Double> evaluate(int batches) {
-        CalmEval.Result r = CalmEval.evaluate(model, val, batches);
+        CalmEval.Result r = CalmEval.evaluate(model, val, batches, model.config().evalSamples());
         Map<String, Double> m = new LinkedHashMap<>();
         m.put("loss", r.energyLoss());
         m.put("brier_lm", r.brier().brierLM());

@@ -131,7 +131,7 @@ final class BenchCommand {
             AutoencoderConfig ac = new AutoencoderConfig(vocab, 256, 640, 2, 2, 4, 128, true, 0.15, 0.15, 0.5,
                     1e-3, 1, 2, 0);
             int k = ac.patchSize(), chunks = tokens / k;
-            CalmConfig cc = new CalmConfig(256, 704, 4, 4, 4, 10000.0, chunks, 64, 4, 8, 100, 1.0, chunks);
+            CalmConfig cc = new CalmConfig(256, 704, 4, 4, 4, 10000.0, chunks, 64, 4, 8, 100, 1.0, chunks, 2);
             CalmModel model = new CalmModel(cc, new ChunkAutoencoder(ac));
             model.train(true);
             AdamW opt = new AdamW(trainable(model), new AdamWOptions(3e-4));

@@ -125,6 +125,10 @@ final class LmCommand {
                 + "eval_block_chunks; BrierLM depends on it)")
         Integer blockChunks;
 
+        @Option(names = "--samples", description = "head samples per position (default: the config's eval_samples, "
+                + "2 as in the spec; more estimate the same BrierLM with a smaller standard error)")
+        Integer samples;
+
         @Mixin
         EngineOptions engine;
 
@@ -135,15 +139,17 @@ final class LmCommand {
             Manifest.read(data).requireTokenizer(calm.tokenizer().sha256(), "CALM run " + run);
             CalmConfig c = calm.model().config();
             int chunks = blockChunks != null ? blockChunks : c.evalBlockChunks();
+            int n = samples != null ? samples : c.evalSamples();
+            if (n < 2) throw new UserError("--samples must be at least 2 (BrierLM's collision term needs pairs)");
             if (chunks < 1 || chunks > c.contextChunks()) {
                 throw new UserError("--block-chunks must lie in [1, " + c.contextChunks() + "] (the model's context)");
             }
             int k = calm.model().patchSize();
             BlockBatches val = new BlockBatches(TokenStore.open(data, "val"), k, (chunks + 1) * k, batchSize,
                     calm.model().autoencoder().config().padId(), 0, false, 0, 1);
-            CalmEval.Result r = CalmEval.evaluate(calm.model(), val, batches);
-            System.out.printf("CALM %s (step %d) on %s val, evaluation blocks of %d chunks (%d tokens), K=%d%n",
-                    run, calm.step(), data, chunks, r.blockTokens(), k);
+            CalmEval.Result r = CalmEval.evaluate(calm.model(), val, batches, n);
+            System.out.printf("CALM %s (step %d) on %s val, evaluation blocks of %d chunks (%d tokens), K=%d, "
+                    + "%d samples per position%n", run, calm.step(), data, chunks, r.blockTokens(), k, n);
             System.out.println(r.brier().format());
             System.out.printf("energy loss %.4f%n", r.energyLoss());
             return 0;

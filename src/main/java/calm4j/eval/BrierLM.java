@@ -34,14 +34,27 @@ public final class BrierLM {
         return (firstHits ? 1 : 0) + (secondHits ? 1 : 0) - (samplesAgree ? 1 : 0);
     }
 
+    /**
+     * The unbiased estimate from S >= 2 independent samples at one position and one n, the U-statistic of the
+     * two-sample one: {@code 2 hits / S - agreeingPairs / C(S, 2)}, where {@code hits} samples equal the outcome
+     * and {@code agreeingPairs} of the C(S, 2) unordered pairs of samples agree. S = 2 gives
+     * {@link #estimate(boolean, boolean, boolean)}; more samples estimate the same Brier score with less variance
+     * (the mean of the two-sample estimate over all pairs of the S samples).
+     */
+    public static double estimate(int samples, long hits, long agreeingPairs) {
+        if (samples < 2) throw new IllegalArgumentException("the Brier estimate needs at least 2 samples");
+        return 2.0 * hits / samples - agreeingPairs / (samples * (samples - 1) / 2.0);
+    }
+
     public record Result(long positions, double[] brier, double[] standardError, double brierLM,
                          double brierLMStandardError) {
         public String format() {
             StringBuilder sb = new StringBuilder();
             for (int n = 0; n < MAX_N; n++) {
-                sb.append(String.format("Brier-%d %.4f +- %.4f%n", n + 1, brier[n], standardError[n]));
+                sb.append(String.format("Brier-%d %.3g +- %.2g%n", n + 1, brier[n], standardError[n]));
             }
-            sb.append(String.format("BrierLM %.2f +- %.2f (x100; %,d positions)", brierLM, brierLMStandardError,
+            // Three significant digits, not decimals: at small scale Brier-3 and Brier-4 are of order 1e-5.
+            sb.append(String.format("BrierLM %.3g +- %.2g (x100; %,d positions)", brierLM, brierLMStandardError,
                     positions));
             return sb.toString();
         }

@@ -103,6 +103,7 @@ public final class HuggingFaceLayout {
         n.put("bos_token_id", ae.eosId());
         n.put("calm4j_num_targets", c.numTargets());
         n.put("calm4j_eval_block_chunks", c.evalBlockChunks());
+        n.put("calm4j_eval_samples", c.evalSamples());
         n.set("ae_config", autoencoderConfig(ae));
         return n;
     }
@@ -116,7 +117,8 @@ public final class HuggingFaceLayout {
                 n.path("rope_theta").asDouble(10000.0), context, n.path("noise_size").asInt(64),
                 n.path("num_mlp_layers").asInt(4), n.path("num_samples").asInt(8),
                 n.path("calm4j_num_targets").asInt(100), n.path("beta").asDouble(1.0),
-                n.path("calm4j_eval_block_chunks").asInt(Math.min(context, 512)));
+                n.path("calm4j_eval_block_chunks").asInt(Math.min(context, 512)),
+                n.path("calm4j_eval_samples").asInt(2));
     }
 
     private static void require(JsonNode n, Path where, String... fields) {

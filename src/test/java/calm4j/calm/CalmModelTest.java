@@ -23,7 +23,7 @@ class CalmModelTest {
     }
 
     static CalmConfig calmConfig(int context) {
-        return new CalmConfig(64, 128, 2, 4, 2, 10000.0, context, 16, 2, 8, 16, 1.0, context);
+        return new CalmConfig(64, 128, 2, 4, 2, 10000.0, context, 16, 2, 8, 16, 1.0, context, 2);
     }
 
     @Test

@@ -40,7 +40,7 @@ class HuggingFaceLayoutTest {
     static void makeRun() throws Exception {
         Path corpus = Fixtures.corpus(dir.resolve("c"), 4, 2, 3);
         AutoencoderConfig ae = new AutoencoderConfig(300, 32, 64, 2, 2, 4, 8, true, 0.15, 0.15, 0.5, 1e-3, 1, 2, 0);
-        CalmConfig cc = new CalmConfig(32, 64, 2, 4, 2, 10000.0, 8, 16, 2, 4, 8, 1.0, 8);
+        CalmConfig cc = new CalmConfig(32, 64, 2, 4, 2, 10000.0, 8, 16, 2, 4, 8, 1.0, 8, 2);
         Engine.seed(5);
         CalmModel m = new CalmModel(cc, new ChunkAutoencoder(ae));
         try (NoGradGuard ng = new NoGradGuard()) {
