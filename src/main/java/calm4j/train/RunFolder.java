@@ -34,11 +34,15 @@ public final class RunFolder {
         try {
             if (Files.isRegularFile(run.resolve(CONFIG))) {
                 JsonNode old = Configs.readTree(run.resolve(CONFIG));
-                boolean same = old.path("kind").asText().equals(kind);
-                for (String name : sections.keySet()) same &= old.path(name).equals(root.get(name));
-                if (!same) {
+                String difference = old.path("kind").asText().equals(kind) ? null
+                        : "it is a " + old.path("kind").asText() + " run";
+                for (String name : sections.keySet()) {
+                    if (difference == null) difference = difference(name, old.path(name), root.get(name));
+                }
+                if (difference != null) {
                     throw new UserError("run " + run + " exists with a different " + old.path("kind").asText()
-                            + " model config: choose a new --out, or resume with the same config");
+                            + " model config (" + difference + "): choose a new --out, or resume with the same "
+                            + "config");
                 }
             } else {
                 Files.createDirectories(run);
@@ -48,6 +52,21 @@ public final class RunFolder {
         } catch (IOException e) {
             throw new UserError("cannot set up run folder " + run + ": " + e.getMessage());
         }
+    }
+
+    /**
+     * How section {@code name} of an existing run differs from the one given now, or null if it does not. A key the
+     * run lacks is no difference: a later calm4j added it, and the value given now applies from here on.
+     */
+    private static String difference(String name, JsonNode old, JsonNode now) {
+        if (!old.isObject()) return "it has no \"" + name + "\" section";
+        for (var it = old.fields(); it.hasNext(); ) {
+            var e = it.next();
+            if (!e.getValue().equals(now.get(e.getKey()))) {
+                return name + "." + e.getKey() + " is " + e.getValue() + " there, " + now.get(e.getKey()) + " now";
+            }
+        }
+        return null;
     }
 
     /** The config of a run, checked to be of {@code kind} (any kind when null). */
