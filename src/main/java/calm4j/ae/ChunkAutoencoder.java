@@ -147,8 +147,18 @@ public final class ChunkAutoencoder extends Module {
 
     /** The most likely K tokens for each latent, [chunks, K]. */
     public Tensor decodeTokens(Tensor z) {
-        return decode(z).argmax(new org.bytedeco.pytorch.LongOptional(-1), false);
+        // In slices: the logits of a slice are [slice, K, vocab] floats (64 MiB at 1024 x 4 x 4096), and one
+        // allocation that size per slice is far cheaper than one for all of a many-sample evaluation batch.
+        long n = z.size(0);
+        if (n <= DECODE_SLICE) return decode(z).argmax(new org.bytedeco.pytorch.LongOptional(-1), false);
+        TensorVector parts = new TensorVector();
+        for (long at = 0; at < n; at += DECODE_SLICE) {
+            parts.push_back(decodeTokens(z.narrow(0, at, Math.min(DECODE_SLICE, n - at))));
+        }
+        return torch.cat(parts, 0);
     }
+
+    private static final long DECODE_SLICE = 1024;
 
     /**
      * The training loss of a batch of chunks [chunks, K] (spec section 1):
