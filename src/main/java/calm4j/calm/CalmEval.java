@@ -83,16 +83,17 @@ public final class CalmEval {
                     .narrow(1, 1, s).reshape(p, (long) rollChunks * k).narrow(1, 0, BrierLM.MAX_N);
             Tensor hitRuns = prefixRuns(samples, truth.unsqueeze(0));                   // [n, P]
             Tensor pairRuns = prefixRuns(samples.unsqueeze(1), samples.unsqueeze(0));   // [n, n, P]
+            // For each n-gram length g+1: per position, the samples that hit and the pairs that agree.
             long[][] hits = new long[BrierLM.MAX_N][], pairs = new long[BrierLM.MAX_N][];
-            for (int m = 0; m < BrierLM.MAX_N; m++) {
-                hits[m] = longs(hitRuns.gt(new Scalar(m)).sum(new long[] {0}, false, new ScalarTypeOptional()));
+            for (int g = 0; g < BrierLM.MAX_N; g++) {
+                hits[g] = longs(hitRuns.gt(new Scalar(g)).sum(new long[] {0}, false, new ScalarTypeOptional()));
                 // Ordered pairs including each sample with itself (always agreeing): (count - n) / 2 unordered.
-                pairs[m] = longs(pairRuns.gt(new Scalar(m)).sum(new long[] {0, 1}, false, new ScalarTypeOptional()));
-                for (int i = 0; i < p; i++) pairs[m][i] = (pairs[m][i] - n) / 2;
+                pairs[g] = longs(pairRuns.gt(new Scalar(g)).sum(new long[] {0, 1}, false, new ScalarTypeOptional()));
+                for (int i = 0; i < p; i++) pairs[g][i] = (pairs[g][i] - n) / 2;
             }
             for (int i = 0; i < p; i++) {
                 double[] est = new double[BrierLM.MAX_N];
-                for (int m = 0; m < BrierLM.MAX_N; m++) est[m] = BrierLM.estimate(n, hits[m][i], pairs[m][i]);
+                for (int g = 0; g < BrierLM.MAX_N; g++) est[g] = BrierLM.estimate(n, hits[g][i], pairs[g][i]);
                 brier.add(est);
             }
         } finally {
