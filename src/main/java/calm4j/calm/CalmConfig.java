@@ -18,8 +18,7 @@ import calm4j.engine.UserError;
  */
 public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
                          int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
-                         int numSamples, int numTargets, double alpha, int evalBlockChunks,
-                         int evalSamples) {
+                         int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples) {
 
     /** Sized for two CPU cores: the energy head (N = 8 samples per position) is most of the cost, as in the spec. */
     public static final CalmConfig DEFAULTS = new CalmConfig(256, 704, 4, 4, 4, 10000.0, 32, 64, 4, 8, 100, 1.0,
