@@ -1,23 +1,14 @@
 package calm4j;
 
-import calm4j.ae.AutoencoderConfig;
-import calm4j.ae.AutoencoderTask;
-import calm4j.ae.ChunkAutoencoder;
-import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmEval;
 import calm4j.calm.CalmModel;
-import calm4j.calm.CalmTask;
+import calm4j.calm.SyntheticCalm;
 import calm4j.data.BlockBatches;
-import calm4j.data.ChunkBatches;
-import calm4j.data.SyntheticCorpus;
-import calm4j.data.TokenStore;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.GenerationSession;
-import calm4j.train.TrainConfig;
-import calm4j.train.Trainer;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -37,7 +28,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * one: every document walks the same 12 chunks, then ends. After the end-of-document chunk comes chunk 0 again.
  */
 class SyntheticLanguageTest {
-    static final int V = 40, K = 4, EOS = 0, PAD = 1, MASK = 2, CYCLE = 12;
+    static final int V = SyntheticCalm.V, K = 4, EOS = SyntheticCalm.EOS, PAD = SyntheticCalm.PAD, CYCLE = 12;
     static int[][] chunks = new int[CYCLE][K];
     static CalmModel calm;
     static BlockBatches valBlocks;
@@ -54,21 +45,9 @@ class SyntheticLanguageTest {
         List<int[]> train = new ArrayList<>(), val = new ArrayList<>();
         for (int i = 0; i < 400; i++) train.add(doc);
         for (int i = 0; i < 60; i++) val.add(doc);
-        Path corpus = SyntheticCorpus.write(dir.resolve("corpus"), V, EOS, PAD, MASK, train, val);
-        TokenStore trainStore = TokenStore.open(corpus, "train"), valStore = TokenStore.open(corpus, "val");
-
-        Engine.seed(24);
-        ChunkAutoencoder ae = new ChunkAutoencoder(new AutoencoderConfig(V, 48, 96, 2, 2, K, 16, true, 0, 0, 0.5,
-                1e-3, PAD, MASK, EOS));
-        new Trainer(new TrainConfig(300, 64, 1, 3e-3, 1e-4, 20, "cosine", 0, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
-                1), dir.resolve("ae"), new AutoencoderTask(ae, new ChunkBatches(valStore, K, 64, PAD, 0, false, 0, 1)),
-                new ChunkBatches(trainStore, K, 64, PAD, 1, true, 0, 1), true).run();
-
-        calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16, 2), ae);
-        valBlocks = new BlockBatches(valStore, K, 17 * K, 8, PAD, 0, false, 0, 1);
-        new Trainer(new TrainConfig(600, 8, 1, 3e-3, 1e-4, 30, "cosine", 0.1, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
-                2), dir.resolve("calm"), new CalmTask(calm, valBlocks),
-                new BlockBatches(trainStore, K, 17 * K, 8, PAD, 3, true, 0, 1), true).run();
+        SyntheticCalm.Trained t = SyntheticCalm.train(dir, K, train, val, 24, 600);
+        calm = t.calm();
+        valBlocks = t.valBlocks();
     }
 
     static int[] chunksOf(int from, int to) {

@@ -180,7 +180,8 @@ public final class CompletionServer implements AutoCloseable {
             try {
                 body = Configs.JSON.readTree(bytes);
             } catch (IOException e) {
-                throw new CompletionRequest.Invalid("the body is not valid JSON: " + LibtorchErrors.firstLine(e.getMessage()));
+                throw new CompletionRequest.Invalid("the body is not valid JSON: "
+                        + LibtorchErrors.firstLine(e.getMessage()));
             }
             req = CompletionRequest.parse(body, model, options.maxTokens());
             prompt = model.encode(req.prompt());

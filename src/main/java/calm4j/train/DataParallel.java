@@ -110,8 +110,8 @@ public final class DataParallel implements AutoCloseable {
             store = new TCPStore(host, so);
         } catch (RuntimeException e) {
             throw new UserError("rank " + rank + ": the rendezvous at " + host + ":" + port + " failed ("
-                    + LibtorchErrors.firstLine(e.getMessage()) + "): check that rank 0 runs and that MASTER_ADDR/MASTER_PORT are "
-                    + "the same on every rank and reachable");
+                    + LibtorchErrors.firstLine(e.getMessage()) + "): check that rank 0 runs and that "
+                    + "MASTER_ADDR/MASTER_PORT are the same on every rank and reachable");
         }
         Backend group;
         try {
@@ -124,8 +124,9 @@ public final class DataParallel implements AutoCloseable {
             }
         } catch (RuntimeException e) {
             throw new UserError("rank " + rank + ": joining the process group of " + world + " failed ("
-                    + LibtorchErrors.firstLine(e.getMessage()) + "): did every rank start within " + timeoutMillis / 1000
-                    + " s? (a rank that never arrives makes the others give up after the timeout)");
+                    + LibtorchErrors.firstLine(e.getMessage()) + "): did every rank start within "
+                    + timeoutMillis / 1000 + " s? (a rank that never arrives makes the others give up after the "
+                    + "timeout)");
         }
         Device placed = cuda ? new Device(torch.DeviceType.CUDA, (byte) localRank) : device;
         return new DataParallel(rank, world, localRank, store, group, bucketBytes, timeoutMillis, placed);
@@ -296,7 +297,8 @@ public final class DataParallel implements AutoCloseable {
         try {
             work._wait(new Milliseconds(timeoutMillis));
         } catch (RuntimeException e) {
-            throw new UserError("rank " + rank + " of " + world + ": " + what + " failed: " + LibtorchErrors.firstLine(e.getMessage())
+            throw new UserError("rank " + rank + " of " + world + ": " + what + " failed: "
+                    + LibtorchErrors.firstLine(e.getMessage())
                     + "\n  what to do: another rank died or stalled (no answer within " + timeoutMillis / 1000.0
                     + " s); stop every rank and restart the same command: training resumes from the last "
                     + "checkpoint");

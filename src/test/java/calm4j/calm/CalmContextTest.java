@@ -1,16 +1,6 @@
 package calm4j.calm;
 
-import calm4j.ae.AutoencoderConfig;
-import calm4j.ae.AutoencoderTask;
-import calm4j.ae.ChunkAutoencoder;
-import calm4j.data.BlockBatches;
-import calm4j.data.ChunkBatches;
-import calm4j.data.SyntheticCorpus;
-import calm4j.data.TokenStore;
-import calm4j.engine.Engine;
 import calm4j.eval.BrierLM;
-import calm4j.train.TrainConfig;
-import calm4j.train.Trainer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -30,7 +20,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * (of about 0.78 possible: a block's first positions have no key before them).
  */
 class CalmContextTest {
-    static final int V = 40, K = 4, EOS = 0, PAD = 1, MASK = 2, KEYS = 6;
+    static final int V = SyntheticCalm.V, K = 4, KEYS = 6;
 
     @TempDir
     Path dir;
@@ -46,25 +36,11 @@ class CalmContextTest {
         int[] f = chunk(r, 3 + 2 * KEYS), g = chunk(r, 4 + 2 * KEYS);
         List<int[]> train = new ArrayList<>(), val = new ArrayList<>();
         for (int d = 0; d < 500; d++) (d < 440 ? train : val).add(document(r, keys, values, f, g));
-        Path corpus = SyntheticCorpus.write(dir.resolve("corpus"), V, EOS, PAD, MASK, train, val);
-        TokenStore trainStore = TokenStore.open(corpus, "train"), valStore = TokenStore.open(corpus, "val");
-
-        Engine.seed(3);
-        ChunkAutoencoder ae = new ChunkAutoencoder(new AutoencoderConfig(V, 48, 96, 2, 2, K, 16, true, 0, 0, 0.5,
-                1e-3, PAD, MASK, EOS));
-        new Trainer(new TrainConfig(300, 64, 1, 3e-3, 1e-4, 20, "cosine", 0, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
-                1), dir.resolve("ae"), new AutoencoderTask(ae, new ChunkBatches(valStore, K, 64, PAD, 0, false, 0, 1)),
-                new ChunkBatches(trainStore, K, 64, PAD, 1, true, 0, 1), true).run();
-
-        CalmModel calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16, 2), ae);
-        BlockBatches valBlocks = new BlockBatches(valStore, K, 17 * K, 8, PAD, 0, false, 0, 1);
-        new Trainer(new TrainConfig(2000, 8, 1, 3e-3, 1e-4, 30, "cosine", 0.1, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
-                2), dir.resolve("calm"), new CalmTask(calm, valBlocks),
-                new BlockBatches(trainStore, K, 17 * K, 8, PAD, 3, true, 0, 1), true).run();
+        SyntheticCalm.Trained t = SyntheticCalm.train(dir, K, train, val, 3, 2000);
 
         // Per record: F and G follow from the last chunk (1), the value needs the key two back (1 or 1/6), the next
         // key is random (1/6). With the context: (1 + 1 + 1 + 1/6) / 4 = 0.79; the last chunk alone: 0.58.
-        BrierLM.Result res = CalmEval.evaluate(calm, valBlocks, 100, 8).brier();
+        BrierLM.Result res = CalmEval.evaluate(t.calm(), t.valBlocks(), 100, 8).brier();
         assertTrue(res.brier()[0] > 0.72, res.format());
     }
 

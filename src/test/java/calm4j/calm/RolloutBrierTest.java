@@ -1,16 +1,6 @@
 package calm4j.calm;
 
-import calm4j.ae.AutoencoderConfig;
-import calm4j.ae.AutoencoderTask;
-import calm4j.ae.ChunkAutoencoder;
-import calm4j.data.BlockBatches;
-import calm4j.data.ChunkBatches;
-import calm4j.data.SyntheticCorpus;
-import calm4j.data.TokenStore;
-import calm4j.engine.Engine;
 import calm4j.eval.BrierLM;
-import calm4j.train.TrainConfig;
-import calm4j.train.Trainer;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -29,7 +19,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * right prefix of the block: the next chunk depends on the last one only.
  */
 class RolloutBrierTest {
-    static final int V = 40, K = 2, EOS = 0, PAD = 1, MASK = 2, CYCLE = 10;
+    static final int V = SyntheticCalm.V, K = 2, CYCLE = 10;
 
     @TempDir
     Path dir;
@@ -42,23 +32,9 @@ class RolloutBrierTest {
         List<int[]> train = new ArrayList<>(), val = new ArrayList<>();
         for (int i = 0; i < 400; i++) train.add(doc);
         for (int i = 0; i < 40; i++) val.add(doc);
-        Path corpus = SyntheticCorpus.write(dir.resolve("corpus"), V, EOS, PAD, MASK, train, val);
-        TokenStore trainStore = TokenStore.open(corpus, "train"), valStore = TokenStore.open(corpus, "val");
+        SyntheticCalm.Trained t = SyntheticCalm.train(dir, K, train, val, 8, 600);
 
-        Engine.seed(8);
-        ChunkAutoencoder ae = new ChunkAutoencoder(new AutoencoderConfig(V, 48, 96, 2, 2, K, 16, true, 0, 0, 0.5,
-                1e-3, PAD, MASK, EOS));
-        new Trainer(new TrainConfig(300, 64, 1, 3e-3, 1e-4, 20, "cosine", 0, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
-                1), dir.resolve("ae"), new AutoencoderTask(ae, new ChunkBatches(valStore, K, 64, PAD, 0, false, 0, 1)),
-                new ChunkBatches(trainStore, K, 64, PAD, 1, true, 0, 1), true).run();
-
-        CalmModel calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16, 2), ae);
-        BlockBatches valBlocks = new BlockBatches(valStore, K, 17 * K, 8, PAD, 0, false, 0, 1);
-        new Trainer(new TrainConfig(600, 8, 1, 3e-3, 1e-4, 30, "cosine", 0.1, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
-                2), dir.resolve("calm"), new CalmTask(calm, valBlocks),
-                new BlockBatches(trainStore, K, 17 * K, 8, PAD, 3, true, 0, 1), true).run();
-
-        BrierLM.Result res = CalmEval.evaluate(calm, valBlocks, 100, 4).brier();
+        BrierLM.Result res = CalmEval.evaluate(t.calm(), t.valBlocks(), 100, 4).brier();
         // The last position of a block has no true second chunk inside the block (PAD there): about 1/16 miss.
         assertTrue(res.brier()[1] > 0.85, res.format());
         assertTrue(res.brier()[3] > 0.85, res.format());
