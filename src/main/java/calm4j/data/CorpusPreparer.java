@@ -180,7 +180,8 @@ public final class CorpusPreparer {
         }
     }
 
-    static void deleteTree(Path dir) {
+    /** Deletes a folder and everything in it, as far as it can (a best-effort cleanup of scratch folders). */
+    public static void deleteTree(Path dir) {
         if (!Files.exists(dir)) return;
         try (Stream<Path> walk = Files.walk(dir)) {
             walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
