@@ -20,6 +20,9 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = "--out", defaultValue = "runs/compare", description = "report folder (default: ${DEFAULT-VALUE})")
     Path out;
 
+    @Option(names = "--note", description = "a paragraph (Markdown) put at the top of the report")
+    String note;
+
     @Mixin
     EngineOptions engine;
 
@@ -28,7 +31,7 @@ final class CompareCommand implements Callable<Integer> {
         engine.engine();
         List<ComparisonReport.Row> rows = new ArrayList<>();
         for (Path r : runs) rows.add(ComparisonReport.measure(r));
-        System.out.println(ComparisonReport.write(rows, out));
+        System.out.println(ComparisonReport.write(rows, out, note));
         System.out.println("wrote " + out.resolve("report.md"));
         return 0;
     }

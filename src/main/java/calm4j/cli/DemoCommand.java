@@ -1,44 +1,63 @@
 package calm4j.cli;
 
+import calm4j.data.CorpusPreparer;
 import calm4j.engine.Engine;
+import calm4j.engine.LibtorchErrors;
+import calm4j.engine.UserError;
 import calm4j.train.DataParallel;
+import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
+import java.util.function.Supplier;
 
 /**
  * The README's main job, from nothing: fetch the default corpus, train its tokenizer, prepare it, train the chunk
  * autoencoder, a CALM on it and a token model with the same backbone, evaluate them, generate samples from both
  * and write the comparison report. Finished stages are reused on a second run; an interrupted stage resumes from
- * its last checkpoint.
+ * its last checkpoint. A stage that fails stops the demo with its exit status and names the stage.
  */
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "From nothing: fetch a corpus, train a tokenizer, a chunk autoencoder, a CALM and a token "
                 + "model with the same backbone, evaluate both, generate samples and write the comparison report. "
-                + "Stages already done are reused; an interrupted one resumes.")
+                + "Stages already done are reused; an interrupted one resumes. --quick: the same stages in about "
+                + "five minutes, as a smoke run.")
 final class DemoCommand implements Callable<Integer> {
+    /** Step budgets of one demo: the full one, and the smoke run of {@code --quick}. */
+    record Budget(long aeSteps, long lmSteps, long arSteps, int evalBatches, int sampleTokens) {
+        static final Budget FULL = new Budget(3000, 1000, 1000, 16, 48);
+        static final Budget QUICK = new Budget(300, 150, 150, 4, 32);
+    }
+
+    /** Warm-up steps per model from which the full demo estimates its duration. */
+    static final int WARMUP_STEPS = 8;
+
+    @Option(names = "--quick", description = "a first look: the same stages and report on budgets that take about "
+            + "five minutes on two cores (a smoke run: the models barely start learning)")
+    boolean quick;
+
     @Option(names = "--corpus", defaultValue = "sotu", description = "sotu or gutenberg (default: ${DEFAULT-VALUE})")
     String corpus;
 
-    @Option(names = "--dir", defaultValue = "runs/demo", description = "where everything goes (default: "
-            + "${DEFAULT-VALUE})")
+    @Option(names = "--dir", description = "where everything goes (default: runs/demo, or runs/demo-quick with "
+            + "--quick)")
     Path dir;
 
-    @Option(names = "--ae-steps", defaultValue = "3000", description = "autoencoder training steps (default: "
-            + "${DEFAULT-VALUE}; 'calm ae train' defaults to 12000)")
-    long aeSteps;
+    @Option(names = "--ae-steps", description = "autoencoder training steps (default: 3000, --quick 300; 'calm ae "
+            + "train' defaults to 12000)")
+    Long aeSteps;
 
-    @Option(names = "--lm-steps", defaultValue = "1000", description = "CALM training steps (default: "
-            + "${DEFAULT-VALUE}; 'calm lm train' defaults to 1500)")
-    long lmSteps;
+    @Option(names = "--lm-steps", description = "CALM training steps (default: 1000, --quick 150; 'calm lm train' "
+            + "defaults to 1500)")
+    Long lmSteps;
 
-    @Option(names = "--ar-steps", defaultValue = "1000", description = "token model training steps (default: "
-            + "${DEFAULT-VALUE})")
-    long arSteps;
+    @Option(names = "--ar-steps", description = "token model training steps (default: 1000, --quick 150)")
+    Long arSteps;
 
     @Option(names = "--ae-config", description = "autoencoder config JSON (default: built-in)")
     Path aeConfig;
@@ -49,48 +68,139 @@ final class DemoCommand implements Callable<Integer> {
     @Mixin
     EngineOptions engine;
 
+    /** A stage that failed: its name and the exit status it gave. */
+    private static final class StageFailed extends RuntimeException {
+        final int status;
+
+        StageFailed(String stage, int status) {
+            super(stage);
+            this.status = status;
+        }
+    }
+
     @Override
     public Integer call() {
+        Budget defaults = quick ? Budget.QUICK : Budget.FULL;
+        Budget b = new Budget(aeSteps != null ? aeSteps : defaults.aeSteps(),
+                lmSteps != null ? lmSteps : defaults.lmSteps(), arSteps != null ? arSteps : defaults.arSteps(),
+                defaults.evalBatches(), defaults.sampleTokens());
+        Path root = dir != null ? dir : Path.of(quick ? "runs/demo-quick" : "runs/demo");
+        try {
+            return run(b, root);
+        } catch (StageFailed f) {
+            System.err.println("calm demo: error: stage '" + f.getMessage() + "' failed (exit " + f.status
+                    + "); fix what it says above and run the demo again: finished stages are reused");
+            return f.status;
+        }
+    }
+
+    private int run(Budget b, Path root) {
         Engine e = engine.engine();
         String threads = String.valueOf(e.threads());
         DataParallel one = DataParallel.single(); // the demo runs in this one process
-        Path data = dir.resolve("data-" + corpus.toLowerCase());
+        Path data = root.resolve("data-" + corpus.toLowerCase());
         System.out.println("== 1/6 corpus: " + data);
-        DataCommand.prepareBuiltin(corpus, data, null, 4096, null, engine.quiet);
+        stage("corpus", () -> DataCommand.prepareBuiltin(corpus, data, null, 4096, null, engine.quiet));
 
-        Path ae = dir.resolve("ae");
+        Path ae = root.resolve("ae"), lm = root.resolve("calm"), ar = root.resolve("token-lm");
+        if (!quick && !Files.exists(ae)) estimate(b, root, data, one);
+
         System.out.println("== 2/6 chunk autoencoder: " + ae);
-        if (train(() -> AeCommand.Train.train(options(data, aeConfig, ae, aeSteps), engine.quiet, one))) return 130;
-        Calm.run("ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(), "--threads", threads);
+        if (train("autoencoder training", () -> AeCommand.Train.train(options(data, aeConfig, ae, b.aeSteps()),
+                engine.quiet, one))) return 130;
+        command("autoencoder evaluation", "ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(),
+                "--batches", String.valueOf(b.evalBatches()), "--threads", threads);
 
-        Path lm = dir.resolve("calm");
         System.out.println("== 3/6 CALM: " + lm);
-        if (train(() -> LmCommand.Train.train(ae, options(data, lmConfig, lm, lmSteps), engine.quiet, one))) return 130;
-        Calm.run("lm", "eval", "--ckpt", lm.toString(), "--data", data.toString(), "--batches", "16", "--threads",
-                threads);
+        if (train("CALM training", () -> LmCommand.Train.train(ae, options(data, lmConfig, lm, b.lmSteps()),
+                engine.quiet, one))) return 130;
+        command("CALM evaluation", "lm", "eval", "--ckpt", lm.toString(), "--data", data.toString(), "--batches",
+                String.valueOf(b.evalBatches()), "--threads", threads);
 
-        Path ar = dir.resolve("token-lm");
         System.out.println("== 4/6 token model with the same backbone: " + ar);
-        if (train(() -> ArCommand.Train.train(options(data, null, ar, arSteps), 4, engine.quiet, one))) return 130;
-        Calm.run("ar", "eval", "--ckpt", ar.toString(), "--data", data.toString(), "--batches", "16", "--threads",
-                threads);
+        if (train("token model training", () -> ArCommand.Train.train(options(data, null, ar, b.arSteps()), 4,
+                engine.quiet, one))) return 130;
+        command("token model evaluation", "ar", "eval", "--ckpt", ar.toString(), "--data", data.toString(),
+                "--batches", String.valueOf(b.evalBatches()), "--threads", threads);
 
         System.out.println("== 5/6 samples");
         String prompt = "The state of the Union";
+        String tokens = String.valueOf(b.sampleTokens());
         for (String t : new String[] {"1", "0.5"}) {
             System.out.println("-- CALM, temperature " + t);
-            Calm.run("generate", "--ckpt", lm.toString(), "--prompt", prompt, "--max-tokens", "48", "--temperature",
-                    t, "--batch", "3", "--seed", "1", "--threads", threads);
+            command("CALM samples", "generate", "--ckpt", lm.toString(), "--prompt", prompt, "--max-tokens", tokens,
+                    "--temperature", t, "--batch", "3", "--seed", "1", "--threads", threads);
         }
         System.out.println("-- token model, temperature 1");
-        Calm.run("ar", "generate", "--ckpt", ar.toString(), "--prompt", prompt, "--max-tokens", "48", "--batch", "3",
-                "--seed", "1", "--threads", threads);
+        command("token model samples", "ar", "generate", "--ckpt", ar.toString(), "--prompt", prompt, "--max-tokens",
+                tokens, "--batch", "3", "--seed", "1", "--threads", threads);
 
         System.out.println("== 6/6 comparison");
-        Path report = dir.resolve("report");
-        Calm.run("compare", "--runs", lm.toString(), ar.toString(), "--out", report.toString(), "--threads", threads);
+        Path report = root.resolve("report");
+        command("comparison report", "compare", "--runs", lm.toString(), ar.toString(), "--out", report.toString(),
+                "--note", note(b), "--threads", threads);
         System.out.println("done: " + report.resolve("report.md") + " (training plots in each run's plots/)");
+        if (quick) {
+            System.out.println("This was a smoke run: every stage works on this machine. 'calm demo' trains for "
+                    + "longer (it prints its estimate first).");
+        }
         return 0;
+    }
+
+    /** The report's first paragraph: what kind of run this was and how to read its numbers. */
+    private String note(Budget b) {
+        String budgets = String.format("autoencoder %,d steps, CALM %,d steps, token model %,d steps", b.aeSteps(),
+                b.lmSteps(), b.arSteps());
+        if (quick) {
+            return "**This is a smoke run** (`calm demo --quick`: " + budgets + "). It shows that every stage of "
+                    + "the pipeline works on this machine, not what the models can learn: at these budgets both have "
+                    + "barely started, so BrierLM near 0 and samples that read as word salad are expected. "
+                    + "`calm demo` trains for longer.";
+        }
+        return "Trained by `calm demo` (" + budgets + "). BrierLM (x100) is the geometric mean of Brier-1..4 on "
+                + "held-out text: the chance that two samples of the next n tokens agree with the truth, corrected "
+                + "for agreeing with each other. At a budget two CPU cores train in half an hour both models are "
+                + "far from fluent, and a CALM learns more slowly than a token model of the same backbone (see the "
+                + "README, 'What to expect from a CALM at this scale'); a BrierLM of 0 means some Brier-n was not "
+                + "yet positive.";
+    }
+
+    /**
+     * Prints how long the full demo will take here: a few training steps of each model (with an evaluation, as
+     * training runs them) timed in a scratch folder, scaled to the demo's budgets.
+     */
+    private void estimate(Budget b, Path root, Path data, DataParallel one) {
+        Path scratch = root.resolve(".warmup");
+        CorpusPreparer.deleteTree(scratch);
+        System.out.println("== timing " + WARMUP_STEPS + " warm-up steps of each model to estimate the duration ...");
+        try {
+            double aeSec = seconds(AeCommand.Train.train(options(data, aeConfig, scratch.resolve("ae"),
+                    WARMUP_STEPS), true, one), b.aeSteps(), options(data, aeConfig, null, 0).train(AeCommand.TRAIN));
+            double lmSec = seconds(LmCommand.Train.train(scratch.resolve("ae"), options(data, lmConfig,
+                    scratch.resolve("calm"), WARMUP_STEPS), true, one), b.lmSteps(),
+                    options(data, lmConfig, null, 0).train(LmCommand.TRAIN));
+            double arSec = seconds(ArCommand.Train.train(options(data, null, scratch.resolve("ar"), WARMUP_STEPS), 4,
+                    true, one), b.arSteps(), ArCommand.TRAIN);
+            double minutes = (aeSec + lmSec + arSec) / 60;
+            System.out.printf("   this demo trains for about %.0f minutes on this machine (autoencoder %.0f, CALM "
+                    + "%.0f, token model %.0f), then evaluates, samples and reports for a few more.%n", minutes,
+                    aeSec / 60, lmSec / 60, arSec / 60);
+            System.out.println("   At the end: each model's held-out scores (BrierLM), three samples from the CALM "
+                    + "at temperatures 1 and 1/2 and three from the token model, and a report in "
+                    + root.resolve("report/report.md") + ". Ctrl-C stops; the same command resumes.");
+        } finally {
+            CorpusPreparer.deleteTree(scratch);
+        }
+    }
+
+    /**
+     * Seconds a run of {@code steps} takes, from a warm-up run's summary: its steps at their measured rate, and its
+     * closing evaluation once per {@code eval_every} steps.
+     */
+    private static double seconds(Trainer.Summary warmup, long steps, TrainConfig cfg) {
+        double perStep = warmup.tokensSeen() / (double) warmup.step() / warmup.tokensPerSecond();
+        double perEval = Math.max(0, warmup.seconds() - warmup.step() * perStep);
+        return steps * perStep + Math.ceil((double) steps / cfg.evalEvery()) * perEval;
     }
 
     private static TrainOptions options(Path data, Path config, Path out, long steps) {
@@ -98,13 +208,31 @@ final class DemoCommand implements Callable<Integer> {
         o.data = data;
         o.config = config;
         o.out = out;
-        o.maxSteps = steps;
+        o.maxSteps = steps > 0 ? steps : null;
         return o;
     }
 
+    /** Runs a command of the CLI as a stage; a non-zero status stops the demo. */
+    private static void command(String stage, String... args) {
+        int status = Calm.run(args);
+        if (status != 0) throw new StageFailed(stage, status);
+    }
+
+    /** Runs a stage in this process; an error in it is reported with the stage's name. */
+    private static <T> T stage(String stage, Supplier<T> body) {
+        try {
+            return body.get();
+        } catch (UserError e) {
+            throw new UserError("stage '" + stage + "' failed: " + e.getMessage());
+        } catch (RuntimeException e) {
+            if (LibtorchErrors.isLibtorch(e)) throw LibtorchErrors.translate("demo (" + stage + ")", e);
+            throw e;
+        }
+    }
+
     /** Runs a training stage; true when it was interrupted (the same demo command resumes it). */
-    private static boolean train(java.util.function.Supplier<Trainer.Summary> stage) {
-        Trainer.Summary s = stage.get();
+    private static boolean train(String name, Supplier<Trainer.Summary> body) {
+        Trainer.Summary s = stage(name, body);
         System.out.printf("   step %d, %.0f s, %,.0f tokens/s%s%n", s.step(), s.seconds(), s.tokensPerSecond(),
                 s.interrupted() ? " (interrupted: run the demo again to resume)" : "");
         return s.interrupted();

@@ -93,7 +93,13 @@ public final class ComparisonReport {
 
     /** Writes {@code out/report.md} and {@code out/brier_vs_flops.png}; returns the Markdown. */
     public static String write(List<Row> rows, Path out) {
+        return write(rows, out, null);
+    }
+
+    /** As {@link #write(List, Path)}, with {@code note} (Markdown, may be null) as the report's first paragraph. */
+    public static String write(List<Row> rows, Path out, String note) {
         StringBuilder md = new StringBuilder("# calm4j comparison\n\n");
+        if (note != null && !note.isBlank()) md.append(note.strip()).append("\n\n");
         md.append("| run | kind | parameters | training FLOPs | inference FLOPs/token | train tokens/s | "
                 + "generate tokens/s (batch 1) | BrierLM |\n|---|---|---|---|---|---|---|---|\n");
         for (Row r : rows) {
