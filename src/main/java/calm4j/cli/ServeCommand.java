@@ -1,11 +1,13 @@
 package calm4j.cli;
 
+import calm4j.engine.UserError;
 import calm4j.serve.CompletionServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.net.InetAddress;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
@@ -59,12 +61,21 @@ final class ServeCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         engine.engine();
-        if (!InetAddress.getByName(host).isLoopbackAddress()) {
+        // Every option is checked before the model loads.
+        CompletionServer.Options options = new CompletionServer.Options(host, port, maxBatch, queue, maxTokens,
+                timeout, maxBody, pool, maxDraws);
+        InetAddress address;
+        try {
+            address = InetAddress.getByName(host);
+        } catch (UnknownHostException e) {
+            throw new UserError("--host " + host + " does not resolve (" + e.getMessage() + "): use 127.0.0.1 (the "
+                    + "default), 0.0.0.0, or one of this machine's addresses");
+        }
+        if (!address.isLoopbackAddress()) {
             System.err.println("calm serve: warning: listening on " + host + ": anyone who can reach this address can "
                     + "use the model (there is no authentication)");
         }
-        CompletionServer server = CompletionServer.start(run, new CompletionServer.Options(host, port, maxBatch,
-                queue, maxTokens, timeout, maxBody, pool, maxDraws));
+        CompletionServer server = CompletionServer.start(run, options);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();

@@ -59,6 +59,7 @@ public final class CalmGenerator {
      */
     public CalmGenerator(CalmModel model, int eos, int pad, int pool, boolean exact, int maxDraws) {
         if (pool < 1) throw new UserError("--pool must be at least 1, got " + pool);
+        if (maxDraws < 1) throw new UserError("--max-draws must be at least 1, got " + maxDraws);
         this.model = model;
         this.eos = eos;
         this.pad = pad;
@@ -66,6 +67,11 @@ public final class CalmGenerator {
         this.pool = pool;
         this.exact = exact;
         this.maxDraws = maxDraws;
+    }
+
+    /** n for temperature 1/n, refusing what this generator cannot sample (n above its pool). */
+    public int checkTemperature(double temperature) {
+        return Temperature.inverse(temperature, pool);
     }
 
     /** Whether EOS ends a sequence (benchmarks turn it off to measure a fixed number of steps). */
@@ -134,7 +140,8 @@ public final class CalmGenerator {
                             + " chunks (" + context * k + " tokens) including at least one to generate: shorten the "
                             + "prompt to at most " + ((context - 1) * k - k) + " tokens");
                 }
-                Seq s = new Seq(r, Arrays.copyOfRange(withBoundary, complete * k, withBoundary.length));
+                Seq s = new Seq(r, Arrays.copyOfRange(withBoundary, complete * k, withBoundary.length),
+                        checkTemperature(r.temperature()));
                 s.positions = complete;
                 joined.add(s);
                 prefixes.add(Arrays.stream(Arrays.copyOf(withBoundary, complete * k)).asLongStream().toArray());
@@ -225,9 +232,9 @@ public final class CalmGenerator {
         int steps;
         int positions; // chunks in the sequence so far (boundary + prompt + generated)
 
-        Seq(Request request, int[] partial) {
+        Seq(Request request, int[] partial, int n) {
             this.request = request;
-            this.n = Temperature.inverse(request.temperature());
+            this.n = n;
             this.partial = partial;
             this.generator = torch.make_generator_cpu();
             this.generator.set_current_seed(request.seed());

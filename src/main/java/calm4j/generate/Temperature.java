@@ -25,11 +25,24 @@ public final class Temperature {
 
     /** n for T = 1/n; refuses any other T. */
     public static int inverse(double temperature) {
+        return inverse(temperature, Integer.MAX_VALUE);
+    }
+
+    /**
+     * n for T = 1/n with n at most {@code maxN} (the candidate pool: n agreeing samples cannot be found among fewer
+     * draws); refuses any other T.
+     */
+    public static int inverse(double temperature, int maxN) {
         if (!(temperature > 0) || temperature > 1) {
             throw new UserError("temperature must lie in (0, 1] and be 1/n for an integer n (1, 0.5, 0.3333, 0.25, "
                     + "...), got " + temperature);
         }
         double inv = 1 / temperature;
+        if (inv > maxN + 0.5) {
+            throw new UserError("temperature " + temperature + " is 1/" + String.format("%.6g", inv) + ", below the "
+                    + "lowest this generator offers, 1/" + maxN + " = " + String.format("%.4g", 1.0 / maxN)
+                    + ": T = 1/n needs n agreeing samples among the pool of " + maxN + " candidates (--pool)");
+        }
         long n = Math.round(inv);
         if (Math.abs(inv - n) > 1e-3 * n) {
             throw new UserError("temperature " + temperature + " is not 1/n for an integer n: a CALM reaches "

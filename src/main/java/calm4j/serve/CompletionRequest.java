@@ -58,7 +58,9 @@ record CompletionRequest(String prompt, int maxTokens, double temperature, int n
         if (n < 1 || n > MAX_N) throw new Invalid("'n' must lie in [1, " + MAX_N + "], got " + n);
         JsonNode seedNode = body.get("seed");
         boolean seeded = seedNode != null && !seedNode.isNull();
-        if (seeded && !seedNode.canConvertToLong()) throw new Invalid("'seed' must be an integer");
+        if (seeded && !(seedNode.isIntegralNumber() && seedNode.canConvertToLong())) {
+            throw new Invalid("'seed' must be an integer (a 64-bit one), got " + seedNode);
+        }
         long seed = seeded ? seedNode.asLong() : 0;
         JsonNode stream = body.get("stream");
         if (stream != null && !stream.isNull() && !stream.isBoolean()) throw new Invalid("'stream' must be a boolean");

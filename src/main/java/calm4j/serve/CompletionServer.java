@@ -5,7 +5,9 @@ import calm4j.engine.UserError;
 import calm4j.generate.TextStream;
 import calm4j.train.Configs;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectReader;
 import com.fasterxml.jackson.databind.ObjectWriter;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -44,11 +46,27 @@ public final class CompletionServer implements AutoCloseable {
      */
     public record Options(String host, int port, int maxBatch, int queue, int maxTokens, double timeoutSeconds,
                           int maxBodyBytes, int pool, int maxDraws) {
+        /** Bounds that keep a server's own settings from exhausting memory or threads (a thread per sequence). */
+        static final int MAX_QUEUE = 4096, MAX_BATCH = 1024, MAX_BODY = 64 << 20;
+
         public Options {
-            if (maxBatch < 1 || queue < 1) throw new UserError("--max-batch and --queue must be at least 1");
-            if (maxTokens < 1) throw new UserError("--max-tokens must be at least 1");
-            if (!(timeoutSeconds > 0)) throw new UserError("--timeout must be positive");
-            if (port < 0 || port > 65535) throw new UserError("--port must lie in [0, 65535]");
+            if (maxBatch < 1 || maxBatch > MAX_BATCH) {
+                throw new UserError("--max-batch must lie in [1, " + MAX_BATCH + "], got " + maxBatch);
+            }
+            if (queue < 1 || queue > MAX_QUEUE) {
+                throw new UserError("--queue must lie in [1, " + MAX_QUEUE + "], got " + queue);
+            }
+            if (maxTokens < 1) throw new UserError("--max-tokens must be at least 1, got " + maxTokens);
+            if (!(timeoutSeconds > 0) || timeoutSeconds > 86_400) {
+                throw new UserError("--timeout must lie in (0, 86400] seconds, got " + timeoutSeconds);
+            }
+            if (port < 0 || port > 65535) throw new UserError("--port must lie in [0, 65535], got " + port);
+            if (maxBodyBytes < 1 || maxBodyBytes > MAX_BODY) {
+                throw new UserError("--max-body must lie in [1, " + MAX_BODY + "] bytes, got " + maxBodyBytes);
+            }
+            if (pool < 1) throw new UserError("--pool must be at least 1, got " + pool);
+            if (maxDraws < 1) throw new UserError("--max-draws must be at least 1, got " + maxDraws);
+            if (host == null || host.isBlank()) throw new UserError("--host must name an address");
         }
     }
 
@@ -61,6 +79,14 @@ public final class CompletionServer implements AutoCloseable {
     private final byte[] playground;
     /** One line per JSON document: server-sent events must not contain newlines inside an event's data. */
     private static final ObjectWriter COMPACT = Configs.JSON.writer().without(SerializationFeature.INDENT_OUTPUT);
+    /** A body is one JSON document: anything after it is an error, not ignored. */
+    private static final ObjectReader STRICT = Configs.JSON.reader()
+            .with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
+    /**
+     * No tokenizer calm4j serves has a token of more characters than this, so a prompt longer than this many
+     * characters per allowed token is refused before it is tokenized (a 1 MB prompt costs nothing).
+     */
+    static final int MAX_CHARS_PER_TOKEN = 256;
 
     private CompletionServer(ServedModel model, Options options) throws IOException {
         this.model = model;
@@ -68,8 +94,15 @@ public final class CompletionServer implements AutoCloseable {
         try (InputStream in = CompletionServer.class.getResourceAsStream("playground.html")) {
             this.playground = in.readAllBytes();
         }
+        InetSocketAddress address;
+        try {
+            address = new InetSocketAddress(InetAddress.getByName(options.host()), options.port());
+        } catch (java.net.UnknownHostException e) {
+            throw new UserError("--host " + options.host() + " is not an address of this machine or a name that "
+                    + "resolves (" + e.getMessage() + "): use 127.0.0.1 (the default), 0.0.0.0, or an interface's "
+                    + "address");
+        }
         this.scheduler = new Scheduler(model, options.maxBatch(), options.queue());
-        InetSocketAddress address = new InetSocketAddress(InetAddress.getByName(options.host()), options.port());
         try {
             this.http = HttpServer.create(address, 128);
         } catch (java.net.BindException e) {
@@ -163,6 +196,7 @@ public final class CompletionServer implements AutoCloseable {
         root.put("kind", model.kind);
         root.put("running", scheduler.active());
         root.put("queued", scheduler.queued());
+        root.put("failed_steps", scheduler.failures());
         return root;
     }
 
@@ -178,12 +212,17 @@ public final class CompletionServer implements AutoCloseable {
         try {
             JsonNode body;
             try {
-                body = Configs.JSON.readTree(bytes);
+                body = STRICT.readTree(bytes);
             } catch (IOException e) {
                 throw new CompletionRequest.Invalid("the body is not valid JSON: "
                         + LibtorchErrors.firstLine(e.getMessage()));
             }
             req = CompletionRequest.parse(body, model, options.maxTokens());
+            long charLimit = (long) model.maxPromptTokens() * MAX_CHARS_PER_TOKEN;
+            if (req.prompt().length() > charLimit) {
+                throw new CompletionRequest.Invalid("the prompt is " + req.prompt().length() + " characters, far more "
+                        + "than this model's context of " + model.maxPromptTokens() + " prompt tokens: shorten it");
+            }
             prompt = model.encode(req.prompt());
             if (prompt.length > model.maxPromptTokens()) {
                 throw new CompletionRequest.Invalid("the prompt is " + prompt.length + " tokens; this model's context "

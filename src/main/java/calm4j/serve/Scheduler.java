@@ -11,6 +11,7 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Continuous batching: one thread owns the model and runs a {@link Decoder} step after step. Between steps, waiting
@@ -60,6 +61,7 @@ final class Scheduler implements AutoCloseable {
     private final Thread loop;
     private volatile boolean running = true;
     private volatile int active;
+    private final AtomicInteger failures = new AtomicInteger();
 
     Scheduler(ServedModel model, int maxBatch, int queueCapacity) {
         this.model = model;
@@ -85,49 +87,65 @@ final class Scheduler implements AutoCloseable {
         return active;
     }
 
+    /**
+     * Serves until closed. A failure inside a step ends the sequences of that batch with {@code error} (a step is
+     * one computation over all of them, so which one caused it cannot be told apart); the decoder is rebuilt and
+     * the waiting requests are served as before, so no request can stop the server.
+     */
     private void run() {
-        Map<Integer, Ticket> byId = new HashMap<>();
-        try (Decoder decoder = model.newDecoder()) {
-            while (running) {
-                if (byId.isEmpty()) {
-                    Ticket first = waiting.poll(100, TimeUnit.MILLISECONDS);
-                    if (first == null) continue;
-                    admit(decoder, byId, first);
-                } else if (byId.size() < maxBatch && !waiting.isEmpty()) {
-                    admit(decoder, byId, null);
-                }
-                long now = System.nanoTime();
-                for (var it = byId.entrySet().iterator(); it.hasNext(); ) {
-                    var e = it.next();
-                    Ticket t = e.getValue();
-                    String reason = t.cancelled.get() ? CANCELLED : now > t.deadlineNanos ? TIMEOUT : null;
-                    if (reason != null) {
-                        decoder.cancel(e.getKey());
-                        t.deliver(new Decoder.Step(e.getKey(), new int[0], reason));
-                        it.remove();
-                    }
-                }
-                if (!byId.isEmpty()) {
-                    for (Decoder.Step s : decoder.step()) {
-                        Ticket t = s.finishReason() == null ? byId.get(s.id()) : byId.remove(s.id());
-                        t.deliver(s);
-                    }
-                }
-                active = byId.size();
+        while (running) {
+            Map<Integer, Ticket> byId = new HashMap<>();
+            try (Decoder decoder = model.newDecoder()) {
+                serve(decoder, byId);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            } catch (RuntimeException e) {
+                String message = LibtorchErrors.isLibtorch(e) ? LibtorchErrors.translate("generation", e).getMessage()
+                        : String.valueOf(e);
+                System.err.println("calm serve: a generation step failed (" + byId.size() + " sequences end with "
+                        + "an error; serving goes on): " + message);
+                if (!LibtorchErrors.isLibtorch(e)) e.printStackTrace(); // a calm4j bug: show where
+                byId.values().forEach(t -> t.deliver(new Decoder.Step(-1, new int[0], ERROR + ": " + message)));
+                failures.incrementAndGet();
+                active = 0;
             }
-        } catch (InterruptedException e) {
-            Thread.currentThread().interrupt();
-        } catch (RuntimeException e) {
-            // The model failed: every running and waiting request ends with the error; nothing else can run.
-            String message = LibtorchErrors.isLibtorch(e) ? LibtorchErrors.translate("generation", e).getMessage()
-                    : String.valueOf(e);
-            System.err.println("calm serve: generation failed: " + message);
-            if (!LibtorchErrors.isLibtorch(e)) e.printStackTrace(); // a calm4j bug: show where
-            byId.values().forEach(t -> t.deliver(new Decoder.Step(-1, new int[0], ERROR + ": " + message)));
-            running = false;
-            Ticket t;
-            while ((t = waiting.poll()) != null) t.deliver(new Decoder.Step(-1, new int[0], ERROR + ": " + message));
         }
+    }
+
+    private void serve(Decoder decoder, Map<Integer, Ticket> byId) throws InterruptedException {
+        while (running) {
+            if (byId.isEmpty()) {
+                Ticket first = waiting.poll(100, TimeUnit.MILLISECONDS);
+                if (first == null) continue;
+                admit(decoder, byId, first);
+            } else if (byId.size() < maxBatch && !waiting.isEmpty()) {
+                admit(decoder, byId, null);
+            }
+            long now = System.nanoTime();
+            for (var it = byId.entrySet().iterator(); it.hasNext(); ) {
+                var e = it.next();
+                Ticket t = e.getValue();
+                String reason = t.cancelled.get() ? CANCELLED : now > t.deadlineNanos ? TIMEOUT : null;
+                if (reason != null) {
+                    decoder.cancel(e.getKey());
+                    t.deliver(new Decoder.Step(e.getKey(), new int[0], reason));
+                    it.remove();
+                }
+            }
+            if (!byId.isEmpty()) {
+                for (Decoder.Step s : decoder.step()) {
+                    Ticket t = s.finishReason() == null ? byId.get(s.id()) : byId.remove(s.id());
+                    t.deliver(s);
+                }
+            }
+            active = byId.size();
+        }
+    }
+
+    /** Generation steps that failed since the start (each ended its batch's sequences with an error). */
+    int failures() {
+        return failures.get();
     }
 
     /** Moves waiting tickets into the batch (with {@code first}, already taken), as many as it has room for. */
@@ -151,6 +169,9 @@ final class Scheduler implements AutoCloseable {
         } catch (UserError e) { // checked before queueing, so not expected; fail these requests, not the server
             joining.forEach(t -> t.deliver(new Decoder.Step(-1, new int[0], ERROR + ": " + e.getMessage())));
             return;
+        } catch (RuntimeException e) { // the decoder may be half-changed: end these, and let run() rebuild it
+            joining.forEach(t -> t.deliver(new Decoder.Step(-1, new int[0], ERROR + ": " + e)));
+            throw e;
         }
         for (int i = 0; i < ids.size(); i++) byId.put(ids.get(i), joining.get(i));
     }

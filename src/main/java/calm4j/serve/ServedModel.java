@@ -5,7 +5,6 @@ import calm4j.calm.CalmRun;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.GenerationSession;
-import calm4j.generate.Temperature;
 import calm4j.generate.TokenGenerator;
 import calm4j.tokenize.Tokenizer;
 import calm4j.train.RunFolder;
@@ -25,7 +24,7 @@ abstract class ServedModel {
     /** Tokens generated per step (K for a CALM, 1 for a token model): the playground highlights each step. */
     final int tokensPerStep;
 
-    private ServedModel(String id, String kind, Tokenizer tokenizer, int tokensPerStep) {
+    ServedModel(String id, String kind, Tokenizer tokenizer, int tokensPerStep) {
         this.id = id;
         this.kind = kind;
         this.tokenizer = tokenizer;
@@ -79,7 +78,7 @@ abstract class ServedModel {
 
         @Override
         void checkTemperature(double temperature) {
-            Temperature.inverse(temperature);
+            generator.checkTemperature(temperature);
         }
 
         @Override

@@ -234,4 +234,126 @@ class CompletionServerTest {
             assertEquals(0, running, "the disconnected client's sequence left the batch");
         }
     }
+
+    @Test
+    void aTemperatureBelowOneOverThePoolIsRefusedAndTheServerCarriesOn() throws Exception {
+        for (String t : new String[] {"4.656612873077393e-10", "1e-9", "0.019"}) { // the pool here is 50
+            HttpResponse<String> res = post(calm, "{\"prompt\": \"The\", \"max_tokens\": 8, \"temperature\": " + t
+                    + "}");
+            assertEquals(400, res.statusCode(), t + " -> " + res.body());
+            assertTrue(json(res).path("error").path("message").asText().contains("pool of 50"), res.body());
+        }
+        assertEquals(200, post(calm, "{\"prompt\": \"The\", \"max_tokens\": 8, \"temperature\": 0.02}")
+                .statusCode(), "T = 1/50 is the lowest a pool of 50 offers");
+        assertEquals("ok", json(get(calm, "/health")).path("status").asText());
+    }
+
+    @Test
+    void aBodyWithTrailingGarbageOrAFractionalSeedIsRefused() throws Exception {
+        String[][] cases = {
+            {"{\"prompt\": \"a\"} junk", "not valid JSON"},
+            {"{\"prompt\": \"a\"} {\"prompt\": \"b\"}", "not valid JSON"},
+            {"{\"prompt\": \"a\", \"seed\": 1.5}", "'seed' must be an integer"},
+            {"{\"prompt\": \"a\", \"seed\": 1e30}", "'seed' must be an integer"},
+        };
+        for (String[] c : cases) {
+            HttpResponse<String> res = post(calm, c[0]);
+            assertEquals(400, res.statusCode(), c[0] + " -> " + res.body());
+            assertTrue(json(res).path("error").path("message").asText().contains(c[1]), res.body());
+        }
+    }
+
+    @Test
+    void aPromptOfAMegabyteIsRefusedByItsLengthBeforeItIsTokenized() throws Exception {
+        try (CompletionServer big = CompletionServer.start(runs.calm, new CompletionServer.Options("127.0.0.1", 0, 4,
+                8, 400, 60, 2 << 20, 50, 50))) {
+            HttpResponse<String> res = post(big, "{\"prompt\": \"" + "the people ".repeat(100_000) + "\"}");
+            assertEquals(400, res.statusCode(), res.body());
+            assertTrue(json(res).path("error").path("message").asText().contains("1100000 characters"), res.body());
+        }
+    }
+
+    @Test
+    void serverOptionsOutsideTheirBoundsAreRefusedAtStartNamingTheOption() {
+        String[][] cases = {
+            {"0", "4096", "64", "--max-draws"}, {"-1", "4096", "64", "--max-draws"},
+            {"50", "-1", "64", "--max-body"}, {"50", "2147483647", "64", "--max-body"},
+            {"50", "4096", "2147483647", "--queue"},
+        };
+        for (String[] c : cases) {
+            calm4j.engine.UserError e = assertThrows(calm4j.engine.UserError.class, () -> new CompletionServer.Options(
+                    "127.0.0.1", 0, 4, Integer.parseInt(c[2]), 400, 60, Integer.parseInt(c[1]), 50,
+                    Integer.parseInt(c[0])));
+            assertTrue(e.getMessage().startsWith(c[3]), e.getMessage());
+        }
+        calm4j.engine.UserError host = assertThrows(calm4j.engine.UserError.class, () -> CompletionServer.start(
+                runs.calm, new CompletionServer.Options("no.such.host.invalid", 0, 4, 8, 400, 60, 4096, 50, 50)));
+        assertTrue(host.getMessage().contains("--host no.such.host.invalid"), host.getMessage());
+    }
+
+    /** A served model whose decoding fails at the first step of any sequence asked for exactly 13 tokens. */
+    static ServedModel poisonedAt13(ServedModel real) {
+        return new ServedModel(real.id, real.kind, real.tokenizer, real.tokensPerStep) {
+            int maxPromptTokens() {
+                return real.maxPromptTokens();
+            }
+
+            void checkTemperature(double temperature) {
+                real.checkTemperature(temperature);
+            }
+
+            Decoder newDecoder() {
+                Decoder d = real.newDecoder();
+                return new Decoder() {
+                    boolean poisoned;
+
+                    public List<Integer> join(List<Job> jobs) {
+                        poisoned |= jobs.stream().anyMatch(j -> j.maxTokens() == 13);
+                        return d.join(jobs);
+                    }
+
+                    public List<Step> step() {
+                        if (poisoned) throw new IllegalStateException("a poisoned step");
+                        return d.step();
+                    }
+
+                    public void cancel(int id) {
+                        d.cancel(id);
+                    }
+
+                    public int size() {
+                        return d.size();
+                    }
+
+                    public void close() {
+                        d.close();
+                    }
+                };
+            }
+        };
+    }
+
+    @Test
+    void aFailingGenerationStepEndsItsSequencesWithAnErrorAndServingGoesOn() throws Exception {
+        ServedModel real = ServedModel.load(runs.calm, 50, 50);
+        try (Scheduler scheduler = new Scheduler(poisonedAt13(real), 4, 8)) {
+            java.util.concurrent.LinkedBlockingQueue<Scheduler.Delivery> out =
+                    new java.util.concurrent.LinkedBlockingQueue<>();
+            long deadline = System.nanoTime() + 60_000_000_000L;
+            int[] prompt = real.encode("the people");
+            assertTrue(scheduler.submit(List.of(new Scheduler.Ticket(new Decoder.Job(prompt, 13, 1.0, 1), 0, deadline,
+                    out))));
+            String finish = null;
+            while (finish == null) finish = out.take().step().finishReason();
+            assertTrue(finish.startsWith(Scheduler.ERROR + ": ") && finish.contains("a poisoned step"), finish);
+
+            assertTrue(scheduler.submit(List.of(new Scheduler.Ticket(new Decoder.Job(prompt, 8, 1.0, 2), 1, deadline,
+                    out))));
+            finish = null;
+            while (finish == null) finish = out.take().step().finishReason();
+            assertTrue(List.of("length", "stop", "eos").contains(finish), "the next request is served: " + finish);
+            assertTrue(scheduler.isRunning());
+            assertEquals(1, scheduler.failures());
+        }
+    }
 }
