@@ -29,9 +29,11 @@ import java.util.function.Supplier;
                 + "five minutes, as a smoke run.")
 final class DemoCommand implements Callable<Integer> {
     /** Step budgets of one demo: the full one, and the smoke run of {@code --quick}. */
-    record Budget(long aeSteps, long lmSteps, long arSteps, int evalBatches, int sampleTokens) {
-        static final Budget FULL = new Budget(3000, 1000, 1000, 16, 48);
-        static final Budget QUICK = new Budget(300, 150, 150, 4, 32);
+    record Budget(long aeSteps, long lmSteps, long arSteps, int evalBatches, Integer trainEvalBatches,
+                  int sampleTokens) {
+        /** In-training evaluations as each command's defaults have them. */
+        static final Budget FULL = new Budget(3000, 1000, 1000, 16, null, 48);
+        static final Budget QUICK = new Budget(300, 150, 150, 2, 2, 32);
     }
 
     /** Warm-up steps per model from which the full demo estimates its duration. */
@@ -83,7 +85,7 @@ final class DemoCommand implements Callable<Integer> {
         Budget defaults = quick ? Budget.QUICK : Budget.FULL;
         Budget b = new Budget(aeSteps != null ? aeSteps : defaults.aeSteps(),
                 lmSteps != null ? lmSteps : defaults.lmSteps(), arSteps != null ? arSteps : defaults.arSteps(),
-                defaults.evalBatches(), defaults.sampleTokens());
+                defaults.evalBatches(), defaults.trainEvalBatches(), defaults.sampleTokens());
         Path root = dir != null ? dir : Path.of(quick ? "runs/demo-quick" : "runs/demo");
         try {
             return run(b, root);
@@ -106,19 +108,19 @@ final class DemoCommand implements Callable<Integer> {
         if (!quick && !Files.exists(ae)) estimate(b, root, data, one);
 
         System.out.println("== 2/6 chunk autoencoder: " + ae);
-        if (train("autoencoder training", () -> AeCommand.Train.train(options(data, aeConfig, ae, b.aeSteps()),
+        if (train("autoencoder training", () -> AeCommand.Train.train(options(data, aeConfig, ae, b.aeSteps(), b),
                 engine.quiet, one))) return 130;
         command("autoencoder evaluation", "ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(),
                 "--batches", String.valueOf(b.evalBatches()), "--threads", threads);
 
         System.out.println("== 3/6 CALM: " + lm);
-        if (train("CALM training", () -> LmCommand.Train.train(ae, options(data, lmConfig, lm, b.lmSteps()),
+        if (train("CALM training", () -> LmCommand.Train.train(ae, options(data, lmConfig, lm, b.lmSteps(), b),
                 engine.quiet, one))) return 130;
         command("CALM evaluation", "lm", "eval", "--ckpt", lm.toString(), "--data", data.toString(), "--batches",
                 String.valueOf(b.evalBatches()), "--threads", threads);
 
         System.out.println("== 4/6 token model with the same backbone: " + ar);
-        if (train("token model training", () -> ArCommand.Train.train(options(data, null, ar, b.arSteps()), 4,
+        if (train("token model training", () -> ArCommand.Train.train(options(data, null, ar, b.arSteps(), b), 4,
                 engine.quiet, one))) return 130;
         command("token model evaluation", "ar", "eval", "--ckpt", ar.toString(), "--data", data.toString(),
                 "--batches", String.valueOf(b.evalBatches()), "--threads", threads);
@@ -174,17 +176,18 @@ final class DemoCommand implements Callable<Integer> {
         CorpusPreparer.deleteTree(scratch);
         System.out.println("== timing " + WARMUP_STEPS + " warm-up steps of each model to estimate the duration ...");
         try {
-            double aeSec = seconds(AeCommand.Train.train(options(data, aeConfig, scratch.resolve("ae"),
-                    WARMUP_STEPS), true, one), b.aeSteps(), options(data, aeConfig, null, 0).train(AeCommand.TRAIN));
-            double lmSec = seconds(LmCommand.Train.train(scratch.resolve("ae"), options(data, lmConfig,
-                    scratch.resolve("calm"), WARMUP_STEPS), true, one), b.lmSteps(),
-                    options(data, lmConfig, null, 0).train(LmCommand.TRAIN));
-            double arSec = seconds(ArCommand.Train.train(options(data, null, scratch.resolve("ar"), WARMUP_STEPS), 4,
-                    true, one), b.arSteps(), ArCommand.TRAIN);
+            TrainConfig aeCfg = options(data, aeConfig, null, 0).train(AeCommand.TRAIN);
+            TrainConfig lmCfg = options(data, lmConfig, null, 0).train(LmCommand.TRAIN);
+            double aeSec = seconds(AeCommand.Train.train(warmup(data, aeConfig, scratch.resolve("ae")), true, one),
+                    b.aeSteps(), aeCfg);
+            double lmSec = seconds(LmCommand.Train.train(scratch.resolve("ae"), warmup(data, lmConfig,
+                    scratch.resolve("calm")), true, one), b.lmSteps(), lmCfg);
+            double arSec = seconds(ArCommand.Train.train(warmup(data, null, scratch.resolve("ar")), 4, true, one),
+                    b.arSteps(), ArCommand.TRAIN);
             double minutes = (aeSec + lmSec + arSec) / 60;
-            System.out.printf("   this demo trains for about %.0f minutes on this machine (autoencoder %.0f, CALM "
-                    + "%.0f, token model %.0f), then evaluates, samples and reports for a few more.%n", minutes,
-                    aeSec / 60, lmSec / 60, arSec / 60);
+            System.out.printf("   this demo trains for about %.0f min on this machine (autoencoder %.0f min, CALM "
+                    + "%.0f min, token model %.0f min), then evaluates, samples and reports for a few more.%n",
+                    Math.max(1, minutes), aeSec / 60, lmSec / 60, arSec / 60);
             System.out.println("   At the end: each model's held-out scores (BrierLM), three samples from the CALM "
                     + "at temperatures 1 and 1/2 and three from the token model, and a report in "
                     + root.resolve("report/report.md") + ". Ctrl-C stops; the same command resumes.");
@@ -193,14 +196,27 @@ final class DemoCommand implements Callable<Integer> {
         }
     }
 
+    /** A warm-up run: a few steps, then an evaluation of one held-out batch. */
+    private static TrainOptions warmup(Path data, Path config, Path out) {
+        TrainOptions o = options(data, config, out, WARMUP_STEPS);
+        o.evalBatches = 1;
+        return o;
+    }
+
     /**
-     * Seconds a run of {@code steps} takes, from a warm-up run's summary: its steps at their measured rate, and its
-     * closing evaluation once per {@code eval_every} steps.
+     * Seconds a run of {@code steps} takes, from a warm-up run's summary: its steps at their measured rate, and an
+     * evaluation of eval_batches batches (the warm-up timed one) every eval_every steps.
      */
     private static double seconds(Trainer.Summary warmup, long steps, TrainConfig cfg) {
         double perStep = warmup.tokensSeen() / (double) warmup.step() / warmup.tokensPerSecond();
-        double perEval = Math.max(0, warmup.seconds() - warmup.step() * perStep);
-        return steps * perStep + Math.ceil((double) steps / cfg.evalEvery()) * perEval;
+        double perEvalBatch = Math.max(0, warmup.seconds() - warmup.step() * perStep);
+        return steps * perStep + Math.ceil((double) steps / cfg.evalEvery()) * cfg.evalBatches() * perEvalBatch;
+    }
+
+    private static TrainOptions options(Path data, Path config, Path out, long steps, Budget b) {
+        TrainOptions o = options(data, config, out, steps);
+        o.evalBatches = b.trainEvalBatches();
+        return o;
     }
 
     private static TrainOptions options(Path data, Path config, Path out, long steps) {

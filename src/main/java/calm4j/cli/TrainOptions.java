@@ -25,6 +25,9 @@ final class TrainOptions {
     @Option(names = "--max-steps", description = "override train.max_steps")
     Long maxSteps;
 
+    /** Set by the demo, not the command line: held-out batches per in-training evaluation. */
+    Integer evalBatches;
+
     @Option(names = "--dist-timeout", defaultValue = "300", description = "data-parallel runs: seconds a rank waits "
             + "for the others (rendezvous, gradient averaging) before failing; must exceed an evaluation's duration, "
             + "which rank 0 runs alone (default: ${DEFAULT-VALUE})")
@@ -65,6 +68,7 @@ final class TrainOptions {
 
     TrainConfig train(TrainConfig defaults) {
         TrainConfig t = Configs.section(root(), "train", defaults, TrainConfig.class, where());
+        if (evalBatches != null) t = t.withEvalBatches(evalBatches);
         return maxSteps != null ? t.withMaxSteps(maxSteps) : t;
     }
 }

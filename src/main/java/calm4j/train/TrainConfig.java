@@ -48,6 +48,11 @@ public record TrainConfig(long maxSteps, int batchSize, int gradAccum, double lr
         return minLr + 0.5 * (lr - minLr) * (1 + Math.cos(Math.PI * progress));
     }
 
+    public TrainConfig withEvalBatches(int batches) {
+        return new TrainConfig(maxSteps, batchSize, gradAccum, lr, minLr, warmupSteps, schedule, weightDecay, beta1,
+                beta2, gradClip, evalEvery, batches, checkpointEvery, keepCheckpoints, logEvery, maxBadSteps, seed);
+    }
+
     public TrainConfig withMaxSteps(long steps) {
         return new TrainConfig(steps, batchSize, gradAccum, lr, minLr, warmupSteps, schedule, weightDecay, beta1,
                 beta2, gradClip, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, logEvery, maxBadSteps, seed);
