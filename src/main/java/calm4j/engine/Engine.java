@@ -59,7 +59,7 @@ public final class Engine {
             }
             if (!torch.cuda_is_available()) {
                 throw new UserError("--device " + name + " asked for CUDA, but this libtorch build or machine has no "
-                        + "CUDA device. Use --device cpu, or rebuild with 'mvn -Pcuda package' on a machine with a GPU.");
+                        + "CUDA device. Use --device cpu, or rebuild with './mvnw -Pcuda package' on a machine with a GPU.");
             }
             int count = torch.cuda_device_count();
             if (index >= count) {
