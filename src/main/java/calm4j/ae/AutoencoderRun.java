@@ -18,6 +18,7 @@ public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokeniz
                 dir.resolve(RunFolder.CONFIG).toString());
         Path ckpt = Checkpoints.latestOf(dir);
         Tokenizer tok = Tokenizer.load(dir.resolve(RunFolder.TOKENIZER));
+        tok.requireVocabulary(cfg.vocabSize(), "autoencoder run " + dir);
         ChunkAutoencoder ae = new ChunkAutoencoder(cfg);
         Checkpoints.State state = Checkpoints.load(ckpt, ae, null);
         ae.eval();

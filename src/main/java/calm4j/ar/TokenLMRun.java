@@ -18,7 +18,9 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
                 dir.resolve(RunFolder.CONFIG).toString());
         JsonNode data = root.path("data");
         Tokenizer tok = Tokenizer.load(dir.resolve(RunFolder.TOKENIZER));
-        TokenLM model = new TokenLM(cfg, data.path("vocab_size").asInt(tok.vocabSize()));
+        int vocab = data.path("vocab_size").asInt(tok.vocabSize());
+        tok.requireVocabulary(vocab, "token model run " + dir);
+        TokenLM model = new TokenLM(cfg, vocab);
         Checkpoints.State state = Checkpoints.load(Checkpoints.latestOf(dir), model, null);
         model.eval();
         return new TokenLMRun(dir, model, tok, data.path("patch_size").asInt(4), data.path("pad_id").asInt(),

@@ -25,6 +25,7 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step)
                 AutoencoderConfig.class, where);
         Path ckpt = Checkpoints.latestOf(dir);
         Tokenizer tok = Tokenizer.load(dir.resolve(RunFolder.TOKENIZER));
+        tok.requireVocabulary(ae.vocabSize(), "CALM run " + dir);
         CalmModel model = new CalmModel(cfg, new ChunkAutoencoder(ae));
         Checkpoints.State state = Checkpoints.load(ckpt, model, null);
         model.eval();

@@ -30,14 +30,15 @@ public final class Calm implements Runnable {
         CommandLine cli = new CommandLine(new Calm());
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
             Throwable t = e;
+            String name = cmd.getCommandSpec().qualifiedName(); // "calm ae train", not "train"
             if (t instanceof RuntimeException r && !(t instanceof UserError) && LibtorchErrors.isLibtorch(r)) {
-                t = LibtorchErrors.translate(cmd.getCommandName(), r);
+                t = LibtorchErrors.translate(name, r);
             }
             if (t instanceof UserError) {
-                cmd.getErr().println("calm " + cmd.getCommandName() + ": error: " + t.getMessage());
+                cmd.getErr().println(name + ": error: " + t.getMessage());
                 return 2;
             }
-            cmd.getErr().println("calm " + cmd.getCommandName() + ": internal error (please report it):");
+            cmd.getErr().println(name + ": internal error (please report it):");
             e.printStackTrace(cmd.getErr());
             return 1;
         });

@@ -13,6 +13,11 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
+import java.nio.ByteBuffer;
+import java.nio.CharBuffer;
+import java.nio.charset.CharsetDecoder;
+import java.nio.charset.CoderResult;
+import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -76,14 +81,19 @@ final class GenerateCommand implements Callable<Integer> {
             prompts.add(prompt.text);
         } else {
             if (!Files.isRegularFile(prompt.file)) throw new UserError("prompt file " + prompt.file + " does not exist");
-            for (String line : Files.readAllLines(prompt.file, StandardCharsets.UTF_8)) {
+            for (String line : readUtf8(prompt.file).split("\\R")) {
                 if (!line.isBlank()) prompts.add(line);
             }
             if (prompts.isEmpty()) throw new UserError("prompt file " + prompt.file + " has no prompt");
         }
-        if (batch < 1) throw new UserError("--batch must be at least 1");
+        if (batch < 1) throw new UserError("--batch must be at least 1, got " + batch);
+        if (maxTokens < 1) throw new UserError("--max-tokens must be at least 1, got " + maxTokens);
         CalmRun calm = CalmRun.load(run);
         var tok = calm.tokenizer();
+        // Everything a request can get wrong is checked here, before any text is printed.
+        CalmGenerator gen = new CalmGenerator(calm.model(), tok.eosId(), calm.model().autoencoder().config().padId(),
+                pool, exact, maxDraws);
+        gen.checkTemperature(temperature);
         List<CalmGenerator.Request> requests = new ArrayList<>();
         List<String> texts = new ArrayList<>();
         for (String p : prompts) {
@@ -92,19 +102,20 @@ final class GenerateCommand implements Callable<Integer> {
                 texts.add(p);
             }
         }
-        CalmGenerator gen = new CalmGenerator(calm.model(), tok.eosId(), calm.model().autoencoder().config().padId(),
-                pool, exact, maxDraws);
         boolean stream = !json && requests.size() == 1;
         TextStream shown = new TextStream(tok::decode);
-        if (stream) System.out.print(texts.get(0));
+        boolean[] promptShown = {false}; // the prompt is echoed once generation has accepted it
         long t0 = System.nanoTime();
         List<CalmGenerator.Output> outs = gen.generate(requests, (req, tokens) -> {
             if (!stream) return;
+            if (!promptShown[0]) System.out.print(texts.get(0));
+            promptShown[0] = true;
             System.out.print(shown.add(tokens, false));
             System.out.flush();
         });
         double seconds = (System.nanoTime() - t0) / 1e9;
         if (stream) {
+            if (!promptShown[0]) System.out.print(texts.get(0));
             System.out.println(shown.add(new int[0], true));
             System.err.printf("[%d tokens in %d steps, %.2f s, %s]%n", outs.get(0).tokens().length,
                     outs.get(0).steps(), seconds, outs.get(0).finishReason());
@@ -142,5 +153,20 @@ final class GenerateCommand implements Callable<Integer> {
         }
         System.out.println(Configs.JSON.writeValueAsString(root));
         return 0;
+    }
+
+    /** A text file's content, refusing bytes that are not UTF-8 with where they are. */
+    static String readUtf8(Path file) throws IOException {
+        byte[] bytes = Files.readAllBytes(file);
+        CharsetDecoder strict = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
+                .onUnmappableCharacter(CodingErrorAction.REPORT);
+        ByteBuffer in = ByteBuffer.wrap(bytes);
+        CharBuffer out = CharBuffer.allocate(bytes.length);
+        CoderResult r = strict.decode(in, out, true);
+        if (r.isError()) {
+            throw new UserError(file + " is not valid UTF-8 (bytes at offset " + in.position() + "): save it as "
+                    + "UTF-8");
+        }
+        return out.flip().toString();
     }
 }

@@ -113,6 +113,18 @@ public final class Tokenizer implements AutoCloseable {
         return vocabSize;
     }
 
+    /**
+     * Refuses a tokenizer whose vocabulary is not the model's: its ids would index other embeddings and the model
+     * would produce garbage without any error.
+     */
+    public void requireVocabulary(int modelVocabulary, String model) {
+        if (vocabSize != modelVocabulary) {
+            throw new UserError(path + " has a vocabulary of " + vocabSize + " tokens, but " + model + " was trained "
+                    + "on " + modelVocabulary + ": the tokenizer was replaced or belongs to another model; put back "
+                    + "the tokenizer.json it was trained with");
+        }
+    }
+
     public int eosId() {
         return eosId;
     }

@@ -117,6 +117,56 @@ class CalmCliTest {
                 dir.resolve("other"), 6, 2, 4).toString(), "--out", dir.resolve("calm2").toString());
         assertEquals(2, otherData.status());
         assertTrue(otherData.err().contains("different tokenizer"), otherData.err());
+        assertTrue(otherData.err().startsWith("calm lm train: error:"), "errors name the whole command: "
+                + otherData.err());
+
+        badGenerateRequestsAreRefusedBeforeAnyTextIsPrinted(dir, calm);
+    }
+
+    /** What used to print text and then fail, or crash, is a clear error with exit 2 and nothing on stdout. */
+    static void badGenerateRequestsAreRefusedBeforeAnyTextIsPrinted(Path dir, Path calm) throws Exception {
+        Path notUtf8 = dir.resolve("prompts.txt");
+        Files.write(notUtf8, new byte[] {'T', 'h', 'e', ' ', (byte) 0xC3, (byte) 0x28, '\n'});
+        String[][] cases = {
+            {"--temperature", "4.656612873077393e-10", "pool of 200"},
+            {"--max-draws", "0", "--max-draws must be at least 1"},
+            {"--max-draws", "-1", "--max-draws must be at least 1"},
+            {"--max-tokens", "0", "--max-tokens must be at least 1"},
+            {"--prompt-file", notUtf8.toString(), "is not valid UTF-8 (bytes at offset 4)"},
+            {"--prompt", "the people ".repeat(40), "context"},
+        };
+        for (String[] c : cases) {
+            boolean file = c[0].equals("--prompt-file"), prompt = c[0].equals("--prompt");
+            Run r = file || prompt ? calm("generate", "--ckpt", calm.toString(), c[0], c[1])
+                    : calm("generate", "--ckpt", calm.toString(), "--prompt", "The people", c[0], c[1]);
+            assertEquals(2, r.status(), String.join(" ", c) + ": " + r.err());
+            assertTrue(r.err().startsWith("calm generate: error:") && r.err().contains(c[2]), r.err());
+            assertEquals("", r.out(), "nothing is printed before the error");
+        }
+
+        // A run whose tokenizer.json was swapped for one with another vocabulary would generate garbage.
+        Path swapped = dir.resolve("swapped");
+        try (var files = Files.walk(calm)) {
+            for (Path f : files.toList()) {
+                Path to = swapped.resolve(calm.relativize(f).toString());
+                if (Files.isDirectory(f)) Files.createDirectories(to);
+                else Files.copy(f, to);
+            }
+        }
+        int trained, other;
+        try (var t = calm4j.tokenize.Tokenizer.load(calm.resolve("tokenizer.json"));
+             var o = calm4j.Fixtures.tokenizer(dir.resolve("tok-other"), calm4j.Fixtures.documents(20, 6, 1), 280)) {
+            trained = t.vocabSize();
+            other = o.vocabSize();
+        }
+        assertNotEquals(trained, other);
+        Files.copy(dir.resolve("tok-other/tokenizer.json"), swapped.resolve("tokenizer.json"),
+                java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+        Run r = calm("generate", "--ckpt", swapped.toString(), "--prompt", "The people");
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("has a vocabulary of " + other + " tokens")
+                && r.err().contains("trained on " + trained), r.err());
+        assertEquals("", r.out());
     }
 
     @Test
