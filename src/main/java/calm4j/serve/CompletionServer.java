@@ -11,20 +11,25 @@ import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import com.sun.net.httpserver.HttpExchange;
-import com.sun.net.httpserver.HttpServer;
+import org.eclipse.jetty.server.Handler;
+import org.eclipse.jetty.server.HttpConfiguration;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.NetworkConnectionLimit;
+import org.eclipse.jetty.server.Request;
+import org.eclipse.jetty.server.Response;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+import org.eclipse.jetty.util.Callback;
+import org.eclipse.jetty.util.thread.QueuedThreadPool;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.InetAddress;
-import java.net.InetSocketAddress;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
-import java.util.concurrent.ThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.atomic.AtomicLong;
@@ -73,8 +78,8 @@ public final class CompletionServer implements AutoCloseable {
     private final ServedModel model;
     private final Options options;
     private final Scheduler scheduler;
-    private final HttpServer http;
-    private final ThreadPoolExecutor handlers;
+    private final Server http;
+    private final ServerConnector connector;
     private final AtomicLong requestIds = new AtomicLong();
     private final byte[] playground;
     /** One line per JSON document: server-sent events must not contain newlines inside an event's data. */
@@ -94,41 +99,90 @@ public final class CompletionServer implements AutoCloseable {
         try (InputStream in = CompletionServer.class.getResourceAsStream("playground.html")) {
             this.playground = in.readAllBytes();
         }
-        InetSocketAddress address;
+        InetAddress address;
         try {
-            address = new InetSocketAddress(InetAddress.getByName(options.host()), options.port());
+            address = InetAddress.getByName(options.host());
         } catch (java.net.UnknownHostException e) {
             throw new UserError("--host " + options.host() + " is not an address of this machine or a name that "
                     + "resolves (" + e.getMessage() + "): use 127.0.0.1 (the default), 0.0.0.0, or an interface's "
                     + "address");
         }
         this.scheduler = new Scheduler(model, options.maxBatch(), options.queue());
+        // A thread per waiting or running request, and spare ones to answer 503s and health checks at once. Reading
+        // headers takes no thread (Jetty parses them as they arrive), so slow clients cannot take these.
+        QueuedThreadPool threads = new QueuedThreadPool(options.maxBatch() + options.queue() + 32, 4);
+        threads.setName("calm4j-http");
+        threads.setDaemon(true);
+        this.http = new Server(threads);
+        HttpConfiguration config = new HttpConfiguration();
+        config.setRequestHeaderSize(MAX_HEADER_BYTES); // larger headers: 431
+        config.setSendServerVersion(false);
+        config.setSendXPoweredBy(false);
+        this.connector = new ServerConnector(http, 1, 1, new HttpConnectionFactory(config));
+        connector.setHost(address.getHostAddress());
+        connector.setPort(options.port());
+        // A connection that sends nothing for this long while its headers or body are read is closed; a request
+        // being generated is not idle in this sense (its handler is neither reading nor writing).
+        connector.setIdleTimeout(READ_TIMEOUT_MILLIS);
+        http.addConnector(connector);
+        http.addBean(new NetworkConnectionLimit(MAX_CONNECTIONS, connector));
+        http.setHandler(new Handler.Abstract() {
+            @Override
+            public boolean handle(Request request, Response response, Callback callback) {
+                try {
+                    route(new Exchange(request, response));
+                    callback.succeeded();
+                } catch (Throwable t) {
+                    callback.failed(t);
+                }
+                return true;
+            }
+        });
         try {
-            this.http = HttpServer.create(address, 128);
-        } catch (java.net.BindException e) {
+            http.start();
+        } catch (Exception e) {
             scheduler.close();
-            throw new UserError("cannot listen on " + options.host() + ":" + options.port() + " (" + e.getMessage()
-                    + "): choose another --port, or stop what uses it");
+            stopQuietly();
+            Throwable cause = e instanceof java.io.IOException && e.getCause() != null ? e.getCause() : e;
+            if (cause instanceof java.net.BindException || e instanceof java.io.IOException) {
+                throw new UserError("cannot listen on " + options.host() + ":" + options.port() + " ("
+                        + e.getMessage() + "): choose another --port, or stop what uses it");
+            }
+            throw new IOException("the HTTP server did not start: " + e, e);
         }
-        // A thread per waiting or running request, and some spare ones to answer 503s and health checks at once.
-        int threads = options.maxBatch() + options.queue() + 16;
-        this.handlers = new ThreadPoolExecutor(threads, threads, 30, TimeUnit.SECONDS, new LinkedBlockingQueue<>());
-        handlers.allowCoreThreadTimeOut(true);
-        http.setExecutor(handlers);
-        http.createContext("/", this::route);
-        http.start();
+    }
+
+    /** Jetty's connection limits. */
+    static final int MAX_HEADER_BYTES = 8192, MAX_CONNECTIONS = 512;
+    /** Headers and body must arrive without a pause this long. */
+    static final long READ_TIMEOUT_MILLIS = 5000;
+
+    private void stopQuietly() {
+        try {
+            http.stop();
+        } catch (Exception ignored) {
+            // stopping a server that did not start
+        }
     }
 
     /** Loads a CALM or token-model run and starts serving it. */
     public static CompletionServer start(java.nio.file.Path run, Options options) throws IOException {
-        return new CompletionServer(ServedModel.load(run, options.pool(), options.maxDraws()), options);
+        return start(ServedModel.load(run, options.pool(), options.maxDraws()), options);
+    }
+
+    static CompletionServer start(ServedModel model, Options options) throws IOException {
+        return new CompletionServer(model, options);
     }
 
     /** The address it listens on (with the real port when 0 was asked for). */
     public String url() {
-        InetSocketAddress a = http.getAddress();
-        String host = a.getAddress().isAnyLocalAddress() ? "127.0.0.1" : a.getAddress().getHostAddress();
-        return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + a.getPort();
+        String host = connector.getHost();
+        try {
+            if (InetAddress.getByName(host).isAnyLocalAddress()) host = "127.0.0.1";
+        } catch (java.net.UnknownHostException e) {
+            // the host was resolved when the server started
+        }
+        return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + connector.getLocalPort();
     }
 
     public String modelId() {
@@ -137,15 +191,14 @@ public final class CompletionServer implements AutoCloseable {
 
     @Override
     public void close() {
-        http.stop(0);
+        stopQuietly();
         scheduler.close();
-        handlers.shutdownNow();
     }
 
-    private void route(HttpExchange ex) throws IOException {
-        try (ex) {
-            String path = ex.getRequestURI().getPath();
-            String method = ex.getRequestMethod();
+    private void route(Exchange ex) throws IOException {
+        try {
+            String path = ex.path();
+            String method = ex.method();
             switch (path) {
                 case "/v1/completions" -> {
                     if (allow(ex, "POST")) completions(ex);
@@ -167,10 +220,10 @@ public final class CompletionServer implements AutoCloseable {
         }
     }
 
-    private boolean allow(HttpExchange ex, String method) throws IOException {
-        if (ex.getRequestMethod().equals(method)) return true;
-        ex.getResponseHeaders().set("Allow", method);
-        sendError(ex, 405, "method_not_allowed", ex.getRequestURI().getPath() + " takes " + method);
+    private boolean allow(Exchange ex, String method) throws IOException {
+        if (ex.method().equals(method)) return true;
+        ex.header("Allow", method);
+        sendError(ex, 405, "method_not_allowed", ex.path() + " takes " + method);
         return false;
     }
 
@@ -200,8 +253,13 @@ public final class CompletionServer implements AutoCloseable {
         return root;
     }
 
-    private void completions(HttpExchange ex) throws IOException {
-        byte[] bytes = ex.getRequestBody().readNBytes(options.maxBodyBytes() + 1);
+    private void completions(Exchange ex) throws IOException {
+        if (ex.declaredLength() > options.maxBodyBytes()) { // refused before a byte of it is read
+            sendError(ex, 400, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
+                    + " bytes");
+            return;
+        }
+        byte[] bytes = ex.readBody(options.maxBodyBytes());
         if (bytes.length > options.maxBodyBytes()) {
             sendError(ex, 400, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
                     + " bytes");
@@ -245,7 +303,7 @@ public final class CompletionServer implements AutoCloseable {
             return;
         }
         if (!scheduler.submit(tickets)) {
-            ex.getResponseHeaders().set("Retry-After", "1");
+            ex.header("Retry-After", "1");
             sendError(ex, 503, "server_busy", "the server is busy (its queue of " + options.queue() + " sequences is "
                     + "full): retry after a second");
             return;
@@ -266,6 +324,8 @@ public final class CompletionServer implements AutoCloseable {
         final int promptTokens;
         final List<TextStream> choices = new ArrayList<>();
         final String[] finish;
+        final long giveUpNanos = System.nanoTime() + (long) (options.timeoutSeconds() * 1e9)
+                + GIVE_UP_AFTER_MILLIS * 1_000_000;
         int finished;
 
         Completion(String id, long created, int n, int promptTokens) {
@@ -320,10 +380,23 @@ public final class CompletionServer implements AutoCloseable {
         };
     }
 
-    private void collect(HttpExchange ex, Completion c, BlockingQueue<Scheduler.Delivery> out,
+    private void collect(Exchange ex, Completion c, BlockingQueue<Scheduler.Delivery> out,
                          List<Scheduler.Ticket> tickets) throws IOException {
         try {
-            while (!c.done()) c.add(next(out, tickets));
+            long nextCheck = System.nanoTime() + CLIENT_CHECK_MILLIS * 1_000_000;
+            while (!c.done()) {
+                Scheduler.Delivery d = out.poll(CLIENT_CHECK_MILLIS, TimeUnit.MILLISECONDS);
+                if (d != null) c.add(d);
+                long now = System.nanoTime();
+                if (now > nextCheck) {
+                    if (ex.clientGone()) { // nobody will read the answer: stop generating it
+                        tickets.forEach(Scheduler.Ticket::cancel);
+                        return;
+                    }
+                    nextCheck = now + CLIENT_CHECK_MILLIS * 1_000_000;
+                }
+                if (d == null && now > c.giveUpNanos) c.add(stalled(tickets));
+            }
         } catch (InterruptedException e) {
             tickets.forEach(Scheduler.Ticket::cancel);
             Thread.currentThread().interrupt();
@@ -359,12 +432,9 @@ public final class CompletionServer implements AutoCloseable {
     }
 
     /** Server-sent events: one event per generation step and choice (a K-token chunk for a CALM), then [DONE]. */
-    private void stream(HttpExchange ex, Completion c, BlockingQueue<Scheduler.Delivery> out,
+    private void stream(Exchange ex, Completion c, BlockingQueue<Scheduler.Delivery> out,
                         List<Scheduler.Ticket> tickets) throws IOException {
-        ex.getResponseHeaders().set("Content-Type", "text/event-stream; charset=utf-8");
-        ex.getResponseHeaders().set("Cache-Control", "no-cache");
-        ex.sendResponseHeaders(200, 0);
-        OutputStream os = ex.getResponseBody();
+        ex.startStream("text/event-stream; charset=utf-8");
         try {
             while (!c.done()) {
                 Scheduler.Delivery d = next(out, tickets);
@@ -382,11 +452,10 @@ public final class CompletionServer implements AutoCloseable {
                             ? "generation took longer than the server's limit of " + options.timeoutSeconds() + " s"
                             : reason);
                 }
-                os.write(("data: " + COMPACT.writeValueAsString(event) + "\n\n").getBytes(StandardCharsets.UTF_8));
-                os.flush();
+                ex.write(("data: " + COMPACT.writeValueAsString(event) + "\n\n").getBytes(StandardCharsets.UTF_8));
             }
-            os.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-            os.flush();
+            ex.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
+            ex.end();
         } catch (IOException e) {
             tickets.forEach(Scheduler.Ticket::cancel); // the client disconnected: stop generating for it
             throw e;
@@ -402,14 +471,21 @@ public final class CompletionServer implements AutoCloseable {
      */
     private Scheduler.Delivery next(BlockingQueue<Scheduler.Delivery> out, List<Scheduler.Ticket> tickets)
             throws InterruptedException {
-        Scheduler.Delivery d = out.poll((long) (options.timeoutSeconds() * 1000) + 30_000, TimeUnit.MILLISECONDS);
-        if (d != null) return d;
+        Scheduler.Delivery d = out.poll((long) (options.timeoutSeconds() * 1000) + GIVE_UP_AFTER_MILLIS,
+                TimeUnit.MILLISECONDS);
+        return d != null ? d : stalled(tickets);
+    }
+
+    private static Scheduler.Delivery stalled(List<Scheduler.Ticket> tickets) {
         tickets.forEach(Scheduler.Ticket::cancel);
         return new Scheduler.Delivery(-1, new Decoder.Step(-1, new int[0], Scheduler.ERROR
                 + ": the generation thread stopped answering"));
     }
 
-    private static void sendError(HttpExchange ex, int status, String type, String message) throws IOException {
+    /** How often a non-streamed request checks that its client is still there; how long past its deadline it waits. */
+    static final long CLIENT_CHECK_MILLIS = 100, GIVE_UP_AFTER_MILLIS = 30_000;
+
+    private static void sendError(Exchange ex, int status, String type, String message) throws IOException {
         ObjectNode root = Configs.JSON.createObjectNode();
         ObjectNode error = root.putObject("error");
         error.put("message", message);
@@ -417,15 +493,11 @@ public final class CompletionServer implements AutoCloseable {
         sendJson(ex, status, root);
     }
 
-    private static void sendJson(HttpExchange ex, int status, JsonNode body) throws IOException {
+    private static void sendJson(Exchange ex, int status, JsonNode body) throws IOException {
         send(ex, status, "application/json", COMPACT.writeValueAsBytes(body));
     }
 
-    private static void send(HttpExchange ex, int status, String type, byte[] body) throws IOException {
-        ex.getResponseHeaders().set("Content-Type", type);
-        ex.sendResponseHeaders(status, body.length == 0 ? -1 : body.length);
-        try (OutputStream os = ex.getResponseBody()) {
-            os.write(body);
-        }
+    private static void send(Exchange ex, int status, String type, byte[] body) throws IOException {
+        ex.send(status, type, body);
     }
 }

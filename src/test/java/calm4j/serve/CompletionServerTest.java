@@ -356,4 +356,129 @@ class CompletionServerTest {
             assertEquals(1, scheduler.failures());
         }
     }
+
+    /** A served model whose every generation step takes {@code millis} longer (a stand-in for a large model). */
+    static ServedModel slowed(ServedModel real, long millis) {
+        return new ServedModel(real.id, real.kind, real.tokenizer, real.tokensPerStep) {
+            int maxPromptTokens() {
+                return real.maxPromptTokens();
+            }
+
+            void checkTemperature(double temperature) {
+                real.checkTemperature(temperature);
+            }
+
+            Decoder newDecoder() {
+                Decoder d = real.newDecoder();
+                return new Decoder() {
+                    public List<Integer> join(List<Job> jobs) {
+                        return d.join(jobs);
+                    }
+
+                    public List<Step> step() {
+                        try {
+                            Thread.sleep(millis);
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                        }
+                        return d.step();
+                    }
+
+                    public void cancel(int id) {
+                        d.cancel(id);
+                    }
+
+                    public int size() {
+                        return d.size();
+                    }
+
+                    public void close() {
+                        d.close();
+                    }
+                };
+            }
+        };
+    }
+
+    static int running(CompletionServer server) throws Exception {
+        return json(get(server, "/health")).path("running").asInt();
+    }
+
+    @Test
+    void aNonStreamedRequestWhoseClientLeftStopsGeneratingAtTheNextStep() throws Exception {
+        ServedModel slow = slowed(ServedModel.load(runs.tokenLm, 50, 50), 20); // 400 tokens: at least 8 s
+        try (CompletionServer server = CompletionServer.start(slow, ServedRuns.options(4, 4, 600))) {
+            URI uri = URI.create(server.url());
+            String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"seed\": 1}";
+            try (Socket s = new Socket(uri.getHost(), uri.getPort())) {
+                s.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                        + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
+                long until = System.currentTimeMillis() + 5_000;
+                while (running(server) == 0 && System.currentTimeMillis() < until) Thread.sleep(20);
+                assertEquals(1, running(server), "generating");
+            } // the client hangs up without waiting for the answer
+            long left = System.nanoTime();
+            long until = System.currentTimeMillis() + 3_000;
+            while (running(server) != 0 && System.currentTimeMillis() < until) Thread.sleep(20);
+            assertEquals(0, running(server), "the sequence left the batch");
+            assertTrue((System.nanoTime() - left) / 1e9 < 3, "well before its 8 s of generation would end");
+        }
+    }
+
+    /** Opens a connection and sends {@code head} of a request, then nothing more. */
+    static Socket stalled(URI uri, String head) throws Exception {
+        Socket s = new Socket(uri.getHost(), uri.getPort());
+        s.getOutputStream().write(head.getBytes(StandardCharsets.UTF_8));
+        s.getOutputStream().flush();
+        return s;
+    }
+
+    @Test
+    void slowClientsCannotKeepHealthOrCompletionsWaiting() throws Exception {
+        URI uri = URI.create(calm.url());
+        List<Socket> slow = new ArrayList<>();
+        try {
+            for (int i = 0; i < 97; i++) {
+                slow.add(stalled(uri, switch (i % 3) {
+                    case 0 -> "POST /v1/completions HTTP/1.1\r\nHost: x\r\n";          // headers never end
+                    case 1 -> "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro"; // half a body
+                    default -> "GET /hea";                                                  // half a request line
+                }));
+            }
+            HttpClient quick = HttpClient.newBuilder().connectTimeout(java.time.Duration.ofSeconds(2)).build();
+            long t0 = System.nanoTime();
+            HttpResponse<String> health = quick.send(HttpRequest.newBuilder(URI.create(calm.url() + "/health"))
+                    .timeout(java.time.Duration.ofSeconds(2)).GET().build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, health.statusCode());
+            HttpResponse<String> done = quick.send(HttpRequest.newBuilder(URI.create(calm.url() + "/v1/completions"))
+                    .timeout(java.time.Duration.ofSeconds(10)).POST(HttpRequest.BodyPublishers.ofString(
+                            "{\"prompt\": \"the people\", \"max_tokens\": 8}")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, done.statusCode(), done.body());
+            assertTrue((System.nanoTime() - t0) / 1e9 < 5, "answered while 97 clients stall");
+
+            // The stalled connections are closed once they have sent nothing for the read timeout.
+            for (Socket s : List.of(slow.get(0), slow.get(1), slow.get(2))) {
+                s.setSoTimeout((int) CompletionServer.READ_TIMEOUT_MILLIS + 5_000);
+                java.io.InputStream in = s.getInputStream();
+                long start = System.nanoTime();
+                while (in.read() >= 0) { /* an error response, if any, then the close */ }
+                assertTrue((System.nanoTime() - start) / 1e6 < CompletionServer.READ_TIMEOUT_MILLIS + 5_000);
+            }
+        } finally {
+            for (Socket s : slow) s.close();
+        }
+    }
+
+    @Test
+    void oversizedHeadersGet431() throws Exception {
+        URI uri = URI.create(calm.url());
+        try (Socket s = stalled(uri, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + "a".repeat(20_000)
+                + "\r\n\r\n")) {
+            s.setSoTimeout(5_000);
+            String status = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8))
+                    .readLine();
+            assertTrue(status != null && status.startsWith("HTTP/1.1 431"), String.valueOf(status));
+        }
+    }
 }
