@@ -60,6 +60,8 @@ final class AeCommand {
 
         static Trainer.Summary train(TrainOptions options, boolean quiet, DataParallel dist) {
             Path data = options.data, out = options.out;
+            Configs.forbidKeys(options.root(), "model", java.util.List.of("vocab_size", "pad_id", "mask_id", "eos_id"),
+                    "the vocabulary and its special tokens come from the corpus's tokenizer", options.where());
             AutoencoderConfig model = options.model(AutoencoderConfig.DEFAULTS, AutoencoderConfig.class);
             TrainConfig train = options.train(TRAIN);
             Manifest m = Manifest.read(data);

@@ -55,7 +55,10 @@ final class TrainOptions {
     }
 
     JsonNode root() {
-        return config != null ? Configs.readTree(config) : Configs.JSON.createObjectNode();
+        if (config == null) return Configs.JSON.createObjectNode();
+        JsonNode root = Configs.readTree(config);
+        Configs.requireSections(root, java.util.List.of("model", "train"), where());
+        return root;
     }
 
     String where() {

@@ -4,6 +4,9 @@ import calm4j.data.LoaderState;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.bytedeco.javacpp.BytePointer;
+import org.bytedeco.javacpp.Pointer;
+import org.bytedeco.pytorch.ArchiveWriter;
 import org.bytedeco.pytorch.InputArchive;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Optimizer;
@@ -11,6 +14,7 @@ import org.bytedeco.pytorch.OutputArchive;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.ByteBuffer;
 import java.nio.channels.FileChannel;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -60,14 +64,12 @@ public final class Checkpoints {
             Files.createDirectories(dir);
             deleteTree(tmp);
             Files.createDirectories(tmp);
-            LibtorchErrors.guard("saving checkpoint " + target, () -> {
-                OutputArchive m = new OutputArchive();
-                model.save(m);
-                m.save_to(tmp.resolve("model.pt").toString());
-                OutputArchive o = new OutputArchive();
-                optimizer.save(o);
-                o.save_to(tmp.resolve("optimizer.pt").toString());
-            });
+            OutputArchive m = new OutputArchive();
+            LibtorchErrors.guard("saving checkpoint " + target, () -> model.save(m));
+            writeArchive(m, tmp.resolve("model.pt"));
+            OutputArchive o = new OutputArchive();
+            LibtorchErrors.guard("saving checkpoint " + target, () -> optimizer.save(o));
+            writeArchive(o, tmp.resolve("optimizer.pt"));
             State withSums = new State(state.step(), state.loader(), state.tokensSeen(), state.trainSeconds(),
                     Map.of("model.pt", sha256(tmp.resolve("model.pt")),
                             "optimizer.pt", sha256(tmp.resolve("optimizer.pt"))));
@@ -96,11 +98,9 @@ public final class Checkpoints {
         Path tmp = dir.resolve(".tmp-" + name), target = dir.resolve(name);
         try {
             Files.createDirectories(tmp);
-            LibtorchErrors.guard("saving " + target, () -> {
-                OutputArchive m = new OutputArchive();
-                model.save(m);
-                m.save_to(tmp.resolve("model.pt").toString());
-            });
+            OutputArchive m = new OutputArchive();
+            LibtorchErrors.guard("saving " + target, () -> model.save(m));
+            writeArchive(m, tmp.resolve("model.pt"));
             State state = new State(step, LoaderState.START, 0, 0, Map.of("model.pt", sha256(tmp.resolve("model.pt"))));
             JSON.writerWithDefaultPrettyPrinter().writeValue(tmp.resolve("state.json").toFile(), state);
             for (String f : List.of("model.pt", "state.json")) fsync(tmp.resolve(f));
@@ -112,9 +112,58 @@ public final class Checkpoints {
         }
     }
 
-    private void prune() {
+    /**
+     * Writes an archive through Java's file API. libtorch's own file writer turns a failed write (a full disk) into
+     * an exception it raises where it cannot be caught, which aborts the JVM; here every byte is accepted from
+     * libtorch and the first I/O error is thrown afterwards, as an ordinary IOException.
+     */
+    static void writeArchive(OutputArchive archive, Path file) throws IOException {
+        try (FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.TRUNCATE_EXISTING,
+                StandardOpenOption.WRITE)) {
+            IOException[] failure = {null};
+            ArchiveWriter writer = new ArchiveWriter() {
+                @Override
+                public long call(Pointer data, long size) {
+                    if (failure[0] != null) return size;
+                    try {
+                        ByteBuffer bytes = new BytePointer(data).position(0).capacity(size).limit(size)
+                                .asByteBuffer();
+                        while (bytes.hasRemaining()) ch.write(bytes);
+                    } catch (IOException e) {
+                        failure[0] = e;
+                    }
+                    return size; // a short count would make libtorch abort; the failure is reported below
+                }
+            };
+            try {
+                LibtorchErrors.guard("writing " + file, () -> archive.save_to(writer));
+            } finally {
+                writer.close();
+            }
+            if (failure[0] != null) throw failure[0];
+        }
+    }
+
+    /**
+     * Deletes complete checkpoints beyond the newest {@code keep}, then folders of earlier steps that are not
+     * complete: a kill during pruning (state.json goes first) or during a write leaves them, and nothing else would
+     * ever remove them.
+     */
+    void prune() {
         List<Path> all = list();
         for (int i = 0; i < all.size() - keep; i++) deleteTree(all.get(i));
+        if (all.isEmpty()) return;
+        String newest = all.get(all.size() - 1).getFileName().toString();
+        try (Stream<Path> s = Files.list(dir)) {
+            for (Path p : s.toList()) {
+                String name = p.getFileName().toString();
+                String step = name.startsWith(".tmp-") ? name.substring(".tmp-".length()) : name;
+                boolean incomplete = !Files.exists(p.resolve("state.json")) || name.startsWith(".tmp-");
+                if (step.startsWith(PREFIX) && incomplete && step.compareTo(newest) < 0) deleteTree(p);
+            }
+        } catch (IOException e) {
+            throw new UserError("cannot list " + dir + ": " + e.getMessage());
+        }
     }
 
     /** Complete checkpoints, oldest first. */

@@ -3,6 +3,7 @@ package calm4j.train;
 import calm4j.engine.UserError;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
+import com.fasterxml.jackson.databind.JsonMappingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
@@ -13,6 +14,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 /**
  * Config records from JSON. Keys are snake_case (as in Hugging Face configs); a key the file leaves out takes the
@@ -23,7 +25,8 @@ public final class Configs {
             .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
             .enable(SerializationFeature.INDENT_OUTPUT)
             .enable(DeserializationFeature.FAIL_ON_UNKNOWN_PROPERTIES)
-            .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES);
+            .enable(DeserializationFeature.FAIL_ON_NULL_FOR_PRIMITIVES)
+            .disable(DeserializationFeature.ACCEPT_FLOAT_AS_INT); // "batch_size": 2.7 is an error, not 2
 
     private Configs() {}
 
@@ -39,36 +42,75 @@ public final class Configs {
         }
     }
 
+    /** Refuses a top-level key of a config file that is not one of {@code sections} (a typo must not be ignored). */
+    public static void requireSections(JsonNode root, java.util.Collection<String> sections, String where) {
+        for (var it = root.fieldNames(); it.hasNext(); ) {
+            String name = it.next();
+            if (!sections.contains(name)) {
+                throw new UserError(where + ": unknown section \"" + name + "\"; a config has the sections "
+                        + sections);
+            }
+        }
+    }
+
+    /** Refuses {@code keys} in {@code section} of a config file: calm4j sets them, {@code because}. */
+    public static void forbidKeys(JsonNode root, String section, java.util.Collection<String> keys, String because,
+                                  String where) {
+        JsonNode node = root.get(section);
+        if (node == null || !node.isObject()) return;
+        for (String key : keys) {
+            if (node.has(key)) {
+                throw new UserError(where + ": \"" + section + "." + key + "\" cannot be set: " + because
+                        + "; leave it out");
+            }
+        }
+    }
+
     /** The record in {@code section} of {@code root} (or all of it if section is null), over {@code defaults}. */
     public static <T> T section(JsonNode root, String section, T defaults, Class<T> type, String where) {
         JsonNode node = section == null ? root : root.get(section);
         ObjectNode merged = JSON.valueToTree(defaults);
+        List<String> known = merged.properties().stream().map(java.util.Map.Entry::getKey).toList();
         if (node != null && !node.isNull()) {
             if (!node.isObject()) throw new UserError(where + ": \"" + section + "\" must be a JSON object");
-            node.fields().forEachRemaining(e -> merged.set(e.getKey(), e.getValue()));
+            for (var it = node.fields(); it.hasNext(); ) {
+                var e = it.next();
+                if (e.getValue().isNumber() && !Double.isFinite(e.getValue().asDouble())) {
+                    throw new UserError(where + ": \"" + e.getKey() + "\"" + (section == null ? "" : " in \""
+                            + section + "\"") + " is " + e.getValue().asText() + ", which is not a finite number");
+                }
+                merged.set(e.getKey(), e.getValue());
+            }
         }
         try {
             return JSON.treeToValue(merged, type);
         } catch (UnrecognizedPropertyException e) {
             throw new UserError(where + ": unknown key \"" + e.getPropertyName() + "\""
-                    + (section == null ? "" : " in \"" + section + "\"") + "; known keys: " + merged.properties()
-                    .stream().map(java.util.Map.Entry::getKey).toList());
+                    + (section == null ? "" : " in \"" + section + "\"") + "; known keys: " + known);
         } catch (IOException e) {
             Throwable c = e.getCause();
             String msg = c instanceof UserError ? c.getMessage()
                     : e instanceof JsonProcessingException j ? j.getOriginalMessage() : e.getMessage();
-            throw new UserError(where + ": " + msg);
+            String key = e instanceof JsonMappingException m && !m.getPath().isEmpty()
+                    ? m.getPath().get(m.getPath().size() - 1).getFieldName() : null;
+            throw new UserError(where + ": " + (key != null && c == null ? "\"" + key + "\"" + (section == null ? ""
+                    : " in \"" + section + "\"") + ": " : "") + msg);
         }
     }
 
     /** Writes {@code value} as JSON, atomically. */
     public static void write(Path file, Object value) {
+        Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
         try {
-            Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
             JSON.writeValue(tmp.toFile(), value);
             Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
                     java.nio.file.StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
+            try {
+                Files.deleteIfExists(tmp); // nothing half-written is left behind (a full disk, say)
+            } catch (IOException ignored) {
+                // the message below says what failed
+            }
             throw new UserError("could not write " + file + ": " + e.getMessage());
         }
     }

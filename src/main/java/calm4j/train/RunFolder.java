@@ -21,9 +21,10 @@ public final class RunFolder {
     private RunFolder() {}
 
     /**
-     * Creates the run, or checks that an existing one was made for the same kind and model (a resume).
+     * Creates the run, or checks that an existing one was made for the same kind, model and tokenizer (a resume).
      * {@code sections} are the model's configs ("model", and for a CALM its "autoencoder"); the "train" section is
-     * rewritten, so a resumed run can be given more steps.
+     * rewritten, so a resumed run can be given more steps. A folder whose earlier attempt stopped before its first
+     * checkpoint has nothing to resume: it is set up afresh with what is given now, and the message says so.
      */
     public static void createOrResume(Path run, String kind, Map<String, Object> sections, TrainConfig train,
                                       Path tokenizer) {
@@ -31,8 +32,10 @@ public final class RunFolder {
         root.put("kind", kind);
         sections.forEach((name, value) -> root.set(name, Configs.JSON.valueToTree(value)));
         root.set("train", Configs.JSON.valueToTree(train));
-        try {
-            if (Files.isRegularFile(run.resolve(CONFIG))) {
+        try (RunLock lock = RunLock.acquire(run)) { // refused at once if another process trains this run
+            boolean resumable = Files.isRegularFile(run.resolve(CONFIG))
+                    && new Checkpoints(run, 1).latest().isPresent();
+            if (resumable) {
                 JsonNode old = Configs.readTree(run.resolve(CONFIG));
                 String difference = old.path("kind").asText().equals(kind) ? null
                         : "it is a " + old.path("kind").asText() + " run";
@@ -44,7 +47,18 @@ public final class RunFolder {
                             + " model config (" + difference + "): choose a new --out, or resume with the same "
                             + "config");
                 }
+                Path had = run.resolve(TOKENIZER);
+                if (Files.isRegularFile(had) && Files.mismatch(had, tokenizer) != -1) {
+                    throw new UserError("run " + run + " was trained with another tokenizer than " + tokenizer
+                            + ": its token ids mean other things; resume it on a corpus prepared with "
+                            + had + ", or choose a new --out");
+                }
             } else {
+                if (Files.isRegularFile(run.resolve(CONFIG))) {
+                    System.err.println("run " + run + " has a config but no checkpoint (an earlier attempt stopped "
+                            + "before its first): starting it afresh");
+                    Files.deleteIfExists(run.resolve(MetricsLog.FILE));
+                }
                 Files.createDirectories(run);
                 Files.copy(tokenizer, run.resolve(TOKENIZER), StandardCopyOption.REPLACE_EXISTING);
             }

@@ -81,6 +81,12 @@ public final class Trainer {
     }
 
     private Summary train(long stopAt) {
+        try (RunLock lock = writer ? RunLock.acquire(runDir) : null) { // one writer per run folder
+            return trainLocked(stopAt);
+        }
+    }
+
+    private Summary trainLocked(long stopAt) {
         try {
             Files.createDirectories(runDir);
         } catch (java.io.IOException e) {

@@ -61,6 +61,29 @@ class CalmCliTest {
     }
 
     @Test
+    void configMistakesAreErrorsThatNameTheKey(@TempDir Path dir) throws Exception {
+        String[][] cases = {
+            {"{\"modle\": {\"hidden_size\": 64}}", "unknown section \"modle\""},
+            {"{\"train\": {\"batch_size\": 2.7}}", "\"batch_size\" in \"train\""},
+            {"{\"train\": {\"lr\": 1e400}}", "\"lr\" in \"train\" is Infinity, which is not a finite number"},
+            {"{\"model\": {\"vocab_size\": 100}}", "\"model.vocab_size\" cannot be set"},
+            {"{\"model\": {\"pad_id\": 7}}", "\"model.pad_id\" cannot be set"},
+            {"{\"model\": {\"hidden_sise\": 3}}", "unknown key \"hidden_sise\" in \"model\""},
+        };
+        Path corpus = calm4j.Fixtures.corpus(dir, 4, 2, 3);
+        for (String[] c : cases) {
+            Path cfg = Files.writeString(dir.resolve("ae.json"), c[0]);
+            Run r = calm("ae", "train", "--data", corpus.toString(), "--config", cfg.toString(), "--out",
+                    dir.resolve("run").toString());
+            assertEquals(2, r.status(), c[0] + ": " + r.err());
+            assertTrue(r.err().contains(c[1]), c[0] + " -> " + r.err());
+            assertFalse(r.err().substring(r.err().indexOf(':')).contains("known keys: [hidden_sise")
+                    || r.err().replaceAll(".*known keys", "").contains("hidden_sise"), "the typo is not a known key");
+            assertFalse(Files.exists(dir.resolve("run")), "nothing is created for a bad config");
+        }
+    }
+
+    @Test
     void theWholePipelineRunsFromTheCommandLine(@TempDir Path dir) throws Exception {
         Path corpus = calm4j.Fixtures.corpus(dir, 12, 3, 6);
         Path ae = dir.resolve("ae"), calm = dir.resolve("calm");
