@@ -76,6 +76,7 @@ public final class CorpusPreparer {
             throw new UserError(out + " already exists: remove it or choose another --out (nothing was changed)");
         }
         Path abs = out.toAbsolutePath();
+        removeStalePartials(abs);
         Path tmp = abs.resolveSibling(abs.getFileName() + ".partial-" + ProcessHandle.current().pid());
         long t0 = System.nanoTime();
         ExecutorService pool = Executors.newFixedThreadPool(threads, r -> {
@@ -101,7 +102,11 @@ public final class CorpusPreparer {
                 valSplit = vw.finish();
             }
             if (trainSplit.documents() == 0) {
-                throw new UserError("the training split is empty: the inputs hold no non-blank documents");
+                throw new UserError(valSplit.documents() == 0
+                        ? "the training split is empty: the inputs hold no non-blank documents"
+                        : "the training split is empty: all " + valSplit.documents() + " document(s) were held out "
+                        + "(--val-fraction holds out whole documents): give more documents, a smaller "
+                        + "--val-fraction, or the held-out text as --val-input");
             }
             if (valSplit.documents() == 0) {
                 throw new UserError("the validation split is empty: give --val-input, or raise --val-fraction "
@@ -177,6 +182,33 @@ public final class CorpusPreparer {
             throw new UserError("interrupted while tokenizing " + d.source());
         } catch (ExecutionException e) {
             throw new UserError("tokenizing " + d.source() + " failed: " + e.getCause().getMessage());
+        }
+    }
+
+    /**
+     * Removes {@code out.partial-PID} folders whose process is gone: a preparation that was killed leaves one, and
+     * nothing else would ever remove it. A folder of a live process (a preparation running now) is left alone.
+     */
+    static void removeStalePartials(Path out) {
+        String prefix = out.getFileName() + ".partial-";
+        Path parent = out.getParent();
+        if (parent == null || !Files.isDirectory(parent)) return;
+        try (Stream<Path> s = Files.list(parent)) {
+            for (Path p : s.toList()) {
+                String name = p.getFileName().toString();
+                if (!name.startsWith(prefix)) continue;
+                long pid;
+                try {
+                    pid = Long.parseLong(name.substring(prefix.length()));
+                } catch (NumberFormatException e) {
+                    continue; // not one of ours
+                }
+                if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) continue;
+                deleteTree(p);
+                System.err.println("removed " + p + ", left by a preparation (process " + pid + ") that was stopped");
+            }
+        } catch (IOException e) {
+            // a leftover folder is clutter, not a reason to stop
         }
     }
 

@@ -1,15 +1,18 @@
 package calm4j.data;
 
 import calm4j.engine.UserError;
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.JsonToken;
+import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.ObjectReader;
 
 import java.io.BufferedInputStream;
 import java.io.BufferedReader;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
-import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CharsetDecoder;
@@ -30,11 +33,14 @@ import java.util.zip.GZIPInputStream;
  *
  * <ul>
  *   <li>{@code .txt}: the whole file is one document;</li>
- *   <li>{@code .jsonl}: one document per line, its {@code text} field (the WikiText document-level layout);</li>
- *   <li>{@code .gz} of either; a folder: every such file inside it, recursively, in name order.</li>
+ *   <li>{@code .jsonl}: one document per line, its {@code text} field;</li>
+ *   <li>{@code .json}: JSON Lines as above (the authors' WikiText document-level test file is JSON Lines named
+ *       {@code .json}) or one JSON array of objects with {@code text}, told apart by the first character;</li>
+ *   <li>{@code .gz} of any of these; a folder: every such file inside it, recursively, in name order.</li>
  * </ul>
  * Invalid UTF-8 is decoded leniently: each bad byte sequence becomes U+FFFD and the count is reported per file,
- * so a stray Latin-1 file never stops a long preparation. A file with NUL bytes is refused as binary.
+ * so a stray Latin-1 file never stops a long preparation. A file with a NUL byte anywhere is refused as binary, and
+ * so is a JSON line with anything after its object.
  */
 public final class Documents implements Iterable<Documents.Document> {
     /** One document; {@code source} names where it came from (file, and line for JSON lines). */
@@ -44,6 +50,8 @@ public final class Documents implements Iterable<Documents.Document> {
     public record Warning(Path file, String message) {}
 
     private static final ObjectMapper JSON = new ObjectMapper();
+    /** One JSON document per line, and nothing after it. */
+    private static final ObjectReader LINE = JSON.reader().with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     private final List<Path> files;
     private final Consumer<Warning> warnings;
 
@@ -64,7 +72,7 @@ public final class Documents implements Iterable<Documents.Document> {
                 }
             } else if (Files.isRegularFile(in)) {
                 if (!isCorpusFile(in)) {
-                    throw new UserError("input " + in + " is not .txt, .jsonl or a .gz of either");
+                    throw new UserError("input " + in + " is not .txt, .jsonl, .json or a .gz of one of them");
                 }
                 files.add(in);
             } else {
@@ -72,7 +80,7 @@ public final class Documents implements Iterable<Documents.Document> {
             }
         }
         if (files.isEmpty()) {
-            throw new UserError("no .txt, .jsonl or .gz files found in " + inputs + ": the corpus is empty");
+            throw new UserError("no .txt, .jsonl, .json or .gz files found in " + inputs + ": the corpus is empty");
         }
         return new Documents(files, warnings);
     }
@@ -80,7 +88,7 @@ public final class Documents implements Iterable<Documents.Document> {
     static boolean isCorpusFile(Path p) {
         String n = p.getFileName().toString().toLowerCase();
         if (n.endsWith(".gz")) n = n.substring(0, n.length() - 3);
-        return n.endsWith(".txt") || n.endsWith(".jsonl");
+        return n.endsWith(".txt") || n.endsWith(".jsonl") || n.endsWith(".json");
     }
 
     public List<Path> files() {
@@ -109,20 +117,38 @@ public final class Documents implements Iterable<Documents.Document> {
 
     private Iterator<Document> open(Path file) {
         String name = file.getFileName().toString().toLowerCase();
-        boolean jsonl = name.endsWith(".jsonl") || name.endsWith(".jsonl.gz");
+        if (name.endsWith(".gz")) name = name.substring(0, name.length() - 3);
         try {
-            if (!jsonl) {
-                byte[] bytes;
-                try (InputStream in = input(file)) {
-                    bytes = in.readAllBytes();
-                }
-                String text = decode(file, bytes);
-                return text.isBlank() ? java.util.Collections.emptyIterator()
-                        : List.of(new Document(file.toString(), text)).iterator();
+            if (name.endsWith(".json") && startsWithArray(file)) return jsonArray(file);
+            if (name.endsWith(".json") || name.endsWith(".jsonl")) return jsonLines(file);
+            byte[] bytes;
+            try (InputStream in = input(file)) {
+                bytes = in.readAllBytes();
             }
-            return jsonLines(file);
+            String text = decode(file, bytes);
+            return text.isBlank() ? java.util.Collections.emptyIterator()
+                    : List.of(new Document(file.toString(), text)).iterator();
         } catch (IOException e) {
-            throw new UserError("cannot read " + file + ": " + e.getMessage());
+            throw readError(file, e);
+        }
+    }
+
+    /** The same clear error for any input that cannot be read to its end, compressed or not. */
+    static UserError readError(Path file, IOException e) {
+        boolean truncated = e instanceof java.io.EOFException || String.valueOf(e.getMessage()).contains("end of");
+        return new UserError("cannot read " + file + ": " + (e.getMessage() != null ? e.getMessage()
+                : e.getClass().getSimpleName()) + (truncated ? " (the file ends early: is it truncated? download or "
+                + "copy it again)" : ""));
+    }
+
+    /** Whether the first character that is not white space (or a byte-order mark) is '['. */
+    private static boolean startsWithArray(Path file) throws IOException {
+        try (InputStream in = input(file)) {
+            for (int b; (b = in.read()) >= 0; ) {
+                if (b == '[') return true;
+                if (!Character.isWhitespace(b) && b != 0xEF && b != 0xBB && b != 0xBF) return false;
+            }
+            return false;
         }
     }
 
@@ -153,8 +179,7 @@ public final class Documents implements Iterable<Documents.Document> {
     }
 
     private static void refuseBinary(Path file, byte[] bytes, int n) {
-        int limit = Math.min(n, 1 << 16);
-        for (int i = 0; i < limit; i++) {
+        for (int i = 0; i < n; i++) {
             if (bytes[i] == 0) {
                 throw new UserError("input " + file + " looks binary (a NUL byte at offset " + i
                         + "): corpora must be text (.txt, .jsonl or .gz of either)");
@@ -192,14 +217,19 @@ public final class Documents implements Iterable<Documents.Document> {
                     }
                     return pending != null;
                 } catch (IOException e) {
-                    throw new UncheckedIOException(e);
+                    try {
+                        reader.close();
+                    } catch (IOException ignored) {
+                        // reported below
+                    }
+                    throw readError(file, e);
                 }
             }
 
             private Document parse(String line) throws IOException {
                 JsonNode node;
                 try {
-                    node = JSON.readTree(line);
+                    node = LINE.readTree(line);
                 } catch (IOException e) {
                     reader.close();
                     throw new UserError("input " + file + " line " + lineNo + " is not valid JSON: "
@@ -211,10 +241,75 @@ public final class Documents implements Iterable<Documents.Document> {
                     throw new UserError("input " + file + " line " + lineNo
                             + " has no string field \"text\": each JSON line must be {\"text\": \"...\"}");
                 }
-                if (text.asText().indexOf('\uFFFD') >= 0) {
-                    warnings.accept(new Warning(file, "line " + lineNo + ": invalid UTF-8 replaced by U+FFFD"));
+                return document(file, file + ":" + lineNo, "line " + lineNo, text.asText());
+            }
+
+            @Override
+            public Document next() {
+                if (!hasNext()) throw new NoSuchElementException();
+                Document d = pending;
+                pending = null;
+                return d;
+            }
+        };
+    }
+
+    private Document document(Path file, String source, String where, String text) {
+        if (text.indexOf('\0') >= 0) {
+            throw new UserError("input " + file + " " + where + " has a NUL character: is it binary?");
+        }
+        if (text.indexOf('\uFFFD') >= 0) {
+            warnings.accept(new Warning(file, where + ": invalid UTF-8 replaced by U+FFFD"));
+        }
+        return new Document(source, text);
+    }
+
+    /** A file holding one JSON array of {"text": ...} objects, read one element at a time. */
+    private Iterator<Document> jsonArray(Path file) throws IOException {
+        CharsetDecoder lenient = StandardCharsets.UTF_8.newDecoder()
+                .onMalformedInput(CodingErrorAction.REPLACE).onUnmappableCharacter(CodingErrorAction.REPLACE);
+        JsonParser parser = JSON.getFactory().createParser(new BufferedReader(new InputStreamReader(input(file),
+                lenient), 1 << 16));
+        if (parser.nextToken() != JsonToken.START_ARRAY) {
+            parser.close();
+            throw new UserError("input " + file + " is not a JSON array");
+        }
+        return new Iterator<>() {
+            long index = 0;
+            Document pending;
+            boolean done;
+
+            @Override
+            public boolean hasNext() {
+                try {
+                    while (pending == null && !done) {
+                        JsonToken t = parser.nextToken();
+                        if (t == JsonToken.END_ARRAY || t == null) {
+                            if (t == null) throw new UserError("input " + file + " ends inside its JSON array");
+                            if (parser.nextToken() != null) {
+                                throw new UserError("input " + file + " has something after its JSON array");
+                            }
+                            done = true;
+                            parser.close();
+                            break;
+                        }
+                        JsonNode node = parser.readValueAsTree();
+                        JsonNode text = node == null ? null : node.get("text");
+                        if (text == null || !text.isTextual()) {
+                            throw new UserError("input " + file + " element " + index + " has no string field "
+                                    + "\"text\": the array must hold {\"text\": \"...\"} objects");
+                        }
+                        Document d = document(file, file + "[" + index + "]", "element " + index, text.asText());
+                        index++;
+                        if (!d.text().isBlank()) pending = d;
+                    }
+                    return pending != null;
+                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                    throw new UserError("input " + file + " element " + index + " is not valid JSON: "
+                            + e.getOriginalMessage());
+                } catch (IOException e) {
+                    throw readError(file, e);
                 }
-                return new Document(file + ":" + lineNo, text.asText());
             }
 
             @Override

@@ -168,4 +168,90 @@ class CorpusPreparerTest {
         assertTrue(assertThrows(UserError.class, () -> TokenStore.open(out, "train")).getMessage()
                 .contains("truncated"));
     }
+
+    /** Every document of {@code inputs}, read to the end. */
+    static List<String> texts(Path... inputs) {
+        List<String> out = new ArrayList<>();
+        for (Documents.Document d : of(inputs)) out.add(d.text());
+        return out;
+    }
+
+    @Test
+    void aJsonFileHoldingJsonLinesOrAnArrayIsReadByItsContent() throws IOException {
+        Path lines = Files.writeString(dir.resolve("wikitext_document_level-test.json"),
+                "{\"text\": \"first doc\"}\n{\"text\": \"second doc\"}\n");
+        assertEquals(List.of("first doc", "second doc"), texts(lines));
+        Path array = Files.writeString(dir.resolve("array.json"),
+                " [ {\"text\": \"one\"}, {\"text\": \"\"}, {\"text\": \"two\", \"id\": 7} ] ");
+        assertEquals(List.of("one", "two"), texts(array));
+        Path gz = dir.resolve("array.json.gz");
+        try (OutputStream o = new GZIPOutputStream(Files.newOutputStream(gz))) {
+            o.write(Files.readAllBytes(array));
+        }
+        assertEquals(List.of("one", "two"), texts(gz));
+        Path badElement = Files.writeString(dir.resolve("bad-array.json"), "[{\"text\": \"a\"}, {\"title\": 1}]");
+        UserError e = assertThrows(UserError.class, () -> texts(badElement));
+        assertTrue(e.getMessage().contains("element 1 has no string field \"text\""), e.getMessage());
+    }
+
+    @Test
+    void aTruncatedGzipGivesTheSameClearErrorForTextAndJsonLines() throws IOException {
+        for (String name : List.of("cut.txt.gz", "cut.jsonl.gz")) {
+            Path gz = dir.resolve(name);
+            try (OutputStream o = new GZIPOutputStream(Files.newOutputStream(gz))) {
+                for (int i = 0; i < 2000; i++) o.write(("{\"text\": \"line " + i + " of a long file\"}\n")
+                        .getBytes(StandardCharsets.UTF_8));
+            }
+            byte[] whole = Files.readAllBytes(gz);
+            Files.write(gz, java.util.Arrays.copyOf(whole, whole.length / 2));
+            UserError e = assertThrows(UserError.class, () -> texts(gz), name);
+            assertTrue(e.getMessage().startsWith("cannot read " + gz) && e.getMessage().contains("truncated"),
+                    e.getMessage());
+        }
+    }
+
+    @Test
+    void aJsonLineWithSomethingAfterItsObjectIsRefusedWithItsLineNumber() throws IOException {
+        Path f = Files.writeString(dir.resolve("trailing.jsonl"), "{\"text\": \"ok\"}\n{\"text\": \"x\"} junk\n");
+        UserError e = assertThrows(UserError.class, () -> texts(f));
+        assertTrue(e.getMessage().contains("line 2 is not valid JSON"), e.getMessage());
+    }
+
+    @Test
+    void aNulByteAnywhereInATextFileIsRefused() throws IOException {
+        byte[] bytes = "a".repeat(200_000).getBytes(StandardCharsets.UTF_8);
+        bytes[150_000] = 0; // well past the first 64 KiB
+        Path f = Files.write(dir.resolve("late-nul.txt"), bytes);
+        UserError e = assertThrows(UserError.class, () -> texts(f));
+        assertTrue(e.getMessage().contains("NUL byte at offset 150000"), e.getMessage());
+    }
+
+    @Test
+    void aValFractionThatHoldsOutEveryDocumentSaysSo() throws IOException {
+        CorpusPreparer.ValFraction half = new CorpusPreparer.ValFraction(0.5);
+        Path one = null;
+        for (int i = 0; one == null; i++) { // a folder whose one document the hash holds out at 0.5
+            Path candidate = dir.resolve("one-doc-" + i);
+            if (half.isVal(candidate.resolve("doc-000.txt").toString())) one = candidate;
+        }
+        Fixtures.writeTxt(one, docs.subList(0, 1));
+        Path input = one;
+        UserError e = assertThrows(UserError.class, () -> new CorpusPreparer(tok, 1, true).prepare(of(input), half,
+                dir.resolve("c-one")));
+        assertTrue(e.getMessage().contains("all 1 document(s) were held out"), e.getMessage());
+    }
+
+    @Test
+    void partialFoldersLeftByAKilledPreparationAreRemovedOnTheNextRun() throws IOException {
+        Path out = dir.resolve("c-partial");
+        Path dead = Files.createDirectories(dir.resolve("c-partial.partial-999999999"));
+        Files.writeString(dead.resolve("manifest.json"), "{}");
+        Path live = Files.createDirectories(dir.resolve("c-partial.partial-1")); // process 1 is always alive
+        Path in = Fixtures.writeTxt(dir.resolve("t-partial"), docs.subList(0, 5));
+        Path val = Fixtures.writeTxt(dir.resolve("v-partial"), docs.subList(5, 7));
+        new CorpusPreparer(tok, 1, true).prepare(of(in), new CorpusPreparer.ValInputs(of(val)), out);
+        assertFalse(Files.exists(dead), "the dead process's folder is gone");
+        assertTrue(Files.isRegularFile(out.resolve(Manifest.FILE)));
+        assertTrue(Files.exists(live), "a folder of a running process is left alone");
+    }
 }
