@@ -1,5 +1,6 @@
 package calm4j.cli;
 
+import calm4j.engine.BundledNatives;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import picocli.CommandLine;
@@ -22,6 +23,7 @@ public final class Calm implements Runnable {
     }
 
     public static void main(String[] args) {
+        BundledNatives.extract(); // before any command touches libtorch
         System.exit(run(args));
     }
 

@@ -13,6 +13,10 @@ import java.util.function.Supplier;
  * (by the CLI or a test) and handed to whatever needs a device. It holds no other state.
  */
 public final class Engine {
+    static {
+        BundledNatives.extract(); // before libtorch itself is loaded (torch's own static initializer)
+    }
+
     private final Device device;
     private final String deviceName;
     private final int threads;
