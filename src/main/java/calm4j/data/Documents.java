@@ -182,7 +182,7 @@ public final class Documents implements Iterable<Documents.Document> {
         for (int i = 0; i < n; i++) {
             if (bytes[i] == 0) {
                 throw new UserError("input " + file + " looks binary (a NUL byte at offset " + i
-                        + "): corpora must be text (.txt, .jsonl or .gz of either)");
+                        + "): corpora must be text (.txt, .jsonl, .json or a .gz of one of them)");
             }
         }
     }
