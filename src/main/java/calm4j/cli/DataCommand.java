@@ -32,8 +32,8 @@ final class DataCommand {
             description = "Tokenize documents in parallel into memory-mapped token shards with a held-out split.")
     static final class Prepare implements Callable<Integer> {
         @Option(names = "--input", required = true, arity = "1..*",
-                description = ".txt (one document each), .jsonl (a \"text\" field per line), .gz of either, or "
-                        + "folders of them")
+                description = ".txt (one document each), .jsonl (a \"text\" field per line), .json (JSON Lines, or "
+                        + "an array of {\"text\": ...}), a .gz of any of them, or folders of them")
         List<Path> inputs;
 
         @Option(names = "--tokenizer", required = true, description = "a Hugging Face tokenizer.json")
