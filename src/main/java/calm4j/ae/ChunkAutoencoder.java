@@ -56,7 +56,8 @@ public final class ChunkAutoencoder extends Module {
             for (int i = 0; i < c.encoderLayers(); i++) {
                 layers.add(layerList.register_module(String.valueOf(i), new AeLayer(d, c.intermediateSize())));
             }
-            squeeze = register_module("squeeze_layer", Layers.linear((long) c.patchSize() * d, d, false));
+            // With a bias, as the authors' squeeze layer (only the SwiGLU MLPs have none).
+            squeeze = register_module("squeeze_layer", Layers.linear((long) c.patchSize() * d, d, true));
             norm = register_module("norm", new RMSNorm(d));
             hiddenToLatent = register_module("hidden_to_latent", Layers.linear(d, 2L * c.latentSize(), true));
         }
@@ -76,7 +77,7 @@ public final class ChunkAutoencoder extends Module {
             for (int i = 0; i < c.decoderLayers(); i++) {
                 layers.add(layerList.register_module(String.valueOf(i), new AeLayer(d, c.intermediateSize())));
             }
-            expand = register_module("expand_layer", Layers.linear(d, (long) c.patchSize() * d, false));
+            expand = register_module("expand_layer", Layers.linear(d, (long) c.patchSize() * d, true));
             norm = register_module("norm", new RMSNorm(d));
         }
     }

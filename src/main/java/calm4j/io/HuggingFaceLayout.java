@@ -67,7 +67,8 @@ public final class HuggingFaceLayout {
         return n;
     }
 
-    static AutoencoderConfig autoencoderConfig(JsonNode n, Path where) {
+    /** An autoencoder config from a config.json as the authors' code or calm4j's export writes it. */
+    public static AutoencoderConfig autoencoderConfig(JsonNode n, Path where) {
         require(n, where, "vocab_size", "hidden_size", "intermediate_size", "latent_size", "patch_size",
                 "num_encoder_layers", "num_decoder_layers");
         double drop = n.path("ae_dropout").asDouble(0.15);
@@ -76,8 +77,9 @@ public final class HuggingFaceLayout {
                 n.get("num_decoder_layers").asInt(), n.get("patch_size").asInt(), n.get("latent_size").asInt(),
                 n.path("calm4j_variational").asBoolean(true), n.path("calm4j_token_drop").asDouble(drop), drop,
                 n.path("kl_clamp").asDouble(0.5), n.path("kl_weight").asDouble(1e-3),
-                n.path("pad_token_id").asInt(n.path("eos_token_id").asInt(0)),
-                n.path("calm4j_mask_token_id").asInt(-1), n.path("eos_token_id").asInt(0));
+                n.hasNonNull("pad_token_id") ? n.get("pad_token_id").asInt() : n.path("eos_token_id").asInt(0),
+                // The authors' DropToken replaces a dropped token by id 0; calm4j's own runs name their mask token.
+                n.path("calm4j_mask_token_id").asInt(0), n.path("eos_token_id").asInt(0));
     }
 
     static ObjectNode calmConfig(CalmConfig c, AutoencoderConfig ae) {

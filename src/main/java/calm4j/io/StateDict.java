@@ -27,10 +27,7 @@ public final class StateDict {
 
     /** The parameters of {@code m} by name (shared storage, not copies). */
     public static Map<String, Tensor> of(Module m) {
-        Map<String, Tensor> out = new LinkedHashMap<>();
-        var named = m.named_parameters(true);
-        for (long i = 0; i < named.size(); i++) out.put(named.get(i).key().getString(), named.get(i).value());
-        return out;
+        return calm4j.nn.Layers.namedParameters(m);
     }
 
     /**
@@ -57,7 +54,35 @@ public final class StateDict {
         }
         List<String> unused = new ArrayList<>(tensors.keySet());
         unused.removeAll(Set.copyOf(params.keySet()));
+        unused.removeIf(name -> isCheckedAlias(name, tensors, params, source));
         return unused;
+    }
+
+    /**
+     * The name of the parameter that the authors' classes store a second time under {@code name}, or null: the
+     * decoder's output weight is the encoder's embedding (tied logits), and {@code generative_head} is the same
+     * module as {@code mlp_generator}.
+     */
+    static String aliasOf(String name) {
+        if (name.endsWith("decoder.lm_head_weight")) {
+            return name.substring(0, name.length() - "decoder.lm_head_weight".length()) + "encoder.embed_tokens.weight";
+        }
+        if (name.startsWith("generative_head.")) return "mlp_generator." + name.substring("generative_head.".length());
+        return null;
+    }
+
+    /** Whether {@code name} is such a second copy, equal to its parameter; a copy that differs is an error. */
+    private static boolean isCheckedAlias(String name, Map<String, Tensor> tensors, Map<String, Tensor> params,
+                                          String source) {
+        String of = aliasOf(name);
+        if (of == null || !params.containsKey(of)) return false;
+        Tensor copy = tensors.get(name), original = tensors.get(of);
+        if (!Arrays.equals(copy.sizes().vec().get(), original.sizes().vec().get())
+                || !torch.equal(copy.to(original.scalar_type()), original)) {
+            throw new UserError(source + ": tensor " + name + " should be the same tensor as " + of
+                    + " (the authors' classes store it under both names) but differs: the file is inconsistent");
+        }
+        return true;
     }
 
     /** The tensors of a {@code model.safetensors} or a PyTorch {@code pytorch_model.bin} (zip, via libtorch). */

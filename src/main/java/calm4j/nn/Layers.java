@@ -47,6 +47,14 @@ public final class Layers {
         return m.parameters(true).get(0).device();
     }
 
+    /** The parameters of a module and its submodules by dotted name (handles sharing their storage). */
+    public static java.util.Map<String, Tensor> namedParameters(Module m) {
+        java.util.Map<String, Tensor> out = new java.util.LinkedHashMap<>();
+        var named = m.named_parameters(true);
+        for (long i = 0; i < named.size(); i++) out.put(named.get(i).key().getString(), named.get(i).value());
+        return out;
+    }
+
     /** Trainable parameter count of a module. */
     public static long parameterCount(Module m, boolean trainableOnly) {
         long n = 0;

@@ -3,11 +3,13 @@ package calm4j.train;
 import calm4j.data.LoaderState;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
+import calm4j.nn.Layers;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.bytedeco.javacpp.BytePointer;
 import org.bytedeco.javacpp.Pointer;
 import org.bytedeco.pytorch.ArchiveWriter;
 import org.bytedeco.pytorch.InputArchive;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Optimizer;
 import org.bytedeco.pytorch.OutputArchive;
@@ -210,17 +212,67 @@ public final class Checkpoints {
     /** Loads a verified checkpoint's weights into {@code model} (and optimizer state, if given). */
     public static State load(Path checkpoint, Module model, Optimizer optimizerOrNull) {
         State state = verify(checkpoint);
+        List<String> missing = new ArrayList<>();
         LibtorchErrors.guard("loading checkpoint " + checkpoint, () -> {
             InputArchive m = new InputArchive();
             m.load_from(checkpoint.resolve("model.pt").toString());
-            model.load(m);
-            if (optimizerOrNull != null && state.sha256().containsKey("optimizer.pt")) {
+            readInto(model, m, "", missing);
+        });
+        for (String name : missing) {
+            if (!name.endsWith("squeeze_layer.bias") && !name.endsWith("expand_layer.bias")) {
+                throw corrupt(checkpoint, "model.pt has no tensor " + name);
+            }
+        }
+        if (!missing.isEmpty()) {
+            // Runs saved before the autoencoder's squeeze and expand layers had biases (the authors' layers do):
+            // a zero bias is exactly the model they trained.
+            try (NoGradGuard ng = new NoGradGuard()) {
+                Layers.namedParameters(model).forEach((name, t) -> {
+                    if (missing.contains(name)) t.zero_();
+                });
+            }
+            System.err.println("note: " + checkpoint + " was saved before the autoencoder's squeeze and expand "
+                    + "layers had biases: they are zero, which is the model it saved"
+                    + (optimizerOrNull != null ? "; its optimizer state starts afresh" : ""));
+            return state;
+        }
+        if (optimizerOrNull != null && state.sha256().containsKey("optimizer.pt")) {
+            LibtorchErrors.guard("loading checkpoint " + checkpoint, () -> {
                 InputArchive o = new InputArchive();
                 o.load_from(checkpoint.resolve("optimizer.pt").toString());
                 optimizerOrNull.load(o);
-            }
-        });
+            });
+        }
         return state;
+    }
+
+    /**
+     * Reads a module's parameters and buffers from its archive, as Module.load does, but collects the names the
+     * archive lacks instead of failing at the first.
+     */
+    private static void readInto(Module module, InputArchive archive, String prefix, List<String> missing) {
+        var params = module.named_parameters(false);
+        for (long i = 0; i < params.size(); i++) {
+            String name = params.get(i).key().getString();
+            if (!archive.try_read(name, params.get(i).value(), false)) missing.add(prefix + name);
+        }
+        var buffers = module.named_buffers(false);
+        for (long i = 0; i < buffers.size(); i++) {
+            String name = buffers.get(i).key().getString();
+            if (!archive.try_read(name, buffers.get(i).value(), true)) missing.add(prefix + name);
+        }
+        var children = module.named_children();
+        for (long i = 0; i < children.size(); i++) {
+            String name = children.get(i).key().getString();
+            InputArchive sub = new InputArchive();
+            if (archive.try_read(name, sub)) {
+                readInto(children.get(i).value(), sub, prefix + name + ".", missing);
+            } else {
+                for (String n : Layers.namedParameters(children.get(i).value()).keySet()) {
+                    missing.add(prefix + name + "." + n);
+                }
+            }
+        }
     }
 
     /** The newest checkpoint of a run, or a clear error. */
