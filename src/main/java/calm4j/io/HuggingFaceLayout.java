@@ -199,4 +199,99 @@ public final class HuggingFaceLayout {
             return new Imported(kind, calm4j.nn.Layers.parameterCount(model, false), unused);
         }
     }
+
+    /**
+     * Every tensor of a release directory, whichever way it is stored: {@code model.safetensors} or
+     * {@code pytorch_model.bin}, or their shards listed by {@code model.safetensors.index.json} /
+     * {@code pytorch_model.bin.index.json}. Floating tensors come back as float32.
+     */
+    public static Map<String, Tensor> readWeights(Path dir) {
+        for (String index : List.of(WEIGHTS + ".index.json", LEGACY_WEIGHTS + ".index.json")) {
+            Path indexFile = dir.resolve(index);
+            if (!Files.isRegularFile(indexFile)) continue;
+            JsonNode map = Configs.readTree(indexFile).path("weight_map");
+            if (!map.isObject() || map.isEmpty()) throw new UserError(indexFile + " has no \"weight_map\"");
+            Map<String, Tensor> all = new LinkedHashMap<>();
+            java.util.Set<String> shards = new java.util.TreeSet<>();
+            map.fields().forEachRemaining(e -> shards.add(e.getValue().asText()));
+            for (String shard : shards) {
+                Path f = dir.resolve(shard).normalize();
+                if (!f.startsWith(dir.normalize()) || !Files.isRegularFile(f)) {
+                    throw new UserError(indexFile + " names the shard " + shard + ", which is not in " + dir);
+                }
+                all.putAll(StateDict.readFile(f));
+            }
+            for (var it = map.fieldNames(); it.hasNext(); ) {
+                String name = it.next();
+                if (!all.containsKey(name)) {
+                    throw new UserError(indexFile + " lists tensor " + name + " in " + map.get(name).asText()
+                            + ", which does not hold it");
+                }
+            }
+            return all;
+        }
+        for (String single : List.of(WEIGHTS, LEGACY_WEIGHTS)) {
+            if (Files.isRegularFile(dir.resolve(single))) return StateDict.readFile(dir.resolve(single));
+        }
+        throw new UserError(dir + " holds no weights: expected " + WEIGHTS + ", " + LEGACY_WEIGHTS
+                + " or a sharded set with its .index.json");
+    }
+
+    /**
+     * The autoencoder config of the {@code prefix}ed tensors of a release (the authors' CALM checkpoints carry their
+     * autoencoder as {@code ae_model.*} but name its config only by a path on their machine): every size is read
+     * from the tensors' shapes; the training-only settings take the authors' values.
+     */
+    public static AutoencoderConfig autoencoderConfigOf(Map<String, Tensor> tensors, String prefix, int eos, int pad,
+                                                        Path where) {
+        Tensor embed = tensors.get(prefix + "encoder.embed_tokens.weight");
+        Tensor gate = tensors.get(prefix + "encoder.encoder_layers.0.mlp.gate_proj.weight");
+        Tensor squeeze = tensors.get(prefix + "encoder.squeeze_layer.weight");
+        Tensor latent = tensors.get(prefix + "encoder.hidden_to_latent.weight");
+        if (embed == null || gate == null || squeeze == null || latent == null) {
+            throw new UserError(where + " has no autoencoder tensors (" + prefix + "encoder.*): import its "
+                    + "autoencoder release as well and give it with --ae DIR");
+        }
+        int d = (int) embed.size(1);
+        int encoderLayers = countLayers(tensors, prefix + "encoder.encoder_layers.");
+        int decoderLayers = countLayers(tensors, prefix + "decoder.decoder_layers.");
+        return new AutoencoderConfig((int) embed.size(0), d, (int) gate.size(0), encoderLayers, decoderLayers,
+                (int) (squeeze.size(1) / d), (int) (latent.size(0) / 2), true, 0.15, 0.15, 0.5, 1e-3, pad, 0, eos);
+    }
+
+    private static int countLayers(Map<String, Tensor> tensors, String prefix) {
+        int n = 0;
+        while (tensors.containsKey(prefix + n + ".layernorm.weight")) n++;
+        return n;
+    }
+
+    /** Whether a config.json is the authors' flat one (model_type "energy", autoencoder named by ae_path). */
+    public static boolean isOfficialCalm(JsonNode cfg) {
+        return cfg.path("model_type").asText().equals("energy") || cfg.has("ae_path");
+    }
+
+    /**
+     * A CALM as the authors' release stores it: the flat config.json and the weights (with {@code ae_model.*}, or
+     * {@code autoencoder} given from a separate autoencoder release).
+     */
+    public static CalmModel officialCalm(Path dir, Map<String, Tensor> tensors, ChunkAutoencoder autoencoder) {
+        Path cfgFile = dir.resolve(CONFIG);
+        JsonNode cfg = Configs.readTree(cfgFile);
+        int eos = cfg.path("eos_token_id").asInt(0);
+        int pad = cfg.hasNonNull("pad_token_id") ? cfg.get("pad_token_id").asInt() : eos;
+        ChunkAutoencoder ae = autoencoder != null ? autoencoder
+                : new ChunkAutoencoder(autoencoderConfigOf(tensors, "ae_model.", eos, pad, cfgFile));
+        CalmModel model = new CalmModel(calmConfig(cfg, cfgFile), ae);
+        Map<String, Tensor> all = tensors;
+        if (autoencoder != null && !tensors.containsKey("ae_model.encoder.embed_tokens.weight")) {
+            all = new LinkedHashMap<>(tensors); // the given autoencoder's weights stand in for ae_model.*
+            for (var e : StateDict.of(autoencoder).entrySet()) all.put("ae_model." + e.getKey(), e.getValue());
+        }
+        List<String> unused = StateDict.load(model, all, dir.toString());
+        if (!unused.isEmpty()) {
+            throw new UserError(dir + " has tensors the model does not: " + unused + " (is config.json the one "
+                    + "these weights were saved with?)");
+        }
+        return model;
+    }
 }

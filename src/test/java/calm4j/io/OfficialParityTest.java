@@ -57,4 +57,82 @@ class OfficialParityTest {
             assertTrue(d < 1e-4, "decoder logits differ by " + d);
         }
     }
+
+    /** Max abs differences of the CALM's outputs from the authors' for one layout: hidden, samples, loss. */
+    static double[] calmDifferences(String layout) {
+        Path dir = FIXTURE.resolve(layout);
+        calm4j.calm.CalmModel calm = HuggingFaceLayout.officialCalm(dir, HuggingFaceLayout.readWeights(dir), null);
+        calm.eval();
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor ids = expected.get("input_ids");                          // [2, 32]
+            Tensor h = calm.hidden(ids, null);                               // [2, 8, d]
+            double hidden = maxAbsDiff(h, expected.get("calm_hidden"));
+            Tensor noise = expected.get("head_noise");                       // [3, 2, 8, noise]
+            long samples = noise.size(0), rows = h.size(0), chunks = h.size(1);
+            Tensor flatH = h.reshape(rows * chunks, -1);
+            org.bytedeco.pytorch.TensorVector each = new org.bytedeco.pytorch.TensorVector();
+            for (long i = 0; i < samples; i++) {
+                each.push_back(calm.head().forward(flatH, noise.select(0, i).reshape(rows * chunks, -1)));
+            }
+            Tensor x = org.bytedeco.pytorch.global.torch.stack(each, 0).reshape(samples, rows, chunks, -1);
+            double sampleDiff = maxAbsDiff(x, expected.get("head_samples"));
+            // The loss: samples at chunk positions 0..6 predict chunks 1..7, against posterior samples of those.
+            Tensor xs = x.narrow(2, 0, chunks - 1).reshape(samples, rows * (chunks - 1), -1);
+            Tensor mu = expected.get("ae_mean").narrow(1, 1, chunks - 1).reshape(rows * (chunks - 1), -1);
+            Tensor sigma = expected.get("ae_log_std").narrow(1, 1, chunks - 1).reshape(rows * (chunks - 1), -1).exp();
+            Tensor y = mu.unsqueeze(0).add(sigma.unsqueeze(0).mul(expected.get("energy_target_eps")));
+            double loss = new calm4j.calm.EnergyScore(calm.config().alpha()).loss(xs, y).item_double();
+            double lossDiff = Math.abs(loss - expected.get("energy_loss").item_double());
+            System.out.printf("official %s: max |diff| hidden %.2e, head samples %.2e, energy loss %.2e%n", layout,
+                    hidden, sampleDiff, lossDiff);
+            return new double[] {hidden, sampleDiff, lossDiff};
+        }
+    }
+
+    @Test
+    void theOfficialCalmInEachFloat32LayoutComputesWhatTheirCodeComputes() {
+        for (String layout : List.of("calm", "calm-sharded")) {
+            double[] d = calmDifferences(layout);
+            assertTrue(d[0] < 1e-4, layout + ": hidden states differ by " + d[0]);
+            assertTrue(d[1] < 1e-4, layout + ": head samples differ by " + d[1]);
+            assertTrue(d[2] < 1e-4, layout + ": energy loss differs by " + d[2]);
+        }
+    }
+
+    @Test
+    void theOfficialCalmInBf16SafetensorsIsWithinBf16Precision() {
+        double[] d = calmDifferences("calm-safetensors-bf16");
+        // bf16 keeps 8 bits of mantissa (relative error 2^-9 per weight); measured here, see the note.
+        assertTrue(d[0] < 0.05 && d[1] < 0.02 && d[2] < 1e-3, java.util.Arrays.toString(d));
+    }
+
+    @Test
+    void aReleaseWithAMissingExtraOrMisShapedTensorIsRefusedNamingIt() {
+        Path dir = FIXTURE.resolve("calm");
+        Map<String, Tensor> missing = new java.util.LinkedHashMap<>(HuggingFaceLayout.readWeights(dir));
+        missing.remove("transformer.layers.1.mlp.up_proj.weight");
+        calm4j.engine.UserError m = assertThrows(calm4j.engine.UserError.class,
+                () -> HuggingFaceLayout.officialCalm(dir, missing, null));
+        assertTrue(m.getMessage().contains("has no tensor transformer.layers.1.mlp.up_proj.weight"), m.getMessage());
+
+        Map<String, Tensor> extra = new java.util.LinkedHashMap<>(HuggingFaceLayout.readWeights(dir));
+        extra.put("transformer.layers.9.self_attn.q_proj.weight", org.bytedeco.pytorch.global.torch.zeros(2, 2));
+        calm4j.engine.UserError x = assertThrows(calm4j.engine.UserError.class,
+                () -> HuggingFaceLayout.officialCalm(dir, extra, null));
+        assertTrue(x.getMessage().contains("transformer.layers.9.self_attn.q_proj.weight"), x.getMessage());
+
+        Map<String, Tensor> shaped = new java.util.LinkedHashMap<>(HuggingFaceLayout.readWeights(dir));
+        shaped.put("embed_proj.0.bias", org.bytedeco.pytorch.global.torch.zeros(3));
+        calm4j.engine.UserError sh = assertThrows(calm4j.engine.UserError.class,
+                () -> HuggingFaceLayout.officialCalm(dir, shaped, null));
+        assertTrue(sh.getMessage().contains("embed_proj.0.bias has shape [3]"), sh.getMessage());
+
+        Map<String, Tensor> differs = new java.util.LinkedHashMap<>(HuggingFaceLayout.readWeights(dir));
+        differs.put("generative_head.noise_embd.bias", differs.get("mlp_generator.noise_embd.bias").add(
+                new org.bytedeco.pytorch.Scalar(1.0)));
+        calm4j.engine.UserError d = assertThrows(calm4j.engine.UserError.class,
+                () -> HuggingFaceLayout.officialCalm(dir, differs, null));
+        assertTrue(d.getMessage().contains("generative_head.noise_embd.bias should be the same tensor"),
+                d.getMessage());
+    }
 }
