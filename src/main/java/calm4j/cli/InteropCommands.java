@@ -22,13 +22,21 @@ final class InteropCommands {
         @Option(names = "--out", required = true, description = "the run folder to create")
         Path out;
 
+        @Option(names = "--tokenizer", description = "the model's tokenizer.json (default: the one in --hf; the "
+                + "authors' releases need the Llama-3 one from their repository's llama3_tokenizer/)")
+        Path tokenizer;
+
+        @Option(names = "--ae", description = "the authors' autoencoder release, for a CALM checkpoint without its "
+                + "ae_model.* tensors")
+        Path ae;
+
         @Mixin
         EngineOptions engine;
 
         @Override
         public Integer call() {
             engine.engine();
-            HuggingFaceLayout.Imported r = HuggingFaceLayout.importDir(dir, out);
+            HuggingFaceLayout.Imported r = HuggingFaceLayout.importDir(dir, out, tokenizer, ae);
             System.out.printf("imported a %s with %,d parameters into %s%n", r.kind(), r.parameters(), out);
             if (!r.unusedTensors().isEmpty()) {
                 System.out.println("tensors in the file that calm4j does not use: " + r.unusedTensors());

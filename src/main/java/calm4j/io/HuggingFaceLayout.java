@@ -163,40 +163,107 @@ public final class HuggingFaceLayout {
 
     /** Reads a directory in the Hugging Face layout (an autoencoder or a CALM) into a new calm4j run. */
     public static Imported importDir(Path dir, Path run) {
+        return importDir(dir, run, null, null);
+    }
+
+    /**
+     * Reads a release directory into a new calm4j run: calm4j's own export, or the authors' layout (flat config,
+     * weights in any of their formats, the autoencoder inside the CALM's checkpoint or given as {@code aeDir}).
+     * The tokenizer is {@code tokenizer} when given, else the directory's tokenizer.json. A tokenizer one token
+     * short of the model's vocabulary is the authors' setup (they added a [PAD] token after Llama-3's): the [PAD] is
+     * added to the run's copy. Any other mismatch is refused with both sizes.
+     */
+    public static Imported importDir(Path dir, Path run, Path tokenizer, Path aeDir) {
         Path cfgFile = dir.resolve(CONFIG);
         JsonNode cfg = Configs.readTree(cfgFile);
-        Path weights = Files.exists(dir.resolve(WEIGHTS)) ? dir.resolve(WEIGHTS) : dir.resolve(LEGACY_WEIGHTS);
-        if (!Files.exists(weights)) {
-            throw new UserError(dir + " has neither " + WEIGHTS + " nor " + LEGACY_WEIGHTS);
-        }
-        Path tokFile = dir.resolve(TOKENIZER);
         if (Files.exists(run)) throw new UserError(run + " already exists: choose another --out");
-        boolean isCalm = cfg.has("num_hidden_layers");
-        Map<String, Tensor> tensors = StateDict.readFile(weights);
-        AutoencoderConfig ae = autoencoderConfig(isCalm ? cfg.path("ae_config") : cfg, cfgFile);
+        Path tokFile = tokenizer != null ? tokenizer : dir.resolve(TOKENIZER);
+        if (!Files.isRegularFile(tokFile)) {
+            throw new UserError((tokenizer != null ? tokenizer + " does not exist" : dir + " has no " + TOKENIZER)
+                    + ": give the model's tokenizer with --tokenizer FILE (the authors' releases use the Llama-3 "
+                    + "tokenizer.json, shipped in their repository's llama3_tokenizer/)");
+        }
+        Map<String, Tensor> tensors = readWeights(dir);
+        Module model;
+        Map<String, Object> sections = new LinkedHashMap<>();
+        String kind;
+        AutoencoderConfig ae;
+        if (isOfficialCalm(cfg)) {
+            ChunkAutoencoder given = aeDir != null ? officialAutoencoder(aeDir) : null;
+            CalmModel calm = officialCalm(dir, tensors, given);
+            model = calm;
+            ae = calm.autoencoder().config();
+            sections.put("model", calm.config());
+            sections.put("autoencoder", ae);
+            kind = CalmRun.KIND;
+        } else if (cfg.has("num_hidden_layers")) {
+            ae = autoencoderConfig(cfg.path("ae_config"), cfgFile);
+            CalmConfig c = calmConfig(cfg, cfgFile);
+            model = new CalmModel(c, new ChunkAutoencoder(ae));
+            requireAllUsed(StateDict.load(model, tensors, dir.toString()), dir);
+            sections.put("model", c);
+            sections.put("autoencoder", ae);
+            kind = CalmRun.KIND;
+        } else {
+            ae = autoencoderConfig(cfg, cfgFile);
+            model = new ChunkAutoencoder(ae);
+            requireAllUsed(StateDict.load(model, tensors, dir.toString()), dir);
+            sections.put("model", ae);
+            kind = AutoencoderRun.KIND;
+        }
+        Path tokForRun = matchTokenizer(tokFile, ae.vocabSize(), run);
+        try {
+            RunFolder.createOrResume(run, kind, sections, TrainConfig.DEFAULTS, tokForRun);
+        } finally {
+            if (!tokForRun.equals(tokFile)) deleteQuietly(tokForRun);
+        }
+        Checkpoints.saveWeights(run, 0, model);
+        return new Imported(kind, calm4j.nn.Layers.parameterCount(model, false), List.of());
+    }
+
+    /** The authors' autoencoder release in {@code dir}, loaded. */
+    public static ChunkAutoencoder officialAutoencoder(Path dir) {
+        JsonNode cfg = Configs.readTree(dir.resolve(CONFIG));
+        ChunkAutoencoder ae = new ChunkAutoencoder(autoencoderConfig(cfg, dir.resolve(CONFIG)));
+        requireAllUsed(StateDict.load(ae, readWeights(dir), dir.toString()), dir);
+        return ae;
+    }
+
+    private static void requireAllUsed(List<String> unused, Path dir) {
+        if (!unused.isEmpty()) {
+            throw new UserError(dir + " has tensors the model does not: " + unused + " (is config.json the one "
+                    + "these weights were saved with?)");
+        }
+    }
+
+    /** The tokenizer file for the run: {@code tokFile} itself, or a copy with the authors' [PAD] appended. */
+    private static Path matchTokenizer(Path tokFile, int modelVocab, Path run) {
+        int vocab;
         try (Tokenizer tok = Tokenizer.load(tokFile)) {
-            if (tok.vocabSize() > ae.vocabSize()) {
-                throw new UserError(tokFile + " has " + tok.vocabSize() + " tokens but the model's vocab_size is "
-                        + ae.vocabSize() + ": they do not belong together");
-            }
-            Module model;
-            Map<String, Object> sections = new LinkedHashMap<>();
-            String kind;
-            if (isCalm) {
-                CalmConfig c = calmConfig(cfg, cfgFile);
-                model = new CalmModel(c, new ChunkAutoencoder(ae));
-                sections.put("model", c);
-                sections.put("autoencoder", ae);
-                kind = CalmRun.KIND;
-            } else {
-                model = new ChunkAutoencoder(ae);
-                sections.put("model", ae);
-                kind = AutoencoderRun.KIND;
-            }
-            List<String> unused = StateDict.load(model, tensors, weights.toString());
-            RunFolder.createOrResume(run, kind, sections, TrainConfig.DEFAULTS, tokFile);
-            Checkpoints.saveWeights(run, 0, model);
-            return new Imported(kind, calm4j.nn.Layers.parameterCount(model, false), unused);
+            vocab = tok.vocabSize();
+        }
+        if (vocab == modelVocab) return tokFile;
+        if (vocab + 1 != modelVocab) {
+            throw new UserError(tokFile + " has a vocabulary of " + vocab + " tokens and the model " + modelVocab
+                    + ": they do not belong together (the authors' models have the tokenizer's vocabulary plus one "
+                    + "[PAD]); give the tokenizer the model was trained with");
+        }
+        try {
+            Path withPad = Files.createTempFile("calm4j-tokenizer", ".json");
+            Tokenizer.writeWithToken(tokFile, "[PAD]", vocab, withPad);
+            System.err.println("note: " + tokFile + " has " + vocab + " tokens and the model " + modelVocab
+                    + ": added [PAD] as token " + vocab + ", as the authors' training did");
+            return withPad;
+        } catch (IOException e) {
+            throw new UserError("cannot write a temporary tokenizer for " + run + ": " + e.getMessage());
+        }
+    }
+
+    private static void deleteQuietly(Path p) {
+        try {
+            Files.deleteIfExists(p);
+        } catch (IOException ignored) {
+            // a temporary file
         }
     }
 

@@ -85,6 +85,18 @@ public final class Tokenizer implements AutoCloseable {
         return new Tokenizer(hf, path, sha256(bytes), maxId + 1, eos, pad, mask);
     }
 
+    /** Writes {@code src} with one more special token, {@code content} as id {@code id}, to {@code dest}. */
+    public static void writeWithToken(Path src, String content, int id, Path dest) throws IOException {
+        ObjectMapper json = new ObjectMapper();
+        com.fasterxml.jackson.databind.node.ObjectNode root =
+                (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(src.toFile());
+        com.fasterxml.jackson.databind.node.ArrayNode added = root.has("added_tokens")
+                ? (com.fasterxml.jackson.databind.node.ArrayNode) root.get("added_tokens") : root.putArray("added_tokens");
+        added.addObject().put("id", id).put("content", content).put("single_word", false).put("lstrip", false)
+                .put("rstrip", false).put("normalized", false).put("special", true);
+        json.writeValue(dest.toFile(), root);
+    }
+
     static String sha256(byte[] bytes) {
         try {
             return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));

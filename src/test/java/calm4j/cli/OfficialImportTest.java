@@ -1,0 +1,71 @@
+package calm4j.cli;
+
+import calm4j.Fixtures;
+import calm4j.tokenize.Tokenizer;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+import java.nio.file.Path;
+
+import static calm4j.cli.CalmCliTest.calm;
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The authors' releases, imported from the command line and used: here the tiny ones in shared/fixtures. */
+class OfficialImportTest {
+    static final Path FIXTURE = Path.of("..", "shared", "fixtures", "official-tiny");
+
+    /**
+     * A tokenizer of exactly {@code vocab} tokens (the fixture models' ids mean nothing in particular): a small BPE,
+     * topped up with placeholder special tokens.
+     */
+    static Path tokenizer(Path dir, int vocab) {
+        int have;
+        Path bpe;
+        try (Tokenizer t = Fixtures.tokenizer(dir, Fixtures.documents(40, 8, 5), Math.min(vocab, 300))) {
+            have = t.vocabSize();
+            bpe = t.path();
+        }
+        try {
+            for (int id = have; id < vocab; id++) Tokenizer.writeWithToken(bpe, "<|extra_" + id + "|>", id, bpe);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+        try (Tokenizer t = Tokenizer.load(bpe)) {
+            assertEquals(vocab, t.vocabSize());
+        }
+        return bpe;
+    }
+
+    @Test
+    void anOfficialCalmImportsWithItsTokenizerPlusPadAndGenerates(@TempDir Path dir) {
+        Path tok = tokenizer(dir.resolve("tok511"), 511);
+        for (String layout : new String[] {"calm", "calm-sharded", "calm-safetensors-bf16"}) {
+            Path run = dir.resolve("run-" + layout);
+            CalmCliTest.Run imp = calm("import", "--hf", FIXTURE.resolve(layout).toString(), "--tokenizer",
+                    tok.toString(), "--out", run.toString());
+            assertEquals(0, imp.status(), imp.err());
+            assertTrue(imp.err().contains("added [PAD] as token 511"), imp.err());
+            CalmCliTest.Run gen = calm("generate", "--ckpt", run.toString(), "--prompt", "the people", "--max-tokens",
+                    "8", "--seed", "1", "--json");
+            assertEquals(0, gen.status(), gen.err());
+            assertTrue(gen.out().contains("\"token_ids\""), gen.out());
+        }
+        CalmCliTest.Run ae = calm("import", "--hf", FIXTURE.resolve("autoencoder").toString(), "--tokenizer",
+                tok.toString(), "--out", dir.resolve("ae").toString());
+        assertEquals(0, ae.status(), ae.err());
+        assertTrue(ae.out().contains("imported a autoencoder") || ae.out().contains("autoencoder"), ae.out());
+    }
+
+    @Test
+    void aTokenizerThatDoesNotFitTheModelIsRefusedWithBothSizes(@TempDir Path dir) {
+        Path tok = tokenizer(dir.resolve("tok300"), 300);
+        CalmCliTest.Run r = calm("import", "--hf", FIXTURE.resolve("calm").toString(), "--tokenizer", tok.toString(),
+                "--out", dir.resolve("run").toString());
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("vocabulary of 300 tokens and the model 512"), r.err());
+        CalmCliTest.Run none = calm("import", "--hf", FIXTURE.resolve("calm").toString(), "--out",
+                dir.resolve("run2").toString());
+        assertEquals(2, none.status());
+        assertTrue(none.err().contains("--tokenizer"), none.err());
+    }
+}
