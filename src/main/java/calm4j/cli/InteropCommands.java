@@ -55,13 +55,25 @@ final class InteropCommands {
         @Option(names = "--out", required = true, description = "the directory to write")
         Path out;
 
+        @Option(names = "--format", defaultValue = "calm4j", description = "calm4j (calm4j's layout, the default) or "
+                + "official (the authors' layout: their classes load it with from_pretrained)")
+        String format;
+
         @Mixin
         EngineOptions engine;
 
         @Override
         public Integer call() {
             engine.engine();
-            HuggingFaceLayout.export(run, out);
+            switch (format) {
+                case "official" -> {
+                    HuggingFaceLayout.exportOfficial(run, out);
+                    System.out.println("wrote " + out + " in the authors' layout");
+                    return 0;
+                }
+                case "calm4j" -> HuggingFaceLayout.export(run, out);
+                default -> throw new calm4j.engine.UserError("--format must be calm4j or official, got " + format);
+            }
             System.out.println("wrote " + out.resolve(HuggingFaceLayout.CONFIG) + ", "
                     + out.resolve(HuggingFaceLayout.WEIGHTS) + " and " + out.resolve(HuggingFaceLayout.TOKENIZER));
             return 0;

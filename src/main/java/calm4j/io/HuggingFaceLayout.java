@@ -361,4 +361,118 @@ public final class HuggingFaceLayout {
         }
         return model;
     }
+
+    /**
+     * Writes a run in the authors' layout, which their classes load with {@code from_pretrained}: a CALM as
+     * {@code OUT/config.json} (flat, {@code model_type} "energy") and {@code OUT/model.safetensors} with every name
+     * their module tree has (the {@code generative_head.*} alias and the tied {@code decoder.lm_head_weight}
+     * included), and its autoencoder as a release of its own in {@code OUT/autoencoder}, named by {@code ae_path};
+     * an autoencoder run as that release alone.
+     */
+    public static void exportOfficial(Path run, Path out) {
+        String kind = RunFolder.config(run, null).path("kind").asText();
+        try {
+            Files.createDirectories(out);
+            if (kind.equals(CalmRun.KIND)) {
+                CalmRun r = CalmRun.load(run);
+                try (Tokenizer tok = r.tokenizer()) {
+                    Path aeDir = out.resolve("autoencoder");
+                    writeOfficialAutoencoder(r.model().autoencoder(), aeDir, tok);
+                    Configs.write(out.resolve(CONFIG), officialCalmConfig(r.model().config(),
+                            r.model().autoencoder().config(), aeDir.toAbsolutePath()));
+                    SafeTensors.write(out.resolve(WEIGHTS), officialTensors(r.model()), Map.of("format", "pt"));
+                    Files.copy(tok.path(), out.resolve(TOKENIZER), StandardCopyOption.REPLACE_EXISTING);
+                }
+            } else {
+                AutoencoderRun r = AutoencoderRun.load(run);
+                try (Tokenizer tok = r.tokenizer()) {
+                    writeOfficialAutoencoder(r.model(), out, tok);
+                }
+            }
+        } catch (IOException e) {
+            throw new UserError("cannot write " + out + ": " + e.getMessage());
+        }
+    }
+
+    private static void writeOfficialAutoencoder(ChunkAutoencoder ae, Path dir, Tokenizer tok) throws IOException {
+        Files.createDirectories(dir);
+        AutoencoderConfig c = ae.config();
+        ObjectNode n = Configs.JSON.createObjectNode();
+        n.put("ae_dropout", c.latentDrop());
+        n.putArray("architectures").add("Autoencoder");
+        n.put("bos_token_id", c.eosId());
+        n.put("eos_token_id", c.eosId());
+        n.put("hidden_act", "silu");
+        n.put("hidden_size", c.hiddenSize());
+        n.put("initializer_range", 0.02);
+        n.put("intermediate_size", c.intermediateSize());
+        n.put("kl_clamp", c.klClamp());
+        n.put("kl_weight", c.klWeight());
+        n.put("latent_size", c.latentSize());
+        n.put("max_position_embeddings", 2048);
+        n.put("mlp_bias", false);
+        n.put("num_decoder_layers", c.decoderLayers());
+        n.put("num_encoder_layers", c.encoderLayers());
+        n.put("pad_token_id", c.padId());
+        n.put("patch_size", c.patchSize());
+        n.put("rms_norm_eps", calm4j.nn.RMSNorm.EPS);
+        n.put("tie_word_embeddings", false);
+        n.put("torch_dtype", "float32");
+        n.put("vocab_size", c.vocabSize());
+        Configs.write(dir.resolve(CONFIG), n);
+        SafeTensors.write(dir.resolve(WEIGHTS), officialTensors(ae), Map.of("format", "pt"));
+        Files.copy(tok.path(), dir.resolve(TOKENIZER), StandardCopyOption.REPLACE_EXISTING);
+    }
+
+    static ObjectNode officialCalmConfig(CalmConfig c, AutoencoderConfig ae, Path aeDir) {
+        ObjectNode n = Configs.JSON.createObjectNode();
+        n.put("ae_path", aeDir.toString());
+        n.putArray("architectures").add("EnergyTransformer");
+        n.put("attention_bias", false);
+        n.put("attention_dropout", 0.0);
+        n.put("beta", c.alpha());
+        n.put("bos_token_id", ae.eosId());
+        n.put("eos_token_id", ae.eosId());
+        n.put("hidden_act", "silu");
+        n.put("hidden_size", c.hiddenSize());
+        n.put("initializer_range", 0.02);
+        n.put("intermediate_size", c.intermediateSize());
+        n.put("latent_size", ae.latentSize());
+        n.put("max_position_embeddings", c.contextChunks());
+        n.put("mlp_bias", false);
+        n.put("model_type", "energy");
+        n.put("noise_size", c.noiseSize());
+        n.put("num_attention_heads", c.numAttentionHeads());
+        n.put("num_hidden_layers", c.numHiddenLayers());
+        n.put("num_key_value_heads", c.numKeyValueHeads());
+        n.put("num_mlp_layers", c.numMlpLayers());
+        n.put("num_samples", c.numSamples());
+        n.put("pad_token_id", ae.padId());
+        n.put("patch_size", ae.patchSize());
+        n.put("rms_norm_eps", calm4j.nn.RMSNorm.EPS);
+        n.put("rope_theta", c.ropeTheta());
+        n.put("tie_word_embeddings", false);
+        n.put("torch_dtype", "float32");
+        n.put("use_cache", true);
+        n.put("vocab_size", ae.vocabSize());
+        return n;
+    }
+
+    /** A module's tensors under every name the authors' module tree gives them (their aliases included). */
+    static Map<String, Tensor> officialTensors(Module m) {
+        Map<String, Tensor> out = new LinkedHashMap<>(StateDict.of(m));
+        Map<String, Tensor> aliases = new LinkedHashMap<>();
+        for (var e : out.entrySet()) {
+            String name = e.getKey();
+            if (name.startsWith("mlp_generator.")) {
+                aliases.put("generative_head." + name.substring("mlp_generator.".length()), e.getValue());
+            }
+            if (name.endsWith("encoder.embed_tokens.weight") && !name.contains("transformer.")) {
+                aliases.put(name.substring(0, name.length() - "encoder.embed_tokens.weight".length())
+                        + "decoder.lm_head_weight", e.getValue());
+            }
+        }
+        out.putAll(aliases);
+        return out;
+    }
 }

@@ -68,4 +68,36 @@ class OfficialImportTest {
         assertEquals(2, none.status());
         assertTrue(none.err().contains("--tokenizer"), none.err());
     }
+
+    @Test
+    void officialToCalm4jToOfficialIsBitIdenticalInFloat32(@TempDir Path dir) {
+        Path tok = tokenizer(dir.resolve("tok511"), 511);
+        Path run = dir.resolve("run"), back = dir.resolve("back");
+        assertEquals(0, calm("import", "--hf", FIXTURE.resolve("calm").toString(), "--tokenizer", tok.toString(),
+                "--out", run.toString()).status());
+        CalmCliTest.Run exp = calm("export", "--hf", run.toString(), "--out", back.toString(), "--format", "official");
+        assertEquals(0, exp.status(), exp.err());
+        var original = calm4j.io.HuggingFaceLayout.readWeights(FIXTURE.resolve("calm"));
+        var exported = calm4j.io.HuggingFaceLayout.readWeights(back);
+        assertEquals(new java.util.TreeSet<>(original.keySet()), new java.util.TreeSet<>(exported.keySet()),
+                "the same names, aliases included");
+        for (var e : original.entrySet()) {
+            assertTrue(org.bytedeco.pytorch.global.torch.equal(e.getValue(), exported.get(e.getKey())), e.getKey());
+        }
+        var ae = calm4j.io.HuggingFaceLayout.readWeights(back.resolve("autoencoder"));
+        for (var e : ae.entrySet()) {
+            assertTrue(org.bytedeco.pytorch.global.torch.equal(e.getValue(), original.get("ae_model." + e.getKey())),
+                    e.getKey());
+        }
+        var cfg = calm4j.train.Configs.readTree(back.resolve("config.json"));
+        var was = calm4j.train.Configs.readTree(FIXTURE.resolve("calm/config.json"));
+        for (String f : new String[] {"model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
+                "num_attention_heads", "num_key_value_heads", "latent_size", "patch_size", "noise_size",
+                "num_mlp_layers", "num_samples", "beta", "rope_theta", "rms_norm_eps", "vocab_size",
+                "max_position_embeddings"}) {
+            assertEquals(was.get(f).asText(), cfg.get(f).asText(), f);
+        }
+        // And back again: the exported release imports (it names its autoencoder by ae_path, never followed).
+        assertEquals(0, calm("import", "--hf", back.toString(), "--out", dir.resolve("again").toString()).status());
+    }
 }
