@@ -12,6 +12,7 @@ import calm4j.data.Manifest;
 import calm4j.data.TokenStore;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
+import calm4j.io.StateDict;
 import calm4j.nn.Layers;
 import calm4j.train.Configs;
 import calm4j.train.RunFolder;
@@ -25,6 +26,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -40,8 +42,12 @@ final class LmCommand {
     @Command(name = "train", mixinStandardHelpOptions = true,
             description = "Train (or resume) a CALM on a prepared corpus, on top of a trained autoencoder (frozen).")
     static final class Train implements Callable<Integer> {
-        @Option(names = "--ae", required = true, description = "the autoencoder run folder")
+        @Option(names = "--ae", description = "the autoencoder run folder (a new CALM)")
         Path aeRun;
+
+        @Option(names = "--init", description = "fine-tune: start from this CALM run's weights (an imported release "
+                + "or a calm4j run) with a fresh optimizer and schedule; its autoencoder and tokenizer are used")
+        Path init;
 
         @Mixin
         TrainOptions options;
@@ -52,7 +58,11 @@ final class LmCommand {
         @Override
         public Integer call() {
             Path out = options.out;
-            Trainer.Summary s = options.runAsRank(engine, dist -> train(aeRun, options, engine.quiet, dist));
+            if ((aeRun == null) == (init == null)) {
+                throw new UserError("give either --ae AE_RUN (a new CALM) or --init CALM_RUN (fine-tuning)");
+            }
+            Trainer.Summary s = options.runAsRank(engine, dist -> init != null
+                    ? fineTune(init, options, engine.quiet, dist) : train(aeRun, options, engine.quiet, dist));
             if (s == null) return 0; // another rank reports
             CalmRun run = CalmRun.load(out);
             var cfg = run.model().config();
@@ -67,6 +77,47 @@ final class LmCommand {
             run.tokenizer().close();
             if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
             return 0;
+        }
+
+        /** The architecture: what a fine-tuned model must keep of its source (everything else may change). */
+        static final List<String> ARCHITECTURE = List.of("hidden_size", "intermediate_size", "num_hidden_layers",
+                "num_attention_heads", "num_key_value_heads", "rope_theta", "noise_size", "num_mlp_layers");
+
+        /**
+         * Fine-tunes {@code init}'s CALM on {@code options.data}: its weights, autoencoder and tokenizer, with the
+         * config file's "model" keys that leave the architecture alone (context_chunks, num_samples, ...) applied,
+         * a fresh optimizer and the "train" section's schedule. The source is recorded in the run's config.
+         */
+        static Trainer.Summary fineTune(Path init, TrainOptions options, boolean quiet, DataParallel dist) {
+            Path data = options.data, out = options.out;
+            CalmRun src = CalmRun.load(init);
+            CalmConfig from = src.model().config();
+            CalmConfig model = options.model(from, CalmConfig.class);
+            var was = Configs.JSON.valueToTree(from);
+            var now = Configs.JSON.valueToTree(model);
+            for (String key : ARCHITECTURE) {
+                if (!was.get(key).equals(now.get(key))) {
+                    throw new UserError("--init keeps the source's architecture: model." + key + " is " + was.get(key)
+                            + " in " + init + ", " + now.get(key) + " in " + options.where());
+                }
+            }
+            TrainConfig train = options.train(TRAIN);
+            Manifest m = Manifest.read(data);
+            m.requireTokenizer(src.tokenizer().sha256(), "CALM run " + init);
+            AutoencoderConfig aeCfg = src.model().autoencoder().config();
+            Map<String, Object> sections = new LinkedHashMap<>();
+            sections.put("model", model);
+            sections.put("autoencoder", aeCfg);
+            sections.put("init", Map.of("run", init.toAbsolutePath().normalize().toString(), "step", src.step()));
+            if (dist.isWriter()) RunFolder.createOrResume(out, CalmRun.KIND, sections, train, src.tokenizer().path());
+            src.tokenizer().close();
+            dist.barrier();
+
+            Engine.seed(train.seed());
+            CalmModel calm = new CalmModel(model, src.model().autoencoder());
+            StateDict.load(calm, StateDict.of(src.model()), init.toString()); // the source's weights; a resume
+            Layers.place(calm, dist.device());                                  // then loads its own checkpoint
+            return trainLoop(calm, model, aeCfg, train, options, quiet, dist);
         }
 
         static Trainer.Summary train(Path aeRun, TrainOptions options, boolean quiet, DataParallel dist) {
@@ -91,11 +142,19 @@ final class LmCommand {
             Engine.seed(train.seed());
             CalmModel calm = new CalmModel(model, ae.model());
             Layers.place(calm, dist.device());
+            return trainLoop(calm, model, aeCfg, train, options, quiet, dist);
+        }
+
+        private static Trainer.Summary trainLoop(CalmModel calm, CalmConfig model, AutoencoderConfig aeCfg,
+                                                 TrainConfig train, TrainOptions options, boolean quiet,
+                                                 DataParallel dist) {
+            Path data = options.data, out = options.out;
             int k = aeCfg.patchSize();
             if (!quiet) {
                 System.err.printf("CALM: %,d trainable parameters (+%,d frozen autoencoder), K=%d, context %d "
                                 + "chunks (%d tokens)%n", Layers.parameterCount(calm, true),
-                        Layers.parameterCount(ae.model(), false), k, model.contextChunks(), model.contextChunks() * k);
+                        Layers.parameterCount(calm.autoencoder(), false), k, model.contextChunks(),
+                        model.contextChunks() * k);
             }
             BlockBatches trainData = new BlockBatches(TokenStore.open(data, "train"), k,
                     (model.contextChunks() + 1) * k, train.batchSize(), aeCfg.padId(), train.seed(), true, dist.rank(),

@@ -100,4 +100,51 @@ class OfficialImportTest {
         // And back again: the exported release imports (it names its autoencoder by ae_path, never followed).
         assertEquals(0, calm("import", "--hf", back.toString(), "--out", dir.resolve("again").toString()).status());
     }
+
+    static double energyLoss(String out) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("energy loss ([0-9.]+)").matcher(out);
+        assertTrue(m.find(), out);
+        return Double.parseDouble(m.group(1));
+    }
+
+    @Test
+    void fineTuningTheImportedCalmLowersItsLossOnTheUsersCorpus(@TempDir Path dir) throws Exception {
+        Path tok = tokenizer(dir.resolve("tok511"), 511);
+        Path run = dir.resolve("release");
+        assertEquals(0, calm("import", "--hf", FIXTURE.resolve("calm").toString(), "--tokenizer", tok.toString(),
+                "--out", run.toString()).status());
+        Path texts = Fixtures.writeTxt(dir.resolve("texts"), Fixtures.documents(60, 10, 3));
+        Path corpus = dir.resolve("corpus");
+        CalmCliTest.Run prep = calm("data", "prepare", "--input", texts.toString(), "--tokenizer",
+                run.resolve("tokenizer.json").toString(), "--out", corpus.toString(), "--val-fraction", "0.2",
+                "--quiet");
+        assertEquals(0, prep.status(), prep.err());
+        String[] eval = {"--data", corpus.toString(), "--block-chunks", "16", "--batches", "8", "--samples", "2"};
+        double before = energyLoss(calm(concat(new String[] {"lm", "eval", "--ckpt", run.toString()}, eval)).out());
+
+        Path cfg = java.nio.file.Files.writeString(dir.resolve("ft.json"), "{\"model\": {\"context_chunks\": 16, "
+                + "\"eval_block_chunks\": 16}, \"train\": {\"max_steps\": 60, \"batch_size\": 8, \"lr\": 0.003, "
+                + "\"warmup_steps\": 5, \"eval_every\": 60, \"eval_batches\": 1}}");
+        Path tuned = dir.resolve("tuned");
+        CalmCliTest.Run ft = calm("lm", "train", "--init", run.toString(), "--data", corpus.toString(), "--config",
+                cfg.toString(), "--out", tuned.toString(), "--quiet");
+        assertEquals(0, ft.status(), ft.err());
+        double after = energyLoss(calm(concat(new String[] {"lm", "eval", "--ckpt", tuned.toString()}, eval)).out());
+        System.out.printf("fine-tuning the imported CALM: energy loss %.4f before, %.4f after%n", before, after);
+        assertTrue(after < before - 0.1, "energy loss on the corpus: " + before + " before, " + after + " after");
+        assertTrue(java.nio.file.Files.readString(tuned.resolve("config.json")).contains(run.toAbsolutePath()
+                .normalize().toString()), "the source is recorded");
+
+        Path wider = java.nio.file.Files.writeString(dir.resolve("wider.json"), "{\"model\": {\"hidden_size\": 128}}");
+        CalmCliTest.Run refused = calm("lm", "train", "--init", run.toString(), "--data", corpus.toString(),
+                "--config", wider.toString(), "--out", dir.resolve("x").toString());
+        assertEquals(2, refused.status());
+        assertTrue(refused.err().contains("model.hidden_size is 64"), refused.err());
+    }
+
+    static String[] concat(String[] a, String[] b) {
+        String[] out = java.util.Arrays.copyOf(a, a.length + b.length);
+        System.arraycopy(b, 0, out, a.length, b.length);
+        return out;
+    }
 }
