@@ -41,6 +41,10 @@ final class AeCommand {
     @Command(name = "train", mixinStandardHelpOptions = true,
             description = "Train (or resume) a chunk autoencoder on a prepared corpus.")
     static final class Train implements Callable<Integer> {
+        @Option(names = "--init", description = "fine-tune: start from this autoencoder run's weights (an imported "
+                + "release or a calm4j run) with a fresh optimizer and schedule, and its tokenizer")
+        Path init;
+
         @Mixin
         TrainOptions options;
 
@@ -49,13 +53,48 @@ final class AeCommand {
 
         @Override
         public Integer call() {
-            Trainer.Summary s = options.runAsRank(engine, dist -> train(options, engine.quiet, dist));
+            Trainer.Summary s = options.runAsRank(engine, dist -> init != null
+                    ? fineTune(init, options, engine.quiet, dist) : train(options, engine.quiet, dist));
             if (s == null) return 0; // another rank reports
             System.out.printf("autoencoder run %s: step %d%s, %.0f s, %,.0f tokens/s%n", options.out, s.step(),
                     s.interrupted() ? " (interrupted; run the same command to resume)" : "", s.seconds(),
                     s.tokensPerSecond());
             if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
             return 0;
+        }
+
+        /** What a fine-tuned autoencoder must keep of its source; its training settings may change. */
+        static final java.util.List<String> ARCHITECTURE = java.util.List.of("vocab_size", "hidden_size",
+                "intermediate_size", "encoder_layers", "decoder_layers", "patch_size", "latent_size", "pad_id",
+                "mask_id", "eos_id");
+
+        /** Fine-tunes {@code init}'s autoencoder on the corpus: its weights and tokenizer, a fresh optimizer. */
+        static Trainer.Summary fineTune(Path init, TrainOptions options, boolean quiet, DataParallel dist) {
+            AutoencoderRun src = AutoencoderRun.load(init);
+            AutoencoderConfig from = src.model().config();
+            AutoencoderConfig model = options.model(from, AutoencoderConfig.class);
+            var was = Configs.JSON.valueToTree(from);
+            var now = Configs.JSON.valueToTree(model);
+            for (String key : ARCHITECTURE) {
+                if (!was.get(key).equals(now.get(key))) {
+                    throw new UserError("--init keeps the source's architecture: model." + key + " is " + was.get(key)
+                            + " in " + init + ", " + now.get(key) + " in " + options.where());
+                }
+            }
+            TrainConfig train = options.train(TRAIN);
+            Manifest.read(options.data).requireTokenizer(src.tokenizer().sha256(), "autoencoder run " + init);
+            if (dist.isWriter()) {
+                RunFolder.createOrResume(options.out, AutoencoderRun.KIND, java.util.Map.of("model", model,
+                        "init", java.util.Map.of("run", init.toAbsolutePath().normalize().toString(),
+                                "step", src.step())), train, src.tokenizer().path());
+            }
+            src.tokenizer().close();
+            dist.barrier();
+            Engine.seed(train.seed());
+            ChunkAutoencoder ae = new ChunkAutoencoder(model);
+            calm4j.io.StateDict.load(ae, calm4j.io.StateDict.of(src.model()), init.toString());
+            Layers.place(ae, dist.device());
+            return trainLoop(ae, model, train, options, quiet, dist);
         }
 
         static Trainer.Summary train(TrainOptions options, boolean quiet, DataParallel dist) {
@@ -77,6 +116,12 @@ final class AeCommand {
             Engine.seed(train.seed());
             ChunkAutoencoder ae = new ChunkAutoencoder(model);
             Layers.place(ae, dist.device());
+            return trainLoop(ae, model, train, options, quiet, dist);
+        }
+
+        private static Trainer.Summary trainLoop(ChunkAutoencoder ae, AutoencoderConfig model, TrainConfig train,
+                                                 TrainOptions options, boolean quiet, DataParallel dist) {
+            Path data = options.data, out = options.out;
             if (!quiet) {
                 System.err.printf("autoencoder: %,d parameters, K=%d, l=%d, d=%d%n",
                         Layers.parameterCount(ae, false), model.patchSize(), model.latentSize(), model.hiddenSize());

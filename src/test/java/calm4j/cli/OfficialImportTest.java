@@ -147,4 +147,36 @@ class OfficialImportTest {
         System.arraycopy(b, 0, out, a.length, b.length);
         return out;
     }
+
+    static double tokenAccuracy(String out) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile("token accuracy +([0-9.]+)%").matcher(out);
+        assertTrue(m.find(), out);
+        return Double.parseDouble(m.group(1));
+    }
+
+    @Test
+    void fineTuningTheImportedAutoencoderRaisesItsAccuracyOnTheUsersCorpus(@TempDir Path dir) throws Exception {
+        Path tok = tokenizer(dir.resolve("tok511"), 511);
+        Path run = dir.resolve("ae-release");
+        assertEquals(0, calm("import", "--hf", FIXTURE.resolve("autoencoder").toString(), "--tokenizer",
+                tok.toString(), "--out", run.toString()).status());
+        Path texts = Fixtures.writeTxt(dir.resolve("texts"), Fixtures.documents(30, 8, 4));
+        Path corpus = dir.resolve("corpus");
+        assertEquals(0, calm("data", "prepare", "--input", texts.toString(), "--tokenizer",
+                run.resolve("tokenizer.json").toString(), "--out", corpus.toString(), "--val-fraction", "0.2",
+                "--quiet").status());
+        double before = tokenAccuracy(calm("ae", "eval", "--ckpt", run.toString(), "--data", corpus.toString()).out());
+        Path cfg = java.nio.file.Files.writeString(dir.resolve("ft.json"), "{\"model\": {\"token_drop\": 0.0, "
+                + "\"latent_drop\": 0.0}, \"train\": {\"max_steps\": 150, \"batch_size\": 64, \"lr\": 0.003, "
+                + "\"warmup_steps\": 10, \"eval_every\": 150, \"eval_batches\": 1}}");
+        Path tuned = dir.resolve("tuned");
+        CalmCliTest.Run ft = calm("ae", "train", "--init", run.toString(), "--data", corpus.toString(), "--config",
+                cfg.toString(), "--out", tuned.toString(), "--quiet");
+        assertEquals(0, ft.status(), ft.err());
+        double after = tokenAccuracy(calm("ae", "eval", "--ckpt", tuned.toString(), "--data", corpus.toString())
+                .out());
+        System.out.printf("fine-tuning the imported autoencoder: token accuracy %.2f%% before, %.2f%% after%n",
+                before, after);
+        assertTrue(after > before + 20, before + "% before, " + after + "% after");
+    }
 }
