@@ -1,5 +1,7 @@
 package calm4j.cli;
 
+import calm4j.data.CorpusFetcher;
+import calm4j.io.HubDownload;
 import calm4j.io.HuggingFaceLayout;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -16,8 +18,14 @@ final class InteropCommands {
             description = "Read a directory in the Hugging Face layout of the CALM releases (config.json, "
                     + "model.safetensors or pytorch_model.bin, tokenizer.json), autoencoder or CALM, into a new run.")
     static final class Import implements Callable<Integer> {
-        @Option(names = "--hf", required = true, description = "the Hugging Face directory")
-        Path dir;
+        @Option(names = "--hf", required = true, description = "a Hugging Face model directory, or a Hub repository "
+                + "by name (owner/name, e.g. cccczshao/CALM-M: downloaded from $HF_ENDPOINT or huggingface.co, with "
+                + "$HF_TOKEN if set, into the cache; resumable, checksums verified)")
+        String dir;
+
+        @Option(names = "--cache", description = "where Hub downloads are kept (default: $CALM4J_CACHE/hub or "
+                + "~/.cache/calm4j/hub)")
+        Path cache;
 
         @Option(names = "--out", required = true, description = "the run folder to create")
         Path out;
@@ -36,7 +44,13 @@ final class InteropCommands {
         @Override
         public Integer call() {
             engine.engine();
-            HuggingFaceLayout.Imported r = HuggingFaceLayout.importDir(dir, out, tokenizer, ae);
+            Path local = Path.of(dir);
+            if (HubDownload.isRepoName(dir)) {
+                Path hubCache = cache != null ? cache : CorpusFetcher.defaultCache().resolve("hub");
+                local = HubDownload.fromEnvironment(hubCache, engine.quiet).fetch(dir);
+                System.out.println("downloaded " + dir + " into " + local);
+            }
+            HuggingFaceLayout.Imported r = HuggingFaceLayout.importDir(local, out, tokenizer, ae);
             System.out.printf("imported a %s with %,d parameters into %s%n", r.kind(), r.parameters(), out);
             if (!r.unusedTensors().isEmpty()) {
                 System.out.println("tensors in the file that calm4j does not use: " + r.unusedTensors());
