@@ -14,7 +14,7 @@ import java.nio.file.Path;
  * A trained CALM loaded from its run folder. The checkpoint holds the frozen autoencoder too ({@code ae_model.*}),
  * and config.json its config ({@code "autoencoder"}), so a CALM run is self-contained.
  */
-public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step) {
+public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step, PromptConvention prompt) {
     public static final String KIND = "calm";
 
     public static CalmRun load(Path dir) {
@@ -29,6 +29,14 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step)
         CalmModel model = new CalmModel(cfg, new ChunkAutoencoder(ae));
         Checkpoints.State state = Checkpoints.load(ckpt, model, null);
         model.eval();
-        return new CalmRun(dir, model, tok, state.step());
+        PromptConvention prompt = Configs.section(root, "prompt", PromptConvention.CALM4J, PromptConvention.class,
+                where);
+        return new CalmRun(dir, model, tok, state.step(), prompt);
+    }
+
+    /** The tokens before every prompt of this model (see {@link PromptConvention}). */
+    public int[] promptPrefix() {
+        var ae = model.autoencoder().config();
+        return prompt.prefix(model.patchSize(), ae.eosId(), ae.padId());
     }
 }

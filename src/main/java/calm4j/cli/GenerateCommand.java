@@ -92,7 +92,7 @@ final class GenerateCommand implements Callable<Integer> {
         var tok = calm.tokenizer();
         // Everything a request can get wrong is checked here, before any text is printed.
         CalmGenerator gen = new CalmGenerator(calm.model(), tok.eosId(), calm.model().autoencoder().config().padId(),
-                pool, exact, maxDraws);
+                pool, exact, maxDraws).withPrefix(calm.promptPrefix());
         gen.checkTemperature(temperature);
         List<CalmGenerator.Request> requests = new ArrayList<>();
         List<String> texts = new ArrayList<>();

@@ -109,6 +109,7 @@ final class LmCommand {
             sections.put("model", model);
             sections.put("autoencoder", aeCfg);
             sections.put("init", Map.of("run", init.toAbsolutePath().normalize().toString(), "step", src.step()));
+            sections.put("prompt", src.prompt()); // documents begin as the source saw them begin
             if (dist.isWriter()) RunFolder.createOrResume(out, CalmRun.KIND, sections, train, src.tokenizer().path());
             src.tokenizer().close();
             dist.barrier();

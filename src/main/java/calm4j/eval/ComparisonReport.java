@@ -57,7 +57,8 @@ public final class ComparisonReport {
             flopsPerToken = cfg.trainingFlopsPerChunk(ae) / ae.patchSize();
             inference = cfg.inferenceFlopsPerToken(ae);
             params = Layers.parameterCount(c.model(), true);
-            var gen = new CalmGenerator(c.model(), ae.eosId(), ae.padId(), 1, false, 100).stopAtEos(false);
+            var gen = new CalmGenerator(c.model(), ae.eosId(), ae.padId(), 1, false, 100).stopAtEos(false)
+                    .withPrefix(c.promptPrefix());
             int[] prompt = r.ints(16, 3, ae.vocabSize()).toArray();
             long t0 = System.nanoTime();
             var out = gen.generate(List.of(new CalmGenerator.Request(prompt, 64, 1.0, 1)), null);

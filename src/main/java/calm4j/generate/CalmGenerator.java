@@ -20,8 +20,11 @@ import java.util.SplittableRandom;
  * then each step runs the backbone on one chunk per sequence, draws the next latent from the energy head, decodes
  * it by argmax and feeds the K new tokens back as the next input chunk.
  *
- * <p>How prompts become chunks. Training documents start at a chunk boundary right after a chunk that ends the
- * previous document, so every prompt is preceded by one boundary chunk (EOS then PAD). A prompt whose length is not
+ * <p>How prompts become chunks. In calm4j's training, documents start at a chunk boundary right after a chunk that
+ * ends the previous document, so every prompt is preceded by one boundary chunk (EOS then PAD). A model trained as the
+ * authors train theirs saw documents that begin with the tokenizer's BOS instead: its prompts are preceded by BOS
+ * alone ({@link #withPrefix}); a prompt that then fills no whole chunk is padded at its end, as their generation
+ * pads it. A prompt whose length is not
  * a multiple of K ends in a partial chunk of r tokens; it is not padded or cut (either would show the model a chunk
  * it never saw). Instead the first generated chunk is drawn conditioned on starting with those r tokens, by
  * rejection: candidates are drawn until one begins with them (at most {@code maxDraws}); if none does, the best
@@ -51,6 +54,7 @@ public final class CalmGenerator {
     private final boolean exact;
     private final int maxDraws;
     private boolean stopAtEos = true;
+    private int[] prefix; // the tokens before every prompt
 
     /**
      * @param pool     candidates per step for T = 1/n with n > 1 (the batch approximation)
@@ -67,6 +71,20 @@ public final class CalmGenerator {
         this.pool = pool;
         this.exact = exact;
         this.maxDraws = maxDraws;
+        this.prefix = new int[k];
+        Arrays.fill(prefix, pad);
+        prefix[0] = eos;
+    }
+
+    /** Puts {@code tokens} before every prompt instead of calm4j's boundary chunk (EOS, PAD, ...). */
+    public CalmGenerator withPrefix(int[] tokens) {
+        this.prefix = tokens.clone();
+        return this;
+    }
+
+    /** The most prompt tokens that leave room for one generated chunk in the model's context. */
+    public int maxPromptTokens() {
+        return (model.contextChunks() - 1) * k - prefix.length;
     }
 
     /** n for temperature 1/n, refusing what this generator cannot sample (n above its pool). */
@@ -129,16 +147,20 @@ public final class CalmGenerator {
             List<long[]> prefixes = new ArrayList<>();
             for (Request r : requests) {
                 if (r.maxTokens() < 1) throw new UserError("max tokens must be at least 1, got " + r.maxTokens());
-                int[] withBoundary = new int[k + r.prompt().length];
-                Arrays.fill(withBoundary, 0, k, pad);
-                withBoundary[0] = eos;
-                System.arraycopy(r.prompt(), 0, withBoundary, k, r.prompt().length);
+                int[] withBoundary = new int[prefix.length + r.prompt().length];
+                System.arraycopy(prefix, 0, withBoundary, 0, prefix.length);
+                System.arraycopy(r.prompt(), 0, withBoundary, prefix.length, r.prompt().length);
+                if (withBoundary.length < k) { // no whole chunk to start from: pad the end, as the authors do
+                    int n = withBoundary.length;
+                    withBoundary = Arrays.copyOf(withBoundary, k);
+                    Arrays.fill(withBoundary, n, k, pad);
+                }
                 int complete = withBoundary.length / k;
                 if (complete >= context) {
-                    throw new UserError("the prompt is " + r.prompt().length + " tokens; with the boundary chunk "
-                            + "that is " + complete + " chunks of " + k + ", and the model's context is " + context
-                            + " chunks (" + context * k + " tokens) including at least one to generate: shorten the "
-                            + "prompt to at most " + ((context - 1) * k - k) + " tokens");
+                    throw new UserError("the prompt is " + r.prompt().length + " tokens; with the " + prefix.length
+                            + " token(s) before it that is " + complete + " chunks of " + k + ", and the model's "
+                            + "context is " + context + " chunks (" + context * k + " tokens) including at least one "
+                            + "to generate: shorten the prompt to at most " + maxPromptTokens() + " tokens");
                 }
                 Seq s = new Seq(r, Arrays.copyOfRange(withBoundary, complete * k, withBoundary.length),
                         checkTemperature(r.temperature()));

@@ -195,6 +195,8 @@ public final class HuggingFaceLayout {
             ae = calm.autoencoder().config();
             sections.put("model", calm.config());
             sections.put("autoencoder", ae);
+            // Their documents were tokenized with BOS in front and no end-of-document chunk.
+            sections.put("prompt", calm4j.calm.PromptConvention.official(cfg.path("bos_token_id").asInt(-1)));
             kind = CalmRun.KIND;
         } else if (cfg.has("num_hidden_layers")) {
             ae = autoencoderConfig(cfg.path("ae_config"), cfgFile);

@@ -67,13 +67,12 @@ abstract class ServedModel {
             super(id, CalmRun.KIND, run.tokenizer(), run.model().patchSize());
             this.run = run;
             this.generator = new CalmGenerator(run.model(), run.tokenizer().eosId(),
-                    run.model().autoencoder().config().padId(), pool, false, maxDraws);
+                    run.model().autoencoder().config().padId(), pool, false, maxDraws).withPrefix(run.promptPrefix());
         }
 
         @Override
         int maxPromptTokens() {
-            int k = run.model().patchSize();
-            return (run.model().contextChunks() - 1) * k - k; // one boundary chunk first, one chunk to generate
+            return generator.maxPromptTokens(); // what comes before a prompt, and one chunk to generate
         }
 
         @Override

@@ -37,7 +37,7 @@ class OfficialImportTest {
     }
 
     @Test
-    void anOfficialCalmImportsWithItsTokenizerPlusPadAndGenerates(@TempDir Path dir) {
+    void anOfficialCalmImportsWithItsTokenizerPlusPadAndGenerates(@TempDir Path dir) throws Exception {
         Path tok = tokenizer(dir.resolve("tok511"), 511);
         for (String layout : new String[] {"calm", "calm-sharded", "calm-safetensors-bf16"}) {
             Path run = dir.resolve("run-" + layout);
@@ -49,7 +49,13 @@ class OfficialImportTest {
                     "8", "--seed", "1", "--json");
             assertEquals(0, gen.status(), gen.err());
             assertTrue(gen.out().contains("\"token_ids\""), gen.out());
+            assertTrue(java.nio.file.Files.readString(run.resolve("config.json")).contains("\"bos_id\" : 1"),
+                    "an imported model's prompts begin with BOS, as the authors' documents did");
         }
+        // Prompts shorter than a chunk (with BOS) are padded at their end, as the authors' generation does.
+        CalmCliTest.Run tiny = calm("generate", "--ckpt", dir.resolve("run-calm").toString(), "--prompt", "a",
+                "--max-tokens", "4", "--seed", "1");
+        assertEquals(0, tiny.status(), tiny.err());
         CalmCliTest.Run ae = calm("import", "--hf", FIXTURE.resolve("autoencoder").toString(), "--tokenizer",
                 tok.toString(), "--out", dir.resolve("ae").toString());
         assertEquals(0, ae.status(), ae.err());
