@@ -14,6 +14,9 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
+import java.util.ArrayList;
+import java.util.List;
+
 /**
  * BrierLM for a CALM (spec section 4): at every chunk boundary of a held-out block, independent head samples (two
  * in the spec; more give the same expected score with less variance) are decoded by argmax and their first n
@@ -34,18 +37,25 @@ public final class CalmEval {
      * samples per position, plus the energy loss.
      */
     public static Result evaluate(CalmModel model, BlockBatches data, long batches, int samples) {
+        data.restore(LoaderState.START);
+        long n = Math.min(batches, data.batchesPerEpoch());
+        List<TokenBatch> blocks = new ArrayList<>();
+        for (long i = 0; i < n; i++) blocks.add(data.next());
+        return evaluate(model, blocks, samples, data.blockTokens());
+    }
+
+    /** BrierLM over the given batches of blocks, each [rows, blockTokens], from {@code samples} per position. */
+    public static Result evaluate(CalmModel model, List<TokenBatch> blocks, int samples, long blockTokens) {
         if (samples < 2) throw new calm4j.engine.UserError("BrierLM needs at least 2 samples per position");
+        if (blocks.isEmpty()) throw new calm4j.engine.UserError("there is no block to evaluate on");
         boolean wasTraining = model.is_training();
         model.eval();
-        data.restore(LoaderState.START);
         BrierLM brier = new BrierLM();
         double loss = 0;
-        long n = Math.min(batches, data.batchesPerEpoch());
         var device = Layers.device(model);
         Engine.seed(0); // the same samples at every evaluation of the same weights
         try (NoGradGuard ng = new NoGradGuard()) {
-            for (long i = 0; i < n; i++) {
-                TokenBatch b = data.next();
+            for (TokenBatch b : blocks) {
                 loss += Engine.step(() -> {
                     Tensor tokens = b.tensor(device);
                     score(model, tokens, samples, brier);
@@ -55,7 +65,7 @@ public final class CalmEval {
         } finally {
             model.train(wasTraining);
         }
-        return new Result(brier.result(), loss / n, data.blockTokens(), samples);
+        return new Result(brier.result(), loss / blocks.size(), blockTokens, samples);
     }
 
     /**

@@ -8,6 +8,8 @@ import calm4j.calm.CalmModel;
 import calm4j.calm.CalmRun;
 import calm4j.calm.CalmTask;
 import calm4j.data.BlockBatches;
+import calm4j.data.ConcatenatedBlocks;
+import calm4j.data.Documents;
 import calm4j.data.Manifest;
 import calm4j.data.TokenStore;
 import calm4j.engine.Engine;
@@ -172,8 +174,19 @@ final class LmCommand {
         @Option(names = "--ckpt", required = true, description = "a CALM run folder")
         Path run;
 
-        @Option(names = "--data", required = true, description = "a prepared corpus (its val split is used)")
+        @Option(names = "--data", required = true, description = "a prepared corpus (its val split is used); with "
+                + "--protocol official, a text file (.jsonl/.json such as wikitext_document_level-test.json, .txt, "
+                + ".gz) or a folder of them")
         Path data;
+
+        @Option(names = "--protocol", defaultValue = "calm4j", description = "calm4j (blocks from the prepared "
+                + "corpus, the default) or official (the authors' evaluation: each document with BOS in front, "
+                + "concatenated, cut into blocks of --block-tokens, remainder dropped, batch 1)")
+        String protocol;
+
+        @Option(names = "--block-tokens", defaultValue = "1024", description = "--protocol official: tokens per block "
+                + "(default: ${DEFAULT-VALUE}, as the authors')")
+        int blockTokens;
 
         @Option(names = "--batches", defaultValue = "1000000", description = "at most this many batches of blocks")
         long batches;
@@ -196,6 +209,8 @@ final class LmCommand {
         public Integer call() {
             engine.engine();
             CalmRun calm = CalmRun.load(run);
+            if (protocol.equals("official")) return official(calm);
+            if (!protocol.equals("calm4j")) throw new UserError("--protocol must be calm4j or official");
             Manifest.read(data).requireTokenizer(calm.tokenizer().sha256(), "CALM run " + run);
             CalmConfig c = calm.model().config();
             int chunks = blockChunks != null ? blockChunks : c.evalBlockChunks();
@@ -210,6 +225,34 @@ final class LmCommand {
             CalmEval.Result r = CalmEval.evaluate(calm.model(), val, batches, n);
             System.out.printf("CALM %s (step %d) on %s val, evaluation blocks of %d chunks (%d tokens), K=%d, "
                     + "%d samples per position%n", run, calm.step(), data, chunks, r.blockTokens(), k, n);
+            System.out.println(r.brier().format());
+            System.out.printf("energy loss %.4f%n", r.energyLoss());
+            return 0;
+        }
+
+        /** The authors' protocol (spec: their evaluation run), on raw documents. */
+        private int official(CalmRun calm) {
+            int bos = calm.prompt().bosId() >= 0 ? calm.prompt().bosId() : calm.tokenizer().bosIdOrMinusOne();
+            if (bos < 0) {
+                throw new UserError("--protocol official puts the tokenizer's BOS before every document, and neither "
+                        + "run " + run + " nor its tokenizer names one");
+            }
+            int k = calm.model().patchSize();
+            if (blockTokens % k != 0 || blockTokens / k > calm.model().contextChunks()) {
+                throw new UserError("--block-tokens must be a multiple of K=" + k + " and at most the context, "
+                        + calm.model().contextChunks() * k + " tokens");
+            }
+            int n = samples != null ? samples : calm.model().config().evalSamples();
+            ConcatenatedBlocks.Result blocks = ConcatenatedBlocks.of(Documents.of(List.of(data),
+                    w -> System.err.println("warning: " + w.file() + ": " + w.message())), calm.tokenizer(), bos,
+                    blockTokens);
+            List<calm4j.data.TokenBatch> used = blocks.blocks().subList(0, (int) Math.min(batches,
+                    blocks.blocks().size()));
+            CalmEval.Result r = CalmEval.evaluate(calm.model(), used, n, blockTokens);
+            System.out.printf("CALM %s (step %d), the authors' protocol on %s: %,d documents with BOS, %,d tokens, "
+                            + "%,d blocks of %d tokens (%,d evaluated, %,d tokens of remainder dropped), K=%d, %d "
+                            + "samples per position%n", run, calm.step(), data, blocks.documents(), blocks.tokens(),
+                    blocks.blocks().size(), blockTokens, used.size(), blocks.dropped(), k, n);
             System.out.println(r.brier().format());
             System.out.printf("energy loss %.4f%n", r.energyLoss());
             return 0;

@@ -22,6 +22,7 @@ import java.util.Map;
  */
 public final class Tokenizer implements AutoCloseable {
     static final List<String> EOS_NAMES = List.of("<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>", "[SEP]");
+    static final List<String> BOS_NAMES = List.of("<|begin_of_text|>", "<s>", "<bos>", "<|startoftext|>");
     static final List<String> PAD_NAMES = List.of("<|pad|>", "<pad>", "[PAD]", "<|finetune_right_pad_id|>");
     static final List<String> MASK_NAMES = List.of("<|mask|>", "<mask>", "[MASK]");
 
@@ -29,12 +30,15 @@ public final class Tokenizer implements AutoCloseable {
     private final Path path;
     private final String sha256;
     private final int vocabSize;
+    private final int bosId;
     private final int eosId;
     private final int padId;
     private final int maskId;
 
-    private Tokenizer(HuggingFaceTokenizer hf, Path path, String sha256, int vocabSize, int eos, int pad, int mask) {
+    private Tokenizer(HuggingFaceTokenizer hf, Path path, String sha256, int vocabSize, int eos, int pad, int mask,
+                      int bos) {
         this.hf = hf;
+        this.bosId = bos;
         this.path = path;
         this.sha256 = sha256;
         this.vocabSize = vocabSize;
@@ -61,7 +65,7 @@ public final class Tokenizer implements AutoCloseable {
         }
         int maxId = -1;
         for (var it = vocab.fields(); it.hasNext(); ) maxId = Math.max(maxId, it.next().getValue().asInt());
-        int eos = -1, pad = -1, mask = -1;
+        int eos = -1, pad = -1, mask = -1, bos = -1;
         for (JsonNode t : root.path("added_tokens")) {
             int id = t.path("id").asInt();
             String content = t.path("content").asText();
@@ -69,6 +73,7 @@ public final class Tokenizer implements AutoCloseable {
             if (eos < 0 && EOS_NAMES.contains(content)) eos = id;
             if (pad < 0 && PAD_NAMES.contains(content)) pad = id;
             if (mask < 0 && MASK_NAMES.contains(content)) mask = id;
+            if (bos < 0 && BOS_NAMES.contains(content)) bos = id;
         }
         if (eos < 0) {
             throw new UserError("tokenizer " + path + " has no end-of-text token (one of " + EOS_NAMES + ")");
@@ -82,7 +87,7 @@ public final class Tokenizer implements AutoCloseable {
             throw new UserError("tokenizer " + path + " could not be loaded by the tokenizers library: "
                     + e.getMessage());
         }
-        return new Tokenizer(hf, path, sha256(bytes), maxId + 1, eos, pad, mask);
+        return new Tokenizer(hf, path, sha256(bytes), maxId + 1, eos, pad, mask, bos);
     }
 
     /** Writes {@code src} with one more special token, {@code content} as id {@code id}, to {@code dest}. */
@@ -135,6 +140,11 @@ public final class Tokenizer implements AutoCloseable {
                     + "on " + modelVocabulary + ": the tokenizer was replaced or belongs to another model; put back "
                     + "the tokenizer.json it was trained with");
         }
+    }
+
+    /** The beginning-of-text token (Llama-3's {@code <|begin_of_text|>}, ...), or -1 when there is none. */
+    public int bosIdOrMinusOne() {
+        return bosId;
     }
 
     public int eosId() {

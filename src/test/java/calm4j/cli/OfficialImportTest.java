@@ -185,4 +185,23 @@ class OfficialImportTest {
                 before, after);
         assertTrue(after > before + 20, before + "% before, " + after + "% after");
     }
+
+    @Test
+    void theAuthorsEvaluationProtocolRunsOnAWikiTextStyleFile(@TempDir Path dir) throws Exception {
+        Path tok = tokenizer(dir.resolve("tok511"), 511);
+        Path run = dir.resolve("release");
+        assertEquals(0, calm("import", "--hf", FIXTURE.resolve("calm").toString(), "--tokenizer", tok.toString(),
+                "--out", run.toString()).status());
+        StringBuilder jsonl = new StringBuilder();
+        for (String d : Fixtures.documents(40, 12, 9)) {
+            jsonl.append("{\"text\": ").append(calm4j.train.Configs.JSON.writeValueAsString(d)).append("}\n");
+        }
+        Path test = java.nio.file.Files.writeString(dir.resolve("wikitext_document_level-test.json"), jsonl);
+        CalmCliTest.Run r = calm("lm", "eval", "--ckpt", run.toString(), "--data", test.toString(), "--protocol",
+                "official", "--batches", "3");
+        assertEquals(0, r.status(), r.err());
+        assertTrue(r.out().contains("the authors' protocol") && r.out().contains("40 documents with BOS")
+                && r.out().contains("blocks of 1024 tokens (3 evaluated"), r.out());
+        assertTrue(r.out().contains("BrierLM"), r.out());
+    }
 }
