@@ -148,18 +148,20 @@ public final class ChunkAutoencoder extends Module {
 
     /** The most likely K tokens for each latent, [chunks, K]. */
     public Tensor decodeTokens(Tensor z) {
-        // In slices: the logits of a slice are [slice, K, vocab] floats (64 MiB at 1024 x 4 x 4096), and one
-        // allocation that size per slice is far cheaper than one for all of a many-sample evaluation batch.
+        // In slices, so that the logits of a slice, [slice, K, vocab] floats, stay near 256 MiB whatever the
+        // vocabulary: 1024 chunks at 4 x 4096, 130 at Llama-3's 4 x 128,257 (a pool of 200 candidates for 8
+        // sequences would otherwise be 3.3 GB of logits at once). One allocation of that size per slice is far
+        // cheaper than one for a whole many-sample batch.
         long n = z.size(0);
-        if (n <= DECODE_SLICE) return decode(z).argmax(new org.bytedeco.pytorch.LongOptional(-1), false);
+        long slice = Math.max(1, Math.min(1024, (64L << 20) / ((long) config.patchSize() * config.vocabSize())));
+        if (n <= slice) return decode(z).argmax(new org.bytedeco.pytorch.LongOptional(-1), false);
         TensorVector parts = new TensorVector();
-        for (long at = 0; at < n; at += DECODE_SLICE) {
-            parts.push_back(decodeTokens(z.narrow(0, at, Math.min(DECODE_SLICE, n - at))));
+        for (long at = 0; at < n; at += slice) {
+            parts.push_back(decode(z.narrow(0, at, Math.min(slice, n - at)))
+                    .argmax(new org.bytedeco.pytorch.LongOptional(-1), false));
         }
         return torch.cat(parts, 0);
     }
-
-    private static final long DECODE_SLICE = 1024;
 
     /**
      * The training loss of a batch of chunks [chunks, K] (spec section 1):

@@ -100,7 +100,8 @@ public final class EnergyHead extends Module {
                     new org.bytedeco.pytorch.GeneratorOptional(perRow[r])));
             for (int i = 0; i < counts[r]; i++) rowOf[at++] = r;
         }
-        Tensor eps = torch.cat(noise, 0).sub(new Scalar(0.5));
+        // Drawn in fp32 whatever the weights' type, so that bf16 weights see the same noise as fp32 ones.
+        Tensor eps = torch.cat(noise, 0).sub(new Scalar(0.5)).to(h.scalar_type());
         Tensor c = normHidden.forward(hiddenEmbd.forward(h)).index_select(0, Tensor.create(rowOf));
         return generate(c, eps);
     }

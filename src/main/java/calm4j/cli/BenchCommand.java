@@ -5,6 +5,8 @@ import calm4j.ae.ChunkAutoencoder;
 import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
+import calm4j.engine.Memory;
+import calm4j.train.Configs;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.AdamW;
 import org.bytedeco.pytorch.AdamWOptions;
@@ -15,6 +17,7 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that measure and print.",
@@ -169,6 +172,18 @@ final class BenchCommand {
         @Option(names = "--ckpt", description = "a CALM run folder (default: the default config, random weights)")
         java.nio.file.Path run;
 
+        @Option(names = "--preset", description = "a model of a release's shapes with random weights: calm-m, calm-l "
+                + "or calm-xl (Llama-3 vocabulary); prints build time, resident memory and generation speed")
+        String preset;
+
+        @Option(names = "--dtype", split = ",", defaultValue = "fp32,bf16", description = "--preset: weight types "
+                + "to measure (default: ${DEFAULT-VALUE})")
+        List<String> dtypes;
+
+        @Option(names = "--release-tokens", defaultValue = "8", description = "--preset: new tokens per sequence "
+                + "(default: ${DEFAULT-VALUE}: two steps of K=4)")
+        int releaseTokens;
+
         @Option(names = "--prompt-tokens", defaultValue = "32")
         int promptTokens;
 
@@ -182,6 +197,7 @@ final class BenchCommand {
         public Integer call() {
             engine.engine();
             Engine.seed(0);
+            if (preset != null) return release(preset);
             CalmModel model = run != null ? calm4j.calm.CalmRun.load(run).model()
                     : new CalmModel(CalmConfig.DEFAULTS, new ChunkAutoencoder(
                             AutoencoderConfig.DEFAULTS.withVocabulary(4096, 1, 2, 0)));
@@ -252,6 +268,57 @@ final class BenchCommand {
                 }), 20);
                 System.out.printf("%5d  CALM head sample + decode: %.1f ms of each step%n", batch, ms);
             }
+            return 0;
+        }
+
+        /** The release-size benchmark: {@code preset}'s shapes, random weights, each weight type in turn. */
+        private int release(String name) {
+            var json = Configs.readTree(Presets.path(name));
+            String where = "preset " + name;
+            CalmConfig c = Configs.section(json, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
+            AutoencoderConfig a = Configs.section(json, "autoencoder", AutoencoderConfig.DEFAULTS,
+                    AutoencoderConfig.class, where);
+            long t0 = System.nanoTime();
+            CalmModel model = new CalmModel(c, new ChunkAutoencoder(a));
+            model.eval();
+            double build = (System.nanoTime() - t0) / 1e9;
+            System.out.printf("%s: %,d parameters (CALM %,d + autoencoder %,d), vocabulary %,d, K=%d; built with "
+                            + "random weights in %.1f s; resident %.2f GB%n", name, Layers.parameterCount(model, false),
+                    Layers.parameterCount(model, false) - Layers.parameterCount(model.autoencoder(), false),
+                    Layers.parameterCount(model.autoencoder(), false), a.vocabSize(), a.patchSize(), build,
+                    Memory.residentGb());
+            System.out.printf("prompt %d tokens, %d new tokens per sequence; T=1/2 draws a pool of 200 candidates "
+                    + "per sequence and step, decoded in slices of at most 256 MiB of logits%n", promptTokens,
+                    releaseTokens);
+            System.out.println("dtype  batch  T    tokens/s  ms/step  resident GB");
+            java.util.Random r = new java.util.Random(0);
+            for (String dtype : dtypes) {
+                switch (dtype) {
+                    case "fp32" -> model.to(torch.ScalarType.Float, false);
+                    case "bf16" -> model.to(torch.ScalarType.BFloat16, false);
+                    default -> throw new calm4j.engine.UserError("--dtype takes fp32 and bf16, got " + dtype);
+                }
+                for (int batch : new int[] {1, 8}) {
+                    for (double t : new double[] {1.0, 0.5}) {
+                        var gen = new calm4j.generate.CalmGenerator(model, a.eosId(), a.padId(), t == 1 ? 1 : 200,
+                                false, 200).stopAtEos(false);
+                        java.util.List<calm4j.generate.CalmGenerator.Request> reqs = new java.util.ArrayList<>();
+                        for (int b = 0; b < batch; b++) {
+                            reqs.add(new calm4j.generate.CalmGenerator.Request(r.ints(promptTokens, 3, a.vocabSize())
+                                    .toArray(), releaseTokens, t, b));
+                        }
+                        long g0 = System.nanoTime();
+                        var outs = gen.generate(reqs, null);
+                        double sec = (System.nanoTime() - g0) / 1e9;
+                        long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum();
+                        int steps = outs.stream().mapToInt(calm4j.generate.CalmGenerator.Output::steps).max()
+                                .orElse(1);
+                        System.out.printf("%-5s  %5d  %-4s %8.1f  %7.0f  %6.2f%n", dtype, batch, t == 1 ? "1" : "1/2",
+                                tokens / sec, 1000 * sec / steps, Memory.residentGb());
+                    }
+                }
+            }
+            System.out.printf("peak resident memory %.2f GB%n", Memory.peakResidentGb());
             return 0;
         }
     }
