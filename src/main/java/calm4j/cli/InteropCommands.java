@@ -51,7 +51,8 @@ final class InteropCommands {
                 System.out.println("downloaded " + dir + " into " + local);
             }
             HuggingFaceLayout.Imported r = HuggingFaceLayout.importDir(local, out, tokenizer, ae);
-            System.out.printf("imported a %s with %,d parameters into %s%n", r.kind(), r.parameters(), out);
+            System.out.printf("imported %s %s with %,d parameters into %s%n", r.kind().startsWith("a") ? "an" : "a",
+                    r.kind(), r.parameters(), out);
             if (!r.unusedTensors().isEmpty()) {
                 System.out.println("tensors in the file that calm4j does not use: " + r.unusedTensors());
             }
