@@ -14,6 +14,14 @@ import java.util.Random;
 
 /** Small real-text corpora and tokenizers made on the fly, shared by the tests. */
 public final class Fixtures {
+    /**
+     * Tiny models written by the CALM authors' own classes in the four layouts of their releases, with the outputs
+     * their code computed (expected.json), from shared/fixtures/official-tiny; copied here so the suite is
+     * self-contained.
+     */
+    public static final java.nio.file.Path OFFICIAL_TINY = java.nio.file.Path.of("src", "test", "resources",
+            "official-tiny");
+
     private Fixtures() {}
 
     private static final String[] WORDS = ("the people of this nation have shown in the year past that our union is "

@@ -12,7 +12,7 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /** The authors' releases, imported from the command line and used: here the tiny ones in shared/fixtures. */
 class OfficialImportTest {
-    static final Path FIXTURE = Path.of("..", "shared", "fixtures", "official-tiny");
+    static final Path FIXTURE = calm4j.Fixtures.OFFICIAL_TINY;
 
     /**
      * A tokenizer of exactly {@code vocab} tokens (the fixture models' ids mean nothing in particular): a small BPE,

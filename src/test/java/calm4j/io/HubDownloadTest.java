@@ -25,7 +25,7 @@ import static org.junit.jupiter.api.Assertions.*;
  * {@code /REPO/resolve/main/FILE}, large files redirected to storage with their size and SHA-256 in headers.
  */
 class HubDownloadTest {
-    static final Path FIXTURE = Path.of("..", "shared", "fixtures", "official-tiny");
+    static final Path FIXTURE = calm4j.Fixtures.OFFICIAL_TINY;
     static final String REPO = "authors/CALM-tiny";
 
     @TempDir

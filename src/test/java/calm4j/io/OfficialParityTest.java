@@ -17,10 +17,10 @@ import static org.junit.jupiter.api.Assertions.*;
 
 /**
  * The authors' released layout, loaded and run: outputs match what their own code computed for the same inputs
- * ({@code shared/fixtures/official-tiny}, see its expected.json), to 1e-4.
+ * (shared/fixtures/official-tiny, copied to the test resources; see its expected.json), to 1e-4.
  */
 class OfficialParityTest {
-    static final Path FIXTURE = Path.of("..", "shared", "fixtures", "official-tiny");
+    static final Path FIXTURE = calm4j.Fixtures.OFFICIAL_TINY;
     static Map<String, Tensor> expected;
 
     @BeforeAll
