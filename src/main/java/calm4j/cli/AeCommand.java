@@ -73,14 +73,7 @@ final class AeCommand {
             AutoencoderRun src = AutoencoderRun.load(init);
             AutoencoderConfig from = src.model().config();
             AutoencoderConfig model = options.model(from, AutoencoderConfig.class);
-            var was = Configs.JSON.valueToTree(from);
-            var now = Configs.JSON.valueToTree(model);
-            for (String key : ARCHITECTURE) {
-                if (!was.get(key).equals(now.get(key))) {
-                    throw new UserError("--init keeps the source's architecture: model." + key + " is " + was.get(key)
-                            + " in " + init + ", " + now.get(key) + " in " + options.where());
-                }
-            }
+            Configs.requireUnchanged(from, model, ARCHITECTURE, init.toString(), options.where());
             TrainConfig train = options.train(TRAIN);
             Manifest.read(options.data).requireTokenizer(src.tokenizer().sha256(), "autoencoder run " + init);
             if (dist.isWriter()) {

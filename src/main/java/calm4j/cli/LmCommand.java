@@ -95,14 +95,7 @@ final class LmCommand {
             CalmRun src = CalmRun.load(init);
             CalmConfig from = src.model().config();
             CalmConfig model = options.model(from, CalmConfig.class);
-            var was = Configs.JSON.valueToTree(from);
-            var now = Configs.JSON.valueToTree(model);
-            for (String key : ARCHITECTURE) {
-                if (!was.get(key).equals(now.get(key))) {
-                    throw new UserError("--init keeps the source's architecture: model." + key + " is " + was.get(key)
-                            + " in " + init + ", " + now.get(key) + " in " + options.where());
-                }
-            }
+            Configs.requireUnchanged(from, model, ARCHITECTURE, init.toString(), options.where());
             TrainConfig train = options.train(TRAIN);
             Manifest m = Manifest.read(data);
             m.requireTokenizer(src.tokenizer().sha256(), "CALM run " + init);

@@ -53,6 +53,21 @@ public final class Configs {
         }
     }
 
+    /**
+     * Refuses a config that changes any of {@code keys} from {@code from} (a fine-tuned model keeps its source's
+     * architecture): the message names the key, both values and both places.
+     */
+    public static void requireUnchanged(Object from, Object now, java.util.Collection<String> keys, String source,
+                                        String where) {
+        JsonNode was = JSON.valueToTree(from), is = JSON.valueToTree(now);
+        for (String key : keys) {
+            if (!was.get(key).equals(is.get(key))) {
+                throw new UserError("--init keeps the source's architecture: model." + key + " is " + was.get(key)
+                        + " in " + source + ", " + is.get(key) + " in " + where);
+            }
+        }
+    }
+
     /** Refuses {@code keys} in {@code section} of a config file: calm4j sets them, {@code because}. */
     public static void forbidKeys(JsonNode root, String section, java.util.Collection<String> keys, String because,
                                   String where) {

@@ -85,7 +85,15 @@ class HubDownloadTest {
                         + "/" + bytes.length);
                 ex.sendResponseHeaders(from > 0 ? 206 : 200, bytes.length - from);
                 ex.getResponseBody().write(bytes, from, Math.min(cut, bytes.length - from));
-                // returning early closes the connection mid-body: the client sees a stopped download
+                if (cut < bytes.length - from) {
+                    // Let what was sent arrive, then close mid-body: the client sees a stopped download.
+                    ex.getResponseBody().flush();
+                    try {
+                        Thread.sleep(300);
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                }
             } else {
                 ex.sendResponseHeaders(404, -1);
             }
@@ -116,8 +124,8 @@ class HubDownloadTest {
         UserError e = assertThrows(UserError.class, () -> hub().fetch(REPO));
         assertTrue(e.getMessage().contains("run the same command again"), e.getMessage());
         Path partial = dir.resolve("cache/authors--CALM-tiny/" + shard + ".incomplete");
-        assertTrue(Files.size(partial) >= 300_000, "the bytes that arrived are kept");
         long kept = Files.size(partial);
+        assertTrue(kept > 0 && kept < Files.size(source.resolve(shard)), "the bytes that arrived are kept: " + kept);
         Path local = hub().fetch(REPO);
         assertTrue(ranges.contains(shard + " from " + kept), "asked for the rest only: " + ranges);
         assertEquals(-1, Files.mismatch(local.resolve(shard), source.resolve(shard)));
