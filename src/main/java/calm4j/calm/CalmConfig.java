@@ -15,27 +15,50 @@ import calm4j.engine.UserError;
  * @param evalBlockChunks chunks per block when BrierLM is estimated (results depend on it: it is reported)
  * @param evalSamples     head samples per position when BrierLM is estimated: 2 in the spec; more estimate the same
  *                        score with a smaller standard error (at a proportional sampling and decoding cost)
+ * @param head            the generative head: "energy" (one-pass sampler, energy score) or "flow" (flow matching,
+ *                        spec section 9); for "flow", num_samples is the number of posterior targets per position
+ * @param flowSteps       the flow head's midpoint steps from noise to a sample (two network evaluations each)
  */
 public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
                          int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
-                         int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples) {
+                         int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
+                         String head, int flowSteps) {
 
     /** Sized for two CPU cores: the energy head (N = 8 samples per position) is most of the cost, as in the spec. */
     public static final CalmConfig DEFAULTS = new CalmConfig(256, 704, 4, 4, 4, 10000.0, 32, 64, 4, 8, 100, 1.0,
             32, 2);
 
+    /** The energy head's config (the fields before there was a choice of head). */
+    public CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
+                      int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
+                      int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples) {
+        this(hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads, ropeTheta,
+                contextChunks, noiseSize, numMlpLayers, numSamples, numTargets, alpha, evalBlockChunks, evalSamples,
+                "energy", 10);
+    }
+
     public CalmConfig {
+        require(head != null && (head.equals("energy") || head.equals("flow")), "head must be energy or flow, got "
+                + head);
+        require(flowSteps >= 1, "flow_steps must be at least 1");
         require(hiddenSize > 0 && intermediateSize > 0 && numHiddenLayers > 0, "sizes must be positive");
         require(numAttentionHeads > 0 && numKeyValueHeads > 0, "head counts must be positive");
         require(contextChunks >= 2, "context_chunks must be at least 2");
         require(noiseSize > 0 && numMlpLayers > 0, "noise_size and num_mlp_layers must be positive");
-        require(numSamples >= 2, "num_samples (N) must be at least 2: the energy score's diversity term needs pairs");
+        require(numSamples >= (head.equals("energy") ? 2 : 1), "num_samples (N) must be at least 2: the energy score's "
+                + "diversity term needs pairs");
         require(numTargets >= 1, "num_targets (M) must be at least 1");
         require(alpha > 0 && alpha < 2, "alpha must lie in (0, 2): alpha = 2 makes the energy score proper but not "
                 + "strictly proper (the head collapses to the mean), got " + alpha);
         require(evalBlockChunks >= 2 && evalBlockChunks <= contextChunks,
                 "eval_block_chunks must lie in [2, context_chunks]");
         require(evalSamples >= 2, "eval_samples must be at least 2: BrierLM's collision term needs pairs");
+    }
+
+    public CalmConfig withHead(String name) {
+        return new CalmConfig(hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads,
+                ropeTheta, contextChunks, noiseSize, numMlpLayers, numSamples, numTargets, alpha, evalBlockChunks,
+                evalSamples, name, flowSteps);
     }
 
     private static void require(boolean ok, String message) {

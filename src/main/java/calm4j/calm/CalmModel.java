@@ -19,7 +19,9 @@ import org.bytedeco.pytorch.global.torch;
  *   <li>each chunk's K tokens are embedded (the backbone's own table) and compressed to one input vector:
  *       Linear(K*d -> 2d), SiLU, Linear(2d -> d), LayerNorm ({@code embed_proj}); the input stays discrete;</li>
  *   <li>the Llama-style {@code transformer} turns chunk vectors into hidden states; position i sees chunks 1..i;</li>
- *   <li>the {@link EnergyHead} ({@code mlp_generator}) samples the next chunk's latent from hidden state i;</li>
+ *   <li>the {@link GenerativeHead} samples the next chunk's latent from hidden state i: the {@link EnergyHead}
+ *       ({@code mlp_generator}) in one pass, or the {@link FlowHead} ({@code generative_head}) by integrating a
+ *       velocity field;</li>
  *   <li>the frozen {@link ChunkAutoencoder} ({@code ae_model}) gives the training targets (samples of its posterior
  *       over the true next chunk) and decodes sampled latents back to K tokens.</li>
  * </ol>
@@ -32,8 +34,7 @@ public final class CalmModel extends Module {
     private final Module embedProj;
     private final LinearImpl embedIn, embedOut;
     private final LayerNorm embedNorm;
-    private final EnergyHead head;
-    private final EnergyScore energy;
+    private final GenerativeHead head;
 
     /** A CALM on top of a trained autoencoder, which is frozen here (its parameters get no gradient). */
     public CalmModel(CalmConfig config, ChunkAutoencoder autoencoder) {
@@ -49,9 +50,8 @@ public final class CalmModel extends Module {
         embedIn = embedProj.register_module("0", Layers.linear((long) k * d, 2L * d, true));
         embedOut = embedProj.register_module("2", Layers.linear(2L * d, d, true));
         embedNorm = embedProj.register_module("3", new LayerNorm(d));
-        head = register_module("mlp_generator", new EnergyHead(d, config.noiseSize(), config.numMlpLayers(),
-                aeConfig.latentSize()));
-        energy = new EnergyScore(config.alpha());
+        GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize());
+        head = register_module(chosen.moduleName(), chosen);
     }
 
     public CalmConfig config() {
@@ -66,7 +66,7 @@ public final class CalmModel extends Module {
         return aeConfig.patchSize();
     }
 
-    public EnergyHead head() {
+    public GenerativeHead head() {
         return head;
     }
 
@@ -107,23 +107,20 @@ public final class CalmModel extends Module {
     }
 
     /**
-     * The energy loss of a block of token ids [B, (S+1)*K]: chunks 1..S are the input, and position i is scored on
-     * chunk i+1 with N head samples against M samples of the frozen encoder's posterior over it.
+     * The training loss of a block of token ids [B, (S+1)*K]: chunks 1..S are the input, and position i is scored on
+     * chunk i+1 by the head's loss against the frozen encoder's posterior over it (the energy score, or flow
+     * matching).
      */
     public Tensor loss(Tensor tokens) {
-        long b = tokens.size(0), len = tokens.size(1), k = patchSize();
+        long len = tokens.size(1), k = patchSize();
         Tensor inputs = tokens.narrow(1, 0, len - k);
         Tensor targets = chunks(tokens.narrow(1, k, len - k)); // [B*S, K]
         Tensor h = hidden(inputs, null).reshape(-1, config.hiddenSize()); // [B*S, d]
-        Tensor y;
+        ChunkAutoencoder.Posterior q;
         try (NoGradGuard ng = new NoGradGuard()) {
-            ChunkAutoencoder.Posterior q = ae.encode(targets);
-            Tensor eps = torch.randn(new long[] {config.numTargets(), q.mu().size(0), q.mu().size(1)},
-                    Layers.on(q.mu(), q.mu().scalar_type()));
-            y = q.mu().unsqueeze(0).add(q.sigma().unsqueeze(0).mul(eps)); // [M, B*S, l]
+            q = ae.encode(targets);
         }
-        Tensor x = head.sample(h, config.numSamples()); // [N, B*S, l], one batched pass
-        return energy.loss(x, y);
+        return head.loss(h, q);
     }
 
     /** {@code counts[r]} sampled chunks for row r, [sum(counts), K] grouped by row, from per-row generators. */

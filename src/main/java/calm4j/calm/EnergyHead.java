@@ -1,5 +1,7 @@
 package calm4j.calm;
 
+import org.bytedeco.pytorch.NoGradGuard;
+import calm4j.ae.ChunkAutoencoder;
 import calm4j.nn.LayerNorm;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.LinearImpl;
@@ -24,7 +26,7 @@ import java.util.List;
  * </pre>
  * Named as the reference's {@code mlp_generator}.
  */
-public final class EnergyHead extends Module {
+public final class EnergyHead extends GenerativeHead {
     static final class Block extends Module {
         final LayerNorm inLn;
         final Module linearList;
@@ -69,14 +71,19 @@ public final class EnergyHead extends Module {
     }
 
     private final int noiseSize;
+    private final int numSamples, numTargets; // N head samples and M posterior targets per position
+    private final EnergyScore energy;
     private final LinearImpl noiseEmbd, hiddenEmbd;
     private final LayerNorm normNoise, normHidden;
     private final Module blockList;
     private final List<Block> blocks = new ArrayList<>();
     private final FinalLayer finalLayer;
 
-    public EnergyHead(int d, int noiseSize, int numBlocks, int latent) {
+    public EnergyHead(int d, int noiseSize, int numBlocks, int latent, int numSamples, int numTargets, double alpha) {
         this.noiseSize = noiseSize;
+        this.numSamples = numSamples;
+        this.numTargets = numTargets;
+        this.energy = new EnergyScore(alpha);
         noiseEmbd = register_module("noise_embd", Layers.linear(noiseSize, d, true));
         hiddenEmbd = register_module("hidden_embd", Layers.linear(d, d, true));
         normHidden = register_module("norm_hidden", new LayerNorm(d));
@@ -86,11 +93,32 @@ public final class EnergyHead extends Module {
         finalLayer = register_module("final_layer", new FinalLayer(d, latent));
     }
 
+    @Override
+    String moduleName() {
+        return "mlp_generator";
+    }
+
+    /**
+     * The energy loss (spec section 2): N head samples per position scored with the energy score against M samples
+     * of the frozen encoder's posterior over the true next chunk.
+     */
+    @Override
+    public Tensor loss(Tensor h, ChunkAutoencoder.Posterior next) {
+        Tensor y;
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor eps = torch.randn(new long[] {numTargets, next.mu().size(0), next.mu().size(1)},
+                    Layers.on(next.mu(), next.mu().scalar_type()));
+            y = next.mu().unsqueeze(0).add(next.sigma().unsqueeze(0).mul(eps)); // [M, P, l]
+        }
+        return energy.loss(sample(h, numSamples), y); // samples [N, P, l], one batched pass
+    }
+
     /**
      * {@code counts[r]} samples for row r of {@code h} [rows, d], as [sum(counts), l] grouped by row, each row's
      * noise drawn from its own generator. A row's samples then depend only on its generator and its own count,
      * never on the other rows of the batch (batched generation equals one-by-one generation).
      */
+    @Override
     public Tensor sample(Tensor h, int[] counts, org.bytedeco.pytorch.Generator[] perRow) {
         TensorVector noise = new TensorVector();
         long[] rowOf = new long[java.util.Arrays.stream(counts).sum()];
@@ -126,6 +154,7 @@ public final class EnergyHead extends Module {
      * N samples per row of {@code h} [rows, d], as [N, rows, l], in one batched pass. The hidden-state embedding c
      * is computed once per row and shared by its N samples (the reference recomputes it per sample).
      */
+    @Override
     public Tensor sample(Tensor h, int n) {
         long rows = h.size(0);
         Tensor c = normHidden.forward(hiddenEmbd.forward(h));

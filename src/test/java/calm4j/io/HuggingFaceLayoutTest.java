@@ -81,7 +81,9 @@ class HuggingFaceLayoutTest {
             Tensor ha = a.hidden(tokens, null), hb = b.hidden(tokens, null);
             assertSame(ha, hb, "backbone hidden states");
             Tensor noise = torch.rand(12, 16);
-            assertSame(a.head().forward(ha.reshape(12, 32), noise), b.head().forward(hb.reshape(12, 32), noise),
+            var headA = (calm4j.calm.EnergyHead) a.head();
+            var headB = (calm4j.calm.EnergyHead) b.head();
+            assertSame(headA.forward(ha.reshape(12, 32), noise), headB.forward(hb.reshape(12, 32), noise),
                     "head outputs for fixed noise");
         }
         var out = new CalmGenerator(b, 0, 1, 10, false, 100).generate(List.of(

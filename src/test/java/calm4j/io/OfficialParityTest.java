@@ -72,7 +72,7 @@ class OfficialParityTest {
             Tensor flatH = h.reshape(rows * chunks, -1);
             org.bytedeco.pytorch.TensorVector each = new org.bytedeco.pytorch.TensorVector();
             for (long i = 0; i < samples; i++) {
-                each.push_back(calm.head().forward(flatH, noise.select(0, i).reshape(rows * chunks, -1)));
+                each.push_back(((calm4j.calm.EnergyHead) calm.head()).forward(flatH, noise.select(0, i).reshape(rows * chunks, -1)));
             }
             Tensor x = org.bytedeco.pytorch.global.torch.stack(each, 0).reshape(samples, rows, chunks, -1);
             double sampleDiff = maxAbsDiff(x, expected.get("head_samples"));
