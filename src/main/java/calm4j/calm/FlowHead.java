@@ -39,6 +39,7 @@ public final class FlowHead extends GenerativeHead {
     static final class ResBlock extends Module {
         final org.bytedeco.pytorch.LayerNormImpl inLn;
         final LinearImpl mlp0, mlp2, ada;
+        final Module mlp, adaLN; // held: libtorch calls back into every registered module's Java object
         final long d;
 
         ResBlock(long d) {
@@ -46,10 +47,10 @@ public final class FlowHead extends GenerativeHead {
             var o = new org.bytedeco.pytorch.LayerNormOptions(new org.bytedeco.pytorch.LongVector(new long[] {d}));
             o.eps().put(EPS);
             inLn = register_module("in_ln", new org.bytedeco.pytorch.LayerNormImpl(o));
-            Module mlp = register_module("mlp", new Module());
+            mlp = register_module("mlp", new Module());
             mlp0 = mlp.register_module("0", xavierLinear(d, d));
             mlp2 = mlp.register_module("2", xavierLinear(d, d));
-            Module adaLN = register_module("adaLN_modulation", new Module());
+            adaLN = register_module("adaLN_modulation", new Module());
             ada = adaLN.register_module("1", zeroLinear(d, 3 * d));
         }
 
@@ -64,7 +65,8 @@ public final class FlowHead extends GenerativeHead {
     private final int latent, numTargets, steps;
     private final LinearImpl time0, time2, condEmbed, inputProj, finalLinear, finalAda;
     private final List<ResBlock> blocks = new ArrayList<>();
-    private final Module net, blockList; // held: libtorch calls back into every registered module's Java object
+    // Held: libtorch calls back into every registered module's Java object (train/eval recurse through them).
+    private final Module net, blockList, time, timeMlp, fin, finAda;
 
     /**
      * @param numTargets posterior samples z1 per position in the loss (the config's num_samples)
@@ -76,8 +78,8 @@ public final class FlowHead extends GenerativeHead {
         this.numTargets = numTargets;
         this.steps = steps;
         net = register_module("net", new Module());
-        Module time = net.register_module("time_embed", new Module());
-        Module timeMlp = time.register_module("mlp", new Module());
+        time = net.register_module("time_embed", new Module());
+        timeMlp = time.register_module("mlp", new Module());
         time0 = timeMlp.register_module("0", Layers.linear(FREQUENCIES, d, true));
         time2 = timeMlp.register_module("2", Layers.linear(d, d, true));
         try (NoGradGuard ng = new NoGradGuard()) { // the time MLP's weights: N(0, 0.02), biases zero
@@ -90,9 +92,9 @@ public final class FlowHead extends GenerativeHead {
         inputProj = net.register_module("input_proj", xavierLinear(latent, d));
         blockList = net.register_module("res_blocks", new Module());
         for (int i = 0; i < numBlocks; i++) blocks.add(blockList.register_module(String.valueOf(i), new ResBlock(d)));
-        Module fin = net.register_module("final_layer", new Module());
+        fin = net.register_module("final_layer", new Module());
         finalLinear = fin.register_module("linear", zeroLinear(d, latent));
-        Module finAda = fin.register_module("adaLN_modulation", new Module());
+        finAda = fin.register_module("adaLN_modulation", new Module());
         finalAda = finAda.register_module("1", zeroLinear(d, 2L * d));
     }
 

@@ -31,6 +31,12 @@ public final class SyntheticCalm {
     /** Writes the corpus under {@code dir}, seeds libtorch with {@code seed}, and trains both models. */
     public static Trained train(Path dir, int k, List<int[]> train, List<int[]> val, long seed, long calmSteps)
             throws IOException {
+        return train(dir, k, train, val, seed, calmSteps, "energy");
+    }
+
+    /** As above, with the CALM's generative head named ("energy" or "flow"). */
+    public static Trained train(Path dir, int k, List<int[]> train, List<int[]> val, long seed, long calmSteps,
+                                String head) throws IOException {
         Path corpus = SyntheticCorpus.write(dir.resolve("corpus"), V, EOS, PAD, MASK, train, val);
         TokenStore trainStore = TokenStore.open(corpus, "train"), valStore = TokenStore.open(corpus, "val");
 
@@ -41,7 +47,8 @@ public final class SyntheticCalm {
                 1), dir.resolve("ae"), new AutoencoderTask(ae, new ChunkBatches(valStore, k, 64, PAD, 0, false, 0, 1)),
                 new ChunkBatches(trainStore, k, 64, PAD, 1, true, 0, 1), true).run();
 
-        CalmModel calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16, 2), ae);
+        CalmModel calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16, 2)
+                .withHead(head), ae);
         BlockBatches valBlocks = new BlockBatches(valStore, k, 17 * k, 8, PAD, 0, false, 0, 1);
         new Trainer(new TrainConfig(calmSteps, 8, 1, 3e-3, 1e-4, 30, "cosine", 0.1, 0.9, 0.95, 1, 1000, 1, 1000, 1,
                 100, 5, 2), dir.resolve("calm"), new CalmTask(calm, valBlocks),
