@@ -219,7 +219,8 @@ final class LmCommand {
             System.out.printf("CALM %s (step %d) on %s val, evaluation blocks of %d chunks (%d tokens), K=%d, "
                     + "%d samples per position%n", run, calm.step(), data, chunks, r.blockTokens(), k, n);
             System.out.println(r.brier().format());
-            System.out.printf("energy loss %.4f%n", r.energyLoss());
+            System.out.printf("%s loss %.4f%n", calm.model().config().head().equals("flow") ? "flow-matching" : "energy",
+                    r.energyLoss());
             return 0;
         }
 
@@ -247,7 +248,8 @@ final class LmCommand {
                             + "samples per position%n", run, calm.step(), data, blocks.documents(), blocks.tokens(),
                     blocks.blocks().size(), blockTokens, used.size(), blocks.dropped(), k, n);
             System.out.println(r.brier().format());
-            System.out.printf("energy loss %.4f%n", r.energyLoss());
+            System.out.printf("%s loss %.4f%n", calm.model().config().head().equals("flow") ? "flow-matching" : "energy",
+                    r.energyLoss());
             return 0;
         }
     }

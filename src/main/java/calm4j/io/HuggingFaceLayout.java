@@ -106,6 +106,8 @@ public final class HuggingFaceLayout {
         n.put("calm4j_num_targets", c.numTargets());
         n.put("calm4j_eval_block_chunks", c.evalBlockChunks());
         n.put("calm4j_eval_samples", c.evalSamples());
+        n.put("calm4j_head", c.head());
+        n.put("calm4j_flow_steps", c.flowSteps());
         n.set("ae_config", autoencoderConfig(ae));
         return n;
     }
@@ -120,7 +122,8 @@ public final class HuggingFaceLayout {
                 n.path("num_mlp_layers").asInt(4), n.path("num_samples").asInt(8),
                 n.path("calm4j_num_targets").asInt(100), n.path("beta").asDouble(1.0),
                 n.path("calm4j_eval_block_chunks").asInt(Math.min(context, 512)),
-                n.path("calm4j_eval_samples").asInt(2));
+                n.path("calm4j_eval_samples").asInt(2), n.path("model_type").asText().equals("flow") ? "flow"
+                : n.path("calm4j_head").asText("energy"), n.path("calm4j_flow_steps").asInt(10));
     }
 
     private static void require(JsonNode n, Path where, String... fields) {
@@ -336,7 +339,7 @@ public final class HuggingFaceLayout {
 
     /** Whether a config.json is the authors' flat one (model_type "energy", autoencoder named by ae_path). */
     public static boolean isOfficialCalm(JsonNode cfg) {
-        return cfg.path("model_type").asText().equals("energy") || cfg.has("ae_path");
+        return List.of("energy", "flow").contains(cfg.path("model_type").asText()) || cfg.has("ae_path");
     }
 
     /**
@@ -429,7 +432,8 @@ public final class HuggingFaceLayout {
     static ObjectNode officialCalmConfig(CalmConfig c, AutoencoderConfig ae, Path aeDir) {
         ObjectNode n = Configs.JSON.createObjectNode();
         n.put("ae_path", aeDir.toString());
-        n.putArray("architectures").add("EnergyTransformer");
+        boolean flow = c.head().equals("flow");
+        n.putArray("architectures").add(flow ? "FlowTransformer" : "EnergyTransformer");
         n.put("attention_bias", false);
         n.put("attention_dropout", 0.0);
         n.put("beta", c.alpha());
@@ -442,7 +446,7 @@ public final class HuggingFaceLayout {
         n.put("latent_size", ae.latentSize());
         n.put("max_position_embeddings", c.contextChunks());
         n.put("mlp_bias", false);
-        n.put("model_type", "energy");
+        n.put("model_type", flow ? "flow" : "energy");
         n.put("noise_size", c.noiseSize());
         n.put("num_attention_heads", c.numAttentionHeads());
         n.put("num_hidden_layers", c.numHiddenLayers());
