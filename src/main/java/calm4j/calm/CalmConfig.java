@@ -75,7 +75,8 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         double kvDim = d * numKeyValueHeads / numAttentionHeads;
         double embed = k * d * 2 * d + 2 * d * d;
         double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + contextChunks * d;
-        double head = d * d + numSamples * (noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l);
+        double head = head().equals("flow") ? d * d + numSamples * flowMacs(d, l)
+                : d * d + numSamples * (noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l);
         return 6 * (embed + numHiddenLayers * layer + head) + 2 * ae.encoderMacsPerChunk();
     }
 
@@ -88,7 +89,13 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         double kvDim = d * numKeyValueHeads / numAttentionHeads;
         double embed = k * d * 2 * d + 2 * d * d;
         double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + 2 * contextChunks * d;
-        double head = d * d + noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l;
+        double head = head().equals("flow") ? d * d + 2.0 * flowSteps * flowMacs(d, l)
+                : d * d + noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l;
         return 2 * (embed + numHiddenLayers * layer + head + ae.decoderMacsPerChunk()) / k;
+    }
+
+    /** Multiply-accumulates of one velocity evaluation of the flow head (the condition's embedding excluded). */
+    private double flowMacs(double d, double l) {
+        return l * d + 256 * d + d * d + numMlpLayers * 5 * d * d + 2 * d * d + d * l;
     }
 }
