@@ -123,6 +123,9 @@ final class BenchCommand {
         @Option(names = "--steps", defaultValue = "10")
         int steps;
 
+        @Option(names = "--head", defaultValue = "energy", description = "energy or flow (default: ${DEFAULT-VALUE})")
+        String head;
+
         @Mixin
         EngineOptions engine;
 
@@ -134,7 +137,8 @@ final class BenchCommand {
             AutoencoderConfig ac = new AutoencoderConfig(vocab, 256, 640, 2, 2, 4, 128, true, 0.15, 0.15, 0.5,
                     1e-3, 1, 2, 0);
             int k = ac.patchSize(), chunks = tokens / k;
-            CalmConfig cc = new CalmConfig(256, 704, 4, 4, 4, 10000.0, chunks, 64, 4, 8, 100, 1.0, chunks, 2);
+            CalmConfig cc = new CalmConfig(256, 704, 4, 4, 4, 10000.0, chunks, 64, 4, 8, 100, 1.0, chunks, 2)
+                    .withHead(head);
             CalmModel model = new CalmModel(cc, new ChunkAutoencoder(ac));
             model.train(true);
             AdamW opt = new AdamW(trainable(model), new AdamWOptions(3e-4));
@@ -147,8 +151,8 @@ final class BenchCommand {
             double s = secondsPerStep(step, steps);
             double tokensPerS = (double) batch * chunks * k / s;
             double flopsPerToken = cc.trainingFlopsPerChunk(ac) / k;
-            System.out.printf("CALM d=%d layers=%d head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
-                            + "parameters, batch %d x %d tokens%n", cc.hiddenSize(), cc.numHiddenLayers(),
+            System.out.printf("CALM d=%d layers=%d %s head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
+                            + "parameters, batch %d x %d tokens%n", cc.hiddenSize(), cc.numHiddenLayers(), cc.head(),
                     cc.numMlpLayers(), cc.numSamples(), cc.numTargets(), k, ac.latentSize(), vocab,
                     Layers.parameterCount(model, true), batch, tokens);
             reportTraining(tokensPerS, s, flopsPerToken);
@@ -184,6 +188,10 @@ final class BenchCommand {
                 + "(default: ${DEFAULT-VALUE}: two steps of K=4)")
         int releaseTokens;
 
+        @Option(names = "--head", defaultValue = "energy", description = "without --ckpt: the random model's head, "
+                + "energy or flow (default: ${DEFAULT-VALUE})")
+        String head;
+
         @Option(names = "--prompt-tokens", defaultValue = "32")
         int promptTokens;
 
@@ -199,7 +207,7 @@ final class BenchCommand {
             Engine.seed(0);
             if (preset != null) return release(preset);
             CalmModel model = run != null ? calm4j.calm.CalmRun.load(run).model()
-                    : new CalmModel(CalmConfig.DEFAULTS, new ChunkAutoencoder(
+                    : new CalmModel(CalmConfig.DEFAULTS.withHead(head), new ChunkAutoencoder(
                             AutoencoderConfig.DEFAULTS.withVocabulary(4096, 1, 2, 0)));
             int vocab = model.autoencoder().config().vocabSize();
             System.out.printf("CALM generation, K=%d, prompt %d tokens, %d new tokens per sequence%n",
