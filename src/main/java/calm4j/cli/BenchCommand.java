@@ -21,8 +21,8 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that measure and print.",
-        subcommands = {BenchCommand.Ae.class, BenchCommand.Lm.class, BenchCommand.Generate.class,
-                BenchCommand.Serve.class})
+        subcommands = {BenchCommand.All.class, BenchCommand.Ae.class, BenchCommand.Lm.class,
+                BenchCommand.Generate.class, BenchCommand.Serve.class})
 final class BenchCommand {
 
     /** fp32 GFLOP/s of a 2048x2048 matmul: the yardstick model FLOP/s are compared with in the same run. */
@@ -56,6 +56,147 @@ final class BenchCommand {
         System.out.printf("  training: %,.0f tokens/s (%.1f ms/step)%n", tokensPerS, 1000 * secondsPerStep);
         System.out.printf("  model: %.2f GFLOP/s = %.1f%% of a 2048^3 fp32 matmul (%.1f GFLOP/s, same run)%n",
                 model, 100 * model / gflops, gflops);
+    }
+
+    /** One measured path: throughput, time per step, model FLOPs per token (training paths; NaN otherwise). */
+    record Measured(String path, double tokensPerS, double msPerStep, double flopsPerToken) {}
+
+    /**
+     * Every path on the configuration of spec section 7 (vocabulary 4096; AE d=256 l=128; CALM d=256 x 4 layers,
+     * head 4 blocks, K=4, N=8, M=100; 8 x 1024 tokens per training step; generation from 32-token prompts, 64 new
+     * tokens): training of the autoencoder, the CALM and the token model with the CALM's backbone, and generation
+     * at T=1 and T=1/2 (pool 200) and by the token model (T=1 and greedy) at batch 1, 8 and 16.
+     */
+    @Command(name = "all", mixinStandardHelpOptions = true,
+            description = "Every training and generation path on the spec's section-7 configuration: tokens/s, "
+                    + "ms/step, model FLOP/s against a same-run matmul (MFU), resident memory; --json for tracking.")
+    static final class All implements Callable<Integer> {
+        @Option(names = "--json", description = "one JSON object per path and line instead of the table")
+        boolean json;
+
+        @Option(names = "--steps", defaultValue = "5", description = "timed training steps per path (default: "
+                + "${DEFAULT-VALUE}, after two warm-up steps)")
+        int steps;
+
+        @Option(names = "--head", defaultValue = "energy", description = "the CALM's head (default: ${DEFAULT-VALUE})")
+        String head;
+
+        @Mixin
+        EngineOptions engine;
+
+        static final int VOCAB = 4096, BATCH = 8, TOKENS = 1024, PROMPT = 32, NEW = 64;
+
+        @Override
+        public Integer call() {
+            engine.engine();
+            Engine.seed(0);
+            double gflops = matmulGflops();
+            AutoencoderConfig ac = new AutoencoderConfig(VOCAB, 256, 640, 2, 2, 4, 128, true, 0.15, 0.15, 0.5, 1e-3,
+                    1, 2, 0);
+            int k = ac.patchSize(), chunks = TOKENS / k;
+            CalmConfig cc = new CalmConfig(256, 704, 4, 4, 4, 10000.0, chunks, 64, 4, 8, 100, 1.0, chunks, 2)
+                    .withHead(head);
+            if (!json) {
+                System.out.printf("calm4j bench all: %s head, vocabulary %d, %d x %d tokens per training step, "
+                        + "%d threads; 2048^3 fp32 matmul %.1f GFLOP/s%n", head, VOCAB, BATCH, TOKENS,
+                        engine.engine().threads(), gflops);
+                System.out.println("path                          tokens/s   ms/step     MFU  resident GB");
+            }
+            java.util.function.Consumer<Measured> out = m -> print(m, gflops);
+
+            ChunkAutoencoder ae = new ChunkAutoencoder(ac);
+            ae.train(true);
+            AdamW aeOpt = new AdamW(ae.parameters(), new AdamWOptions(1e-3));
+            Tensor aeTokens = torch.randint(VOCAB, new long[] {TOKENS / k * BATCH, k});
+            double s = secondsPerStep(() -> Engine.step(() -> {
+                ae.loss(aeTokens).total().backward();
+                aeOpt.step();
+                aeOpt.zero_grad(true);
+            }), steps);
+            out.accept(new Measured("ae_train", BATCH * TOKENS / s, 1000 * s, ac.trainingFlopsPerChunk() / k));
+
+            CalmModel calm = new CalmModel(cc, ae);
+            calm.train(true);
+            AdamW calmOpt = new AdamW(Lm.trainable(calm), new AdamWOptions(3e-4));
+            Tensor blocks = torch.randint(VOCAB, new long[] {BATCH, (long) (chunks + 1) * k});
+            s = secondsPerStep(() -> Engine.step(() -> {
+                calm.loss(blocks).backward();
+                calmOpt.step();
+                calmOpt.zero_grad(true);
+            }), steps);
+            out.accept(new Measured("calm_train", BATCH * TOKENS / s, 1000 * s, cc.trainingFlopsPerChunk(ac) / k));
+
+            var tc = new calm4j.ar.TokenLMConfig(256, 704, 4, 4, 4, 10000.0, TOKENS, TOKENS);
+            var token = new calm4j.ar.TokenLM(tc, VOCAB);
+            token.train(true);
+            AdamW tokenOpt = new AdamW(token.parameters(), new AdamWOptions(3e-4));
+            Tensor seqs = torch.randint(VOCAB, new long[] {BATCH, TOKENS + 1});
+            s = secondsPerStep(() -> Engine.step(() -> {
+                token.loss(seqs).backward();
+                tokenOpt.step();
+                tokenOpt.zero_grad(true);
+            }), steps);
+            out.accept(new Measured("token_train", BATCH * TOKENS / s, 1000 * s, tc.trainingFlopsPerToken(VOCAB)));
+
+            calm.eval();
+            token.eval();
+            java.util.Random r = new java.util.Random(0);
+            for (int batch : new int[] {1, 8, 16}) {
+                for (double t : new double[] {1.0, 0.5}) {
+                    var gen = new calm4j.generate.CalmGenerator(calm, 0, 1, t == 1 ? 1 : 200, false, 200)
+                            .stopAtEos(false);
+                    List<calm4j.generate.CalmGenerator.Request> reqs = new java.util.ArrayList<>();
+                    for (int b = 0; b < batch; b++) {
+                        reqs.add(new calm4j.generate.CalmGenerator.Request(r.ints(PROMPT, 3, VOCAB).toArray(), NEW,
+                                t, b));
+                    }
+                    gen.generate(reqs.subList(0, 1), null); // warm up
+                    long t0 = System.nanoTime();
+                    var outs = gen.generate(reqs, null);
+                    double sec = (System.nanoTime() - t0) / 1e9;
+                    long n = outs.stream().mapToLong(o -> o.tokens().length).sum();
+                    int stepCount = outs.stream().mapToInt(calm4j.generate.CalmGenerator.Output::steps).max()
+                            .orElse(1);
+                    out.accept(new Measured("calm_generate_t" + (t == 1 ? "1" : "0.5") + "_b" + batch, n / sec,
+                            1000 * sec / stepCount, Double.NaN));
+                }
+                for (double t : new double[] {1.0, 0.0}) {
+                    var gen = new calm4j.generate.TokenGenerator(token, 0, 1, k).stopAtEos(false);
+                    List<calm4j.generate.TokenGenerator.Request> reqs = new java.util.ArrayList<>();
+                    for (int b = 0; b < batch; b++) {
+                        reqs.add(new calm4j.generate.TokenGenerator.Request(r.ints(PROMPT, 3, VOCAB).toArray(), NEW,
+                                t, 0, 1.0, b));
+                    }
+                    gen.generate(reqs.subList(0, 1));
+                    long t0 = System.nanoTime();
+                    var outs = gen.generate(reqs);
+                    double sec = (System.nanoTime() - t0) / 1e9;
+                    long n = outs.stream().mapToLong(o -> o.tokens().length).sum();
+                    out.accept(new Measured("token_generate" + (t == 0 ? "_greedy" : "") + "_b" + batch, n / sec,
+                            1000 * sec / NEW, Double.NaN));
+                }
+            }
+            if (!json) System.out.printf("peak resident memory %.2f GB%n", Memory.peakResidentGb());
+            return 0;
+        }
+
+        private void print(Measured m, double gflops) {
+            double mfu = m.flopsPerToken() * m.tokensPerS() / 1e9 / gflops;
+            if (json) {
+                var o = Configs.JSON.createObjectNode();
+                o.put("path", m.path());
+                o.put("tokens_per_s", m.tokensPerS());
+                o.put("ms_per_step", m.msPerStep());
+                if (!Double.isNaN(mfu)) o.put("mfu", mfu);
+                o.put("matmul_gflops", gflops);
+                o.put("resident_gb", Memory.residentGb());
+                o.put("head", head);
+                System.out.println(o.toString());
+            } else {
+                System.out.printf("%-28s %9.0f %9.1f %7s %12.2f%n", m.path(), m.tokensPerS(), m.msPerStep(),
+                        Double.isNaN(mfu) ? "-" : String.format("%.1f%%", 100 * mfu), Memory.residentGb());
+            }
+        }
     }
 
     @Command(name = "ae", mixinStandardHelpOptions = true,
@@ -159,7 +300,7 @@ final class BenchCommand {
             return 0;
         }
 
-        private static org.bytedeco.pytorch.TensorVector trainable(org.bytedeco.pytorch.Module m) {
+        static org.bytedeco.pytorch.TensorVector trainable(org.bytedeco.pytorch.Module m) {
             org.bytedeco.pytorch.TensorVector out = new org.bytedeco.pytorch.TensorVector();
             var ps = m.parameters(true);
             for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) out.push_back(ps.get(i));
