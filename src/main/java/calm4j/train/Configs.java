@@ -108,6 +108,9 @@ public final class Configs {
                     : e instanceof JsonProcessingException j ? j.getOriginalMessage() : e.getMessage();
             String key = e instanceof JsonMappingException m && !m.getPath().isEmpty()
                     ? m.getPath().get(m.getPath().size() - 1).getFieldName() : null;
+            if (key != null && msg != null && msg.startsWith("Cannot coerce Floating-point value")) {
+                msg = "must be a whole number, got " + merged.get(key);
+            }
             throw new UserError(where + ": " + (key != null && c == null ? "\"" + key + "\"" + (section == null ? ""
                     : " in \"" + section + "\"") + ": " : "") + msg);
         }
