@@ -49,6 +49,15 @@ final class BenchCommand {
         return (System.nanoTime() - t0) / 1e9 / steps;
     }
 
+    /** Mean seconds of one optimizer step on {@code loss} (backward, step, zero the gradients), after two warm-ups. */
+    static double trainingSecondsPerStep(java.util.function.Supplier<Tensor> loss, AdamW opt, int steps) {
+        return secondsPerStep(() -> Engine.step(() -> {
+            loss.get().backward();
+            opt.step();
+            opt.zero_grad(true);
+        }), steps);
+    }
+
     /** Prints training throughput and model FLOP/s against a matmul timed right after. */
     static void reportTraining(double tokensPerS, double secondsPerStep, double flopsPerToken) {
         double gflops = matmulGflops();
@@ -140,22 +149,14 @@ final class BenchCommand {
             ae.train(true);
             AdamW aeOpt = new AdamW(ae.parameters(), new AdamWOptions(1e-3));
             Tensor aeTokens = torch.randint(VOCAB, new long[] {TOKENS / k * BATCH, k});
-            double s = secondsPerStep(() -> Engine.step(() -> {
-                ae.loss(aeTokens).total().backward();
-                aeOpt.step();
-                aeOpt.zero_grad(true);
-            }), steps);
+            double s = trainingSecondsPerStep(() -> ae.loss(aeTokens).total(), aeOpt, steps);
             out.accept(new Measured("ae_train", BATCH * TOKENS / s, 1000 * s, ac.trainingFlopsPerChunk() / k));
 
             CalmModel calm = new CalmModel(cc, ae);
             calm.train(true);
             AdamW calmOpt = new AdamW(Lm.trainable(calm), new AdamWOptions(3e-4));
             Tensor blocks = torch.randint(VOCAB, new long[] {BATCH, (long) (chunks + 1) * k});
-            s = secondsPerStep(() -> Engine.step(() -> {
-                calm.loss(blocks).backward();
-                calmOpt.step();
-                calmOpt.zero_grad(true);
-            }), steps);
+            s = trainingSecondsPerStep(() -> calm.loss(blocks), calmOpt, steps);
             out.accept(new Measured("calm_train", BATCH * TOKENS / s, 1000 * s, cc.trainingFlopsPerChunk(ac) / k));
 
             var tc = new calm4j.ar.TokenLMConfig(256, 704, 4, 4, 4, 10000.0, TOKENS, TOKENS);
@@ -163,11 +164,7 @@ final class BenchCommand {
             token.train(true);
             AdamW tokenOpt = new AdamW(token.parameters(), new AdamWOptions(3e-4));
             Tensor seqs = torch.randint(VOCAB, new long[] {BATCH, TOKENS + 1});
-            s = secondsPerStep(() -> Engine.step(() -> {
-                token.loss(seqs).backward();
-                tokenOpt.step();
-                tokenOpt.zero_grad(true);
-            }), steps);
+            s = trainingSecondsPerStep(() -> token.loss(seqs), tokenOpt, steps);
             out.accept(new Measured("token_train", BATCH * TOKENS / s, 1000 * s, tc.trainingFlopsPerToken(VOCAB)));
 
             calm.eval();
@@ -241,12 +238,7 @@ final class BenchCommand {
             ae.train(true);
             AdamW opt = new AdamW(ae.parameters(), new AdamWOptions(1e-3));
             Tensor tokens = torch.randint(vocab, new long[] {batch, c.patchSize()});
-            Runnable step = () -> Engine.step(() -> {
-                ae.loss(tokens).total().backward();
-                opt.step();
-                opt.zero_grad(true);
-            });
-            double s = secondsPerStep(step, steps);
+            double s = trainingSecondsPerStep(() -> ae.loss(tokens).total(), opt, steps);
             double tokensPerS = (double) batch * c.patchSize() / s;
             double flopsPerToken = c.trainingFlopsPerChunk() / c.patchSize();
             System.out.printf("autoencoder d=%d ffn=%d K=%d l=%d vocab=%d, %,d parameters, batch %d chunks%n",
@@ -294,12 +286,7 @@ final class BenchCommand {
             model.train(true);
             AdamW opt = new AdamW(trainable(model), new AdamWOptions(3e-4));
             Tensor batchTokens = torch.randint(vocab, new long[] {batch, (long) (chunks + 1) * k});
-            Runnable step = () -> Engine.step(() -> {
-                model.loss(batchTokens).backward();
-                opt.step();
-                opt.zero_grad(true);
-            });
-            double s = secondsPerStep(step, steps);
+            double s = trainingSecondsPerStep(() -> model.loss(batchTokens), opt, steps);
             double tokensPerS = (double) batch * chunks * k / s;
             double flopsPerToken = cc.trainingFlopsPerChunk(ac) / k;
             System.out.printf("CALM d=%d layers=%d %s head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "

@@ -6,6 +6,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
 import java.nio.file.Path;
+import java.util.List;
 
 import static calm4j.cli.CalmCliTest.calm;
 import static org.junit.jupiter.api.Assertions.*;
@@ -107,24 +108,40 @@ class OfficialImportTest {
         assertEquals(0, calm("import", "--hf", back.toString(), "--out", dir.resolve("again").toString()).status());
     }
 
-    static double energyLoss(String out) {
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("energy loss ([0-9.]+)").matcher(out);
+    /** The number that {@code pattern}'s group 1 finds in a command's output. */
+    static double number(String out, String pattern) {
+        java.util.regex.Matcher m = java.util.regex.Pattern.compile(pattern).matcher(out);
         assertTrue(m.find(), out);
         return Double.parseDouble(m.group(1));
     }
 
+    static double energyLoss(String out) {
+        return number(out, "energy loss ([0-9.]+)");
+    }
+
+    /** Imports the fixture's {@code layout} with a 511-token tokenizer into {@code dir/name}. */
+    static Path importFixture(Path dir, String layout, String name) {
+        Path run = dir.resolve(name);
+        CalmCliTest.Run r = calm("import", "--hf", FIXTURE.resolve(layout).toString(), "--tokenizer",
+                tokenizer(dir.resolve("tok511"), 511).toString(), "--out", run.toString());
+        assertEquals(0, r.status(), r.err());
+        return run;
+    }
+
+    /** A corpus of generated documents prepared with {@code run}'s tokenizer. */
+    static Path corpusFor(Path run, Path dir, List<String> docs) throws java.io.IOException {
+        Path corpus = dir.resolve("corpus");
+        CalmCliTest.Run prep = calm("data", "prepare", "--input", Fixtures.writeTxt(dir.resolve("texts"), docs)
+                .toString(), "--tokenizer", run.resolve("tokenizer.json").toString(), "--out", corpus.toString(),
+                "--val-fraction", "0.2", "--quiet");
+        assertEquals(0, prep.status(), prep.err());
+        return corpus;
+    }
+
     @Test
     void fineTuningTheImportedCalmLowersItsLossOnTheUsersCorpus(@TempDir Path dir) throws Exception {
-        Path tok = tokenizer(dir.resolve("tok511"), 511);
-        Path run = dir.resolve("release");
-        assertEquals(0, calm("import", "--hf", FIXTURE.resolve("calm").toString(), "--tokenizer", tok.toString(),
-                "--out", run.toString()).status());
-        Path texts = Fixtures.writeTxt(dir.resolve("texts"), Fixtures.documents(60, 10, 3));
-        Path corpus = dir.resolve("corpus");
-        CalmCliTest.Run prep = calm("data", "prepare", "--input", texts.toString(), "--tokenizer",
-                run.resolve("tokenizer.json").toString(), "--out", corpus.toString(), "--val-fraction", "0.2",
-                "--quiet");
-        assertEquals(0, prep.status(), prep.err());
+        Path run = importFixture(dir, "calm", "release");
+        Path corpus = corpusFor(run, dir, Fixtures.documents(60, 10, 3));
         String[] eval = {"--data", corpus.toString(), "--block-chunks", "16", "--batches", "8", "--samples", "2"};
         double before = energyLoss(calm(concat(new String[] {"lm", "eval", "--ckpt", run.toString()}, eval)).out());
 
@@ -155,22 +172,13 @@ class OfficialImportTest {
     }
 
     static double tokenAccuracy(String out) {
-        java.util.regex.Matcher m = java.util.regex.Pattern.compile("token accuracy +([0-9.]+)%").matcher(out);
-        assertTrue(m.find(), out);
-        return Double.parseDouble(m.group(1));
+        return number(out, "token accuracy +([0-9.]+)%");
     }
 
     @Test
     void fineTuningTheImportedAutoencoderRaisesItsAccuracyOnTheUsersCorpus(@TempDir Path dir) throws Exception {
-        Path tok = tokenizer(dir.resolve("tok511"), 511);
-        Path run = dir.resolve("ae-release");
-        assertEquals(0, calm("import", "--hf", FIXTURE.resolve("autoencoder").toString(), "--tokenizer",
-                tok.toString(), "--out", run.toString()).status());
-        Path texts = Fixtures.writeTxt(dir.resolve("texts"), Fixtures.documents(30, 8, 4));
-        Path corpus = dir.resolve("corpus");
-        assertEquals(0, calm("data", "prepare", "--input", texts.toString(), "--tokenizer",
-                run.resolve("tokenizer.json").toString(), "--out", corpus.toString(), "--val-fraction", "0.2",
-                "--quiet").status());
+        Path run = importFixture(dir, "autoencoder", "ae-release");
+        Path corpus = corpusFor(run, dir, Fixtures.documents(30, 8, 4));
         double before = tokenAccuracy(calm("ae", "eval", "--ckpt", run.toString(), "--data", corpus.toString()).out());
         Path cfg = java.nio.file.Files.writeString(dir.resolve("ft.json"), "{\"model\": {\"token_drop\": 0.0, "
                 + "\"latent_drop\": 0.0}, \"train\": {\"max_steps\": 150, \"batch_size\": 64, \"lr\": 0.003, "
@@ -188,10 +196,7 @@ class OfficialImportTest {
 
     @Test
     void theAuthorsEvaluationProtocolRunsOnAWikiTextStyleFile(@TempDir Path dir) throws Exception {
-        Path tok = tokenizer(dir.resolve("tok511"), 511);
-        Path run = dir.resolve("release");
-        assertEquals(0, calm("import", "--hf", FIXTURE.resolve("calm").toString(), "--tokenizer", tok.toString(),
-                "--out", run.toString()).status());
+        Path run = importFixture(dir, "calm", "release");
         StringBuilder jsonl = new StringBuilder();
         for (String d : Fixtures.documents(40, 12, 9)) {
             jsonl.append("{\"text\": ").append(calm4j.train.Configs.JSON.writeValueAsString(d)).append("}\n");

@@ -291,8 +291,37 @@ class CompletionServerTest {
         assertTrue(host.getMessage().contains("--host no.such.host.invalid"), host.getMessage());
     }
 
-    /** A served model whose decoding fails at the first step of any sequence asked for exactly 13 tokens. */
-    static ServedModel poisonedAt13(ServedModel real) {
+    /** A decoder that passes everything to another; a test overrides what it changes. */
+    static class ForwardingDecoder implements Decoder {
+        final Decoder d;
+
+        ForwardingDecoder(Decoder d) {
+            this.d = d;
+        }
+
+        public List<Integer> join(List<Job> jobs) {
+            return d.join(jobs);
+        }
+
+        public List<Step> step() {
+            return d.step();
+        }
+
+        public void cancel(int id) {
+            d.cancel(id);
+        }
+
+        public int size() {
+            return d.size();
+        }
+
+        public void close() {
+            d.close();
+        }
+    }
+
+    /** {@code real} with each new decoder wrapped by {@code wrap}. */
+    static ServedModel withDecoder(ServedModel real, java.util.function.UnaryOperator<Decoder> wrap) {
         return new ServedModel(real.id, real.kind, real.tokenizer, real.tokensPerStep) {
             int maxPromptTokens() {
                 return real.maxPromptTokens();
@@ -303,34 +332,28 @@ class CompletionServerTest {
             }
 
             Decoder newDecoder() {
-                Decoder d = real.newDecoder();
-                return new Decoder() {
-                    boolean poisoned;
-
-                    public List<Integer> join(List<Job> jobs) {
-                        poisoned |= jobs.stream().anyMatch(j -> j.maxTokens() == 13);
-                        return d.join(jobs);
-                    }
-
-                    public List<Step> step() {
-                        if (poisoned) throw new IllegalStateException("a poisoned step");
-                        return d.step();
-                    }
-
-                    public void cancel(int id) {
-                        d.cancel(id);
-                    }
-
-                    public int size() {
-                        return d.size();
-                    }
-
-                    public void close() {
-                        d.close();
-                    }
-                };
+                return wrap.apply(real.newDecoder());
             }
         };
+    }
+
+    /** A served model whose decoding fails at the first step of any sequence asked for exactly 13 tokens. */
+    static ServedModel poisonedAt13(ServedModel real) {
+        return withDecoder(real, d -> new ForwardingDecoder(d) {
+            boolean poisoned;
+
+            @Override
+            public List<Integer> join(List<Job> jobs) {
+                poisoned |= jobs.stream().anyMatch(j -> j.maxTokens() == 13);
+                return super.join(jobs);
+            }
+
+            @Override
+            public List<Step> step() {
+                if (poisoned) throw new IllegalStateException("a poisoned step");
+                return super.step();
+            }
+        });
     }
 
     @Test
@@ -359,45 +382,17 @@ class CompletionServerTest {
 
     /** A served model whose every generation step takes {@code millis} longer (a stand-in for a large model). */
     static ServedModel slowed(ServedModel real, long millis) {
-        return new ServedModel(real.id, real.kind, real.tokenizer, real.tokensPerStep) {
-            int maxPromptTokens() {
-                return real.maxPromptTokens();
+        return withDecoder(real, d -> new ForwardingDecoder(d) {
+            @Override
+            public List<Step> step() {
+                try {
+                    Thread.sleep(millis);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return super.step();
             }
-
-            void checkTemperature(double temperature) {
-                real.checkTemperature(temperature);
-            }
-
-            Decoder newDecoder() {
-                Decoder d = real.newDecoder();
-                return new Decoder() {
-                    public List<Integer> join(List<Job> jobs) {
-                        return d.join(jobs);
-                    }
-
-                    public List<Step> step() {
-                        try {
-                            Thread.sleep(millis);
-                        } catch (InterruptedException e) {
-                            Thread.currentThread().interrupt();
-                        }
-                        return d.step();
-                    }
-
-                    public void cancel(int id) {
-                        d.cancel(id);
-                    }
-
-                    public int size() {
-                        return d.size();
-                    }
-
-                    public void close() {
-                        d.close();
-                    }
-                };
-            }
-        };
+        });
     }
 
     static int running(CompletionServer server) throws Exception {
