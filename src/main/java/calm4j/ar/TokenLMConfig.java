@@ -10,7 +10,7 @@ import calm4j.engine.UserError;
 public record TokenLMConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
                             int numKeyValueHeads, double ropeTheta, int contextTokens, int evalBlockTokens) {
 
-    /** The backbone of {@link calm4j.calm.CalmConfig#DEFAULTS}, over the same 128 tokens (32 chunks of 4). */
+    /** The backbone of the default CALM (CalmConfig.DEFAULTS), over the same 128 tokens (32 chunks of 4). */
     public static final TokenLMConfig DEFAULTS = new TokenLMConfig(256, 704, 4, 4, 4, 10000.0, 128, 128);
 
     public TokenLMConfig {

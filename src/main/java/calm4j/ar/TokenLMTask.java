@@ -5,7 +5,6 @@ import calm4j.data.LoaderState;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
 import calm4j.eval.BrierLM;
-import calm4j.eval.TokenBrier;
 import calm4j.train.Trainable;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;

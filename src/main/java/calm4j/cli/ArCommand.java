@@ -2,7 +2,7 @@ package calm4j.cli;
 
 import calm4j.ar.TokenLM;
 import calm4j.ar.TokenLMConfig;
-import calm4j.ar.TokenLMRun;
+import calm4j.app.TokenLMRun;
 import calm4j.ar.TokenLMTask;
 import calm4j.data.BlockBatches;
 import calm4j.data.Manifest;
@@ -12,7 +12,7 @@ import calm4j.engine.UserError;
 import calm4j.generate.TokenGenerator;
 import calm4j.nn.Layers;
 import calm4j.tokenize.Tokenizer;
-import calm4j.train.RunFolder;
+import calm4j.run.RunFolder;
 import calm4j.train.TrainConfig;
 import calm4j.train.DataParallel;
 import calm4j.train.Trainer;

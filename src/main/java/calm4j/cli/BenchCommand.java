@@ -6,7 +6,7 @@ import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
 import calm4j.engine.Memory;
-import calm4j.train.Configs;
+import calm4j.engine.Configs;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.AdamW;
 import org.bytedeco.pytorch.AdamWOptions;
@@ -344,7 +344,7 @@ final class BenchCommand {
             engine.engine();
             Engine.seed(0);
             if (preset != null) return release(preset);
-            CalmModel model = run != null ? calm4j.calm.CalmRun.load(run).model()
+            CalmModel model = run != null ? calm4j.app.CalmRun.load(run).model()
                     : new CalmModel(CalmConfig.DEFAULTS.withHead(head), new ChunkAutoencoder(
                             AutoencoderConfig.DEFAULTS.withVocabulary(4096, 1, 2, 0)));
             int vocab = model.autoencoder().config().vocabSize();

@@ -1,6 +1,6 @@
 package calm4j.cli;
 
-import calm4j.eval.ComparisonReport;
+import calm4j.report.ComparisonReport;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;

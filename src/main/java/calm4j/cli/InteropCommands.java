@@ -1,8 +1,8 @@
 package calm4j.cli;
 
 import calm4j.data.CorpusFetcher;
-import calm4j.io.HubDownload;
-import calm4j.io.HuggingFaceLayout;
+import calm4j.release.HubDownload;
+import calm4j.release.HuggingFaceLayout;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;

@@ -1,11 +1,11 @@
 package calm4j.cli;
 
 import calm4j.ae.AutoencoderConfig;
-import calm4j.ae.AutoencoderRun;
+import calm4j.app.AutoencoderRun;
 import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmEval;
 import calm4j.calm.CalmModel;
-import calm4j.calm.CalmRun;
+import calm4j.app.CalmRun;
 import calm4j.calm.CalmTask;
 import calm4j.data.BlockBatches;
 import calm4j.data.ConcatenatedBlocks;
@@ -16,8 +16,8 @@ import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.io.StateDict;
 import calm4j.nn.Layers;
-import calm4j.train.Configs;
-import calm4j.train.RunFolder;
+import calm4j.engine.Configs;
+import calm4j.run.RunFolder;
 import calm4j.train.TrainConfig;
 import calm4j.train.DataParallel;
 import calm4j.train.Trainer;

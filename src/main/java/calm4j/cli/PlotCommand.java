@@ -1,6 +1,6 @@
 package calm4j.cli;
 
-import calm4j.train.Plots;
+import calm4j.run.Plots;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
 

@@ -1,6 +1,6 @@
 package calm4j.cli;
 
-import calm4j.train.Configs;
+import calm4j.engine.Configs;
 import calm4j.train.DataParallel;
 import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;

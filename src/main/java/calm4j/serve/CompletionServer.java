@@ -3,7 +3,7 @@ package calm4j.serve;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import calm4j.generate.TextStream;
-import calm4j.train.Configs;
+import calm4j.engine.Configs;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectReader;
 import com.fasterxml.jackson.databind.ObjectWriter;

@@ -1,5 +1,9 @@
 package calm4j.train;
 
+import calm4j.run.Plots;
+import calm4j.run.MetricsLog;
+import calm4j.run.Checkpoints;
+import calm4j.run.RunLock;
 import calm4j.data.Batches;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;

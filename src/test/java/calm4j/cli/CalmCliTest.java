@@ -205,7 +205,7 @@ class CalmCliTest {
                 "--out", ar.toString(), "--quiet");
         assertEquals(0, train.status(), train.err());
         assertTrue(train.out().contains("training FLOPs"), train.out());
-        var losses = calm4j.train.MetricsLog.read(ar).stream().filter(r -> r.path("split").asText().equals("train"))
+        var losses = calm4j.run.MetricsLog.read(ar).stream().filter(r -> r.path("split").asText().equals("train"))
                 .map(r -> r.path("loss").asDouble()).toList();
         assertTrue(losses.get(losses.size() - 1) < losses.get(0), "cross-entropy falls: " + losses);
 

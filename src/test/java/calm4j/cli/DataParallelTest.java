@@ -1,6 +1,6 @@
 package calm4j.cli;
 
-import calm4j.ar.TokenLMRun;
+import calm4j.app.TokenLMRun;
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

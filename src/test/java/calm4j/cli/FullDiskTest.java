@@ -67,7 +67,7 @@ class FullDiskTest {
                 assertEquals(List.of("step-00000010"), s.map(p -> p.getFileName().toString()).sorted().toList(),
                         "the good checkpoint, and no temporary folder");
             }
-            assertDoesNotThrow(() -> calm4j.train.Checkpoints.verify(out.resolve("checkpoints/step-00000010")));
+            assertDoesNotThrow(() -> calm4j.run.Checkpoints.verify(out.resolve("checkpoints/step-00000010")));
 
             // Setting up a run on a disk with no room at all leaves no half-written config behind.
             fill(disk.resolve("filler"));

@@ -84,20 +84,20 @@ class OfficialImportTest {
                 "--out", run.toString()).status());
         CalmCliTest.Run exp = calm("export", "--hf", run.toString(), "--out", back.toString(), "--format", "official");
         assertEquals(0, exp.status(), exp.err());
-        var original = calm4j.io.HuggingFaceLayout.readWeights(FIXTURE.resolve("calm"));
-        var exported = calm4j.io.HuggingFaceLayout.readWeights(back);
+        var original = calm4j.release.HuggingFaceLayout.readWeights(FIXTURE.resolve("calm"));
+        var exported = calm4j.release.HuggingFaceLayout.readWeights(back);
         assertEquals(new java.util.TreeSet<>(original.keySet()), new java.util.TreeSet<>(exported.keySet()),
                 "the same names, aliases included");
         for (var e : original.entrySet()) {
             assertTrue(org.bytedeco.pytorch.global.torch.equal(e.getValue(), exported.get(e.getKey())), e.getKey());
         }
-        var ae = calm4j.io.HuggingFaceLayout.readWeights(back.resolve("autoencoder"));
+        var ae = calm4j.release.HuggingFaceLayout.readWeights(back.resolve("autoencoder"));
         for (var e : ae.entrySet()) {
             assertTrue(org.bytedeco.pytorch.global.torch.equal(e.getValue(), original.get("ae_model." + e.getKey())),
                     e.getKey());
         }
-        var cfg = calm4j.train.Configs.readTree(back.resolve("config.json"));
-        var was = calm4j.train.Configs.readTree(FIXTURE.resolve("calm/config.json"));
+        var cfg = calm4j.engine.Configs.readTree(back.resolve("config.json"));
+        var was = calm4j.engine.Configs.readTree(FIXTURE.resolve("calm/config.json"));
         for (String f : new String[] {"model_type", "hidden_size", "intermediate_size", "num_hidden_layers",
                 "num_attention_heads", "num_key_value_heads", "latent_size", "patch_size", "noise_size",
                 "num_mlp_layers", "num_samples", "beta", "rope_theta", "rms_norm_eps", "vocab_size",
@@ -199,7 +199,7 @@ class OfficialImportTest {
         Path run = importFixture(dir, "calm", "release");
         StringBuilder jsonl = new StringBuilder();
         for (String d : Fixtures.documents(40, 12, 9)) {
-            jsonl.append("{\"text\": ").append(calm4j.train.Configs.JSON.writeValueAsString(d)).append("}\n");
+            jsonl.append("{\"text\": ").append(calm4j.engine.Configs.JSON.writeValueAsString(d)).append("}\n");
         }
         Path test = java.nio.file.Files.writeString(dir.resolve("wikitext_document_level-test.json"), jsonl);
         CalmCliTest.Run r = calm("lm", "eval", "--ckpt", run.toString(), "--data", test.toString(), "--protocol",

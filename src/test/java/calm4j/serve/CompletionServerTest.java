@@ -1,6 +1,6 @@
 package calm4j.serve;
 
-import calm4j.train.Configs;
+import calm4j.engine.Configs;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;

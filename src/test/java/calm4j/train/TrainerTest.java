@@ -1,5 +1,8 @@
 package calm4j.train;
 
+import calm4j.run.MetricsLog;
+import calm4j.run.Checkpoints;
+import calm4j.engine.Configs;
 import calm4j.data.Batches;
 import calm4j.data.LoaderState;
 import calm4j.data.TokenBatch;

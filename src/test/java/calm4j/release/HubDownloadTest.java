@@ -1,4 +1,4 @@
-package calm4j.io;
+package calm4j.release;
 
 import calm4j.engine.UserError;
 import com.sun.net.httpserver.HttpExchange;

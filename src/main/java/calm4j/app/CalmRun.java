@@ -1,11 +1,14 @@
-package calm4j.calm;
+package calm4j.app;
 
+import calm4j.calm.PromptConvention;
+import calm4j.calm.CalmModel;
+import calm4j.calm.CalmConfig;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.tokenize.Tokenizer;
-import calm4j.train.Checkpoints;
-import calm4j.train.Configs;
-import calm4j.train.RunFolder;
+import calm4j.run.Checkpoints;
+import calm4j.engine.Configs;
+import calm4j.run.RunFolder;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.nio.file.Path;

@@ -1,8 +1,8 @@
-package calm4j.io;
+package calm4j.release;
 
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
-import calm4j.train.Configs;
+import calm4j.engine.Configs;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.io.IOException;

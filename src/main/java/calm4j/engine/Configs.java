@@ -1,6 +1,5 @@
-package calm4j.train;
+package calm4j.engine;
 
-import calm4j.engine.UserError;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;

@@ -1,5 +1,7 @@
-package calm4j.train;
+package calm4j.run;
 
+import calm4j.train.TrainConfig;
+import calm4j.engine.Configs;
 import calm4j.engine.UserError;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.Test;

@@ -1,5 +1,6 @@
-package calm4j.train;
+package calm4j.run;
 
+import calm4j.engine.Configs;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.engine.Engine;

@@ -1,6 +1,6 @@
-package calm4j.eval;
+package calm4j.ar;
 
-import calm4j.ar.NextTokenModel;
+import calm4j.eval.BrierLM;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;

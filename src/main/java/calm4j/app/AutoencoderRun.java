@@ -1,9 +1,11 @@
-package calm4j.ae;
+package calm4j.app;
 
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.ae.AutoencoderConfig;
 import calm4j.tokenize.Tokenizer;
-import calm4j.train.Checkpoints;
-import calm4j.train.Configs;
-import calm4j.train.RunFolder;
+import calm4j.run.Checkpoints;
+import calm4j.engine.Configs;
+import calm4j.run.RunFolder;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.nio.file.Path;

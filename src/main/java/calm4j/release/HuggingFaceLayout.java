@@ -1,16 +1,18 @@
-package calm4j.io;
+package calm4j.release;
 
+import calm4j.io.StateDict;
+import calm4j.io.SafeTensors;
 import calm4j.ae.AutoencoderConfig;
-import calm4j.ae.AutoencoderRun;
+import calm4j.app.AutoencoderRun;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
-import calm4j.calm.CalmRun;
+import calm4j.app.CalmRun;
 import calm4j.engine.UserError;
 import calm4j.tokenize.Tokenizer;
-import calm4j.train.Checkpoints;
-import calm4j.train.Configs;
-import calm4j.train.RunFolder;
+import calm4j.run.Checkpoints;
+import calm4j.engine.Configs;
+import calm4j.run.RunFolder;
 import calm4j.train.TrainConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;

@@ -1,5 +1,6 @@
-package calm4j.train;
+package calm4j.run;
 
+import calm4j.engine.Configs;
 import calm4j.engine.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -25,8 +26,9 @@ public final class RunFolder {
      * {@code sections} are the model's configs ("model", and for a CALM its "autoencoder"); the "train" section is
      * rewritten, so a resumed run can be given more steps. A folder whose earlier attempt stopped before its first
      * checkpoint has nothing to resume: it is set up afresh with what is given now, and the message says so.
+     * {@code train} is the training settings record (written as it serialises to JSON).
      */
-    public static void createOrResume(Path run, String kind, Map<String, Object> sections, TrainConfig train,
+    public static void createOrResume(Path run, String kind, Map<String, Object> sections, Record train,
                                       Path tokenizer) {
         ObjectNode root = Configs.JSON.createObjectNode();
         root.put("kind", kind);

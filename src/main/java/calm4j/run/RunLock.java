@@ -1,4 +1,4 @@
-package calm4j.train;
+package calm4j.run;
 
 import calm4j.engine.UserError;
 

@@ -1,13 +1,14 @@
-package calm4j.eval;
+package calm4j.report;
 
-import calm4j.ar.TokenLMRun;
-import calm4j.calm.CalmRun;
+import calm4j.eval.BrierLM;
+import calm4j.app.TokenLMRun;
+import calm4j.app.CalmRun;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.TokenGenerator;
 import calm4j.nn.Layers;
-import calm4j.train.MetricsLog;
-import calm4j.train.RunFolder;
+import calm4j.run.MetricsLog;
+import calm4j.run.RunFolder;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
