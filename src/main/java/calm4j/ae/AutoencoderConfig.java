@@ -1,5 +1,7 @@
 package calm4j.ae;
 
+import calm4j.engine.Configs;
+import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 
 /**
@@ -24,8 +26,7 @@ public record AutoencoderConfig(int vocabSize, int hiddenSize, int intermediateS
                                 int padId, int maskId, int eosId) {
 
     /** A size that trains on two CPU cores in well under an hour; vocabulary and ids come from the tokenizer. */
-    public static final AutoencoderConfig DEFAULTS = new AutoencoderConfig(0, 256, 640, 2, 2, 4, 64, true,
-            0.15, 0.15, 0.5, 1e-3, -1, -1, -1);
+    public static final AutoencoderConfig DEFAULTS = Presets.section("autoencoder", "model", AutoencoderConfig.class);
 
     public AutoencoderConfig {
         require(hiddenSize > 0 && intermediateSize > 0 && latentSize > 0, "sizes must be positive");
@@ -69,5 +70,10 @@ public record AutoencoderConfig(int vocabSize, int hiddenSize, int intermediateS
     /** Training FLOPs per chunk: 6 x the forward MACs (2 forward, 4 backward), the usual dense estimate. */
     public double trainingFlopsPerChunk() {
         return 6 * (encoderMacsPerChunk() + decoderMacsPerChunk());
+    }
+
+    /** This config with the named keys changed: {@code with("KEY", value, ...)}, keys as in the JSON files. */
+    public AutoencoderConfig with(Object... keysAndValues) {
+        return Configs.with(this, keysAndValues);
     }
 }

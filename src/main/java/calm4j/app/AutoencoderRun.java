@@ -1,18 +1,40 @@
 package calm4j.app;
 
-import calm4j.ae.ChunkAutoencoder;
 import calm4j.ae.AutoencoderConfig;
-import calm4j.tokenize.Tokenizer;
-import calm4j.run.Checkpoints;
+import calm4j.ae.AutoencoderEval;
+import calm4j.ae.AutoencoderTask;
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.data.ChunkBatches;
+import calm4j.data.Manifest;
+import calm4j.data.TokenStore;
 import calm4j.engine.Configs;
+import calm4j.engine.Engine;
+import calm4j.engine.Presets;
+import calm4j.io.StateDict;
+import calm4j.nn.Layers;
+import calm4j.run.Checkpoints;
 import calm4j.run.RunFolder;
+import calm4j.tokenize.Tokenizer;
+import calm4j.train.DataParallel;
+import calm4j.train.TrainConfig;
+import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.nio.file.Path;
+import java.util.List;
+import java.util.Map;
 
-/** A trained autoencoder loaded from its run folder: config, tokenizer and the newest checkpoint's weights. */
+/**
+ * The chunk autoencoder as an application: train one on a prepared corpus (or fine-tune a trained one), load a
+ * trained run from its folder, evaluate it. Commands, the demo and the tests go through here.
+ */
 public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokenizer, long step) {
     public static final String KIND = "autoencoder";
+    /** How an autoencoder is trained unless a config says otherwise (preset "autoencoder"). */
+    public static final TrainConfig TRAIN = Presets.section("autoencoder", "train", TrainConfig.class);
+    /** What a fine-tuned autoencoder must keep of its source; its training settings may change. */
+    public static final List<String> ARCHITECTURE = List.of("vocab_size", "hidden_size", "intermediate_size",
+            "encoder_layers", "decoder_layers", "patch_size", "latent_size", "pad_id", "mask_id", "eos_id");
 
     public static AutoencoderRun load(Path dir) {
         JsonNode root = RunFolder.config(dir, KIND);
@@ -25,5 +47,71 @@ public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokeniz
         Checkpoints.State state = Checkpoints.load(ckpt, ae, null);
         ae.eval();
         return new AutoencoderRun(dir, ae, tok, state.step());
+    }
+
+    /** Trains (or resumes) a new autoencoder; its vocabulary and special tokens come from the corpus's tokenizer. */
+    public static Trainer.Summary train(TrainingJob job, DataParallel dist) {
+        Configs.forbidKeys(job.root(), "model", List.of("vocab_size", "pad_id", "mask_id", "eos_id"),
+                "the vocabulary and its special tokens come from the corpus's tokenizer", job.where());
+        AutoencoderConfig model = job.model(AutoencoderConfig.DEFAULTS, AutoencoderConfig.class);
+        TrainConfig train = job.train(TRAIN);
+        Manifest m = Manifest.read(job.data());
+        try (Tokenizer tok = Tokenizer.load(job.data().resolve(RunFolder.TOKENIZER))) {
+            m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
+            model = model.withVocabulary(tok.vocabSize(), tok.padId(), tok.maskId(), tok.eosId());
+            if (dist.isWriter()) RunFolder.createOrResume(job.out(), KIND, Map.of("model", model), train, tok.path());
+        }
+        dist.barrier();
+        Engine.seed(train.seed());
+        ChunkAutoencoder ae = new ChunkAutoencoder(model);
+        Layers.place(ae, dist.device());
+        return train(ae, train, job.data(), job.out(), job.quiet(), dist);
+    }
+
+    /** Fine-tunes {@code init}'s autoencoder on the job's corpus: its weights and tokenizer, a fresh optimizer. */
+    public static Trainer.Summary fineTune(Path init, TrainingJob job, DataParallel dist) {
+        AutoencoderRun src = load(init);
+        AutoencoderConfig from = src.model().config();
+        AutoencoderConfig model = job.model(from, AutoencoderConfig.class);
+        Configs.requireUnchanged(from, model, ARCHITECTURE, init.toString(), job.where());
+        TrainConfig train = job.train(TRAIN);
+        Manifest.read(job.data()).requireTokenizer(src.tokenizer().sha256(), "autoencoder run " + init);
+        if (dist.isWriter()) {
+            RunFolder.createOrResume(job.out(), KIND, Map.of("model", model, "init", Map.of("run",
+                    init.toAbsolutePath().normalize().toString(), "step", src.step())), train, src.tokenizer().path());
+        }
+        src.tokenizer().close();
+        dist.barrier();
+        Engine.seed(train.seed());
+        ChunkAutoencoder ae = new ChunkAutoencoder(model);
+        StateDict.load(ae, StateDict.of(src.model()), init.toString());
+        Layers.place(ae, dist.device());
+        return train(ae, train, job.data(), job.out(), job.quiet(), dist);
+    }
+
+    /** The training loop of an autoencoder already built: chunks of the corpus's train split, its val split held out. */
+    public static Trainer.Summary train(ChunkAutoencoder ae, TrainConfig train, Path data, Path out, boolean quiet,
+                                        DataParallel dist) {
+        AutoencoderConfig model = ae.config();
+        if (!quiet) {
+            System.err.printf("autoencoder: %,d parameters, K=%d, l=%d, d=%d%n", Layers.parameterCount(ae, false),
+                    model.patchSize(), model.latentSize(), model.hiddenSize());
+        }
+        TokenStore trainStore = TokenStore.open(data, "train"), valStore = TokenStore.open(data, "val");
+        ChunkBatches trainBatches = ChunkBatches.forTraining(trainStore, model.patchSize(), train.batchSize(),
+                model.padId(), train.seed(), dist.rank(), dist.world());
+        ChunkBatches valBatches = ChunkBatches.forEvaluation(valStore, model.patchSize(),
+                (int) Math.min(train.batchSize(), valStore.tokens() / model.patchSize()), model.padId());
+        return new Trainer(train, out, new AutoencoderTask(ae, valBatches), trainBatches, quiet, dist).run();
+    }
+
+    /** Reconstruction, robustness and KL on the corpus's val split, in batches of up to 1024 chunks (0: all). */
+    public AutoencoderEval.Result evaluate(Path data, long batches) {
+        Manifest.read(data).requireTokenizer(tokenizer.sha256(), "autoencoder run " + dir);
+        AutoencoderConfig c = model.config();
+        TokenStore val = TokenStore.open(data, "val");
+        int batch = (int) Math.min(1024, val.tokens() / c.patchSize());
+        return AutoencoderEval.evaluate(model, ChunkBatches.forEvaluation(val, c.patchSize(), batch, c.padId()),
+                batches);
     }
 }

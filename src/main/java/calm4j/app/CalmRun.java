@@ -1,24 +1,49 @@
 package calm4j.app;
 
-import calm4j.calm.PromptConvention;
-import calm4j.calm.CalmModel;
-import calm4j.calm.CalmConfig;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
-import calm4j.tokenize.Tokenizer;
-import calm4j.run.Checkpoints;
+import calm4j.calm.CalmConfig;
+import calm4j.calm.CalmEval;
+import calm4j.calm.CalmModel;
+import calm4j.calm.CalmTask;
+import calm4j.calm.PromptConvention;
+import calm4j.data.BlockBatches;
+import calm4j.data.ConcatenatedBlocks;
+import calm4j.data.Documents;
+import calm4j.data.Manifest;
+import calm4j.data.TokenBatch;
+import calm4j.data.TokenStore;
 import calm4j.engine.Configs;
+import calm4j.engine.Engine;
+import calm4j.engine.Presets;
+import calm4j.engine.UserError;
+import calm4j.io.StateDict;
+import calm4j.nn.Layers;
+import calm4j.run.Checkpoints;
 import calm4j.run.RunFolder;
+import calm4j.tokenize.Tokenizer;
+import calm4j.train.DataParallel;
+import calm4j.train.TrainConfig;
+import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /**
- * A trained CALM loaded from its run folder. The checkpoint holds the frozen autoencoder too ({@code ae_model.*}),
- * and config.json its config ({@code "autoencoder"}), so a CALM run is self-contained.
+ * The CALM as an application: train one on top of a trained autoencoder (frozen), fine-tune a trained one, load a
+ * run from its folder, evaluate it. The checkpoint holds the frozen autoencoder too ({@code ae_model.*}), and
+ * config.json its config ({@code "autoencoder"}), so a CALM run is self-contained.
  */
 public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step, PromptConvention prompt) {
     public static final String KIND = "calm";
+    /** How a CALM is trained unless a config says otherwise (preset "calm"). */
+    public static final TrainConfig TRAIN = Presets.section("calm", "train", TrainConfig.class);
+    /** The architecture: what a fine-tuned model must keep of its source (everything else may change). */
+    public static final List<String> ARCHITECTURE = List.of("hidden_size", "intermediate_size", "num_hidden_layers",
+            "num_attention_heads", "num_key_value_heads", "rope_theta", "noise_size", "num_mlp_layers");
 
     public static CalmRun load(Path dir) {
         JsonNode root = RunFolder.config(dir, KIND);
@@ -41,5 +66,123 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
     public int[] promptPrefix() {
         var ae = model.autoencoder().config();
         return prompt.prefix(model.patchSize(), ae.eosId(), ae.padId());
+    }
+
+    /** Trains (or resumes) a new CALM on the job's corpus, on top of the autoencoder run {@code aeRun}. */
+    public static Trainer.Summary train(Path aeRun, TrainingJob job, DataParallel dist) {
+        CalmConfig model = job.model(CalmConfig.DEFAULTS, CalmConfig.class);
+        TrainConfig train = job.train(TRAIN);
+        AutoencoderRun ae = AutoencoderRun.load(aeRun);
+        Manifest m = Manifest.read(job.data());
+        m.requireTokenizer(ae.tokenizer().sha256(), "autoencoder run " + aeRun);
+        AutoencoderConfig aeCfg = ae.model().config();
+        if (m.vocabSize() != aeCfg.vocabSize()) {
+            throw new UserError("the corpus has a vocabulary of " + m.vocabSize() + " tokens, the autoencoder "
+                    + aeCfg.vocabSize() + ": prepare the corpus with the autoencoder's tokenizer");
+        }
+        Map<String, Object> sections = new LinkedHashMap<>();
+        sections.put("model", model);
+        sections.put("autoencoder", aeCfg);
+        if (dist.isWriter()) RunFolder.createOrResume(job.out(), KIND, sections, train, ae.tokenizer().path());
+        ae.tokenizer().close();
+        dist.barrier();
+
+        Engine.seed(train.seed());
+        CalmModel calm = new CalmModel(model, ae.model());
+        Layers.place(calm, dist.device());
+        return train(calm, train, job.data(), job.out(), job.quiet(), dist);
+    }
+
+    /**
+     * Fine-tunes {@code init}'s CALM on the job's corpus: its weights, autoencoder and tokenizer, with the config's
+     * "model" keys that leave the architecture alone (context_chunks, num_samples, ...) applied, a fresh optimizer
+     * and the "train" section's schedule. The source is recorded in the run's config.
+     */
+    public static Trainer.Summary fineTune(Path init, TrainingJob job, DataParallel dist) {
+        CalmRun src = load(init);
+        CalmConfig from = src.model().config();
+        CalmConfig model = job.model(from, CalmConfig.class);
+        Configs.requireUnchanged(from, model, ARCHITECTURE, init.toString(), job.where());
+        TrainConfig train = job.train(TRAIN);
+        Manifest.read(job.data()).requireTokenizer(src.tokenizer().sha256(), "CALM run " + init);
+        Map<String, Object> sections = new LinkedHashMap<>();
+        sections.put("model", model);
+        sections.put("autoencoder", src.model().autoencoder().config());
+        sections.put("init", Map.of("run", init.toAbsolutePath().normalize().toString(), "step", src.step()));
+        sections.put("prompt", src.prompt()); // documents begin as the source saw them begin
+        if (dist.isWriter()) RunFolder.createOrResume(job.out(), KIND, sections, train, src.tokenizer().path());
+        src.tokenizer().close();
+        dist.barrier();
+
+        Engine.seed(train.seed());
+        CalmModel calm = new CalmModel(model, src.model().autoencoder());
+        StateDict.load(calm, StateDict.of(src.model()), init.toString()); // the source's weights; a resume
+        Layers.place(calm, dist.device());                                  // then loads its own checkpoint
+        return train(calm, train, job.data(), job.out(), job.quiet(), dist);
+    }
+
+    /**
+     * The training loop of a CALM already built: blocks of context_chunks + 1 chunks of the corpus's train split
+     * (the first chunk is context only), blocks of eval_block_chunks + 1 of its val split for evaluations.
+     */
+    public static Trainer.Summary train(CalmModel calm, TrainConfig train, Path data, Path out, boolean quiet,
+                                        DataParallel dist) {
+        CalmConfig model = calm.config();
+        int k = calm.patchSize(), pad = calm.autoencoder().config().padId();
+        if (!quiet) {
+            System.err.printf("CALM: %,d trainable parameters (+%,d frozen autoencoder), K=%d, context %d chunks "
+                            + "(%d tokens)%n", Layers.parameterCount(calm, true),
+                    Layers.parameterCount(calm.autoencoder(), false), k, model.contextChunks(),
+                    model.contextChunks() * k);
+        }
+        BlockBatches trainData = BlockBatches.forTraining(TokenStore.open(data, "train"), k,
+                (model.contextChunks() + 1) * k, train.batchSize(), pad, train.seed(), dist.rank(), dist.world());
+        BlockBatches valData = BlockBatches.forEvaluation(TokenStore.open(data, "val"), k,
+                (model.evalBlockChunks() + 1) * k, train.batchSize(), pad);
+        return new Trainer(train, out, new CalmTask(calm, valData), trainData, quiet, dist).run();
+    }
+
+    /**
+     * BrierLM on the corpus's val split, blocks of {@code blockChunks} chunks (null: the config's eval_block_chunks)
+     * with {@code samples} head samples per position (null: the config's eval_samples).
+     */
+    public CalmEval.Result evaluate(Path data, long batches, int batchSize, Integer blockChunks, Integer samples) {
+        Manifest.read(data).requireTokenizer(tokenizer.sha256(), "CALM run " + dir);
+        CalmConfig c = model.config();
+        int chunks = blockChunks != null ? blockChunks : c.evalBlockChunks();
+        int n = samples != null ? samples : c.evalSamples();
+        if (n < 2) throw new UserError("--samples must be at least 2 (BrierLM's collision term needs pairs)");
+        if (chunks < 1 || chunks > c.contextChunks()) {
+            throw new UserError("--block-chunks must lie in [1, " + c.contextChunks() + "] (the model's context)");
+        }
+        int k = model.patchSize();
+        BlockBatches val = BlockBatches.forEvaluation(TokenStore.open(data, "val"), k, (chunks + 1) * k, batchSize,
+                model.autoencoder().config().padId());
+        return CalmEval.evaluate(model, val, batches, n);
+    }
+
+    /** What the authors' evaluation protocol read and scored. */
+    public record OfficialEvaluation(CalmEval.Result result, ConcatenatedBlocks.Result blocks, int evaluated) {}
+
+    /**
+     * The authors' protocol on raw documents: each with BOS in front, concatenated, cut into blocks of
+     * {@code blockTokens}, the remainder dropped, at most {@code batches} blocks scored one at a time.
+     */
+    public OfficialEvaluation evaluateOfficial(Path documents, long batches, int blockTokens, Integer samples) {
+        int bos = prompt.bosId() >= 0 ? prompt.bosId() : tokenizer.bosIdOrMinusOne();
+        if (bos < 0) {
+            throw new UserError("--protocol official puts the tokenizer's BOS before every document, and neither "
+                    + "run " + dir + " nor its tokenizer names one");
+        }
+        int k = model.patchSize();
+        if (blockTokens % k != 0 || blockTokens / k > model.contextChunks()) {
+            throw new UserError("--block-tokens must be a multiple of K=" + k + " and at most the context, "
+                    + model.contextChunks() * k + " tokens");
+        }
+        int n = samples != null ? samples : model.config().evalSamples();
+        ConcatenatedBlocks.Result blocks = ConcatenatedBlocks.of(Documents.of(List.of(documents),
+                w -> System.err.println("warning: " + w.file() + ": " + w.message())), tokenizer, bos, blockTokens);
+        List<TokenBatch> used = blocks.blocks().subList(0, (int) Math.min(batches, blocks.blocks().size()));
+        return new OfficialEvaluation(CalmEval.evaluate(model, used, n, blockTokens), blocks, used.size());
     }
 }

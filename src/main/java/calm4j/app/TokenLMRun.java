@@ -1,18 +1,39 @@
 package calm4j.app;
 
-import calm4j.ar.TokenLMConfig;
 import calm4j.ar.TokenLM;
-import calm4j.tokenize.Tokenizer;
-import calm4j.run.Checkpoints;
+import calm4j.ar.TokenLMConfig;
+import calm4j.ar.TokenLMTask;
+import calm4j.data.BlockBatches;
+import calm4j.data.Manifest;
+import calm4j.data.TokenStore;
 import calm4j.engine.Configs;
+import calm4j.engine.Engine;
+import calm4j.engine.Presets;
+import calm4j.engine.UserError;
+import calm4j.nn.Layers;
+import calm4j.run.Checkpoints;
 import calm4j.run.RunFolder;
+import calm4j.tokenize.Tokenizer;
+import calm4j.train.DataParallel;
+import calm4j.train.TrainConfig;
+import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
-/** A trained token baseline loaded from its run folder, with the chunk size its data was padded to. */
+/**
+ * The token baseline as an application: train one on a prepared corpus, load a run, evaluate it. Its data is padded
+ * to multiples of the K of the CALM it is compared with, so both see the same token stream.
+ */
 public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patchSize, int padId, long step) {
     public static final String KIND = "token-lm";
+    /** How a token baseline is trained unless a config says otherwise (preset "token-lm"). */
+    public static final TrainConfig TRAIN = Presets.section("token-lm", "train", TrainConfig.class);
+
+    /** The data layout a token baseline was trained on: vocabulary, and the chunk size documents were padded to. */
+    public record DataLayout(int vocabSize, int patchSize, int padId) {}
 
     public static TokenLMRun load(Path dir) {
         JsonNode root = RunFolder.config(dir, KIND);
@@ -29,6 +50,50 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
                 state.step());
     }
 
-    /** The data layout a token baseline was trained on: vocabulary, and the chunk size documents were padded to. */
-    public record DataLayout(int vocabSize, int patchSize, int padId) {}
+    /** Trains (or resumes) a token baseline on the job's corpus, documents padded to multiples of {@code k}. */
+    public static Trainer.Summary train(TrainingJob job, int k, DataParallel dist) {
+        TokenLMConfig model = job.model(TokenLMConfig.DEFAULTS, TokenLMConfig.class);
+        TrainConfig train = job.train(TRAIN);
+        Manifest m = Manifest.read(job.data());
+        if (model.contextTokens() % k != 0 || model.evalBlockTokens() % k != 0) {
+            throw new UserError("context_tokens and eval_block_tokens must be multiples of --patch-size " + k);
+        }
+        int pad = m.padId() >= 0 ? m.padId() : m.eosId();
+        try (Tokenizer tok = Tokenizer.load(job.data().resolve(RunFolder.TOKENIZER))) {
+            m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
+            Map<String, Object> sections = new LinkedHashMap<>();
+            sections.put("model", model);
+            sections.put("data", new DataLayout(m.vocabSize(), k, pad));
+            if (dist.isWriter()) RunFolder.createOrResume(job.out(), KIND, sections, train, tok.path());
+        }
+        dist.barrier();
+        Engine.seed(train.seed());
+        TokenLM lm = new TokenLM(model, m.vocabSize());
+        Layers.place(lm, dist.device());
+        return train(lm, train, job.data(), job.out(), k, pad, job.quiet(), dist);
+    }
+
+    /** The training loop of a token baseline already built: blocks of context_tokens + k tokens. */
+    public static Trainer.Summary train(TokenLM lm, TrainConfig train, Path data, Path out, int k, int pad,
+                                        boolean quiet, DataParallel dist) {
+        TokenLMConfig model = lm.config();
+        if (!quiet) {
+            System.err.printf("token LM: %,d parameters, context %d tokens%n", Layers.parameterCount(lm, true),
+                    model.contextTokens());
+        }
+        BlockBatches trainData = BlockBatches.forTraining(TokenStore.open(data, "train"), k,
+                model.contextTokens() + k, train.batchSize(), pad, train.seed(), dist.rank(), dist.world());
+        BlockBatches valData = BlockBatches.forEvaluation(TokenStore.open(data, "val"), k,
+                model.evalBlockTokens() + k, train.batchSize(), pad);
+        return new Trainer(train, out, new TokenLMTask(lm, valData, k), trainData, quiet, dist).run();
+    }
+
+    /** Held-out cross-entropy and BrierLM on the corpus's val split, every position and chunk-aligned ones. */
+    public TokenLMTask.Result evaluate(Path data, long batches, int batchSize) {
+        Manifest.read(data).requireTokenizer(tokenizer.sha256(), "token LM run " + dir);
+        int block = model.config().evalBlockTokens();
+        BlockBatches val = BlockBatches.forEvaluation(TokenStore.open(data, "val"), patchSize, block + patchSize,
+                batchSize, padId);
+        return TokenLMTask.evaluate(model, val, batches, patchSize);
+    }
 }

@@ -1,5 +1,7 @@
 package calm4j.ar;
 
+import calm4j.engine.Configs;
+import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 
 /**
@@ -11,7 +13,7 @@ public record TokenLMConfig(int hiddenSize, int intermediateSize, int numHiddenL
                             int numKeyValueHeads, double ropeTheta, int contextTokens, int evalBlockTokens) {
 
     /** The backbone of the default CALM (CalmConfig.DEFAULTS), over the same 128 tokens (32 chunks of 4). */
-    public static final TokenLMConfig DEFAULTS = new TokenLMConfig(256, 704, 4, 4, 4, 10000.0, 128, 128);
+    public static final TokenLMConfig DEFAULTS = Presets.section("token-lm", "model", TokenLMConfig.class);
 
     public TokenLMConfig {
         if (hiddenSize <= 0 || intermediateSize <= 0 || numHiddenLayers <= 0 || numAttentionHeads <= 0
@@ -36,5 +38,10 @@ public record TokenLMConfig(int hiddenSize, int intermediateSize, int numHiddenL
     private double macsPerToken(int vocab, double keys) {
         double d = hiddenSize, f = intermediateSize, kv = d * numKeyValueHeads / numAttentionHeads;
         return numHiddenLayers * (2 * d * d + 2 * d * kv + 3 * d * f + 2 * keys * d) + d * vocab;
+    }
+
+    /** This config with the named keys changed: {@code with("KEY", value, ...)}, keys as in the JSON files. */
+    public TokenLMConfig with(Object... keysAndValues) {
+        return Configs.with(this, keysAndValues);
     }
 }

@@ -1,5 +1,7 @@
 package calm4j.calm;
 
+import calm4j.engine.Configs;
+import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 
 /**
@@ -24,9 +26,8 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
                          String head, int flowSteps) {
 
-    /** Sized for two CPU cores: the energy head (N = 8 samples per position) is most of the cost, as in the spec. */
-    public static final CalmConfig DEFAULTS = new CalmConfig(256, 704, 4, 4, 4, 10000.0, 32, 64, 4, 8, 100, 1.0,
-            32, 2);
+    /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
+    public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
 
     /** The energy head's config (the fields before there was a choice of head). */
     public CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
@@ -53,6 +54,12 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         require(evalBlockChunks >= 2 && evalBlockChunks <= contextChunks,
                 "eval_block_chunks must lie in [2, context_chunks]");
         require(evalSamples >= 2, "eval_samples must be at least 2: BrierLM's collision term needs pairs");
+    }
+
+
+    /** This config with the named keys changed: {@code with("KEY", value, ...)}, keys as in the JSON files. */
+    public CalmConfig with(Object... keysAndValues) {
+        return Configs.with(this, keysAndValues);
     }
 
     public CalmConfig withHead(String name) {

@@ -94,6 +94,11 @@ public final class EnergyHead extends GenerativeHead {
     }
 
     @Override
+    public String lossName() {
+        return "energy";
+    }
+
+    @Override
     String moduleName() {
         return "mlp_generator";
     }

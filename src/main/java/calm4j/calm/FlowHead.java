@@ -118,6 +118,11 @@ public final class FlowHead extends GenerativeHead {
     }
 
     @Override
+    public String lossName() {
+        return "flow-matching";
+    }
+
+    @Override
     String moduleName() {
         return "generative_head";
     }

@@ -24,6 +24,9 @@ public abstract class GenerativeHead extends Module {
     /** The name the head's parameters live under in a checkpoint (the reference's). */
     abstract String moduleName();
 
+    /** What its training loss is called in reports: "energy" or "flow-matching". */
+    public abstract String lossName();
+
     /**
      * The scalar training loss for hidden states {@code h} [P, d] whose true next chunks have the frozen encoder's
      * posterior {@code next} (mean and log-sigma, each [P, l]); with its graph.

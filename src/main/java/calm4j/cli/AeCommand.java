@@ -3,6 +3,7 @@ package calm4j.cli;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.AutoencoderEval;
 import calm4j.app.AutoencoderRun;
+import calm4j.app.TrainingJob;
 import calm4j.ae.AutoencoderTask;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.data.ChunkBatches;
@@ -34,10 +35,6 @@ import java.util.concurrent.Callable;
 @Command(name = "ae", mixinStandardHelpOptions = true, description = "The chunk autoencoder: K tokens <-> one vector.",
         subcommands = {AeCommand.Train.class, AeCommand.Eval.class, AeCommand.Encode.class, AeCommand.Decode.class})
 final class AeCommand {
-    /** Training defaults for the autoencoder (the loop's own defaults suit language models). */
-    static final TrainConfig TRAIN = new TrainConfig(12000, 256, 1, 1e-3, 1e-4, 200, "cosine", 0.01,
-            0.9, 0.95, 1.0, 500, 40, 500, 2, 20, 5, 1234);
-
     @Command(name = "train", mixinStandardHelpOptions = true,
             description = "Train (or resume) a chunk autoencoder on a prepared corpus.")
     static final class Train implements Callable<Integer> {
@@ -53,80 +50,15 @@ final class AeCommand {
 
         @Override
         public Integer call() {
+            TrainingJob job = options.job(engine.quiet);
             Trainer.Summary s = options.runAsRank(engine, dist -> init != null
-                    ? fineTune(init, options, engine.quiet, dist) : train(options, engine.quiet, dist));
+                    ? AutoencoderRun.fineTune(init, job, dist) : AutoencoderRun.train(job, dist));
             if (s == null) return 0; // another rank reports
             System.out.printf("autoencoder run %s: step %d%s, %.0f s, %,.0f tokens/s%n", options.out, s.step(),
                     s.interrupted() ? " (interrupted; run the same command to resume)" : "", s.seconds(),
                     s.tokensPerSecond());
             if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
             return 0;
-        }
-
-        /** What a fine-tuned autoencoder must keep of its source; its training settings may change. */
-        static final java.util.List<String> ARCHITECTURE = java.util.List.of("vocab_size", "hidden_size",
-                "intermediate_size", "encoder_layers", "decoder_layers", "patch_size", "latent_size", "pad_id",
-                "mask_id", "eos_id");
-
-        /** Fine-tunes {@code init}'s autoencoder on the corpus: its weights and tokenizer, a fresh optimizer. */
-        static Trainer.Summary fineTune(Path init, TrainOptions options, boolean quiet, DataParallel dist) {
-            AutoencoderRun src = AutoencoderRun.load(init);
-            AutoencoderConfig from = src.model().config();
-            AutoencoderConfig model = options.model(from, AutoencoderConfig.class);
-            Configs.requireUnchanged(from, model, ARCHITECTURE, init.toString(), options.where());
-            TrainConfig train = options.train(TRAIN);
-            Manifest.read(options.data).requireTokenizer(src.tokenizer().sha256(), "autoencoder run " + init);
-            if (dist.isWriter()) {
-                RunFolder.createOrResume(options.out, AutoencoderRun.KIND, java.util.Map.of("model", model,
-                        "init", java.util.Map.of("run", init.toAbsolutePath().normalize().toString(),
-                                "step", src.step())), train, src.tokenizer().path());
-            }
-            src.tokenizer().close();
-            dist.barrier();
-            Engine.seed(train.seed());
-            ChunkAutoencoder ae = new ChunkAutoencoder(model);
-            calm4j.io.StateDict.load(ae, calm4j.io.StateDict.of(src.model()), init.toString());
-            Layers.place(ae, dist.device());
-            return trainLoop(ae, model, train, options, quiet, dist);
-        }
-
-        static Trainer.Summary train(TrainOptions options, boolean quiet, DataParallel dist) {
-            Path data = options.data, out = options.out;
-            Configs.forbidKeys(options.root(), "model", java.util.List.of("vocab_size", "pad_id", "mask_id", "eos_id"),
-                    "the vocabulary and its special tokens come from the corpus's tokenizer", options.where());
-            AutoencoderConfig model = options.model(AutoencoderConfig.DEFAULTS, AutoencoderConfig.class);
-            TrainConfig train = options.train(TRAIN);
-            Manifest m = Manifest.read(data);
-            try (Tokenizer tok = Tokenizer.load(data.resolve(RunFolder.TOKENIZER))) {
-                m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
-                model = model.withVocabulary(tok.vocabSize(), tok.padId(), tok.maskId(), tok.eosId());
-                if (dist.isWriter()) {
-                    RunFolder.createOrResume(out, AutoencoderRun.KIND, java.util.Map.of("model", model), train,
-                            tok.path());
-                }
-            }
-            dist.barrier();
-            Engine.seed(train.seed());
-            ChunkAutoencoder ae = new ChunkAutoencoder(model);
-            Layers.place(ae, dist.device());
-            return trainLoop(ae, model, train, options, quiet, dist);
-        }
-
-        private static Trainer.Summary trainLoop(ChunkAutoencoder ae, AutoencoderConfig model, TrainConfig train,
-                                                 TrainOptions options, boolean quiet, DataParallel dist) {
-            Path data = options.data, out = options.out;
-            if (!quiet) {
-                System.err.printf("autoencoder: %,d parameters, K=%d, l=%d, d=%d%n",
-                        Layers.parameterCount(ae, false), model.patchSize(), model.latentSize(), model.hiddenSize());
-            }
-            TokenStore trainStore = TokenStore.open(data, "train");
-            TokenStore valStore = TokenStore.open(data, "val");
-            ChunkBatches trainBatches = new ChunkBatches(trainStore, model.patchSize(), train.batchSize(),
-                    model.padId(), train.seed(), true, dist.rank(), dist.world());
-            ChunkBatches valBatches = new ChunkBatches(valStore, model.patchSize(),
-                    (int) Math.min(train.batchSize(), valStore.tokens() / model.patchSize()),
-                    model.padId(), 0, false, 0, 1);
-            return new Trainer(train, out, new AutoencoderTask(ae, valBatches), trainBatches, quiet, dist).run();
         }
     }
 
@@ -152,13 +84,13 @@ final class AeCommand {
         public Integer call() {
             engine.engine();
             AutoencoderRun ae = AutoencoderRun.load(run);
-            Manifest.read(data).requireTokenizer(ae.tokenizer().sha256(), "autoencoder run " + run);
+            print(ae, data, ae.evaluate(data, batches), klPerDim);
+            return 0;
+        }
+
+        static void print(AutoencoderRun ae, Path data, AutoencoderEval.Result r, boolean klPerDim) {
             AutoencoderConfig c = ae.model().config();
-            TokenStore val = TokenStore.open(data, "val");
-            int batch = (int) Math.min(1024, val.tokens() / c.patchSize());
-            AutoencoderEval.Result r = AutoencoderEval.evaluate(ae.model(),
-                    new ChunkBatches(val, c.patchSize(), batch, c.padId(), 0, false, 0, 1), batches);
-            System.out.printf("autoencoder %s (step %d) on %s val: %,d chunks, %,d tokens%n", run, ae.step(), data,
+            System.out.printf("autoencoder %s (step %d) on %s val: %,d chunks, %,d tokens%n", ae.dir(), ae.step(), data,
                     r.chunks(), r.tokens());
             System.out.printf("  token accuracy        %.4f%%%n", 100 * r.tokenAccuracy());
             System.out.printf("  chunk exact match     %.4f%%%n", 100 * r.chunkExactMatch());
@@ -176,7 +108,6 @@ final class AeCommand {
                 for (int i = 0; i < r.klPerDim().length; i++) System.out.printf("    dim %3d  %.4f%n", i,
                         r.klPerDim()[i]);
             }
-            return 0;
         }
     }
 

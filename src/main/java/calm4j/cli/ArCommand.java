@@ -3,6 +3,7 @@ package calm4j.cli;
 import calm4j.ar.TokenLM;
 import calm4j.ar.TokenLMConfig;
 import calm4j.app.TokenLMRun;
+import calm4j.app.TrainingJob;
 import calm4j.ar.TokenLMTask;
 import calm4j.data.BlockBatches;
 import calm4j.data.Manifest;
@@ -31,9 +32,6 @@ import java.util.concurrent.Callable;
         description = "The token-level baseline: the same backbone, one token per step, cross-entropy.",
         subcommands = {ArCommand.Train.class, ArCommand.Eval.class, ArCommand.Generate.class})
 final class ArCommand {
-    static final TrainConfig TRAIN = new TrainConfig(1500, 8, 1, 1e-3, 1e-4, 100, "cosine", 0.1, 0.9, 0.95, 1.0,
-            150, 8, 150, 2, 10, 5, 1234);
-
     @Command(name = "train", mixinStandardHelpOptions = true, description = "Train (or resume) a token baseline.")
     static final class Train implements Callable<Integer> {
         @Option(names = "--patch-size", defaultValue = "4", description = "pad documents to multiples of this K, "
@@ -48,7 +46,8 @@ final class ArCommand {
 
         @Override
         public Integer call() {
-            Trainer.Summary s = options.runAsRank(engine, dist -> train(options, k, engine.quiet, dist));
+            TrainingJob job = options.job(engine.quiet);
+            Trainer.Summary s = options.runAsRank(engine, dist -> TokenLMRun.train(job, k, dist));
             if (s == null) return 0; // another rank reports
             TokenLMRun run = TokenLMRun.load(options.out);
             TokenLMConfig c = run.model().config();
@@ -61,38 +60,6 @@ final class ArCommand {
             if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
             run.tokenizer().close();
             return 0;
-        }
-
-        static Trainer.Summary train(TrainOptions options, int k, boolean quiet, DataParallel dist) {
-            TokenLMConfig model = options.model(TokenLMConfig.DEFAULTS, TokenLMConfig.class);
-            TrainConfig train = options.train(TRAIN);
-            Manifest m = Manifest.read(options.data);
-            if (model.contextTokens() % k != 0 || model.evalBlockTokens() % k != 0) {
-                throw new UserError("context_tokens and eval_block_tokens must be multiples of --patch-size " + k);
-            }
-            int pad = m.padId() >= 0 ? m.padId() : m.eosId();
-            try (Tokenizer tok = Tokenizer.load(options.data.resolve(RunFolder.TOKENIZER))) {
-                m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
-                Map<String, Object> sections = new LinkedHashMap<>();
-                sections.put("model", model);
-                sections.put("data", new TokenLMRun.DataLayout(m.vocabSize(), k, pad));
-                if (dist.isWriter()) {
-                    RunFolder.createOrResume(options.out, TokenLMRun.KIND, sections, train, tok.path());
-                }
-            }
-            dist.barrier();
-            Engine.seed(train.seed());
-            TokenLM lm = new TokenLM(model, m.vocabSize());
-            Layers.place(lm, dist.device());
-            if (!quiet) {
-                System.err.printf("token LM: %,d parameters, context %d tokens%n", Layers.parameterCount(lm, true),
-                        model.contextTokens());
-            }
-            BlockBatches trainData = new BlockBatches(TokenStore.open(options.data, "train"), k,
-                    model.contextTokens() + k, train.batchSize(), pad, train.seed(), true, dist.rank(), dist.world());
-            BlockBatches valData = new BlockBatches(TokenStore.open(options.data, "val"), k,
-                    model.evalBlockTokens() + k, train.batchSize(), pad, 0, false, 0, 1);
-            return new Trainer(train, options.out, new TokenLMTask(lm, valData, k), trainData, quiet, dist).run();
         }
     }
 
@@ -118,17 +85,16 @@ final class ArCommand {
         public Integer call() {
             engine.engine();
             TokenLMRun r = TokenLMRun.load(run);
-            Manifest.read(data).requireTokenizer(r.tokenizer().sha256(), "token LM run " + run);
-            int block = r.model().config().evalBlockTokens();
-            BlockBatches val = new BlockBatches(TokenStore.open(data, "val"), r.patchSize(), block + r.patchSize(),
-                    batchSize, r.padId(), 0, false, 0, 1);
-            TokenLMTask.Result res = TokenLMTask.evaluate(r.model(), val, batches, r.patchSize());
-            System.out.printf("token LM %s (step %d) on %s val, evaluation blocks of %d tokens%n", run, r.step(), data,
-                    res.blockTokens());
+            print(r, data, r.evaluate(data, batches, batchSize));
+            return 0;
+        }
+
+        static void print(TokenLMRun r, Path data, TokenLMTask.Result res) {
+            System.out.printf("token LM %s (step %d) on %s val, evaluation blocks of %d tokens%n", r.dir(), r.step(),
+                    data, res.blockTokens());
             System.out.printf("cross-entropy %.4f nats/token (perplexity %.2f)%n", res.loss(), Math.exp(res.loss()));
             System.out.println("every position:\n" + res.all().format());
             System.out.println("chunk-aligned positions (K=" + r.patchSize() + "):\n" + res.aligned().format());
-            return 0;
         }
     }
 

@@ -7,6 +7,7 @@ import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
 import calm4j.engine.Memory;
 import calm4j.engine.Configs;
+import calm4j.engine.Presets;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.AdamW;
 import org.bytedeco.pytorch.AdamWOptions;
@@ -132,11 +133,10 @@ final class BenchCommand {
             engine.engine();
             Engine.seed(0);
             double gflops = matmulGflops();
-            AutoencoderConfig ac = new AutoencoderConfig(VOCAB, 256, 640, 2, 2, 4, 128, true, 0.15, 0.15, 0.5, 1e-3,
-                    1, 2, 0);
+            AutoencoderConfig ac = Presets.section("bench", "autoencoder", AutoencoderConfig.class);
             int k = ac.patchSize(), chunks = TOKENS / k;
-            CalmConfig cc = new CalmConfig(256, 704, 4, 4, 4, 10000.0, chunks, 64, 4, 8, 100, 1.0, chunks, 2)
-                    .withHead(head);
+            CalmConfig cc = Presets.section("bench", "model", CalmConfig.class).with("context_chunks", chunks,
+                    "eval_block_chunks", chunks, "head", head);
             if (!json) {
                 System.out.printf("calm4j bench all: %s head, vocabulary %d, %d x %d tokens per training step, "
                         + "%d threads; 2048^3 fp32 matmul %.1f GFLOP/s%n", head, VOCAB, BATCH, TOKENS,
@@ -159,7 +159,7 @@ final class BenchCommand {
             s = trainingSecondsPerStep(() -> calm.loss(blocks), calmOpt, steps);
             out.accept(new Measured("calm_train", BATCH * TOKENS / s, 1000 * s, cc.trainingFlopsPerChunk(ac) / k));
 
-            var tc = new calm4j.ar.TokenLMConfig(256, 704, 4, 4, 4, 10000.0, TOKENS, TOKENS);
+            var tc = Presets.section("bench", "token_model", calm4j.ar.TokenLMConfig.class);
             var token = new calm4j.ar.TokenLM(tc, VOCAB);
             token.train(true);
             AdamW tokenOpt = new AdamW(token.parameters(), new AdamWOptions(3e-4));
@@ -276,12 +276,13 @@ final class BenchCommand {
         public Integer call() {
             engine.engine();
             Engine.seed(0);
-            // Spec section 7: AE d=256 with latent 128, CALM d=256 with 4 layers and a 4-block head, K=4, N=8, M=100.
-            AutoencoderConfig ac = new AutoencoderConfig(vocab, 256, 640, 2, 2, 4, 128, true, 0.15, 0.15, 0.5,
-                    1e-3, 1, 2, 0);
+            // The reference benchmark (preset "bench"): AE d=256 with latent 128, CALM d=256 x 4 layers, a 4-block
+            // head, K=4, N=8, M=100.
+            AutoencoderConfig ac = Presets.section("bench", "autoencoder", AutoencoderConfig.class)
+                    .with("vocab_size", vocab);
             int k = ac.patchSize(), chunks = tokens / k;
-            CalmConfig cc = new CalmConfig(256, 704, 4, 4, 4, 10000.0, chunks, 64, 4, 8, 100, 1.0, chunks, 2)
-                    .withHead(head);
+            CalmConfig cc = Presets.section("bench", "model", CalmConfig.class).with("context_chunks", chunks,
+                    "eval_block_chunks", chunks, "head", head);
             CalmModel model = new CalmModel(cc, new ChunkAutoencoder(ac));
             model.train(true);
             AdamW opt = new AdamW(trainable(model), new AdamWOptions(3e-4));
@@ -400,7 +401,7 @@ final class BenchCommand {
 
         /** The release-size benchmark: {@code preset}'s shapes, random weights, each weight type in turn. */
         private int release(String name) {
-            var json = Configs.readTree(Presets.path(name));
+            var json = Presets.read(name);
             String where = "preset " + name;
             CalmConfig c = Configs.section(json, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
             AutoencoderConfig a = Configs.section(json, "autoencoder", AutoencoderConfig.DEFAULTS,

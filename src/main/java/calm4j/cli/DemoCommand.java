@@ -1,9 +1,14 @@
 package calm4j.cli;
 
+import calm4j.app.AutoencoderRun;
+import calm4j.app.CalmRun;
+import calm4j.app.TokenLMRun;
+import calm4j.app.TrainingJob;
 import calm4j.data.CorpusPreparer;
 import calm4j.engine.Engine;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
+import calm4j.report.ComparisonReport;
 import calm4j.train.DataParallel;
 import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
@@ -13,6 +18,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 import java.util.concurrent.Callable;
 import java.util.function.Supplier;
 
@@ -108,22 +114,30 @@ final class DemoCommand implements Callable<Integer> {
         if (!quick && !Files.exists(ae)) estimate(b, root, data, one);
 
         System.out.println("== 2/6 chunk autoencoder: " + ae);
-        if (train("autoencoder training", () -> AeCommand.Train.train(options(data, aeConfig, ae, b.aeSteps(), b),
-                engine.quiet, one))) return 130;
-        command("autoencoder evaluation", "ae", "eval", "--ckpt", ae.toString(), "--data", data.toString(),
-                "--batches", String.valueOf(b.evalBatches()), "--threads", threads);
+        if (train("autoencoder training", () -> AutoencoderRun.train(job(data, aeConfig, ae, b).withMaxSteps(b.aeSteps()), one))) return 130;
+        stage("autoencoder evaluation", () -> {
+            AutoencoderRun run = AutoencoderRun.load(ae);
+            AeCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches()), false);
+            return run;
+        });
 
         System.out.println("== 3/6 CALM: " + lm);
-        if (train("CALM training", () -> LmCommand.Train.train(ae, options(data, lmConfig, lm, b.lmSteps(), b),
-                engine.quiet, one))) return 130;
-        command("CALM evaluation", "lm", "eval", "--ckpt", lm.toString(), "--data", data.toString(), "--batches",
-                String.valueOf(b.evalBatches()), "--threads", threads);
+        if (train("CALM training", () -> CalmRun.train(ae, job(data, lmConfig, lm, b).withMaxSteps(b.lmSteps()),
+                one))) return 130;
+        stage("CALM evaluation", () -> {
+            CalmRun run = CalmRun.load(lm);
+            LmCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches(), 8, null, null));
+            return run;
+        });
 
         System.out.println("== 4/6 token model with the same backbone: " + ar);
-        if (train("token model training", () -> ArCommand.Train.train(options(data, null, ar, b.arSteps(), b), 4,
-                engine.quiet, one))) return 130;
-        command("token model evaluation", "ar", "eval", "--ckpt", ar.toString(), "--data", data.toString(),
-                "--batches", String.valueOf(b.evalBatches()), "--threads", threads);
+        if (train("token model training", () -> TokenLMRun.train(job(data, null, ar, b).withMaxSteps(b.arSteps()),
+                4, one))) return 130;
+        stage("token model evaluation", () -> {
+            TokenLMRun run = TokenLMRun.load(ar);
+            ArCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches(), 8));
+            return run;
+        });
 
         System.out.println("== 5/6 samples");
         String prompt = "The state of the Union";
@@ -139,8 +153,11 @@ final class DemoCommand implements Callable<Integer> {
 
         System.out.println("== 6/6 comparison");
         Path report = root.resolve("report");
-        command("comparison report", "compare", "--runs", lm.toString(), ar.toString(), "--out", report.toString(),
-                "--note", note(b), "--threads", threads);
+        stage("comparison report", () -> {
+            System.out.println(ComparisonReport.write(List.of(ComparisonReport.measure(lm),
+                    ComparisonReport.measure(ar)), report, note(b)));
+            return report;
+        });
         System.out.println("done: " + report.resolve("report.md") + " (training plots in each run's plots/)");
         if (quick) {
             System.out.println("This was a smoke run: every stage works on this machine. 'calm demo' trains for "
@@ -176,14 +193,15 @@ final class DemoCommand implements Callable<Integer> {
         CorpusPreparer.deleteTree(scratch);
         System.out.println("== timing " + WARMUP_STEPS + " warm-up steps of each model to estimate the duration ...");
         try {
-            TrainConfig aeCfg = options(data, aeConfig, null, 0).train(AeCommand.TRAIN);
-            TrainConfig lmCfg = options(data, lmConfig, null, 0).train(LmCommand.TRAIN);
-            double aeSec = seconds(AeCommand.Train.train(warmup(data, aeConfig, scratch.resolve("ae")), true, one),
+            TrainConfig aeCfg = job(data, aeConfig, null, b).train(AutoencoderRun.TRAIN);
+            TrainConfig lmCfg = job(data, lmConfig, null, b).train(CalmRun.TRAIN);
+            TrainConfig arCfg = job(data, null, null, b).train(TokenLMRun.TRAIN);
+            double aeSec = seconds(AutoencoderRun.train(warmup(data, aeConfig, scratch.resolve("ae")), one),
                     b.aeSteps(), aeCfg);
-            double lmSec = seconds(LmCommand.Train.train(scratch.resolve("ae"), warmup(data, lmConfig,
-                    scratch.resolve("calm")), true, one), b.lmSteps(), lmCfg);
-            double arSec = seconds(ArCommand.Train.train(warmup(data, null, scratch.resolve("ar")), 4, true, one),
-                    b.arSteps(), ArCommand.TRAIN);
+            double lmSec = seconds(CalmRun.train(scratch.resolve("ae"), warmup(data, lmConfig,
+                    scratch.resolve("calm")), one), b.lmSteps(), lmCfg);
+            double arSec = seconds(TokenLMRun.train(warmup(data, null, scratch.resolve("ar")), 4, one), b.arSteps(),
+                    arCfg);
             double minutes = (aeSec + lmSec + arSec) / 60;
             System.out.printf("   this demo trains for about %.0f min on this machine (autoencoder %.0f min, CALM "
                     + "%.0f min, token model %.0f min), then evaluates, samples and reports for a few more.%n",
@@ -197,10 +215,8 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     /** A warm-up run: a few steps, then an evaluation of one held-out batch. */
-    private static TrainOptions warmup(Path data, Path config, Path out) {
-        TrainOptions o = options(data, config, out, WARMUP_STEPS);
-        o.evalBatches = 1;
-        return o;
+    private static TrainingJob warmup(Path data, Path config, Path out) {
+        return new TrainingJob(data, out, config, (long) WARMUP_STEPS, 1, true);
     }
 
     /**
@@ -213,19 +229,9 @@ final class DemoCommand implements Callable<Integer> {
         return steps * perStep + Math.ceil((double) steps / cfg.evalEvery()) * cfg.evalBatches() * perEvalBatch;
     }
 
-    private static TrainOptions options(Path data, Path config, Path out, long steps, Budget b) {
-        TrainOptions o = options(data, config, out, steps);
-        o.evalBatches = b.trainEvalBatches();
-        return o;
-    }
-
-    private static TrainOptions options(Path data, Path config, Path out, long steps) {
-        TrainOptions o = new TrainOptions();
-        o.data = data;
-        o.config = config;
-        o.out = out;
-        o.maxSteps = steps > 0 ? steps : null;
-        return o;
+    /** A training stage of the demo: its evaluations as the budget has them (its steps are set by the caller). */
+    private TrainingJob job(Path data, Path config, Path out, Budget b) {
+        return new TrainingJob(data, out, config, null, b.trainEvalBatches(), engine.quiet);
     }
 
     /** Runs a command of the CLI as a stage; a non-zero status stops the demo. */

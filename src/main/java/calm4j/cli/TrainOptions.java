@@ -1,10 +1,8 @@
 package calm4j.cli;
 
-import calm4j.engine.Configs;
+import calm4j.app.TrainingJob;
 import calm4j.train.DataParallel;
-import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
-import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
@@ -24,9 +22,6 @@ final class TrainOptions {
 
     @Option(names = "--max-steps", description = "override train.max_steps")
     Long maxSteps;
-
-    /** Set by the demo, not the command line: held-out batches per in-training evaluation. */
-    Integer evalBatches;
 
     @Option(names = "--dist-timeout", defaultValue = "300", description = "data-parallel runs: seconds a rank waits "
             + "for the others (rendezvous, gradient averaging) before failing; must exceed an evaluation's duration, "
@@ -54,24 +49,8 @@ final class TrainOptions {
         }
     }
 
-    JsonNode root() {
-        if (config == null) return Configs.JSON.createObjectNode();
-        JsonNode root = Configs.readTree(config);
-        Configs.requireSections(root, java.util.List.of("model", "train"), where());
-        return root;
-    }
-
-    String where() {
-        return config != null ? config.toString() : "default config";
-    }
-
-    <T> T model(T defaults, Class<T> type) {
-        return Configs.section(root(), "model", defaults, type, where());
-    }
-
-    TrainConfig train(TrainConfig defaults) {
-        TrainConfig t = Configs.section(root(), "train", defaults, TrainConfig.class, where());
-        if (evalBatches != null) t = t.withEvalBatches(evalBatches);
-        return maxSteps != null ? t.withMaxSteps(maxSteps) : t;
+    /** What this command line asks to train. */
+    TrainingJob job(boolean quiet) {
+        return new TrainingJob(data, out, config, maxSteps, null, quiet);
     }
 }

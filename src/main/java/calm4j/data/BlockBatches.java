@@ -19,8 +19,19 @@ public final class BlockBatches implements Batches {
     private final long[] paddedBefore; // padded start of each document in the stream, plus the total
     private final EpochSampler sampler;
 
-    public BlockBatches(TokenStore store, int k, int blockTokens, int batchBlocks, int padId, long seed,
-                        boolean shuffle, int rank, int world) {
+    /** Training batches: shuffled each epoch by {@code seed}, this process's share of {@code world}. */
+    public static BlockBatches forTraining(TokenStore store, int k, int blockTokens, int batchBlocks, int padId,
+                                           long seed, int rank, int world) {
+        return new BlockBatches(store, k, blockTokens, batchBlocks, padId, seed, true, rank, world);
+    }
+
+    /** Evaluation batches: every block in corpus order, in one process. */
+    public static BlockBatches forEvaluation(TokenStore store, int k, int blockTokens, int batchBlocks, int padId) {
+        return new BlockBatches(store, k, blockTokens, batchBlocks, padId, 0, false, 0, 1);
+    }
+
+    private BlockBatches(TokenStore store, int k, int blockTokens, int batchBlocks, int padId, long seed,
+                         boolean shuffle, int rank, int world) {
         if (blockTokens % k != 0) {
             throw new UserError("block of " + blockTokens + " tokens is not a multiple of K=" + k);
         }

@@ -15,8 +15,19 @@ public final class ChunkBatches implements Batches {
     private final long[] chunksBefore; // chunksBefore[d] = chunks in documents 0..d-1
     private final EpochSampler sampler;
 
-    public ChunkBatches(TokenStore store, int k, int batchChunks, int padId, long seed, boolean shuffle,
-                        int rank, int world) {
+    /** Training batches: shuffled each epoch by {@code seed}, this process's share of {@code world}. */
+    public static ChunkBatches forTraining(TokenStore store, int k, int batchChunks, int padId, long seed, int rank,
+                                           int world) {
+        return new ChunkBatches(store, k, batchChunks, padId, seed, true, rank, world);
+    }
+
+    /** Evaluation batches: every chunk in corpus order, in one process. */
+    public static ChunkBatches forEvaluation(TokenStore store, int k, int batchChunks, int padId) {
+        return new ChunkBatches(store, k, batchChunks, padId, 0, false, 0, 1);
+    }
+
+    private ChunkBatches(TokenStore store, int k, int batchChunks, int padId, long seed, boolean shuffle,
+                         int rank, int world) {
         if (k < 1) throw new UserError("chunk size K must be at least 1, got " + k);
         this.store = store;
         this.k = k;

@@ -115,6 +115,20 @@ public final class Configs {
         }
     }
 
+    /**
+     * {@code base} with the named keys changed, checked as a config file's section is (unknown keys and invalid
+     * values are refused): {@code Configs.with(train, "max_steps", 300, "lr", 3e-3)}.
+     */
+    @SuppressWarnings("unchecked")
+    public static <T> T with(T base, Object... keysAndValues) {
+        if (keysAndValues.length % 2 != 0) throw new IllegalArgumentException("keys and values come in pairs");
+        ObjectNode changes = JSON.createObjectNode();
+        for (int i = 0; i < keysAndValues.length; i += 2) {
+            changes.set((String) keysAndValues[i], JSON.valueToTree(keysAndValues[i + 1]));
+        }
+        return section(changes, null, base, (Class<T>) base.getClass(), base.getClass().getSimpleName());
+    }
+
     /** Writes {@code value} as JSON, atomically. */
     public static void write(Path file, Object value) {
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");

@@ -220,7 +220,7 @@ public final class HuggingFaceLayout {
         }
         Path tokForRun = matchTokenizer(tokFile, ae.vocabSize(), run);
         try {
-            RunFolder.createOrResume(run, kind, sections, TrainConfig.DEFAULTS, tokForRun);
+            RunFolder.createOrResume(run, kind, sections, kind.equals(CalmRun.KIND) ? CalmRun.TRAIN : AutoencoderRun.TRAIN, tokForRun);
         } finally {
             if (!tokForRun.equals(tokFile)) deleteQuietly(tokForRun);
         }

@@ -1,10 +1,12 @@
 package calm4j.train;
 
+import calm4j.engine.Configs;
 import calm4j.engine.UserError;
 
 /**
  * How a model is trained; the same record for every model. Read from the {@code "train"} section of a run's config
- * JSON, with {@link #DEFAULTS} for what the file leaves out.
+ * JSON, over the model's preset ({@code calm4j.engine.Presets}: "autoencoder", "calm", "token-lm") for what the
+ * file leaves out.
  *
  * @param batchSize      sequences (or chunks, for the autoencoder) per micro-batch
  * @param gradAccum      micro-batches per optimizer step
@@ -16,9 +18,6 @@ public record TrainConfig(long maxSteps, int batchSize, int gradAccum, double lr
                           String schedule, double weightDecay, double beta1, double beta2, double gradClip,
                           long evalEvery, int evalBatches, long checkpointEvery, int keepCheckpoints,
                           long logEvery, int maxBadSteps, long seed) {
-
-    public static final TrainConfig DEFAULTS = new TrainConfig(1000, 32, 1, 3e-4, 3e-5, 100, "constant", 0.1,
-            0.9, 0.95, 1.0, 200, 20, 200, 2, 10, 5, 1234);
 
     public TrainConfig {
         require(maxSteps > 0, "max_steps must be positive");
@@ -56,5 +55,10 @@ public record TrainConfig(long maxSteps, int batchSize, int gradAccum, double lr
     public TrainConfig withMaxSteps(long steps) {
         return new TrainConfig(steps, batchSize, gradAccum, lr, minLr, warmupSteps, schedule, weightDecay, beta1,
                 beta2, gradClip, evalEvery, evalBatches, checkpointEvery, keepCheckpoints, logEvery, maxBadSteps, seed);
+    }
+
+    /** This config with the named keys changed: {@code with("KEY", value, ...)}, keys as in the JSON files. */
+    public TrainConfig with(Object... keysAndValues) {
+        return Configs.with(this, keysAndValues);
     }
 }

@@ -1,5 +1,6 @@
 package calm4j.ae;
 
+import calm4j.app.AutoencoderRun;
 import calm4j.Fixtures;
 import calm4j.data.ChunkBatches;
 import calm4j.data.TokenStore;
@@ -22,7 +23,8 @@ class ChunkAutoencoderTest {
     static final int V = 50, K = 4, L = 8, D = 32;
 
     static AutoencoderConfig config() {
-        return new AutoencoderConfig(V, D, 64, 2, 2, K, L, true, 0.15, 0.15, 0.5, 1e-3, 1, 2, 0);
+        return AutoencoderConfig.DEFAULTS.with("vocab_size", V, "hidden_size", D, "intermediate_size", 64,
+                "patch_size", K, "latent_size", L, "pad_id", 1, "mask_id", 2, "eos_id", 0);
     }
 
     static float max(Tensor t) {
@@ -133,14 +135,16 @@ class ChunkAutoencoderTest {
         // Evaluate on the training chunks themselves: the claim is reconstruction, not generalisation.
         // Variational with KL clipping; the two dropouts are off here because at this size and step budget they
         // only slow convergence (they are for robustness, measured by 'calm ae eval' on real text).
-        AutoencoderConfig c = new AutoencoderConfig(train.manifest().vocabSize(), 64, 128, 2, 2, K, 16, true,
-                0.0, 0.0, 0.5, 1e-3, 1, 2, 0);
+        AutoencoderConfig c = AutoencoderConfig.DEFAULTS.with("vocab_size", train.manifest().vocabSize(),
+                "hidden_size", 64, "intermediate_size", 128, "patch_size", K, "latent_size", 16, "token_drop", 0.0,
+                "latent_drop", 0.0, "pad_id", 1, "mask_id", 2, "eos_id", 0);
         Engine.seed(7);
         ChunkAutoencoder ae = new ChunkAutoencoder(c);
-        ChunkBatches batches = new ChunkBatches(train, K, 64, 1, 1, true, 0, 1);
-        ChunkBatches eval = new ChunkBatches(train, K, 64, 1, 0, false, 0, 1);
-        TrainConfig tc = new TrainConfig(600, 64, 1, 3e-3, 1e-4, 50, "cosine", 0.0, 0.9, 0.95, 1.0, 1000, 1, 1000,
-                1, 100, 5, 7);
+        ChunkBatches batches = ChunkBatches.forTraining(train, K, 64, 1, 1, 0, 1);
+        ChunkBatches eval = ChunkBatches.forEvaluation(train, K, 64, 1);
+        TrainConfig tc = AutoencoderRun.TRAIN.with("max_steps", 600, "batch_size", 64, "lr", 3e-3,
+                "warmup_steps", 50, "weight_decay", 0.0, "eval_every", 1000, "eval_batches", 1, "checkpoint_every",
+                1000, "keep_checkpoints", 1, "log_every", 100, "seed", 7);
         new Trainer(tc, dir.resolve("run"), new AutoencoderTask(ae, eval), batches, true).run();
         AutoencoderEval.Result r = AutoencoderEval.evaluate(ae, eval, 0);
         // A rate, not exactly 1: which of ~1000 chunks a 600-step model misses depends on the CPU's kernels.

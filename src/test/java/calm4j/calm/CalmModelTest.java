@@ -19,11 +19,15 @@ class CalmModelTest {
     static final int V = 40, K = 4, EOS = 0, PAD = 1, MASK = 2;
 
     static AutoencoderConfig aeConfig(int k) {
-        return new AutoencoderConfig(V, 48, 96, 2, 2, k, 16, true, 0, 0, 0.5, 1e-3, PAD, MASK, EOS);
+        return AutoencoderConfig.DEFAULTS.with("vocab_size", V, "hidden_size", 48, "intermediate_size", 96,
+                "patch_size", k, "latent_size", 16, "token_drop", 0.0, "latent_drop", 0.0, "pad_id", PAD,
+                "mask_id", MASK, "eos_id", EOS);
     }
 
     static CalmConfig calmConfig(int context) {
-        return new CalmConfig(64, 128, 2, 4, 2, 10000.0, context, 16, 2, 8, 16, 1.0, context, 2);
+        return CalmConfig.DEFAULTS.with("hidden_size", 64, "intermediate_size", 128, "num_hidden_layers", 2,
+                "num_key_value_heads", 2, "context_chunks", context, "noise_size", 16, "num_mlp_layers", 2,
+                "num_targets", 16, "eval_block_chunks", context);
     }
 
     @Test

@@ -60,8 +60,7 @@ class EnergyScoreTest {
         for (double a : new double[] {0.0, 2.0, -1.0, 2.5, Double.NaN}) {
             assertThrows(UserError.class, () -> new EnergyScore(a), "alpha " + a);
         }
-        UserError e = assertThrows(UserError.class, () -> new CalmConfig(64, 128, 1, 2, 2, 1e4, 8, 16, 1, 4, 4, 2.0,
-                8, 2));
+        UserError e = assertThrows(UserError.class, () -> CalmConfig.DEFAULTS.with("alpha", 2.0));
         assertTrue(e.getMessage().contains("alpha must lie in (0, 2)"), e.getMessage());
         assertDoesNotThrow(() -> new EnergyScore(1.5));
     }

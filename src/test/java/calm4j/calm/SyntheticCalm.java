@@ -1,15 +1,14 @@
 package calm4j.calm;
 
 import calm4j.ae.AutoencoderConfig;
-import calm4j.ae.AutoencoderTask;
+import calm4j.train.DataParallel;
+import calm4j.app.CalmRun;
+import calm4j.app.AutoencoderRun;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.data.BlockBatches;
-import calm4j.data.ChunkBatches;
 import calm4j.data.SyntheticCorpus;
 import calm4j.data.TokenStore;
 import calm4j.engine.Engine;
-import calm4j.train.TrainConfig;
-import calm4j.train.Trainer;
 
 import java.io.IOException;
 import java.nio.file.Path;
@@ -38,21 +37,23 @@ public final class SyntheticCalm {
     public static Trained train(Path dir, int k, List<int[]> train, List<int[]> val, long seed, long calmSteps,
                                 String head) throws IOException {
         Path corpus = SyntheticCorpus.write(dir.resolve("corpus"), V, EOS, PAD, MASK, train, val);
-        TokenStore trainStore = TokenStore.open(corpus, "train"), valStore = TokenStore.open(corpus, "val");
 
         Engine.seed(seed);
-        ChunkAutoencoder ae = new ChunkAutoencoder(new AutoencoderConfig(V, 48, 96, 2, 2, k, 16, true, 0, 0, 0.5,
-                1e-3, PAD, MASK, EOS));
-        new Trainer(new TrainConfig(300, 64, 1, 3e-3, 1e-4, 20, "cosine", 0, 0.9, 0.95, 1, 1000, 1, 1000, 1, 100, 5,
-                1), dir.resolve("ae"), new AutoencoderTask(ae, new ChunkBatches(valStore, k, 64, PAD, 0, false, 0, 1)),
-                new ChunkBatches(trainStore, k, 64, PAD, 1, true, 0, 1), true).run();
+        ChunkAutoencoder ae = new ChunkAutoencoder(AutoencoderConfig.DEFAULTS.with("vocab_size", V, "hidden_size", 48,
+                "intermediate_size", 96, "patch_size", k, "latent_size", 16, "token_drop", 0.0, "latent_drop", 0.0,
+                "pad_id", PAD, "mask_id", MASK, "eos_id", EOS));
+        AutoencoderRun.train(ae, AutoencoderRun.TRAIN.with("max_steps", 300, "batch_size", 64, "lr", 3e-3,
+                "warmup_steps", 20, "weight_decay", 0.0, "eval_every", 1000, "eval_batches", 1, "checkpoint_every", 1000,
+                "keep_checkpoints", 1, "log_every", 100, "seed", 1), corpus, dir.resolve("ae"), true,
+                DataParallel.single());
 
-        CalmModel calm = new CalmModel(new CalmConfig(64, 128, 2, 4, 2, 10000.0, 16, 16, 2, 8, 16, 1.0, 16, 2)
-                .withHead(head), ae);
-        BlockBatches valBlocks = new BlockBatches(valStore, k, 17 * k, 8, PAD, 0, false, 0, 1);
-        new Trainer(new TrainConfig(calmSteps, 8, 1, 3e-3, 1e-4, 30, "cosine", 0.1, 0.9, 0.95, 1, 1000, 1, 1000, 1,
-                100, 5, 2), dir.resolve("calm"), new CalmTask(calm, valBlocks),
-                new BlockBatches(trainStore, k, 17 * k, 8, PAD, 3, true, 0, 1), true).run();
+        CalmModel calm = new CalmModel(CalmConfig.DEFAULTS.with("hidden_size", 64, "intermediate_size", 128,
+                "num_hidden_layers", 2, "num_key_value_heads", 2, "context_chunks", 16, "noise_size", 16,
+                "num_mlp_layers", 2, "num_targets", 16, "eval_block_chunks", 16, "head", head), ae);
+        CalmRun.train(calm, CalmRun.TRAIN.with("max_steps", calmSteps, "lr", 3e-3, "warmup_steps", 30,
+                "eval_every", 1000, "eval_batches", 1, "checkpoint_every", 1000, "keep_checkpoints", 1,
+                "log_every", 100, "seed", 2), corpus, dir.resolve("calm"), true, DataParallel.single());
+        BlockBatches valBlocks = BlockBatches.forEvaluation(TokenStore.open(corpus, "val"), k, 17 * k, 8, PAD);
         return new Trained(calm, valBlocks);
     }
 }

@@ -25,7 +25,7 @@ class LoadersTest {
 
     @Test
     void chunksNeverCrossADocumentBoundary() {
-        ChunkBatches b = new ChunkBatches(store, K, 16, PAD, 5, true, 0, 1);
+        ChunkBatches b = ChunkBatches.forTraining(store, K, 16, PAD, 5, 0, 1);
         for (int i = 0; i < 50; i++) {
             long[] ids = b.next().ids();
             for (int c = 0; c < 16; c++) {
@@ -42,8 +42,8 @@ class LoadersTest {
 
     @Test
     void anEpochVisitsEveryChunkExactlyOnce() {
-        ChunkBatches shuffled = new ChunkBatches(store, K, 1, PAD, 5, true, 0, 1);
-        ChunkBatches inOrder = new ChunkBatches(store, K, 1, PAD, 5, false, 0, 1);
+        ChunkBatches shuffled = ChunkBatches.forTraining(store, K, 1, PAD, 5, 0, 1);
+        ChunkBatches inOrder = ChunkBatches.forEvaluation(store, K, 1, PAD);
         long real = 0;
         for (long d = 0; d < store.documents(); d++) real += (store.docEnd(d) - store.docStart(d) + K - 1) / K;
         assertEquals(real, shuffled.chunks());
@@ -60,23 +60,23 @@ class LoadersTest {
 
     @Test
     void batchesAreDeterministicForASeedAndResumeFromAState() {
-        ChunkBatches a = new ChunkBatches(store, K, 8, PAD, 42, true, 0, 1);
-        ChunkBatches b = new ChunkBatches(store, K, 8, PAD, 42, true, 0, 1);
+        ChunkBatches a = ChunkBatches.forTraining(store, K, 8, PAD, 42, 0, 1);
+        ChunkBatches b = ChunkBatches.forTraining(store, K, 8, PAD, 42, 0, 1);
         for (int i = 0; i < 7; i++) assertArrayEquals(a.next().ids(), b.next().ids());
         LoaderState mid = a.state();
         long[][] expected = new long[40][];
         for (int i = 0; i < 40; i++) expected[i] = a.next().ids(); // crosses an epoch boundary
-        ChunkBatches c = new ChunkBatches(store, K, 8, PAD, 42, true, 0, 1);
+        ChunkBatches c = ChunkBatches.forTraining(store, K, 8, PAD, 42, 0, 1);
         c.restore(mid);
         for (int i = 0; i < 40; i++) assertArrayEquals(expected[i], c.next().ids());
-        ChunkBatches other = new ChunkBatches(store, K, 8, PAD, 43, true, 0, 1);
-        assertFalse(Arrays.equals(new ChunkBatches(store, K, 8, PAD, 42, true, 0, 1).next().ids(),
+        ChunkBatches other = ChunkBatches.forTraining(store, K, 8, PAD, 43, 0, 1);
+        assertFalse(Arrays.equals(ChunkBatches.forTraining(store, K, 8, PAD, 42, 0, 1).next().ids(),
                 other.next().ids()), "another seed gives another order");
     }
 
     @Test
     void ranksShareAnEpochWithoutOverlap() {
-        int items = (int) new ChunkBatches(store, K, 1, PAD, 1, true, 0, 1).chunks();
+        int items = (int) ChunkBatches.forTraining(store, K, 1, PAD, 1, 0, 1).chunks();
         EpochSampler r0 = new EpochSampler(items, 9, true, 0, 2), r1 = new EpochSampler(items, 9, true, 1, 2);
         Set<Integer> a = new HashSet<>(), b = new HashSet<>();
         for (int i : r0.next(r0.perRank())) a.add(i);
@@ -89,7 +89,7 @@ class LoadersTest {
 
     @Test
     void blocksAreContiguousPaddedToKAndResumable() {
-        BlockBatches a = new BlockBatches(store, K, 32, 2, PAD, 3, true, 0, 1);
+        BlockBatches a = BlockBatches.forTraining(store, K, 32, 2, PAD, 3, 0, 1);
         TokenBatch first = a.next();
         assertEquals(2, first.rows());
         assertEquals(32, first.cols());
@@ -103,7 +103,7 @@ class LoadersTest {
         }
         LoaderState s = a.state();
         long[] next = a.next().ids();
-        BlockBatches b = new BlockBatches(store, K, 32, 2, PAD, 3, true, 0, 1);
+        BlockBatches b = BlockBatches.forTraining(store, K, 32, 2, PAD, 3, 0, 1);
         b.restore(s);
         assertArrayEquals(next, b.next().ids());
     }

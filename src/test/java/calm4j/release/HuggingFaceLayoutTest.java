@@ -1,5 +1,6 @@
 package calm4j.release;
 
+import calm4j.engine.Presets;
 import calm4j.io.StateDict;
 import calm4j.io.SafeTensors;
 import calm4j.Fixtures;
@@ -41,8 +42,11 @@ class HuggingFaceLayoutTest {
     @BeforeAll
     static void makeRun() throws Exception {
         Path corpus = Fixtures.corpus(dir.resolve("c"), 4, 2, 3);
-        AutoencoderConfig ae = new AutoencoderConfig(300, 32, 64, 2, 2, 4, 8, true, 0.15, 0.15, 0.5, 1e-3, 1, 2, 0);
-        CalmConfig cc = new CalmConfig(32, 64, 2, 4, 2, 10000.0, 8, 16, 2, 4, 8, 1.0, 8, 2);
+        AutoencoderConfig ae = AutoencoderConfig.DEFAULTS.with("vocab_size", 300, "hidden_size", 32,
+                "intermediate_size", 64, "latent_size", 8, "pad_id", 1, "mask_id", 2, "eos_id", 0);
+        CalmConfig cc = CalmConfig.DEFAULTS.with("hidden_size", 32, "intermediate_size", 64, "num_hidden_layers", 2,
+                "num_key_value_heads", 2, "context_chunks", 8, "noise_size", 16, "num_mlp_layers", 2,
+                "num_samples", 4, "num_targets", 8, "eval_block_chunks", 8);
         Engine.seed(5);
         CalmModel m = new CalmModel(cc, new ChunkAutoencoder(ae));
         try (NoGradGuard ng = new NoGradGuard()) {
@@ -52,7 +56,7 @@ class HuggingFaceLayoutTest {
         Map<String, Object> sections = new LinkedHashMap<>();
         sections.put("model", cc);
         sections.put("autoencoder", ae);
-        RunFolder.createOrResume(calmRun, CalmRun.KIND, sections, TrainConfig.DEFAULTS,
+        RunFolder.createOrResume(calmRun, CalmRun.KIND, sections, Presets.section("calm", "train", TrainConfig.class),
                 corpus.resolve("tokenizer.json"));
         Checkpoints.saveWeights(calmRun, 7, m);
     }
@@ -100,7 +104,7 @@ class HuggingFaceLayoutTest {
         CalmRun calm = CalmRun.load(calmRun);
         Path aeRun = dir.resolve("ae");
         RunFolder.createOrResume(aeRun, AutoencoderRun.KIND, Map.of("model", calm.model().autoencoder().config()),
-                TrainConfig.DEFAULTS, calm.tokenizer().path());
+                Presets.section("calm", "train", TrainConfig.class), calm.tokenizer().path());
         Checkpoints.saveWeights(aeRun, 1, calm.model().autoencoder());
         HuggingFaceLayout.export(aeRun, hf);
         assertEquals("autoencoder", HuggingFaceLayout.importDir(hf, back).kind());

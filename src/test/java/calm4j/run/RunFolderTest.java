@@ -1,5 +1,6 @@
 package calm4j.run;
 
+import calm4j.engine.Presets;
 import calm4j.train.TrainConfig;
 import calm4j.engine.Configs;
 import calm4j.engine.UserError;
@@ -20,7 +21,7 @@ class RunFolderTest {
     Path create(Map<String, Object> model) throws Exception {
         Path tokenizer = Files.writeString(dir.resolve("tokenizer.json"), "{}");
         Path run = dir.resolve("run");
-        RunFolder.createOrResume(run, "calm", Map.of("model", model), TrainConfig.DEFAULTS, tokenizer);
+        RunFolder.createOrResume(run, "calm", Map.of("model", model), Presets.section("calm", "train", TrainConfig.class), tokenizer);
         return run;
     }
 
@@ -65,7 +66,7 @@ class RunFolderTest {
         checkpointed(run, 1);
         Path other = Files.writeString(dir.resolve("other-tokenizer.json"), "{\"other\": true}");
         UserError e = assertThrows(UserError.class, () -> RunFolder.createOrResume(run, "calm",
-                Map.of("model", Map.of("hidden_size", 256)), TrainConfig.DEFAULTS, other));
+                Map.of("model", Map.of("hidden_size", 256)), Presets.section("calm", "train", TrainConfig.class), other));
         assertTrue(e.getMessage().contains("another tokenizer"), e.getMessage());
     }
 
@@ -77,7 +78,7 @@ class RunFolderTest {
             assertTrue(e.getMessage().contains("being written by another process (pid "
                     + ProcessHandle.current().pid() + ")"), e.getMessage());
             UserError setup = assertThrows(UserError.class, () -> RunFolder.createOrResume(run, "calm",
-                    Map.of("model", Map.of()), TrainConfig.DEFAULTS, Files.writeString(dir.resolve("t.json"), "{}")));
+                    Map.of("model", Map.of()), Presets.section("calm", "train", TrainConfig.class), Files.writeString(dir.resolve("t.json"), "{}")));
             assertTrue(setup.getMessage().contains("being written by another process"), setup.getMessage());
         }
         // A killed trainer leaves the file but not the operating-system lock.

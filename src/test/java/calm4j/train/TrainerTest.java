@@ -1,5 +1,6 @@
 package calm4j.train;
 
+import calm4j.engine.Presets;
 import calm4j.run.MetricsLog;
 import calm4j.run.Checkpoints;
 import calm4j.engine.Configs;
@@ -28,6 +29,9 @@ import java.util.SplittableRandom;
 import static org.junit.jupiter.api.Assertions.*;
 
 class TrainerTest {
+    /** The CALM's training preset, which the tests below change by name. */
+    static final TrainConfig BASE = Presets.section("calm", "train", TrainConfig.class);
+
     static final int V = 16;
 
     /** A tiny bigram language model with dropout, so that the random state matters for exact resume. */
@@ -101,7 +105,9 @@ class TrainerTest {
     }
 
     static TrainConfig config(long steps) {
-        return new TrainConfig(steps, 8, 2, 3e-2, 1e-3, 5, "cosine", 0.1, 0.9, 0.95, 1.0, 10, 1, 10, 2, 1, 3, 99);
+        return BASE.with("max_steps", steps, "batch_size", 8, "grad_accum", 2, "lr", 3e-2, "min_lr", 1e-3,
+                "warmup_steps", 5, "eval_every", 10, "eval_batches", 1, "checkpoint_every", 10, "log_every", 1,
+                "max_bad_steps", 3, "seed", 99);
     }
 
     static List<Double> losses(Path run) {
@@ -173,16 +179,16 @@ class TrainerTest {
         Path f = dir.resolve("c.json");
         Files.writeString(f, "{\"train\": {\"max_steps\": 7, \"lr\": 0.01}}");
         JsonNode root = Configs.readTree(f);
-        TrainConfig c = Configs.section(root, "train", TrainConfig.DEFAULTS, TrainConfig.class, "c.json");
+        TrainConfig c = Configs.section(root, "train", BASE, TrainConfig.class, "c.json");
         assertEquals(7, c.maxSteps());
-        assertEquals(TrainConfig.DEFAULTS.batchSize(), c.batchSize());
+        assertEquals(BASE.batchSize(), c.batchSize());
         Files.writeString(f, "{\"train\": {\"max_stesp\": 7}}");
         UserError typo = assertThrows(UserError.class, () -> Configs.section(Configs.readTree(f), "train",
-                TrainConfig.DEFAULTS, TrainConfig.class, "c.json"));
+                BASE, TrainConfig.class, "c.json"));
         assertTrue(typo.getMessage().contains("unknown key \"max_stesp\""), typo.getMessage());
         Files.writeString(f, "{\"train\": {\"lr\": -1}}");
         UserError bad = assertThrows(UserError.class, () -> Configs.section(Configs.readTree(f), "train",
-                TrainConfig.DEFAULTS, TrainConfig.class, "c.json"));
+                BASE, TrainConfig.class, "c.json"));
         assertTrue(bad.getMessage().contains("lr must be positive"), bad.getMessage());
         Files.writeString(f, "{\"train\": {");
         assertTrue(assertThrows(UserError.class, () -> Configs.readTree(f)).getMessage().contains("not valid JSON"));
@@ -190,7 +196,7 @@ class TrainerTest {
 
     @Test
     void warmupThenCosineSchedule() {
-        TrainConfig c = new TrainConfig(110, 1, 1, 1.0, 0.1, 10, "cosine", 0, 0.9, 0.95, 0, 1, 1, 1, 1, 1, 1, 0);
+        TrainConfig c = BASE.with("max_steps", 110, "batch_size", 1, "lr", 1.0, "min_lr", 0.1, "warmup_steps", 10);
         assertEquals(0.1, c.lrAt(0), 1e-12);
         assertEquals(1.0, c.lrAt(9), 1e-12);
         assertEquals(1.0, c.lrAt(10), 1e-12);
