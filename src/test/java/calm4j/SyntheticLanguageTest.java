@@ -1,5 +1,7 @@
 package calm4j;
 
+import calm4j.generate.Finish;
+
 import calm4j.calm.CalmEval;
 import calm4j.calm.CalmModel;
 import calm4j.calm.SyntheticCalm;
@@ -95,15 +97,15 @@ class SyntheticLanguageTest {
                     List.of(new CalmGenerator.Request(chunksOf(0, 2), 12, 1.0, seed)), null).get(0);
             int[] ends = o.chunkEnds();
             assertEquals(o.steps(), ends.length, "one chunk a step");
-            boolean full = o.finishReason().equals("length");
+            boolean full = o.finish() == Finish.LENGTH;
             for (int i = 0; i < ends.length; i++) {
                 if (full || i < ends.length - 1) assertEquals((i + 1) * K, ends[i], "K tokens a step");
             }
-            if (o.finishReason().equals("length")) {
+            if (o.finish() == Finish.LENGTH) {
                 assertEquals(12, o.tokens().length);
                 assertEquals(3, o.steps(), "three steps for twelve tokens");
             } else {
-                assertEquals("eos", o.finishReason());
+                assertEquals(Finish.EOS, o.finish());
             }
             if (Arrays.equals(chunksOf(2, 5), o.tokens())) exact++;
         }
@@ -121,7 +123,7 @@ class SyntheticLanguageTest {
         for (int seed = 0; seed < SEEDS; seed++) {
             CalmGenerator.Output o = generator().generate(
                     List.of(new CalmGenerator.Request(prompt, 6, 1.0, seed)), null).get(0);
-            if (o.finishReason().equals("length")) {
+            if (o.finish() == Finish.LENGTH) {
                 assertArrayEquals(new int[] {2, 6}, o.chunkEnds(), "the first step completes the prompt's chunk");
             }
             if (!o.forcedPrefix()) sampled++;
@@ -142,14 +144,14 @@ class SyntheticLanguageTest {
             List<CalmGenerator.Output> out = generator().generate(batch, null);
             CalmGenerator.Output ending = out.get(0), running = out.get(1);
             // Whatever the first sequence did, the second runs to its own end.
-            if (running.finishReason().equals("length")) {
+            if (running.finish() == Finish.LENGTH) {
                 assertEquals(16, running.tokens().length, "a sequence that ran to its limit has all its tokens");
             } else {
-                assertEquals("eos", running.finishReason());
+                assertEquals(Finish.EOS, running.finish());
             }
-            if (!ending.finishReason().equals("eos")) continue;
+            if (ending.finish() != Finish.EOS) continue;
             if (Arrays.equals(chunks[11], ending.tokens())) stopped++;
-            if (running.finishReason().equals("length")) othersRan++;
+            if (running.finish() == Finish.LENGTH) othersRan++;
             if (Arrays.equals(chunksOf(1, 5), running.tokens())) exact++;
         }
         assertTrue(stopped >= SEEDS / 2, stopped + " of " + SEEDS + " ended with chunk 11 and EOS");

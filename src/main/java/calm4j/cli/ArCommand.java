@@ -138,7 +138,7 @@ final class ArCommand {
             }
             var outs = new TokenGenerator(r.model(), r.tokenizer().eosId(), r.padId(), r.patchSize()).generate(reqs);
             for (int i = 0; i < outs.size(); i++) {
-                System.out.println("--- " + (i + 1) + " (seed " + (seed + i) + ", " + outs.get(i).finishReason() + ")");
+                System.out.println("--- " + (i + 1) + " (seed " + (seed + i) + ", " + outs.get(i).finish() + ")");
                 System.out.println(prompt + r.tokenizer().decode(outs.get(i).tokens()));
             }
             return 0;

@@ -401,7 +401,7 @@ final class BenchCommand {
 
         /** The release-size benchmark: {@code preset}'s shapes, random weights, each weight type in turn. */
         private int release(String name) {
-            var json = Presets.read(name);
+            var json = Presets.readNameOrFile(name);
             String where = "preset " + name;
             CalmConfig c = Configs.section(json, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
             AutoencoderConfig a = Configs.section(json, "autoencoder", AutoencoderConfig.DEFAULTS,

@@ -118,13 +118,13 @@ final class GenerateCommand implements Callable<Integer> {
             if (!promptShown[0]) System.out.print(texts.get(0));
             System.out.println(shown.add(new int[0], true));
             System.err.printf("[%d tokens in %d steps, %.2f s, %s]%n", outs.get(0).tokens().length,
-                    outs.get(0).steps(), seconds, outs.get(0).finishReason());
+                    outs.get(0).steps(), seconds, outs.get(0).finish());
             return 0;
         }
         if (!json) {
             for (int i = 0; i < outs.size(); i++) {
                 System.out.println("--- " + (i + 1) + " (seed " + requests.get(i).seed() + ", "
-                        + outs.get(i).finishReason() + ")");
+                        + outs.get(i).finish() + ")");
                 System.out.println(texts.get(i) + tok.decode(outs.get(i).tokens()));
             }
             return 0;
@@ -148,7 +148,7 @@ final class GenerateCommand implements Callable<Integer> {
             ArrayNode ends = n.putArray("chunk_ends");
             for (int e : o.chunkEnds()) ends.add(e);
             n.put("steps", o.steps());
-            n.put("finish_reason", o.finishReason());
+            n.put("finish_reason", o.finish().label());
             n.put("forced_prompt_prefix", o.forcedPrefix());
         }
         System.out.println(Configs.JSON.writeValueAsString(root));

@@ -24,11 +24,18 @@ public final class Presets {
 
     private Presets() {}
 
-    /** The preset {@code name}, or the JSON file at that path. */
+    /** A preset's name, or a path to a JSON file of the same layout (a name never means a file). */
+    public static JsonNode readNameOrFile(String nameOrFile) {
+        if (nameOrFile.endsWith(".json") && Files.isRegularFile(Path.of(nameOrFile))) {
+            return Configs.readTree(Path.of(nameOrFile));
+        }
+        return read(nameOrFile);
+    }
+
+    /** The preset {@code name} shipped with calm4j. */
     public static JsonNode read(String name) {
-        if (Files.isRegularFile(Path.of(name))) return Configs.readTree(Path.of(name));
         try (InputStream in = Presets.class.getResourceAsStream("/calm4j/presets/" + name + ".json")) {
-            if (in == null) throw new UserError("no preset '" + name + "': choose one of " + NAMES + " or a JSON file");
+            if (in == null) throw new UserError("no preset '" + name + "': choose one of " + NAMES + " or a .json file");
             return Configs.JSON.readTree(in);
         } catch (IOException e) {
             throw new UserError("cannot read preset " + name + ": " + e.getMessage());

@@ -40,7 +40,7 @@ public final class CalmGenerator {
     public record Request(int[] prompt, int maxTokens, double temperature, long seed) {}
 
     /** What was generated: the new tokens, where each step's chunk ended, and why it stopped. */
-    public record Output(int[] tokens, int[] chunkEnds, String finishReason, boolean forcedPrefix, int steps)
+    public record Output(int[] tokens, int[] chunkEnds, Finish finish, boolean forcedPrefix, int steps)
             implements GenerationSession.Result {}
 
     /** Called after every step with the tokens each still-running sequence gained. */
@@ -249,7 +249,7 @@ public final class CalmGenerator {
         final SplittableRandom rng;
         final List<Integer> out = new ArrayList<>();
         final List<Integer> chunkEnds = new ArrayList<>();
-        String finish;
+        Finish finish;
         boolean forced;
         int steps;
         int positions; // chunks in the sequence so far (boundary + prompt + generated)
@@ -278,14 +278,14 @@ public final class CalmGenerator {
         for (int j = from; j < k && s.finish == null; j++) {
             int t = (int) chunk[j];
             if (t == eos && stopAtEos) {
-                s.finish = "eos";
+                s.finish = Finish.EOS;
                 break;
             }
             s.out.add(t);
             added.add(t);
-            if (s.out.size() >= s.request.maxTokens()) s.finish = "length";
+            if (s.out.size() >= s.request.maxTokens()) s.finish = Finish.LENGTH;
         }
-        if (s.finish == null && s.positions >= model.contextChunks()) s.finish = "context";
+        if (s.finish == null && s.positions >= model.contextChunks()) s.finish = Finish.CONTEXT;
         s.chunkEnds.add(s.out.size());
         return added.stream().mapToInt(Integer::intValue).toArray();
     }

@@ -15,8 +15,8 @@ public interface GenerationSession<R, O extends GenerationSession.Result> extend
     interface Result {
         int[] tokens();
 
-        /** "length", "eos" or "context". */
-        String finishReason();
+        /** Why it ended: {@link Finish#EOS}, {@link Finish#LENGTH} or {@link Finish#CONTEXT}. */
+        Finish finish();
     }
 
     /** What one step gave sequence {@code id}: its new tokens, and its output once it has finished (else null). */

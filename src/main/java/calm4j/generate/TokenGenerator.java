@@ -26,7 +26,7 @@ import java.util.List;
 public final class TokenGenerator {
     public record Request(int[] prompt, int maxTokens, double temperature, int topK, double topP, long seed) {}
 
-    public record Output(int[] tokens, String finishReason) implements GenerationSession.Result {}
+    public record Output(int[] tokens, Finish finish) implements GenerationSession.Result {}
 
     private final TokenLM model;
     private final int eos, pad, boundary;
@@ -67,7 +67,7 @@ public final class TokenGenerator {
         final Generator generator;
         final List<Integer> out = new ArrayList<>();
         int length; // tokens in the sequence so far (boundary + prompt + generated)
-        String finish;
+        Finish finish;
 
         Seq(int id, Request request, int length) {
             this.id = id;
@@ -166,13 +166,13 @@ public final class TokenGenerator {
                     Seq s = running.get(i);
                     int[] added = new int[0];
                     if (next[i] == eos && stopAtEos) {
-                        s.finish = "eos";
+                        s.finish = Finish.EOS;
                     } else {
                         s.out.add((int) next[i]);
                         s.length++;
                         added = new int[] {(int) next[i]};
-                        if (s.out.size() >= s.request.maxTokens()) s.finish = "length";
-                        else if (s.length >= model.contextTokens()) s.finish = "context";
+                        if (s.out.size() >= s.request.maxTokens()) s.finish = Finish.LENGTH;
+                        else if (s.length >= model.contextTokens()) s.finish = Finish.CONTEXT;
                     }
                     events.add(new Event<>(s.id, added, s.finish == null ? null : s.output()));
                     if (s.finish == null) keep.add(i);

@@ -4,6 +4,7 @@ import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import calm4j.generate.TextStream;
 import calm4j.engine.Configs;
+import calm4j.generate.Finish;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectReader;
 import com.fasterxml.jackson.databind.ObjectWriter;
@@ -75,9 +76,9 @@ public final class CompletionServer implements AutoCloseable {
         }
     }
 
-    private final ServedModel model;
+    private final ServedModel<?> model;
     private final Options options;
-    private final Scheduler scheduler;
+    private final Scheduler<?> scheduler;
     private final Server http;
     private final ServerConnector connector;
     private final AtomicLong requestIds = new AtomicLong();
@@ -93,7 +94,7 @@ public final class CompletionServer implements AutoCloseable {
      */
     static final int MAX_CHARS_PER_TOKEN = 256;
 
-    private CompletionServer(ServedModel model, Options options) throws IOException {
+    private CompletionServer(ServedModel<?> model, Options options) throws IOException {
         this.model = model;
         this.options = options;
         try (InputStream in = CompletionServer.class.getResourceAsStream("playground.html")) {
@@ -107,7 +108,7 @@ public final class CompletionServer implements AutoCloseable {
                     + "resolves (" + e.getMessage() + "): use 127.0.0.1 (the default), 0.0.0.0, or an interface's "
                     + "address");
         }
-        this.scheduler = new Scheduler(model, options.maxBatch(), options.queue());
+        this.scheduler = new Scheduler<>(model, options.maxBatch(), options.queue());
         // A thread per waiting or running request, and spare ones to answer 503s and health checks at once. Reading
         // headers takes no thread (Jetty parses them as they arrive), so slow clients cannot take these.
         QueuedThreadPool threads = new QueuedThreadPool(options.maxBatch() + options.queue() + 32, 4);
@@ -170,7 +171,7 @@ public final class CompletionServer implements AutoCloseable {
         return start(ServedModel.load(run, options.pool(), options.maxDraws()), options);
     }
 
-    static CompletionServer start(ServedModel model, Options options) throws IOException {
+    static CompletionServer start(ServedModel<?> model, Options options) throws IOException {
         return new CompletionServer(model, options);
     }
 
@@ -292,17 +293,16 @@ public final class CompletionServer implements AutoCloseable {
         }
         long seed = req.seeded() ? req.seed() : ThreadLocalRandom.current().nextLong();
         long deadline = System.nanoTime() + (long) (options.timeoutSeconds() * 1e9);
-        BlockingQueue<Scheduler.Delivery> out = new LinkedBlockingQueue<>();
-        List<Scheduler.Ticket> tickets = new ArrayList<>();
+        BlockingQueue<Sequence.Step> out = new LinkedBlockingQueue<>();
+        List<Sequence> sequences = new ArrayList<>();
         for (int i = 0; i < req.n(); i++) {
-            tickets.add(new Scheduler.Ticket(new Decoder.Job(prompt, req.maxTokens(), req.temperature(), seed + i), i,
-                    deadline, out));
+            sequences.add(new Sequence(prompt, req.maxTokens(), req.temperature(), seed + i, i, deadline, out));
         }
         if (!scheduler.isRunning()) {
             sendError(ex, 500, "server_error", "generation has failed on this server (see its log); restart it");
             return;
         }
-        if (!scheduler.submit(tickets)) {
+        if (!scheduler.submit(sequences)) {
             ex.header("Retry-After", "1");
             sendError(ex, 503, "server_busy", "the server is busy (its queue of " + options.queue() + " sequences is "
                     + "full): retry after a second");
@@ -311,9 +311,9 @@ public final class CompletionServer implements AutoCloseable {
         Completion c = new Completion("cmpl-" + requestIds.incrementAndGet(), System.currentTimeMillis() / 1000,
                 req.n(), prompt.length);
         if (req.stream()) {
-            stream(ex, c, out, tickets);
+            stream(ex, c, out, sequences);
         } else {
-            collect(ex, c, out, tickets);
+            collect(ex, c, out, sequences);
         }
     }
 
@@ -323,7 +323,9 @@ public final class CompletionServer implements AutoCloseable {
         final long created;
         final int promptTokens;
         final List<TextStream> choices = new ArrayList<>();
-        final String[] finish;
+        final Finish[] finish;
+        /** What failed, for a request that ended in an error. */
+        String error;
         final long giveUpNanos = System.nanoTime() + (long) (options.timeoutSeconds() * 1e9)
                 + GIVE_UP_AFTER_MILLIS * 1_000_000;
         int finished;
@@ -332,28 +334,28 @@ public final class CompletionServer implements AutoCloseable {
             this.id = id;
             this.created = created;
             this.promptTokens = promptTokens;
-            this.finish = new String[n];
+            this.finish = new Finish[n];
             for (int i = 0; i < n; i++) choices.add(new TextStream(model::decode));
         }
 
         /** Records a step; returns the choice's new text (a trailing partial UTF-8 character is held back). */
-        String add(Scheduler.Delivery d) {
+        String add(Sequence.Step d) {
+            if (d.error() != null) error = d.error();
             int i = d.index();
-            if (i < 0) { // the whole request failed
+            if (i < 0) { // the whole request ended
                 for (int j = 0; j < finish.length; j++) {
                     if (finish[j] == null) {
-                        finish[j] = d.step().finishReason();
+                        finish[j] = d.finish();
                         finished++;
                     }
                 }
                 return "";
             }
-            String reason = d.step().finishReason();
-            if (reason != null) {
-                finish[i] = reason;
+            if (d.finish() != null) {
+                finish[i] = d.finish();
                 finished++;
             }
-            return choices.get(i).add(d.step().tokens(), reason != null);
+            return choices.get(i).add(d.tokens(), d.finish() != null);
         }
 
         boolean done() {
@@ -370,44 +372,44 @@ public final class CompletionServer implements AutoCloseable {
         }
     }
 
-    /** OpenAI's finish reasons: "stop" (end of text), "length"; calm4j adds "timeout". */
-    private static String openAiReason(String reason) {
-        if (reason == null) return null;
-        return switch (reason) {
-            case "eos" -> "stop";
-            case "length", "context" -> "length";
-            default -> reason;
-        };
+    /** OpenAI's finish reasons ("stop", "length"); calm4j adds "timeout", "cancelled" and "error". */
+    private static String openAiReason(Finish reason) {
+        return reason == null ? null : reason.openAi();
     }
 
-    private void collect(Exchange ex, Completion c, BlockingQueue<Scheduler.Delivery> out,
-                         List<Scheduler.Ticket> tickets) throws IOException {
+    /** The message of a request that ended in an error. */
+    private static String errorMessage(Completion c) {
+        return Finish.ERROR.label() + ": " + c.error;
+    }
+
+    private void collect(Exchange ex, Completion c, BlockingQueue<Sequence.Step> out,
+                         List<Sequence> sequences) throws IOException {
         try {
             long nextCheck = System.nanoTime() + CLIENT_CHECK_MILLIS * 1_000_000;
             while (!c.done()) {
-                Scheduler.Delivery d = out.poll(CLIENT_CHECK_MILLIS, TimeUnit.MILLISECONDS);
+                Sequence.Step d = out.poll(CLIENT_CHECK_MILLIS, TimeUnit.MILLISECONDS);
                 if (d != null) c.add(d);
                 long now = System.nanoTime();
                 if (now > nextCheck) {
                     if (ex.clientGone()) { // nobody will read the answer: stop generating it
-                        tickets.forEach(Scheduler.Ticket::cancel);
+                        sequences.forEach(Sequence::cancel);
                         return;
                     }
                     nextCheck = now + CLIENT_CHECK_MILLIS * 1_000_000;
                 }
-                if (d == null && now > c.giveUpNanos) c.add(stalled(tickets));
+                if (d == null && now > c.giveUpNanos) c.add(stalled(sequences));
             }
         } catch (InterruptedException e) {
-            tickets.forEach(Scheduler.Ticket::cancel);
+            sequences.forEach(Sequence::cancel);
             Thread.currentThread().interrupt();
             return;
         }
-        for (String reason : c.finish) {
-            if (reason.startsWith(Scheduler.ERROR)) {
-                sendError(ex, 500, "server_error", reason);
+        for (Finish reason : c.finish) {
+            if (reason == Finish.ERROR) {
+                sendError(ex, 500, "server_error", errorMessage(c));
                 return;
             }
-            if (reason.equals(Scheduler.TIMEOUT)) {
+            if (reason == Finish.TIMEOUT) {
                 sendError(ex, 504, "timeout", "generation took longer than the server's limit of "
                         + options.timeoutSeconds() + " s: ask for fewer tokens, or retry when it is less busy");
                 return;
@@ -432,35 +434,35 @@ public final class CompletionServer implements AutoCloseable {
     }
 
     /** Server-sent events: one event per generation step and choice (a K-token chunk for a CALM), then [DONE]. */
-    private void stream(Exchange ex, Completion c, BlockingQueue<Scheduler.Delivery> out,
-                        List<Scheduler.Ticket> tickets) throws IOException {
+    private void stream(Exchange ex, Completion c, BlockingQueue<Sequence.Step> out,
+                        List<Sequence> sequences) throws IOException {
         ex.startStream("text/event-stream; charset=utf-8");
         try {
             while (!c.done()) {
-                Scheduler.Delivery d = next(out, tickets);
+                Sequence.Step d = next(out, sequences);
                 String delta = c.add(d);
-                String reason = d.step().finishReason();
+                Finish reason = d.finish();
                 ObjectNode event = c.envelope();
                 ObjectNode ch = event.putArray("choices").addObject();
                 ch.put("index", Math.max(0, d.index()));
                 ch.put("text", delta);
                 ch.putNull("logprobs");
                 ch.put("finish_reason", openAiReason(reason));
-                event.put("step_tokens", d.step().tokens().length);
-                if (reason != null && (reason.startsWith(Scheduler.ERROR) || reason.equals(Scheduler.TIMEOUT))) {
-                    event.putObject("error").put("message", reason.equals(Scheduler.TIMEOUT)
+                event.put("step_tokens", d.tokens().length);
+                if (reason == Finish.ERROR || reason == Finish.TIMEOUT) {
+                    event.putObject("error").put("message", reason == Finish.TIMEOUT
                             ? "generation took longer than the server's limit of " + options.timeoutSeconds() + " s"
-                            : reason);
+                            : errorMessage(c));
                 }
                 ex.write(("data: " + COMPACT.writeValueAsString(event) + "\n\n").getBytes(StandardCharsets.UTF_8));
             }
             ex.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
             ex.end();
         } catch (IOException e) {
-            tickets.forEach(Scheduler.Ticket::cancel); // the client disconnected: stop generating for it
+            sequences.forEach(Sequence::cancel); // the client disconnected: stop generating for it
             throw e;
         } catch (InterruptedException e) {
-            tickets.forEach(Scheduler.Ticket::cancel);
+            sequences.forEach(Sequence::cancel);
             Thread.currentThread().interrupt();
         }
     }
@@ -469,17 +471,16 @@ public final class CompletionServer implements AutoCloseable {
      * The next step of any of the request's sequences. The scheduler ends each sequence by its deadline; should it
      * stop answering altogether, the request gives up a little later on its own.
      */
-    private Scheduler.Delivery next(BlockingQueue<Scheduler.Delivery> out, List<Scheduler.Ticket> tickets)
+    private Sequence.Step next(BlockingQueue<Sequence.Step> out, List<Sequence> sequences)
             throws InterruptedException {
-        Scheduler.Delivery d = out.poll((long) (options.timeoutSeconds() * 1000) + GIVE_UP_AFTER_MILLIS,
+        Sequence.Step d = out.poll((long) (options.timeoutSeconds() * 1000) + GIVE_UP_AFTER_MILLIS,
                 TimeUnit.MILLISECONDS);
-        return d != null ? d : stalled(tickets);
+        return d != null ? d : stalled(sequences);
     }
 
-    private static Scheduler.Delivery stalled(List<Scheduler.Ticket> tickets) {
-        tickets.forEach(Scheduler.Ticket::cancel);
-        return new Scheduler.Delivery(-1, new Decoder.Step(-1, new int[0], Scheduler.ERROR
-                + ": the generation thread stopped answering"));
+    private static Sequence.Step stalled(List<Sequence> sequences) {
+        sequences.forEach(Sequence::cancel);
+        return Sequence.Step.endAll(Finish.ERROR, "the generation thread stopped answering");
     }
 
     /** How often a non-streamed request checks that its client is still there; how long past its deadline it waits. */

@@ -2,6 +2,8 @@ package calm4j.serve;
 
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
+import calm4j.generate.Finish;
+import calm4j.generate.GenerationSession;
 
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -10,60 +12,27 @@ import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
- * Continuous batching: one thread owns the model and runs a {@link Decoder} step after step. Between steps, waiting
- * sequences join the batch (up to {@code maxBatch} running at once) and finished, cancelled or timed-out ones leave,
- * so a short request never waits for a long one to end. Waiting requests sit in a bounded queue; when it is full a
- * submission is refused at once (the server answers 503). {@code maxBatch = 1} serves one sequence at a time.
+ * Continuous batching: one thread owns the model and runs its {@link GenerationSession} step after step. Between
+ * steps, waiting sequences join the batch (up to {@code maxBatch} running at once) and finished, cancelled or
+ * timed-out ones leave, so a short request never waits for a long one to end. Waiting sequences sit in a bounded
+ * queue; when it is full a submission is refused at once (the server answers 503). {@code maxBatch = 1} serves one
+ * sequence at a time.
+ *
+ * @param <R> the generator's request for one sequence
  */
-final class Scheduler implements AutoCloseable {
-    /** A step of the sequence that is choice {@code index} of its request. */
-    record Delivery(int index, Decoder.Step step) {}
-
-    /**
-     * A submitted sequence: its job, when it must end, and where its steps go. The sequences of one request share
-     * one queue, read by that request's thread.
-     */
-    static final class Ticket {
-        final Decoder.Job job;
-        final int index;
-        final long deadlineNanos;
-        final BlockingQueue<Delivery> out;
-        final AtomicBoolean cancelled = new AtomicBoolean();
-
-        Ticket(Decoder.Job job, int index, long deadlineNanos, BlockingQueue<Delivery> out) {
-            this.job = job;
-            this.index = index;
-            this.deadlineNanos = deadlineNanos;
-            this.out = out;
-        }
-
-        void deliver(Decoder.Step step) {
-            out.add(new Delivery(index, step));
-        }
-
-        /** Stops generating this sequence (its client went away); takes effect before the next step. */
-        void cancel() {
-            cancelled.set(true);
-        }
-    }
-
-    static final String TIMEOUT = "timeout";
-    static final String CANCELLED = "cancelled";
-    static final String ERROR = "error";
-
-    private final ServedModel model;
+final class Scheduler<R> implements AutoCloseable {
+    private final ServedModel<R> model;
     private final int maxBatch;
-    private final BlockingQueue<Ticket> waiting;
+    private final BlockingQueue<Sequence> waiting;
     private final Thread loop;
     private volatile boolean running = true;
     private volatile int active;
     private final AtomicInteger failures = new AtomicInteger();
 
-    Scheduler(ServedModel model, int maxBatch, int queueCapacity) {
+    Scheduler(ServedModel<R> model, int maxBatch, int queueCapacity) {
         this.model = model;
         this.maxBatch = maxBatch;
         this.waiting = new ArrayBlockingQueue<>(queueCapacity);
@@ -72,10 +41,10 @@ final class Scheduler implements AutoCloseable {
         loop.start();
     }
 
-    /** Queues all of {@code tickets}, or none of them when the queue cannot take them all (returns false). */
-    synchronized boolean submit(List<Ticket> tickets) {
-        if (waiting.remainingCapacity() < tickets.size()) return false;
-        waiting.addAll(tickets);
+    /** Queues all of {@code sequences}, or none of them when the queue cannot take them all (returns false). */
+    synchronized boolean submit(List<Sequence> sequences) {
+        if (waiting.remainingCapacity() < sequences.size()) return false;
+        waiting.addAll(sequences);
         return true;
     }
 
@@ -88,15 +57,15 @@ final class Scheduler implements AutoCloseable {
     }
 
     /**
-     * Serves until closed. A failure inside a step ends the sequences of that batch with {@code error} (a step is
-     * one computation over all of them, so which one caused it cannot be told apart); the decoder is rebuilt and
-     * the waiting requests are served as before, so no request can stop the server.
+     * Serves until closed. A failure inside a step ends the sequences of that batch with {@link Finish#ERROR} (a
+     * step is one computation over all of them, so which one caused it cannot be told apart); the session is
+     * rebuilt and the waiting sequences are served as before, so no request can stop the server.
      */
     private void run() {
         while (running) {
-            Map<Integer, Ticket> byId = new HashMap<>();
-            try (Decoder decoder = model.newDecoder()) {
-                serve(decoder, byId);
+            Map<Integer, Sequence> byId = new HashMap<>();
+            try (GenerationSession<R, ?> session = model.newSession()) {
+                serve(session, byId);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
                 return;
@@ -106,37 +75,38 @@ final class Scheduler implements AutoCloseable {
                 System.err.println("calm serve: a generation step failed (" + byId.size() + " sequences end with "
                         + "an error; serving goes on): " + message);
                 if (!LibtorchErrors.isLibtorch(e)) e.printStackTrace(); // a calm4j bug: show where
-                byId.values().forEach(t -> t.deliver(new Decoder.Step(-1, new int[0], ERROR + ": " + message)));
+                byId.values().forEach(s -> s.end(Finish.ERROR, message));
                 failures.incrementAndGet();
                 active = 0;
             }
         }
     }
 
-    private void serve(Decoder decoder, Map<Integer, Ticket> byId) throws InterruptedException {
+    private void serve(GenerationSession<R, ?> session, Map<Integer, Sequence> byId) throws InterruptedException {
         while (running) {
             if (byId.isEmpty()) {
-                Ticket first = waiting.poll(100, TimeUnit.MILLISECONDS);
+                Sequence first = waiting.poll(100, TimeUnit.MILLISECONDS);
                 if (first == null) continue;
-                admit(decoder, byId, first);
+                admit(session, byId, first);
             } else if (byId.size() < maxBatch && !waiting.isEmpty()) {
-                admit(decoder, byId, null);
+                admit(session, byId, null);
             }
             long now = System.nanoTime();
             for (var it = byId.entrySet().iterator(); it.hasNext(); ) {
                 var e = it.next();
-                Ticket t = e.getValue();
-                String reason = t.cancelled.get() ? CANCELLED : now > t.deadlineNanos ? TIMEOUT : null;
+                Sequence s = e.getValue();
+                Finish reason = s.isCancelled() ? Finish.CANCELLED : now > s.deadlineNanos ? Finish.TIMEOUT : null;
                 if (reason != null) {
-                    decoder.cancel(e.getKey());
-                    t.deliver(new Decoder.Step(e.getKey(), new int[0], reason));
+                    session.cancel(e.getKey());
+                    s.end(reason, null);
                     it.remove();
                 }
             }
             if (!byId.isEmpty()) {
-                for (Decoder.Step s : decoder.step()) {
-                    Ticket t = s.finishReason() == null ? byId.get(s.id()) : byId.remove(s.id());
-                    t.deliver(s);
+                for (var e : session.step()) {
+                    Finish finish = e.finished() == null ? null : e.finished().finish();
+                    Sequence s = finish == null ? byId.get(e.id()) : byId.remove(e.id());
+                    s.deliver(e.tokens(), finish, null);
                 }
             }
             active = byId.size();
@@ -148,29 +118,29 @@ final class Scheduler implements AutoCloseable {
         return failures.get();
     }
 
-    /** Moves waiting tickets into the batch (with {@code first}, already taken), as many as it has room for. */
-    private void admit(Decoder decoder, Map<Integer, Ticket> byId, Ticket first) {
-        List<Ticket> joining = new ArrayList<>();
+    /** Moves waiting sequences into the batch (with {@code first}, already taken), as many as it has room for. */
+    private void admit(GenerationSession<R, ?> session, Map<Integer, Sequence> byId, Sequence first) {
+        List<Sequence> joining = new ArrayList<>();
         if (first != null) joining.add(first);
         while (byId.size() + joining.size() < maxBatch) {
-            Ticket t = waiting.poll();
-            if (t == null) break;
-            joining.add(t);
+            Sequence s = waiting.poll();
+            if (s == null) break;
+            joining.add(s);
         }
-        joining.removeIf(t -> {
-            if (!t.cancelled.get()) return false;
-            t.deliver(new Decoder.Step(-1, new int[0], CANCELLED));
+        joining.removeIf(s -> {
+            if (!s.isCancelled()) return false;
+            s.end(Finish.CANCELLED, null);
             return true;
         });
         if (joining.isEmpty()) return;
         List<Integer> ids;
         try {
-            ids = decoder.join(joining.stream().map(t -> t.job).toList());
+            ids = session.join(joining.stream().map(model::request).toList());
         } catch (UserError e) { // checked before queueing, so not expected; fail these requests, not the server
-            joining.forEach(t -> t.deliver(new Decoder.Step(-1, new int[0], ERROR + ": " + e.getMessage())));
+            joining.forEach(s -> s.end(Finish.ERROR, e.getMessage()));
             return;
-        } catch (RuntimeException e) { // the decoder may be half-changed: end these, and let run() rebuild it
-            joining.forEach(t -> t.deliver(new Decoder.Step(-1, new int[0], ERROR + ": " + e)));
+        } catch (RuntimeException e) { // the session may be half-changed: end these, and let run() rebuild it
+            joining.forEach(s -> s.end(Finish.ERROR, String.valueOf(e)));
             throw e;
         }
         for (int i = 0; i < ids.size(); i++) byId.put(ids.get(i), joining.get(i));

@@ -10,14 +10,14 @@ import calm4j.tokenize.Tokenizer;
 import calm4j.run.RunFolder;
 
 import java.nio.file.Path;
-import java.util.List;
-import java.util.function.Function;
 
 /**
- * A trained run as the server sees it: its tokenizer, the limits a request is checked against, and new decoding
- * batches. CALM runs step K tokens at a time; token-model runs one token at a time.
+ * A trained run as the server sees it: its tokenizer, the limits a request is checked against, and new generation
+ * sessions for the scheduler to drive. CALM runs step K tokens at a time; token-model runs one token at a time.
+ *
+ * @param <R> the generator's request for one sequence
  */
-abstract class ServedModel {
+abstract class ServedModel<R> {
     final String id;
     final String kind;
     final Tokenizer tokenizer;
@@ -32,7 +32,7 @@ abstract class ServedModel {
     }
 
     /** Loads a CALM or token-model run (decided by its config's kind). */
-    static ServedModel load(Path run, int pool, int maxDraws) {
+    static ServedModel<?> load(Path run, int pool, int maxDraws) {
         String kind = RunFolder.config(run, null).path("kind").asText();
         String id = run.toAbsolutePath().normalize().getFileName().toString();
         return switch (kind) {
@@ -49,7 +49,11 @@ abstract class ServedModel {
     /** Throws a {@link UserError} naming the allowed values if this model cannot sample at {@code temperature}. */
     abstract void checkTemperature(double temperature);
 
-    abstract Decoder newDecoder();
+    /** A new, empty generation session (continuous batching: sequences join and leave between steps). */
+    abstract GenerationSession<R, ?> newSession();
+
+    /** The generator's request for {@code s}. */
+    abstract R request(Sequence s);
 
     synchronized int[] encode(String text) {
         return tokenizer.encode(text);
@@ -59,7 +63,7 @@ abstract class ServedModel {
         return tokenizer.decode(ids);
     }
 
-    private static final class Calm extends ServedModel {
+    private static final class Calm extends ServedModel<CalmGenerator.Request> {
         private final CalmRun run;
         private final CalmGenerator generator;
 
@@ -81,13 +85,17 @@ abstract class ServedModel {
         }
 
         @Override
-        Decoder newDecoder() {
-            return new SessionDecoder<>(generator.session(),
-                    j -> new CalmGenerator.Request(j.prompt(), j.maxTokens(), j.temperature(), j.seed()));
+        GenerationSession<CalmGenerator.Request, ?> newSession() {
+            return generator.session();
+        }
+
+        @Override
+        CalmGenerator.Request request(Sequence s) {
+            return new CalmGenerator.Request(s.prompt, s.maxTokens, s.temperature, s.seed);
         }
     }
 
-    private static final class TokenModel extends ServedModel {
+    private static final class TokenModel extends ServedModel<TokenGenerator.Request> {
         private final TokenLMRun run;
         private final TokenGenerator generator;
 
@@ -110,40 +118,13 @@ abstract class ServedModel {
         }
 
         @Override
-        Decoder newDecoder() {
-            return new SessionDecoder<>(generator.session(),
-                    j -> new TokenGenerator.Request(j.prompt(), j.maxTokens(), j.temperature(), 0, 1.0, j.seed()));
-        }
-    }
-
-    /** A generation session seen through the server's {@link Decoder.Job}s. */
-    private record SessionDecoder<R, O extends GenerationSession.Result>(GenerationSession<R, O> session,
-                                                                         Function<Decoder.Job, R> request)
-            implements Decoder {
-        @Override
-        public List<Integer> join(List<Job> jobs) {
-            return session.join(jobs.stream().map(request).toList());
+        GenerationSession<TokenGenerator.Request, ?> newSession() {
+            return generator.session();
         }
 
         @Override
-        public List<Step> step() {
-            return session.step().stream().map(e -> new Step(e.id(), e.tokens(),
-                    e.finished() == null ? null : e.finished().finishReason())).toList();
-        }
-
-        @Override
-        public void cancel(int id) {
-            session.cancel(id);
-        }
-
-        @Override
-        public int size() {
-            return session.size();
-        }
-
-        @Override
-        public void close() {
-            session.close();
+        TokenGenerator.Request request(Sequence s) {
+            return new TokenGenerator.Request(s.prompt, s.maxTokens, s.temperature, 0, 1.0, s.seed);
         }
     }
 }

@@ -1,5 +1,7 @@
 package calm4j.release;
 
+import calm4j.generate.Finish;
+
 import calm4j.engine.Presets;
 import calm4j.io.StateDict;
 import calm4j.io.SafeTensors;
@@ -94,7 +96,7 @@ class HuggingFaceLayoutTest {
         }
         var out = new CalmGenerator(b, 0, 1, 10, false, 100).generate(List.of(
                 new CalmGenerator.Request(new int[] {5, 6, 7, 8, 9}, 8, 1.0, 1)), null);
-        assertEquals(8, out.get(0).tokens().length + (out.get(0).finishReason().equals("eos") ? 8
+        assertEquals(8, out.get(0).tokens().length + (out.get(0).finish() == Finish.EOS ? 8
                 - out.get(0).tokens().length : 0), "the imported model generates");
     }
 

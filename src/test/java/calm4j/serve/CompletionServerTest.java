@@ -1,5 +1,10 @@
 package calm4j.serve;
 
+import calm4j.generate.CalmGenerator;
+import calm4j.generate.Finish;
+import calm4j.generate.GenerationSession;
+import java.util.function.Function;
+
 import calm4j.engine.Configs;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterAll;
@@ -291,19 +296,19 @@ class CompletionServerTest {
         assertTrue(host.getMessage().contains("--host no.such.host.invalid"), host.getMessage());
     }
 
-    /** A decoder that passes everything to another; a test overrides what it changes. */
-    static class ForwardingDecoder implements Decoder {
-        final Decoder d;
+    /** A generation session that passes everything to another; a test overrides what it changes. */
+    static class ForwardingSession<R, O extends GenerationSession.Result> implements GenerationSession<R, O> {
+        final GenerationSession<R, O> d;
 
-        ForwardingDecoder(Decoder d) {
+        ForwardingSession(GenerationSession<R, O> d) {
             this.d = d;
         }
 
-        public List<Integer> join(List<Job> jobs) {
-            return d.join(jobs);
+        public List<Integer> join(List<R> requests) {
+            return d.join(requests);
         }
 
-        public List<Step> step() {
+        public List<Event<O>> step() {
             return d.step();
         }
 
@@ -320,9 +325,10 @@ class CompletionServerTest {
         }
     }
 
-    /** {@code real} with each new decoder wrapped by {@code wrap}. */
-    static ServedModel withDecoder(ServedModel real, java.util.function.UnaryOperator<Decoder> wrap) {
-        return new ServedModel(real.id, real.kind, real.tokenizer, real.tokensPerStep) {
+    /** {@code real} with each new session wrapped by {@code wrap}. */
+    static <R> ServedModel<R> withSession(ServedModel<R> real,
+                                          Function<GenerationSession<R, ?>, GenerationSession<R, ?>> wrap) {
+        return new ServedModel<>(real.id, real.kind, real.tokenizer, real.tokensPerStep) {
             int maxPromptTokens() {
                 return real.maxPromptTokens();
             }
@@ -331,68 +337,95 @@ class CompletionServerTest {
                 real.checkTemperature(temperature);
             }
 
-            Decoder newDecoder() {
-                return wrap.apply(real.newDecoder());
+            GenerationSession<R, ?> newSession() {
+                return wrap.apply(real.newSession());
+            }
+
+            R request(Sequence s) {
+                return real.request(s);
             }
         };
     }
 
-    /** A served model whose decoding fails at the first step of any sequence asked for exactly 13 tokens. */
-    static ServedModel poisonedAt13(ServedModel real) {
-        return withDecoder(real, d -> new ForwardingDecoder(d) {
-            boolean poisoned;
+    /** A session that fails at its first step once a sequence asked for exactly 13 tokens has joined. */
+    static final class PoisonedAt13<O extends GenerationSession.Result>
+            extends ForwardingSession<CalmGenerator.Request, O> {
+        boolean poisoned;
 
-            @Override
-            public List<Integer> join(List<Job> jobs) {
-                poisoned |= jobs.stream().anyMatch(j -> j.maxTokens() == 13);
-                return super.join(jobs);
-            }
+        PoisonedAt13(GenerationSession<CalmGenerator.Request, O> d) {
+            super(d);
+        }
 
-            @Override
-            public List<Step> step() {
-                if (poisoned) throw new IllegalStateException("a poisoned step");
-                return super.step();
-            }
-        });
+        @Override
+        public List<Integer> join(List<CalmGenerator.Request> requests) {
+            poisoned |= requests.stream().anyMatch(r -> r.maxTokens() == 13);
+            return super.join(requests);
+        }
+
+        @Override
+        public List<Event<O>> step() {
+            if (poisoned) throw new IllegalStateException("a poisoned step");
+            return super.step();
+        }
+    }
+
+    /** A served CALM whose generation fails at the first step of any sequence asked for exactly 13 tokens. */
+    static ServedModel<CalmGenerator.Request> poisonedAt13(ServedModel<CalmGenerator.Request> real) {
+        return withSession(real, PoisonedAt13::new);
     }
 
     @Test
+    @SuppressWarnings("unchecked") // a CALM run is served with CalmGenerator's requests
     void aFailingGenerationStepEndsItsSequencesWithAnErrorAndServingGoesOn() throws Exception {
-        ServedModel real = ServedModel.load(runs.calm, 50, 50);
-        try (Scheduler scheduler = new Scheduler(poisonedAt13(real), 4, 8)) {
-            java.util.concurrent.LinkedBlockingQueue<Scheduler.Delivery> out =
+        var real = (ServedModel<CalmGenerator.Request>) ServedModel.load(runs.calm, 50, 50);
+        try (var scheduler = new Scheduler<>(poisonedAt13(real), 4, 8)) {
+            java.util.concurrent.LinkedBlockingQueue<Sequence.Step> out =
                     new java.util.concurrent.LinkedBlockingQueue<>();
             long deadline = System.nanoTime() + 60_000_000_000L;
             int[] prompt = real.encode("the people");
-            assertTrue(scheduler.submit(List.of(new Scheduler.Ticket(new Decoder.Job(prompt, 13, 1.0, 1), 0, deadline,
-                    out))));
-            String finish = null;
-            while (finish == null) finish = out.take().step().finishReason();
-            assertTrue(finish.startsWith(Scheduler.ERROR + ": ") && finish.contains("a poisoned step"), finish);
+            assertTrue(scheduler.submit(List.of(new Sequence(prompt, 13, 1.0, 1, 0, deadline, out))));
+            Sequence.Step end = out.take();
+            while (end.finish() == null) end = out.take();
+            assertTrue(end.finish() == Finish.ERROR && end.error().contains("a poisoned step"), end.toString());
 
-            assertTrue(scheduler.submit(List.of(new Scheduler.Ticket(new Decoder.Job(prompt, 8, 1.0, 2), 1, deadline,
-                    out))));
-            finish = null;
-            while (finish == null) finish = out.take().step().finishReason();
-            assertTrue(List.of("length", "stop", "eos").contains(finish), "the next request is served: " + finish);
+            assertTrue(scheduler.submit(List.of(new Sequence(prompt, 8, 1.0, 2, 1, deadline, out))));
+            end = out.take();
+            while (end.finish() == null) end = out.take();
+            assertTrue(List.of(Finish.LENGTH, Finish.EOS).contains(end.finish()),
+                    "the next request is served: " + end.finish());
             assertTrue(scheduler.isRunning());
             assertEquals(1, scheduler.failures());
         }
     }
 
-    /** A served model whose every generation step takes {@code millis} longer (a stand-in for a large model). */
-    static ServedModel slowed(ServedModel real, long millis) {
-        return withDecoder(real, d -> new ForwardingDecoder(d) {
-            @Override
-            public List<Step> step() {
-                try {
-                    Thread.sleep(millis);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-                return super.step();
+    /** A session whose every step takes {@code millis} longer (a stand-in for a large model). */
+    static final class Slowed<R, O extends GenerationSession.Result> extends ForwardingSession<R, O> {
+        final long millis;
+
+        Slowed(GenerationSession<R, O> d, long millis) {
+            super(d);
+            this.millis = millis;
+        }
+
+        @Override
+        public List<Event<O>> step() {
+            try {
+                Thread.sleep(millis);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
             }
-        });
+            return super.step();
+        }
+    }
+
+    /** A served model whose every generation step takes {@code millis} longer. */
+    static <R> ServedModel<R> slowed(ServedModel<R> real, long millis) {
+        return withSession(real, d -> slow(d, millis));
+    }
+
+    private static <R, O extends GenerationSession.Result> GenerationSession<R, O> slow(GenerationSession<R, O> d,
+                                                                                       long millis) {
+        return new Slowed<>(d, millis);
     }
 
     static int running(CompletionServer server) throws Exception {
@@ -401,7 +434,7 @@ class CompletionServerTest {
 
     @Test
     void aNonStreamedRequestWhoseClientLeftStopsGeneratingAtTheNextStep() throws Exception {
-        ServedModel slow = slowed(ServedModel.load(runs.tokenLm, 50, 50), 20); // 400 tokens: at least 8 s
+        ServedModel<?> slow = slowed(ServedModel.load(runs.tokenLm, 50, 50), 20); // 400 tokens: at least 8 s
         try (CompletionServer server = CompletionServer.start(slow, ServedRuns.options(4, 4, 600))) {
             URI uri = URI.create(server.url());
             String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"seed\": 1}";

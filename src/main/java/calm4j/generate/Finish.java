@@ -1,0 +1,29 @@
+package calm4j.generate;
+
+/**
+ * Why a generated sequence ended. A generator ends it at {@link #EOS}, {@link #LENGTH} (the request's token limit)
+ * or {@link #CONTEXT} (the model's context is full); a server also ends it at {@link #TIMEOUT}, when its client
+ * went away ({@link #CANCELLED}), or when a generation step failed ({@link #ERROR}).
+ */
+public enum Finish {
+    EOS, LENGTH, CONTEXT, TIMEOUT, CANCELLED, ERROR;
+
+    /** How calm4j prints it: "eos", "length", ... */
+    public String label() {
+        return name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    /** OpenAI's finish_reason: "stop" at the end of the text, "length" at a limit; calm4j's own otherwise. */
+    public String openAi() {
+        return switch (this) {
+            case EOS -> "stop";
+            case LENGTH, CONTEXT -> "length";
+            default -> label();
+        };
+    }
+
+    @Override
+    public String toString() {
+        return label();
+    }
+}
