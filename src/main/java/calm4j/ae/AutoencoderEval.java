@@ -1,5 +1,8 @@
 package calm4j.ae;
 
+import calm4j.data.LoaderState;
+import calm4j.nn.Layers;
+import java.util.Arrays;
 import calm4j.data.ChunkBatches;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
@@ -35,7 +38,7 @@ public final class AutoencoderEval {
                 m.put("token_accuracy_noise_" + NOISE_SIGMAS[i], noisyAccuracy[i]);
             }
             m.put("active_dims", (double) activeDims);
-            m.put("kl_mean", java.util.Arrays.stream(klPerDim).average().orElse(0));
+            m.put("kl_mean", Arrays.stream(klPerDim).average().orElse(0));
             return m;
         }
     }
@@ -47,13 +50,13 @@ public final class AutoencoderEval {
         AutoencoderConfig c = ae.config();
         boolean wasTraining = ae.is_training();
         ae.eval();
-        data.restore(calm4j.data.LoaderState.START);
+        data.restore(LoaderState.START);
         long batches = maxBatches <= 0 ? data.batchesPerEpoch() : Math.min(maxBatches, data.batchesPerEpoch());
         long chunks = 0, tokens = 0, correct = 0, exact = 0;
         long[] noisyCorrect = new long[NOISE_SIGMAS.length];
         double lossSum = 0;
         double[] kl = new double[c.latentSize()];
-        var device = calm4j.nn.Layers.device(ae);
+        var device = Layers.device(ae);
         Engine.seed(0); // the noise in the robustness figures is the same at every evaluation
         try (NoGradGuard ng = new NoGradGuard()) {
             for (long b = 0; b < batches; b++) {

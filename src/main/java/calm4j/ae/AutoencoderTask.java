@@ -1,5 +1,7 @@
 package calm4j.ae;
 
+import calm4j.nn.Layers;
+import org.bytedeco.pytorch.Device;
 import calm4j.data.ChunkBatches;
 import calm4j.data.TokenBatch;
 import calm4j.train.Trainable;
@@ -12,12 +14,12 @@ import java.util.Map;
 public final class AutoencoderTask implements Trainable {
     private final ChunkAutoencoder ae;
     private final ChunkBatches val;
-    private final org.bytedeco.pytorch.Device device; // where the model was placed before training
+    private final Device device; // where the model was placed before training
 
     public AutoencoderTask(ChunkAutoencoder ae, ChunkBatches val) {
         this.ae = ae;
         this.val = val;
-        this.device = calm4j.nn.Layers.device(ae);
+        this.device = Layers.device(ae);
     }
 
     @Override

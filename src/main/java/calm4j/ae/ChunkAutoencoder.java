@@ -1,6 +1,9 @@
 package calm4j.ae;
 
 import calm4j.nn.Layers;
+import org.bytedeco.pytorch.LongOptional;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import calm4j.nn.Layers;
 import calm4j.nn.RMSNorm;
 import calm4j.nn.SwiGLU;
 import org.bytedeco.pytorch.EmbeddingImpl;
@@ -154,11 +157,11 @@ public final class ChunkAutoencoder extends Module {
         // cheaper than one for a whole many-sample batch.
         long n = z.size(0);
         long slice = Math.max(1, Math.min(1024, (64L << 20) / ((long) config.patchSize() * config.vocabSize())));
-        if (n <= slice) return decode(z).argmax(new org.bytedeco.pytorch.LongOptional(-1), false);
+        if (n <= slice) return decode(z).argmax(new LongOptional(-1), false);
         TensorVector parts = new TensorVector();
         for (long at = 0; at < n; at += slice) {
             parts.push_back(decode(z.narrow(0, at, Math.min(slice, n - at)))
-                    .argmax(new org.bytedeco.pytorch.LongOptional(-1), false));
+                    .argmax(new LongOptional(-1), false));
         }
         return torch.cat(parts, 0);
     }
@@ -172,7 +175,7 @@ public final class ChunkAutoencoder extends Module {
         boolean training = is_training();
         Tensor input = tokens;
         if (training && config.tokenDrop() > 0) {
-            Tensor drop = torch.rand(tokens.sizes().vec().get(), calm4j.nn.Layers.on(tokens, torch.ScalarType.Float))
+            Tensor drop = torch.rand(tokens.sizes().vec().get(), Layers.on(tokens, torch.ScalarType.Float))
                     .lt(new Scalar(config.tokenDrop()));
             input = torch.where(drop, new Scalar((long) config.maskId()), tokens);
         }
@@ -199,7 +202,7 @@ public final class ChunkAutoencoder extends Module {
      */
     Tensor clippedKl(Tensor klPerDim) {
         return klPerDim.clamp_min(new Scalar(config.klClamp()))
-                .sum(new long[] {-1}, false, new org.bytedeco.pytorch.ScalarTypeOptional()).mean();
+                .sum(new long[] {-1}, false, new ScalarTypeOptional()).mean();
     }
 
     /** The evaluation-mode loss from already computed logits (decoded from the mean) and per-dimension KL. */

@@ -1,5 +1,6 @@
 package calm4j.ar;
 
+import calm4j.nn.Layers;
 import calm4j.eval.BrierLM;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.GeneratorOptional;
@@ -42,7 +43,7 @@ public final class TokenBrier {
             float[] c1 = floats(probs.narrow(1, 0, positions).square().sum(new long[] {2}, false,
                     new ScalarTypeOptional()));
             for (int i = 0; i < b * positions; i++) collision[i * n] = c1[i];
-            Tensor rows = torch.arange(new Scalar(b), calm4j.nn.Layers.on(probs, torch.ScalarType.Long)).repeat(2);
+            Tensor rows = torch.arange(new Scalar(b), Layers.on(probs, torch.ScalarType.Long)).repeat(2);
             for (long t = 0; t < positions; t++) {
                 rollout(model, cache, rows, probs.select(1, t), t, b, collision, positions);
             }
@@ -67,7 +68,7 @@ public final class TokenBrier {
         KVCache prefix = cache.prefix(t + 1, rows);
         try {
             Tensor p = torch.cat(new TensorVector(first, first), 0); // [2B, V]: both samples start from position t
-            Tensor agree = torch.ones(new long[] {b}, calm4j.nn.Layers.on(first, torch.ScalarType.Bool));
+            Tensor agree = torch.ones(new long[] {b}, Layers.on(first, torch.ScalarType.Bool));
             for (int k = 1; k < n; k++) {
                 Tensor x = torch.multinomial(p, 1, true, new GeneratorOptional()); // [2B, 1]
                 agree = agree.logical_and(x.narrow(0, 0, b).eq(x.narrow(0, b, b)).squeeze(1));

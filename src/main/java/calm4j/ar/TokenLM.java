@@ -1,5 +1,6 @@
 package calm4j.ar;
 
+import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import calm4j.nn.Transformer;
 import org.bytedeco.pytorch.Module;
@@ -50,7 +51,7 @@ public final class TokenLM extends Module implements NextTokenModel {
     }
 
     /** An empty cache for a decoding batch whose rows join and leave between steps. */
-    public calm4j.nn.BatchKVCache newBatchCache() {
+    public BatchKVCache newBatchCache() {
         return transformer.newBatchCache();
     }
 

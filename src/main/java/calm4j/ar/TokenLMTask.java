@@ -1,5 +1,8 @@
 package calm4j.ar;
 
+import calm4j.nn.Layers;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.NoGradGuard;
 import calm4j.data.BlockBatches;
 import calm4j.data.LoaderState;
 import calm4j.data.TokenBatch;
@@ -17,14 +20,14 @@ public final class TokenLMTask implements Trainable {
     private final TokenLM model;
     private final BlockBatches val;
     private final int chunk;
-    private final org.bytedeco.pytorch.Device device; // where the model was placed before training
+    private final Device device; // where the model was placed before training
 
     /** @param chunk the K of the CALM this baseline is compared with (for the chunk-aligned BrierLM) */
     public TokenLMTask(TokenLM model, BlockBatches val, int chunk) {
         this.model = model;
         this.val = val;
         this.chunk = chunk;
-        this.device = calm4j.nn.Layers.device(model);
+        this.device = Layers.device(model);
     }
 
     @Override
@@ -59,9 +62,9 @@ public final class TokenLMTask implements Trainable {
         BrierLM all = new BrierLM(), aligned = new BrierLM();
         double loss = 0;
         long n = Math.min(batches, data.batchesPerEpoch());
-        var device = calm4j.nn.Layers.device(model);
+        var device = Layers.device(model);
         Engine.seed(0);
-        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+        try (var ng = new NoGradGuard()) {
             for (long i = 0; i < n; i++) {
                 TokenBatch b = data.next();
                 loss += Engine.step(() -> {

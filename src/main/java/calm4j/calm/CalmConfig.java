@@ -1,5 +1,6 @@
 package calm4j.calm;
 
+import calm4j.ae.AutoencoderConfig;
 import calm4j.engine.Configs;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
@@ -77,7 +78,7 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
      * and twice that backward), plus 2 x the frozen encoder's forward MACs for the targets. Attention scores count
      * the causal average of S/2 keys per query (q.k and p.v). Elementwise work (norms, energy distances) is left out.
      */
-    public double trainingFlopsPerChunk(calm4j.ae.AutoencoderConfig ae) {
+    public double trainingFlopsPerChunk(AutoencoderConfig ae) {
         double d = hiddenSize, f = intermediateSize, k = ae.patchSize(), l = ae.latentSize();
         double kvDim = d * numKeyValueHeads / numAttentionHeads;
         double embed = k * d * 2 * d + 2 * d * d;
@@ -91,7 +92,7 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
      * Inference FLOPs per generated token at T = 1: one backbone step, one head sample and one decode per chunk,
      * divided by K (2 FLOPs per MAC; attention over a full context).
      */
-    public double inferenceFlopsPerToken(calm4j.ae.AutoencoderConfig ae) {
+    public double inferenceFlopsPerToken(AutoencoderConfig ae) {
         double d = hiddenSize, f = intermediateSize, k = ae.patchSize(), l = ae.latentSize();
         double kvDim = d * numKeyValueHeads / numAttentionHeads;
         double embed = k * d * 2 * d + 2 * d * d;

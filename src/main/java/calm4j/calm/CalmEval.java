@@ -1,5 +1,6 @@
 package calm4j.calm;
 
+import calm4j.engine.UserError;
 import calm4j.data.BlockBatches;
 import calm4j.data.LoaderState;
 import calm4j.data.TokenBatch;
@@ -46,8 +47,8 @@ public final class CalmEval {
 
     /** BrierLM over the given batches of blocks, each [rows, blockTokens], from {@code samples} per position. */
     public static Result evaluate(CalmModel model, List<TokenBatch> blocks, int samples, long blockTokens) {
-        if (samples < 2) throw new calm4j.engine.UserError("BrierLM needs at least 2 samples per position");
-        if (blocks.isEmpty()) throw new calm4j.engine.UserError("there is no block to evaluate on");
+        if (samples < 2) throw new UserError("BrierLM needs at least 2 samples per position");
+        if (blocks.isEmpty()) throw new UserError("there is no block to evaluate on");
         boolean wasTraining = model.is_training();
         model.eval();
         BrierLM brier = new BrierLM();

@@ -1,5 +1,7 @@
 package calm4j.calm;
 
+import calm4j.nn.BatchKVCache;
+import org.bytedeco.pytorch.Generator;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.eval.BrierLM;
@@ -93,7 +95,7 @@ public final class CalmModel extends Module {
     }
 
     /** An empty cache for a decoding batch whose rows join and leave between steps. */
-    public calm4j.nn.BatchKVCache newBatchCache() {
+    public BatchKVCache newBatchCache() {
         return transformer.newBatchCache();
     }
 
@@ -124,7 +126,7 @@ public final class CalmModel extends Module {
     }
 
     /** {@code counts[r]} sampled chunks for row r, [sum(counts), K] grouped by row, from per-row generators. */
-    public Tensor sampleChunks(Tensor h, int[] counts, org.bytedeco.pytorch.Generator[] perRow) {
+    public Tensor sampleChunks(Tensor h, int[] counts, Generator[] perRow) {
         return ae.decodeTokens(head.sample(h, counts, perRow));
     }
 

@@ -1,5 +1,7 @@
 package calm4j.calm;
 
+import calm4j.nn.Layers;
+import org.bytedeco.pytorch.Device;
 import calm4j.data.BlockBatches;
 import calm4j.data.TokenBatch;
 import calm4j.train.Trainable;
@@ -13,12 +15,12 @@ import java.util.Map;
 public final class CalmTask implements Trainable {
     private final CalmModel model;
     private final BlockBatches val;
-    private final org.bytedeco.pytorch.Device device; // where the model was placed before training
+    private final Device device; // where the model was placed before training
 
     public CalmTask(CalmModel model, BlockBatches val) {
         this.model = model;
         this.val = val;
-        this.device = calm4j.nn.Layers.device(model);
+        this.device = Layers.device(model);
     }
 
     @Override

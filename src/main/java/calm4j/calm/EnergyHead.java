@@ -1,5 +1,9 @@
 package calm4j.calm;
 
+import java.util.Arrays;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.NoGradGuard;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.nn.LayerNorm;
@@ -59,7 +63,7 @@ public final class EnergyHead extends GenerativeHead {
             l0 = linearList.register_module("0", Layers.linear(d, d, true));
             l2 = linearList.register_module("2", Layers.linear(d, latent, true));
             // Zero-initialised output: the head starts by predicting the prior mean (0) for every sample.
-            try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            try (var ng = new NoGradGuard()) {
                 l2.weight().zero_();
                 l2.bias().zero_();
             }
@@ -124,13 +128,13 @@ public final class EnergyHead extends GenerativeHead {
      * never on the other rows of the batch (batched generation equals one-by-one generation).
      */
     @Override
-    public Tensor sample(Tensor h, int[] counts, org.bytedeco.pytorch.Generator[] perRow) {
+    public Tensor sample(Tensor h, int[] counts, Generator[] perRow) {
         TensorVector noise = new TensorVector();
-        long[] rowOf = new long[java.util.Arrays.stream(counts).sum()];
+        long[] rowOf = new long[Arrays.stream(counts).sum()];
         int at = 0;
         for (int r = 0; r < counts.length; r++) {
             noise.push_back(torch.rand(new long[] {counts[r], noiseSize},
-                    new org.bytedeco.pytorch.GeneratorOptional(perRow[r])));
+                    new GeneratorOptional(perRow[r])));
             for (int i = 0; i < counts[r]; i++) rowOf[at++] = r;
         }
         // Drawn in fp32 whatever the weights' type, so that bf16 weights see the same noise as fp32 ones.

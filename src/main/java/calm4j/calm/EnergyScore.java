@@ -1,5 +1,6 @@
 package calm4j.calm;
 
+import calm4j.nn.Layers;
 import calm4j.engine.UserError;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
@@ -47,7 +48,7 @@ public final class EnergyScore {
         // pow(alpha/2) of a tiny positive number would send large, meaningless gradients back. Floored, each
         // diagonal term is MIN_DISTANCE^alpha with no gradient; subtract it so the sum is over n != k.
         Tensor self = squaredDistances(x, x).masked_fill(
-                torch.eye(n, calm4j.nn.Layers.on(x, torch.ScalarType.Bool)), new Scalar(0.0));
+                torch.eye(n, Layers.on(x, torch.ScalarType.Bool)), new Scalar(0.0));
         Tensor pairs = distance(self).sum(new long[] {1, 2}, false, new ScalarTypeOptional())
                 .sub(new Scalar(n * Math.pow(MIN_DISTANCE, alpha))).div(new Scalar((double) (n * (n - 1))));
         return fit.sub(pairs).mean();

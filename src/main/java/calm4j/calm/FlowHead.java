@@ -1,5 +1,9 @@
 package calm4j.calm;
 
+import java.util.Arrays;
+import org.bytedeco.pytorch.LayerNormImpl;
+import org.bytedeco.pytorch.LayerNormOptions;
+import org.bytedeco.pytorch.LongVector;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.DoubleOptional;
@@ -37,16 +41,16 @@ public final class FlowHead extends GenerativeHead {
 
     /** {@code x + gate * MLP(modulate(LN(x), shift, scale))}, the adaLN residual block. */
     static final class ResBlock extends Module {
-        final org.bytedeco.pytorch.LayerNormImpl inLn;
+        final LayerNormImpl inLn;
         final LinearImpl mlp0, mlp2, ada;
         final Module mlp, adaLN; // held: libtorch calls back into every registered module's Java object
         final long d;
 
         ResBlock(long d) {
             this.d = d;
-            var o = new org.bytedeco.pytorch.LayerNormOptions(new org.bytedeco.pytorch.LongVector(new long[] {d}));
+            var o = new LayerNormOptions(new LongVector(new long[] {d}));
             o.eps().put(EPS);
-            inLn = register_module("in_ln", new org.bytedeco.pytorch.LayerNormImpl(o));
+            inLn = register_module("in_ln", new LayerNormImpl(o));
             mlp = register_module("mlp", new Module());
             mlp0 = mlp.register_module("0", xavierLinear(d, d));
             mlp2 = mlp.register_module("2", xavierLinear(d, d));
@@ -189,7 +193,7 @@ public final class FlowHead extends GenerativeHead {
     @Override
     public Tensor sample(Tensor h, int[] counts, Generator[] perRow) {
         TensorVector noise = new TensorVector();
-        long[] rowOf = new long[java.util.Arrays.stream(counts).sum()];
+        long[] rowOf = new long[Arrays.stream(counts).sum()];
         int at = 0;
         for (int r = 0; r < counts.length; r++) {
             noise.push_back(torch.randn(new long[] {counts[r], latent}, new GeneratorOptional(perRow[r])));

@@ -1,5 +1,6 @@
 package calm4j.cli;
 
+import java.util.Arrays;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.AutoencoderEval;
 import calm4j.app.AutoencoderRun;
@@ -101,9 +102,9 @@ final class AeCommand {
             System.out.printf("  active latent dims    %d of %d (mean KL > %.2f nats)%n", r.activeDims(),
                     c.latentSize(), r.activeThreshold());
             double[] kl = r.klPerDim().clone();
-            java.util.Arrays.sort(kl);
+            Arrays.sort(kl);
             System.out.printf("  KL per dim (nats)     min %.3f, median %.3f, max %.3f, total %.2f%n", kl[0],
-                    kl[kl.length / 2], kl[kl.length - 1], java.util.Arrays.stream(kl).sum());
+                    kl[kl.length / 2], kl[kl.length - 1], Arrays.stream(kl).sum());
             if (klPerDim) {
                 for (int i = 0; i < r.klPerDim().length; i++) System.out.printf("    dim %3d  %.4f%n", i,
                         r.klPerDim()[i]);
@@ -141,7 +142,7 @@ final class AeCommand {
             int[] ids = ae.tokenizer().encode(t);
             int chunks = (ids.length + k - 1) / k;
             long[] padded = new long[chunks * k];
-            java.util.Arrays.fill(padded, c.padId());
+            Arrays.fill(padded, c.padId());
             for (int i = 0; i < ids.length; i++) padded[i] = ids[i];
             float[] mu, sigma;
             try (NoGradGuard ng = new NoGradGuard()) {
@@ -225,7 +226,7 @@ final class AeCommand {
                 ae.model().decodeTokens(Tensor.create(m.data(), m.rows(), m.cols())).contiguous()
                         .data_ptr_long().get(ids);
             }
-            int[] kept = java.util.Arrays.stream(ids).filter(id -> id != c.padId()).mapToInt(id -> (int) id)
+            int[] kept = Arrays.stream(ids).filter(id -> id != c.padId()).mapToInt(id -> (int) id)
                     .toArray();
             System.out.println(ae.tokenizer().decode(kept));
             return 0;

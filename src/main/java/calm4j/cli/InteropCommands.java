@@ -1,5 +1,6 @@
 package calm4j.cli;
 
+import calm4j.engine.UserError;
 import calm4j.data.CorpusFetcher;
 import calm4j.release.HubDownload;
 import calm4j.release.HuggingFaceLayout;
@@ -87,7 +88,7 @@ final class InteropCommands {
                     return 0;
                 }
                 case "calm4j" -> HuggingFaceLayout.export(run, out);
-                default -> throw new calm4j.engine.UserError("--format must be calm4j or official, got " + format);
+                default -> throw new UserError("--format must be calm4j or official, got " + format);
             }
             System.out.println("wrote " + out.resolve(HuggingFaceLayout.CONFIG) + ", "
                     + out.resolve(HuggingFaceLayout.WEIGHTS) + " and " + out.resolve(HuggingFaceLayout.TOKENIZER));

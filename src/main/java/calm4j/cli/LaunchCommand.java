@@ -1,5 +1,6 @@
 package calm4j.cli;
 
+import java.io.InputStreamReader;
 import calm4j.engine.UserError;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -142,7 +143,7 @@ final class LaunchCommand implements Callable<Integer> {
     private static Thread pump(InputStream in, PrintStream out, String prefix) {
         Thread t = new Thread(() -> {
             StringBuilder line = new StringBuilder();
-            try (var reader = new java.io.InputStreamReader(in, StandardCharsets.UTF_8)) {
+            try (var reader = new InputStreamReader(in, StandardCharsets.UTF_8)) {
                 int c;
                 while ((c = reader.read()) >= 0) {
                     line.append((char) c);

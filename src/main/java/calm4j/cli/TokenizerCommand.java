@@ -1,5 +1,6 @@
 package calm4j.cli;
 
+import java.util.Arrays;
 import calm4j.data.Documents;
 import calm4j.tokenize.BpeTrainer;
 import calm4j.tokenize.Tokenizer;
@@ -68,7 +69,7 @@ final class TokenizerCommand {
         public Integer call() {
             try (Tokenizer tok = Tokenizer.load(tokenizer)) {
                 int[] ids = tok.encode(text);
-                System.out.println(java.util.Arrays.toString(ids));
+                System.out.println(Arrays.toString(ids));
                 System.out.println(ids.length + " tokens; decodes back " + (tok.decode(ids).equals(text)
                         ? "exactly" : "DIFFERENTLY"));
             }

@@ -1,5 +1,7 @@
 package calm4j.data;
 
+import java.util.Arrays;
+import java.util.SplittableRandom;
 import calm4j.engine.UserError;
 
 /**
@@ -69,7 +71,7 @@ public final class BlockBatches implements Batches {
     @Override
     public TokenBatch next() {
         int[] idx = sampler.next(batchBlocks);
-        long shift = shuffle ? new java.util.SplittableRandom(seed ^ sampler.epoch() * 0xD1B54A32D192ED03L)
+        long shift = shuffle ? new SplittableRandom(seed ^ sampler.epoch() * 0xD1B54A32D192ED03L)
                 .nextInt(blockTokens / k) * (long) k : 0;
         long[] ids = new long[batchBlocks * blockTokens];
         for (int i = 0; i < idx.length; i++) fill(shift + (long) idx[i] * blockTokens, ids, i * blockTokens);
@@ -77,7 +79,7 @@ public final class BlockBatches implements Batches {
     }
 
     private void fill(long paddedStart, long[] dst, int off) {
-        int d = java.util.Arrays.binarySearch(paddedBefore, paddedStart);
+        int d = Arrays.binarySearch(paddedBefore, paddedStart);
         d = d >= 0 ? d : -d - 2;
         long p = paddedStart;
         for (int j = 0; j < blockTokens; j++, p++) {

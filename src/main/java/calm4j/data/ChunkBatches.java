@@ -1,5 +1,6 @@
 package calm4j.data;
 
+import java.util.Arrays;
 import calm4j.engine.UserError;
 
 /**
@@ -67,7 +68,7 @@ public final class ChunkBatches implements Batches {
 
     /** Writes chunk {@code c}'s K tokens (PAD past its document's end) into {@code dst[off..off+K)}. */
     void fill(int c, long[] dst, int off) {
-        int d = java.util.Arrays.binarySearch(chunksBefore, c);
+        int d = Arrays.binarySearch(chunksBefore, c);
         d = d >= 0 ? d : -d - 2;
         while (chunksBefore[d + 1] == c) d++; // skip documents with no chunks (cannot happen: every doc has an EOS)
         long start = store.docStart(d) + (c - chunksBefore[d]) * (long) k;

@@ -1,5 +1,6 @@
 package calm4j.data;
 
+import java.util.Arrays;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.tokenize.Tokenizer;
@@ -169,7 +170,7 @@ public final class CorpusPreparer {
     }
 
     private static int[] withEos(int[] ids, int eos) {
-        int[] out = java.util.Arrays.copyOf(ids, ids.length + 1);
+        int[] out = Arrays.copyOf(ids, ids.length + 1);
         out[ids.length] = eos;
         return out;
     }

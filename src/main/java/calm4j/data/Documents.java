@@ -1,5 +1,8 @@
 package calm4j.data;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import java.io.EOFException;
+import java.util.Collections;
 import calm4j.engine.UserError;
 import com.fasterxml.jackson.core.JsonParser;
 import com.fasterxml.jackson.core.JsonToken;
@@ -99,7 +102,7 @@ public final class Documents implements Iterable<Documents.Document> {
     public Iterator<Document> iterator() {
         return new Iterator<>() {
             int next = 0;
-            Iterator<Document> current = java.util.Collections.emptyIterator();
+            Iterator<Document> current = Collections.emptyIterator();
 
             @Override
             public boolean hasNext() {
@@ -126,7 +129,7 @@ public final class Documents implements Iterable<Documents.Document> {
                 bytes = in.readAllBytes();
             }
             String text = decode(file, bytes);
-            return text.isBlank() ? java.util.Collections.emptyIterator()
+            return text.isBlank() ? Collections.emptyIterator()
                     : List.of(new Document(file.toString(), text)).iterator();
         } catch (IOException e) {
             throw readError(file, e);
@@ -135,7 +138,7 @@ public final class Documents implements Iterable<Documents.Document> {
 
     /** The same clear error for any input that cannot be read to its end, compressed or not. */
     static UserError readError(Path file, IOException e) {
-        boolean truncated = e instanceof java.io.EOFException || String.valueOf(e.getMessage()).contains("end of");
+        boolean truncated = e instanceof EOFException || String.valueOf(e.getMessage()).contains("end of");
         return new UserError("cannot read " + file + ": " + (e.getMessage() != null ? e.getMessage()
                 : e.getClass().getSimpleName()) + (truncated ? " (the file ends early: is it truncated? download or "
                 + "copy it again)" : ""));
@@ -304,7 +307,7 @@ public final class Documents implements Iterable<Documents.Document> {
                         if (!d.text().isBlank()) pending = d;
                     }
                     return pending != null;
-                } catch (com.fasterxml.jackson.core.JsonProcessingException e) {
+                } catch (JsonProcessingException e) {
                     throw new UserError("input " + file + " element " + index + " is not valid JSON: "
                             + e.getOriginalMessage());
                 } catch (IOException e) {

@@ -1,5 +1,7 @@
 package calm4j.data;
 
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.Tensor;
 
 /** A batch of token ids, {@code rows} sequences of {@code cols} tokens, row-major. */
@@ -10,9 +12,9 @@ public record TokenBatch(long[] ids, int rows, int cols) {
     }
 
     /** The ids as an int64 tensor [rows, cols] on {@code device}. */
-    public Tensor tensor(org.bytedeco.pytorch.Device device) {
+    public Tensor tensor(Device device) {
         Tensor t = tensor();
-        return device.is_cpu() ? t : t.to(device, org.bytedeco.pytorch.global.torch.ScalarType.Long);
+        return device.is_cpu() ? t : t.to(device, ScalarType.Long);
     }
 
     public long tokens() {

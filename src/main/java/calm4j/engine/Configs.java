@@ -1,5 +1,8 @@
 package calm4j.engine;
 
+import java.nio.file.StandardCopyOption;
+import java.util.Collection;
+import java.util.Map;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
@@ -42,7 +45,7 @@ public final class Configs {
     }
 
     /** Refuses a top-level key of a config file that is not one of {@code sections} (a typo must not be ignored). */
-    public static void requireSections(JsonNode root, java.util.Collection<String> sections, String where) {
+    public static void requireSections(JsonNode root, Collection<String> sections, String where) {
         for (var it = root.fieldNames(); it.hasNext(); ) {
             String name = it.next();
             if (!sections.contains(name)) {
@@ -56,7 +59,7 @@ public final class Configs {
      * Refuses a config that changes any of {@code keys} from {@code from} (a fine-tuned model keeps its source's
      * architecture): the message names the key, both values and both places.
      */
-    public static void requireUnchanged(Object from, Object now, java.util.Collection<String> keys, String source,
+    public static void requireUnchanged(Object from, Object now, Collection<String> keys, String source,
                                         String where) {
         JsonNode was = JSON.valueToTree(from), is = JSON.valueToTree(now);
         for (String key : keys) {
@@ -68,7 +71,7 @@ public final class Configs {
     }
 
     /** Refuses {@code keys} in {@code section} of a config file: calm4j sets them, {@code because}. */
-    public static void forbidKeys(JsonNode root, String section, java.util.Collection<String> keys, String because,
+    public static void forbidKeys(JsonNode root, String section, Collection<String> keys, String because,
                                   String where) {
         JsonNode node = root.get(section);
         if (node == null || !node.isObject()) return;
@@ -84,7 +87,7 @@ public final class Configs {
     public static <T> T section(JsonNode root, String section, T defaults, Class<T> type, String where) {
         JsonNode node = section == null ? root : root.get(section);
         ObjectNode merged = JSON.valueToTree(defaults);
-        List<String> known = merged.properties().stream().map(java.util.Map.Entry::getKey).toList();
+        List<String> known = merged.properties().stream().map(Map.Entry::getKey).toList();
         if (node != null && !node.isNull()) {
             if (!node.isObject()) throw new UserError(where + ": \"" + section + "\" must be a JSON object");
             for (var it = node.fields(); it.hasNext(); ) {
@@ -134,8 +137,8 @@ public final class Configs {
         Path tmp = file.resolveSibling(file.getFileName() + ".tmp");
         try {
             JSON.writeValue(tmp.toFile(), value);
-            Files.move(tmp, file, java.nio.file.StandardCopyOption.ATOMIC_MOVE,
-                    java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+            Files.move(tmp, file, StandardCopyOption.ATOMIC_MOVE,
+                    StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             try {
                 Files.deleteIfExists(tmp); // nothing half-written is left behind (a full disk, say)

@@ -1,5 +1,7 @@
 package calm4j.generate;
 
+import java.util.Locale;
+
 /**
  * Why a generated sequence ended. A generator ends it at {@link #EOS}, {@link #LENGTH} (the request's token limit)
  * or {@link #CONTEXT} (the model's context is full); a server also ends it at {@link #TIMEOUT}, when its client
@@ -10,7 +12,7 @@ public enum Finish {
 
     /** How calm4j prints it: "eos", "length", ... */
     public String label() {
-        return name().toLowerCase(java.util.Locale.ROOT);
+        return name().toLowerCase(Locale.ROOT);
     }
 
     /** OpenAI's finish_reason: "stop" at the end of the text, "length" at a limit; calm4j's own otherwise. */

@@ -1,5 +1,6 @@
 package calm4j.io;
 
+import calm4j.nn.Layers;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import org.bytedeco.pytorch.ByteVector;
@@ -27,7 +28,7 @@ public final class StateDict {
 
     /** The parameters of {@code m} by name (shared storage, not copies). */
     public static Map<String, Tensor> of(Module m) {
-        return calm4j.nn.Layers.namedParameters(m);
+        return Layers.namedParameters(m);
     }
 
     /**

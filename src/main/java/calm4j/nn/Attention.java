@@ -1,5 +1,6 @@
 package calm4j.nn;
 
+import calm4j.engine.UserError;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.Module;
@@ -17,7 +18,7 @@ public final class Attention extends Module {
 
     public Attention(int dim, int heads, int kvHeads) {
         if (dim % heads != 0 || heads % kvHeads != 0) {
-            throw new calm4j.engine.UserError("hidden_size " + dim + " must divide by num_attention_heads " + heads
+            throw new UserError("hidden_size " + dim + " must divide by num_attention_heads " + heads
                     + ", which must divide by num_key_value_heads " + kvHeads);
         }
         this.heads = heads;

@@ -1,5 +1,8 @@
 package calm4j.nn;
 
+import org.bytedeco.pytorch.DeviceOptional;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.TensorOptions;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
@@ -88,8 +91,8 @@ public final class KVCache {
             Tensor k = keys[l], v = values[l];
             if (delta > 0) {
                 Tensor zeros = torch.zeros(new long[] {k.size(0), k.size(1), delta, k.size(3)},
-                        new org.bytedeco.pytorch.TensorOptions().dtype(new org.bytedeco.pytorch.ScalarTypeOptional(
-                                k.scalar_type())).device(new org.bytedeco.pytorch.DeviceOptional(k.device())));
+                        new TensorOptions().dtype(new ScalarTypeOptional(
+                                k.scalar_type())).device(new DeviceOptional(k.device())));
                 k = torch.cat(new TensorVector(zeros, k), 2);
                 v = torch.cat(new TensorVector(zeros, v), 2);
             } else {

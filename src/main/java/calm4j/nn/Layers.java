@@ -1,5 +1,14 @@
 package calm4j.nn;
 
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.DeviceOptional;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.EmbeddingImpl;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.LinearOptions;
@@ -16,8 +25,8 @@ public final class Layers {
         LinearOptions o = new LinearOptions(in, out);
         o.bias().put(bias);
         LinearImpl l = new LinearImpl(o);
-        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
-            l.weight().normal_(0.0, INIT_STD, new org.bytedeco.pytorch.GeneratorOptional());
+        try (var ng = new NoGradGuard()) {
+            l.weight().normal_(0.0, INIT_STD, new GeneratorOptional());
             if (bias) l.bias().zero_();
         }
         return l;
@@ -25,31 +34,31 @@ public final class Layers {
 
     public static EmbeddingImpl embedding(long vocab, long dim) {
         EmbeddingImpl e = new EmbeddingImpl(vocab, dim);
-        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
-            e.weight().normal_(0.0, INIT_STD, new org.bytedeco.pytorch.GeneratorOptional());
+        try (var ng = new NoGradGuard()) {
+            e.weight().normal_(0.0, INIT_STD, new GeneratorOptional());
         }
         return e;
     }
 
     /** Options for a new tensor of {@code type} on the device of {@code like} (CPU or CUDA alike). */
-    public static org.bytedeco.pytorch.TensorOptions on(Tensor like, org.bytedeco.pytorch.global.torch.ScalarType type) {
-        return new org.bytedeco.pytorch.TensorOptions().device(new org.bytedeco.pytorch.DeviceOptional(like.device()))
-                .dtype(new org.bytedeco.pytorch.ScalarTypeOptional(type));
+    public static TensorOptions on(Tensor like, ScalarType type) {
+        return new TensorOptions().device(new DeviceOptional(like.device()))
+                .dtype(new ScalarTypeOptional(type));
     }
 
     /** Moves a module's parameters and buffers to {@code device} (nothing to do on the CPU). */
-    public static void place(Module m, org.bytedeco.pytorch.Device device) {
+    public static void place(Module m, Device device) {
         if (!device.is_cpu()) m.to(device, false);
     }
 
     /** The device a module's parameters live on. */
-    public static org.bytedeco.pytorch.Device device(Module m) {
+    public static Device device(Module m) {
         return m.parameters(true).get(0).device();
     }
 
     /** The parameters of a module and its submodules by dotted name (handles sharing their storage). */
-    public static java.util.Map<String, Tensor> namedParameters(Module m) {
-        java.util.Map<String, Tensor> out = new java.util.LinkedHashMap<>();
+    public static Map<String, Tensor> namedParameters(Module m) {
+        Map<String, Tensor> out = new LinkedHashMap<>();
         var named = m.named_parameters(true);
         for (long i = 0; i < named.size(); i++) out.put(named.get(i).key().getString(), named.get(i).value());
         return out;

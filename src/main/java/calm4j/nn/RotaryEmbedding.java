@@ -1,5 +1,6 @@
 package calm4j.nn;
 
+import calm4j.engine.UserError;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
@@ -35,7 +36,7 @@ public final class RotaryEmbedding {
     public Tensor apply(Tensor x, long offset) {
         long len = x.size(2);
         if (offset + len > maxPositions) {
-            throw new calm4j.engine.UserError("position " + (offset + len) + " is beyond the model's context of "
+            throw new UserError("position " + (offset + len) + " is beyond the model's context of "
                     + maxPositions);
         }
         Tensor c = cos.narrow(0, offset, len).to(x.device(), x.scalar_type());

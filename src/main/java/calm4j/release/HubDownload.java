@@ -1,5 +1,8 @@
 package calm4j.release;
 
+import java.net.ConnectException;
+import java.net.http.HttpConnectTimeoutException;
+import java.nio.channels.UnresolvedAddressException;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.engine.Configs;
@@ -148,8 +151,8 @@ public final class HubDownload {
             verify(partial, size, sha256 != null ? sha256.replace("\"", "").toLowerCase(Locale.ROOT) : null, uri);
             Files.move(partial, done, StandardCopyOption.ATOMIC_MOVE);
             return true;
-        } catch (java.net.ConnectException | java.nio.channels.UnresolvedAddressException
-                 | java.net.http.HttpConnectTimeoutException e) {
+        } catch (ConnectException | UnresolvedAddressException
+                 | HttpConnectTimeoutException e) {
             throw new UserError("cannot reach the Hub at " + endpoint + " (" + e.getClass().getSimpleName()
                     + "): this machine may be offline; set HF_ENDPOINT for a mirror, or download the repository's "
                     + "files yourself and give their directory to --hf");

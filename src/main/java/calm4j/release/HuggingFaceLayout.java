@@ -1,5 +1,10 @@
 package calm4j.release;
 
+import calm4j.calm.PromptConvention;
+import calm4j.nn.Layers;
+import calm4j.nn.RMSNorm;
+import java.util.Set;
+import java.util.TreeSet;
 import calm4j.io.StateDict;
 import calm4j.io.SafeTensors;
 import calm4j.ae.AutoencoderConfig;
@@ -59,7 +64,7 @@ public final class HuggingFaceLayout {
         n.put("ae_dropout", c.latentDrop());
         n.put("kl_clamp", c.klClamp());
         n.put("kl_weight", c.klWeight());
-        n.put("rms_norm_eps", calm4j.nn.RMSNorm.EPS);
+        n.put("rms_norm_eps", RMSNorm.EPS);
         n.put("pad_token_id", c.padId());
         n.put("eos_token_id", c.eosId());
         n.put("bos_token_id", c.eosId());
@@ -94,7 +99,7 @@ public final class HuggingFaceLayout {
         n.put("num_attention_heads", c.numAttentionHeads());
         n.put("num_key_value_heads", c.numKeyValueHeads());
         n.put("rope_theta", c.ropeTheta());
-        n.put("rms_norm_eps", calm4j.nn.RMSNorm.EPS);
+        n.put("rms_norm_eps", RMSNorm.EPS);
         n.put("max_position_embeddings", c.contextChunks());
         n.put("patch_size", ae.patchSize());
         n.put("latent_size", ae.latentSize());
@@ -201,7 +206,7 @@ public final class HuggingFaceLayout {
             sections.put("model", calm.config());
             sections.put("autoencoder", ae);
             // Their documents were tokenized with BOS in front and no end-of-document chunk.
-            sections.put("prompt", calm4j.calm.PromptConvention.official(cfg.path("bos_token_id").asInt(-1)));
+            sections.put("prompt", PromptConvention.official(cfg.path("bos_token_id").asInt(-1)));
             kind = CalmRun.KIND;
         } else if (cfg.has("num_hidden_layers")) {
             ae = autoencoderConfig(cfg.path("ae_config"), cfgFile);
@@ -225,7 +230,7 @@ public final class HuggingFaceLayout {
             if (!tokForRun.equals(tokFile)) deleteQuietly(tokForRun);
         }
         Checkpoints.saveWeights(run, 0, model);
-        return new Imported(kind, calm4j.nn.Layers.parameterCount(model, false), List.of());
+        return new Imported(kind, Layers.parameterCount(model, false), List.of());
     }
 
     /** The authors' autoencoder release in {@code dir}, loaded. */
@@ -286,7 +291,7 @@ public final class HuggingFaceLayout {
             JsonNode map = Configs.readTree(indexFile).path("weight_map");
             if (!map.isObject() || map.isEmpty()) throw new UserError(indexFile + " has no \"weight_map\"");
             Map<String, Tensor> all = new LinkedHashMap<>();
-            java.util.Set<String> shards = new java.util.TreeSet<>();
+            Set<String> shards = new TreeSet<>();
             map.fields().forEachRemaining(e -> shards.add(e.getValue().asText()));
             for (String shard : shards) {
                 Path f = dir.resolve(shard).normalize();
@@ -422,7 +427,7 @@ public final class HuggingFaceLayout {
         n.put("num_encoder_layers", c.encoderLayers());
         n.put("pad_token_id", c.padId());
         n.put("patch_size", c.patchSize());
-        n.put("rms_norm_eps", calm4j.nn.RMSNorm.EPS);
+        n.put("rms_norm_eps", RMSNorm.EPS);
         n.put("tie_word_embeddings", false);
         n.put("torch_dtype", "float32");
         n.put("vocab_size", c.vocabSize());
@@ -457,7 +462,7 @@ public final class HuggingFaceLayout {
         n.put("num_samples", c.numSamples());
         n.put("pad_token_id", ae.padId());
         n.put("patch_size", ae.patchSize());
-        n.put("rms_norm_eps", calm4j.nn.RMSNorm.EPS);
+        n.put("rms_norm_eps", RMSNorm.EPS);
         n.put("rope_theta", c.ropeTheta());
         n.put("tie_word_embeddings", false);
         n.put("torch_dtype", "float32");

@@ -1,5 +1,6 @@
 package calm4j.serve;
 
+import calm4j.engine.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 
 /**
@@ -51,7 +52,7 @@ record CompletionRequest(String prompt, int maxTokens, double temperature, int n
         }
         try {
             model.checkTemperature(temperature);
-        } catch (calm4j.engine.UserError e) {
+        } catch (UserError e) {
             throw new Invalid("unsupported 'temperature': " + e.getMessage());
         }
         int n = optionalInt(body, "n", 1);

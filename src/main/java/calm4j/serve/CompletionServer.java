@@ -1,5 +1,9 @@
 package calm4j.serve;
 
+import java.io.IOException;
+import java.net.BindException;
+import java.net.UnknownHostException;
+import java.nio.file.Path;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import calm4j.generate.TextStream;
@@ -103,7 +107,7 @@ public final class CompletionServer implements AutoCloseable {
         InetAddress address;
         try {
             address = InetAddress.getByName(options.host());
-        } catch (java.net.UnknownHostException e) {
+        } catch (UnknownHostException e) {
             throw new UserError("--host " + options.host() + " is not an address of this machine or a name that "
                     + "resolves (" + e.getMessage() + "): use 127.0.0.1 (the default), 0.0.0.0, or an interface's "
                     + "address");
@@ -144,8 +148,8 @@ public final class CompletionServer implements AutoCloseable {
         } catch (Exception e) {
             scheduler.close();
             stopQuietly();
-            Throwable cause = e instanceof java.io.IOException && e.getCause() != null ? e.getCause() : e;
-            if (cause instanceof java.net.BindException || e instanceof java.io.IOException) {
+            Throwable cause = e instanceof IOException && e.getCause() != null ? e.getCause() : e;
+            if (cause instanceof BindException || e instanceof IOException) {
                 throw new UserError("cannot listen on " + options.host() + ":" + options.port() + " ("
                         + e.getMessage() + "): choose another --port, or stop what uses it");
             }
@@ -167,7 +171,7 @@ public final class CompletionServer implements AutoCloseable {
     }
 
     /** Loads a CALM or token-model run and starts serving it. */
-    public static CompletionServer start(java.nio.file.Path run, Options options) throws IOException {
+    public static CompletionServer start(Path run, Options options) throws IOException {
         return start(ServedModel.load(run, options.pool(), options.maxDraws()), options);
     }
 
@@ -180,7 +184,7 @@ public final class CompletionServer implements AutoCloseable {
         String host = connector.getHost();
         try {
             if (InetAddress.getByName(host).isAnyLocalAddress()) host = "127.0.0.1";
-        } catch (java.net.UnknownHostException e) {
+        } catch (UnknownHostException e) {
             // the host was resolved when the server started
         }
         return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + connector.getLocalPort();

@@ -1,5 +1,6 @@
 package calm4j.serve;
 
+import java.util.concurrent.ExecutionException;
 import calm4j.engine.Configs;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
@@ -93,7 +94,7 @@ public final class LoadGenerator {
         for (Future<?> f : done) {
             try {
                 f.get();
-            } catch (java.util.concurrent.ExecutionException e) {
+            } catch (ExecutionException e) {
                 throw new IllegalStateException(e.getCause());
             }
         }

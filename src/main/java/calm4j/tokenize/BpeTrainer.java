@@ -1,5 +1,6 @@
 package calm4j.tokenize;
 
+import java.util.Arrays;
 import calm4j.engine.UserError;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
@@ -133,7 +134,7 @@ public final class BpeTrainer {
                 out[k++] = syms[j];
             }
         }
-        return java.util.Arrays.copyOf(out, k);
+        return Arrays.copyOf(out, k);
     }
 
     /** Writes {@code bpe} as a Hugging Face tokenizer.json (atomically: a temporary file renamed into place). */

@@ -1,5 +1,7 @@
 package calm4j.tokenize;
 
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import ai.djl.huggingface.tokenizers.Encoding;
 import ai.djl.huggingface.tokenizers.HuggingFaceTokenizer;
 import calm4j.engine.UserError;
@@ -93,10 +95,10 @@ public final class Tokenizer implements AutoCloseable {
     /** Writes {@code src} with one more special token, {@code content} as id {@code id}, to {@code dest}. */
     public static void writeWithToken(Path src, String content, int id, Path dest) throws IOException {
         ObjectMapper json = new ObjectMapper();
-        com.fasterxml.jackson.databind.node.ObjectNode root =
-                (com.fasterxml.jackson.databind.node.ObjectNode) json.readTree(src.toFile());
-        com.fasterxml.jackson.databind.node.ArrayNode added = root.has("added_tokens")
-                ? (com.fasterxml.jackson.databind.node.ArrayNode) root.get("added_tokens") : root.putArray("added_tokens");
+        ObjectNode root =
+                (ObjectNode) json.readTree(src.toFile());
+        ArrayNode added = root.has("added_tokens")
+                ? (ArrayNode) root.get("added_tokens") : root.putArray("added_tokens");
         added.addObject().put("id", id).put("content", content).put("single_word", false).put("lstrip", false)
                 .put("rstrip", false).put("normalized", false).put("special", true);
         json.writeValue(dest.toFile(), root);

@@ -1,5 +1,11 @@
 package calm4j.train;
 
+import java.net.UnknownHostException;
+import org.bytedeco.pytorch.DeviceOptional;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Optimizer;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.nccl.ProcessGroupNCCL;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import org.bytedeco.javacpp.chrono.Milliseconds;
@@ -116,7 +122,7 @@ public final class DataParallel implements AutoCloseable {
         Backend group;
         try {
             if (cuda) {
-                group = new org.bytedeco.pytorch.nccl.ProcessGroupNCCL(store, rank, world);
+                group = new ProcessGroupNCCL(store, rank, world);
             } else {
                 ProcessGroupGloo.Options po = ProcessGroupGloo.Options.create(timeout);
                 po.devices(new GlooDeviceVector(glooDevice(env, host)));
@@ -140,7 +146,7 @@ public final class DataParallel implements AutoCloseable {
             if (InetAddress.getByName(masterHost).isLoopbackAddress()) {
                 return ProcessGroupGloo.createDeviceForHostname("127.0.0.1");
             }
-        } catch (java.net.UnknownHostException e) {
+        } catch (UnknownHostException e) {
             throw new UserError("MASTER_ADDR " + masterHost + " does not resolve: " + e.getMessage());
         }
         return ProcessGroupGloo.createDefaultDevice();
@@ -197,7 +203,7 @@ public final class DataParallel implements AutoCloseable {
         for (long i = 0; i < ps.size(); i++) tensors.add(ps.get(i));
         var bs = module.buffers(true);
         for (long i = 0; i < bs.size(); i++) tensors.add(bs.get(i));
-        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+        try (var ng = new NoGradGuard()) {
             for (List<Tensor> bucket : buckets(tensors)) {
                 Tensor flat = flatten(bucket);
                 BroadcastOptions o = new BroadcastOptions();
@@ -213,12 +219,12 @@ public final class DataParallel implements AutoCloseable {
      * Zeroes the gradients for the next step: in place when distributed (they are views into the buckets), else set
      * to none as usual.
      */
-    public void zeroGradients(org.bytedeco.pytorch.Optimizer optimizer) {
+    public void zeroGradients(Optimizer optimizer) {
         if (buckets == null) {
             optimizer.zero_grad(true);
         } else {
             // Not optimizer.zero_grad(false): libtorch's detaches each gradient in place, which a view refuses.
-            try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+            try (var ng = new NoGradGuard()) {
                 for (Tensor flat : buckets) flat.zero_();
             }
         }
@@ -234,7 +240,7 @@ public final class DataParallel implements AutoCloseable {
         if (buckets == null) buckets = bucketViews(module);
         Tensor first = buckets.get(0);
         long n = first.size(0);
-        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+        try (var ng = new NoGradGuard()) {
             first.narrow(0, n - 2, 2).copy_(Tensor.create(new float[] {(float) loss, stopRequested ? 1f : 0f}));
         }
         List<Work> works = new ArrayList<>();
@@ -262,13 +268,13 @@ public final class DataParallel implements AutoCloseable {
         var ps = module.parameters(true);
         for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) params.add(ps.get(i));
         List<Tensor> flats = new ArrayList<>();
-        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+        try (var ng = new NoGradGuard()) {
             List<List<Tensor>> groups = buckets(params);
             for (int b = 0; b < groups.size(); b++) {
                 long size = b == 0 ? 2 : 0;
                 for (Tensor p : groups.get(b)) size += p.numel();
-                Tensor flat = torch.zeros(new long[] {size}, new org.bytedeco.pytorch.TensorOptions()
-                        .device(new org.bytedeco.pytorch.DeviceOptional(groups.get(b).get(0).device())));
+                Tensor flat = torch.zeros(new long[] {size}, new TensorOptions()
+                        .device(new DeviceOptional(groups.get(b).get(0).device())));
                 long at = 0;
                 for (Tensor p : groups.get(b)) {
                     Tensor view = flat.narrow(0, at, p.numel()).view(p.sizes().vec().get());
@@ -286,8 +292,8 @@ public final class DataParallel implements AutoCloseable {
     public void barrier() {
         if (group == null) return;
         // An allreduce of one number is a barrier that honours the timeout on every backend.
-        Tensor one = torch.ones(new long[] {1}, new org.bytedeco.pytorch.TensorOptions().device(
-                new org.bytedeco.pytorch.DeviceOptional(device)));
+        Tensor one = torch.ones(new long[] {1}, new TensorOptions().device(
+                new DeviceOptional(device)));
         AllreduceOptions o = new AllreduceOptions();
         o.timeout(new Milliseconds(timeoutMillis));
         await(group.allreduce(new TensorVector(one), o), "waiting for the other ranks");
@@ -332,7 +338,7 @@ public final class DataParallel implements AutoCloseable {
 
     private static void unflatten(Tensor flat, List<Tensor> tensors) {
         long at = 0;
-        try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+        try (var ng = new NoGradGuard()) {
             for (Tensor t : tensors) {
                 long n = t.numel();
                 t.copy_(flat.narrow(0, at, n).view(t.sizes().vec().get()));

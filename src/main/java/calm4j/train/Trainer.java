@@ -10,15 +10,19 @@ import calm4j.engine.Engine;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
+import calm4j.nn.Layers;
 import org.bytedeco.pytorch.AdamW;
 import org.bytedeco.pytorch.AdamWOptions;
 import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.OptimizerParamGroup;
 import org.bytedeco.pytorch.OptimizerParamGroupVector;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
+import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -28,6 +32,7 @@ import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
 
 /**
  * The one training loop every calm4j model uses: AdamW with decay and no-decay groups, warmup then a constant or
@@ -90,148 +95,189 @@ public final class Trainer {
         }
     }
 
+    /** What changes as a session trains: position, counters, timings and the metrics window being averaged. */
+    private static final class State {
+        long step, tokensSeen;
+        double priorSeconds;                // training time of earlier sessions of this run (from the checkpoint)
+        final long startNanos = System.nanoTime();
+        long stepNanos;                     // time in training steps only (not evaluation or checkpoints)
+        long sessionTokens, sessionSteps;
+        double commSeconds;
+        int badInARow;
+        double lastLoss = Double.NaN;
+        Map<String, Double> lastEval = Map.of();
+        final Map<String, Double> window = new LinkedHashMap<>(); // sums since the last log line
+        int windowSteps;
+
+        double seconds() {
+            return (System.nanoTime() - startNanos) / 1e9;
+        }
+
+        double tokensPerSecond(int world) {
+            return sessionTokens * world / Math.max(stepNanos / 1e9, 1e-9);
+        }
+    }
+
     private Summary trainLocked(long stopAt) {
         try {
             Files.createDirectories(runDir);
-        } catch (java.io.IOException e) {
+        } catch (IOException e) {
             throw new UserError("cannot create run folder " + runDir + ": " + e.getMessage());
         }
         Module module = model.module();
         // On a GPU the forward passes run under bf16 autocast (matmuls in bf16, reductions and the loss in fp32);
         // parameters, gradients and the optimizer stay fp32. On the CPU everything is fp32.
-        boolean autocast = calm4j.nn.Layers.device(module).is_cuda();
+        boolean autocast = Layers.device(module).is_cuda();
         AdamW optimizer = optimizer(module);
         Checkpoints checkpoints = new Checkpoints(runDir, cfg.keepCheckpoints());
         MetricsLog metrics = new MetricsLog(runDir);
-
-        long step = 0, tokensSeen = 0;
-        double priorSeconds = 0;
-        Optional<Path> latest = checkpoints.latest();
-        if (latest.isPresent()) {
-            Checkpoints.State s = Checkpoints.load(latest.get(), module, optimizer);
-            step = s.step();
-            tokensSeen = s.tokensSeen();
-            priorSeconds = s.trainSeconds();
-            data.restore(s.loader());
-            if (writer) metrics.truncateAfter(step);
-            if (!quiet) System.err.printf("resuming from %s (step %d)%n", latest.get(), step);
-        }
-        if (step >= cfg.maxSteps()) {
+        State st = new State();
+        resume(st, checkpoints, metrics, module, optimizer);
+        if (st.step >= cfg.maxSteps()) {
             if (!quiet) System.err.printf("run %s already reached max_steps=%d%n", runDir, cfg.maxSteps());
-            return new Summary(step, false, Double.NaN, Map.of(), priorSeconds, 0, tokensSeen, 0);
+            return new Summary(st.step, false, Double.NaN, Map.of(), st.priorSeconds, 0, st.tokensSeen, 0);
         }
         dist.broadcastParameters(module); // every rank starts from rank 0's weights (fresh or resumed)
 
         StopSignal stop = StopSignal.install();
-        long t0 = System.nanoTime();
-        long stepNanos = 0; // time in training steps only (not evaluation or checkpoints), for tokens/s
-        long sessionTokens = 0, sessionSteps = 0;
-        double commSeconds = 0;
         boolean stopping = false;
-        int badInARow = 0;
-        double lastLoss = Double.NaN;
-        Map<String, Double> lastEval = Map.of();
-        Map<String, Double> window = new LinkedHashMap<>();
-        int windowSteps = 0;
         module.train(true);
-        try (Progress bar = Progress.start("train", cfg.maxSteps(), step, "steps", quiet)) {
-            while (step < stopAt && !stopping) {
-                double lr = cfg.lrAt(step);
-                for (OptimizerParamGroup g : groups(optimizer)) g.options().set_lr(lr);
-                // Ranks draw different noise (their own stream per step); a single process keeps (seed, step).
-                Engine.seed(Engine.stepSeed(cfg.seed(), step) + 0x9E3779B97F4A7C15L * dist.rank());
-
+        try (Progress bar = Progress.start("train", cfg.maxSteps(), st.step, "steps", quiet)) {
+            while (st.step < stopAt && !stopping) {
+                double lr = setLearningRate(optimizer, st.step);
                 long stepStart = System.nanoTime();
                 Map<String, Double> stepMetrics = new LinkedHashMap<>();
-                double loss = 0;
-                for (int micro = 0; micro < cfg.gradAccum(); micro++) {
-                    TokenBatch batch = data.next();
-                    loss += Engine.step(() -> {
-                        Tensor l = forward(() -> model.loss(batch, stepMetrics), autocast).div(
-                                new org.bytedeco.pytorch.Scalar((double) cfg.gradAccum()));
-                        l.backward();
-                        return l.item_double();
-                    });
-                    sessionTokens += data.tokensPerBatch();
-                }
+                double microLoss = accumulateGradients(st, stepMetrics, autocast);
                 // Every rank leaves with the mean gradient and loss, and stops at the same step if any rank was
                 // asked to (Ctrl-C on one rank, or on the launcher, which signals all of them).
-                double stepLoss = loss;
-                double[] agreed = Engine.step(() -> dist.averageGradients(module, stepLoss, stop.requested()));
-                loss = agreed[0];
+                double[] agreed = Engine.step(() -> dist.averageGradients(module, microLoss, stop.requested()));
+                double loss = agreed[0];
                 stopping = agreed[1] > 0 || stop.requested() && !dist.isDistributed();
                 double commThisStep = dist.takeCommSeconds();
-                commSeconds += commThisStep;
-                sessionSteps++;
-                step++;
-                tokensSeen += data.tokensPerBatch() * cfg.gradAccum() * dist.world();
-                if (!Double.isFinite(loss)) {
-                    dist.zeroGradients(optimizer);
-                    badInARow++;
-                    System.err.printf("warning: step %d: loss is %s; the update was skipped (%d in a row)%n",
-                            step, loss, badInARow);
-                    if (badInARow >= cfg.maxBadSteps()) {
-                        throw new UserError("training stopped: " + badInARow + " non-finite losses in a row at step "
-                                + step + ". Lower lr, or check the data; resume from the last checkpoint with "
-                                + "the same command.");
-                    }
-                    continue;
-                }
-                badInARow = 0;
-                double gnorm = Engine.step(() -> cfg.gradClip() > 0
-                        ? torch.clip_grad_norm_(module.parameters(), cfg.gradClip())
-                        : Double.NaN);
-                Engine.step(() -> {
-                    optimizer.step();
-                });
-                dist.zeroGradients(optimizer);
-                stepNanos += System.nanoTime() - stepStart;
-                lastLoss = loss;
+                st.commSeconds += commThisStep;
+                st.sessionSteps++;
+                st.step++;
+                st.tokensSeen += data.tokensPerBatch() * cfg.gradAccum() * dist.world();
+                if (skipNonFinite(st, loss, optimizer)) continue;
 
-                stepMetrics.replaceAll((k, v) -> v / cfg.gradAccum());
-                window.merge("loss", loss, Double::sum);
-                window.merge("grad_norm", gnorm, Double::sum);
-                if (dist.isDistributed()) window.merge("comm_ms", commThisStep * 1000, Double::sum);
-                stepMetrics.forEach((k, v) -> window.merge(k, v, Double::sum));
-                windowSteps++;
-                double seconds = (System.nanoTime() - t0) / 1e9;
-                double tps = sessionTokens * dist.world() / (stepNanos / 1e9);
-                bar.stepTo(step);
+                double gnorm = clipAndStep(module, optimizer);
+                st.stepNanos += System.nanoTime() - stepStart;
+                st.lastLoss = loss;
+                double tps = st.tokensPerSecond(dist.world());
+                bar.stepTo(st.step);
                 bar.message(String.format(" loss %.4f, %,.0f tok/s", loss, tps));
 
-                if (step % cfg.logEvery() == 0 || step == cfg.maxSteps()) {
-                    Map<String, Double> row = new LinkedHashMap<>();
-                    for (var e : window.entrySet()) row.put(e.getKey(), e.getValue() / windowSteps);
-                    row.put("lr", lr);
-                    row.put("tokens", (double) tokensSeen);
-                    row.put("tokens_per_s", tps);
-                    if (writer) metrics.append(step, "train", row);
-                    window.clear();
-                    windowSteps = 0;
+                Map<String, Double> row = new LinkedHashMap<>(); // the loop's metrics first, then the model's
+                row.put("loss", loss);
+                row.put("grad_norm", gnorm);
+                if (dist.isDistributed()) row.put("comm_ms", commThisStep * 1000);
+                stepMetrics.forEach((k, v) -> row.put(k, v / cfg.gradAccum()));
+                log(st, row, lr, tps, metrics);
+                if (writer && (st.step % cfg.evalEvery() == 0 || st.step == cfg.maxSteps())) {
+                    st.lastEval = evaluate(module);
+                    metrics.append(st.step, "val", st.lastEval);
+                    if (!quiet) System.err.printf("%nstep %d: val %s%n", st.step, format(st.lastEval));
                 }
-                if (writer && (step % cfg.evalEvery() == 0 || step == cfg.maxSteps())) {
-                    lastEval = evaluate(module);
-                    if (writer) metrics.append(step, "val", lastEval);
-                    if (!quiet) System.err.printf("%nstep %d: val %s%n", step, format(lastEval));
-                }
-                if (writer && (step % cfg.checkpointEvery() == 0 || step == stopAt || stopping
+                if (writer && (st.step % cfg.checkpointEvery() == 0 || st.step == stopAt || stopping
                         || stop.requested())) {
-                    checkpoints.save(new Checkpoints.State(step, data.state(), tokensSeen,
-                            priorSeconds + seconds, Map.of()), module, optimizer);
+                    checkpoints.save(new Checkpoints.State(st.step, data.state(), st.tokensSeen,
+                            st.priorSeconds + st.seconds(), Map.of()), module, optimizer);
                 }
             }
         } finally {
             stop.done();
         }
-        double seconds = (System.nanoTime() - t0) / 1e9;
         if (writer && Files.exists(runDir.resolve(MetricsLog.FILE))) Plots.write(runDir);
-        return new Summary(step, step < cfg.maxSteps(), lastLoss, lastEval, priorSeconds + seconds,
-                sessionTokens * dist.world() / Math.max(stepNanos / 1e9, 1e-9), tokensSeen,
-                1000 * commSeconds / Math.max(sessionSteps, 1));
+        return new Summary(st.step, st.step < cfg.maxSteps(), st.lastLoss, st.lastEval,
+                st.priorSeconds + st.seconds(), st.tokensPerSecond(dist.world()), st.tokensSeen,
+                1000 * st.commSeconds / Math.max(st.sessionSteps, 1));
+    }
+
+    /** Continues from the newest checkpoint if there is one: weights, optimizer, loader position and counters. */
+    private void resume(State st, Checkpoints checkpoints, MetricsLog metrics, Module module, AdamW optimizer) {
+        Optional<Path> latest = checkpoints.latest();
+        if (latest.isEmpty()) return;
+        Checkpoints.State s = Checkpoints.load(latest.get(), module, optimizer);
+        st.step = s.step();
+        st.tokensSeen = s.tokensSeen();
+        st.priorSeconds = s.trainSeconds();
+        data.restore(s.loader());
+        if (writer) metrics.truncateAfter(st.step);
+        if (!quiet) System.err.printf("resuming from %s (step %d)%n", latest.get(), st.step);
+    }
+
+    /** Sets the schedule's rate for {@code step} and seeds this step's randomness; returns the rate. */
+    private double setLearningRate(AdamW optimizer, long step) {
+        double lr = cfg.lrAt(step);
+        for (OptimizerParamGroup g : groups(optimizer)) g.options().set_lr(lr);
+        // Ranks draw different noise (their own stream per step); a single process keeps (seed, step).
+        Engine.seed(Engine.stepSeed(cfg.seed(), step) + 0x9E3779B97F4A7C15L * dist.rank());
+        return lr;
+    }
+
+    /** Forward and backward over grad_accum micro-batches; returns this rank's loss (the mean of the micro-batches). */
+    private double accumulateGradients(State st, Map<String, Double> stepMetrics, boolean autocast) {
+        double loss = 0;
+        Scalar microBatches = new Scalar((double) cfg.gradAccum());
+        for (int micro = 0; micro < cfg.gradAccum(); micro++) {
+            TokenBatch batch = data.next();
+            loss += Engine.step(() -> {
+                Tensor l = forward(() -> model.loss(batch, stepMetrics), autocast).div(microBatches);
+                l.backward();
+                return l.item_double();
+            });
+            st.sessionTokens += data.tokensPerBatch();
+        }
+        return loss;
+    }
+
+    /** A non-finite loss: its update is dropped; too many in a row stop training. Returns true if skipped. */
+    private boolean skipNonFinite(State st, double loss, AdamW optimizer) {
+        if (Double.isFinite(loss)) {
+            st.badInARow = 0;
+            return false;
+        }
+        dist.zeroGradients(optimizer);
+        st.badInARow++;
+        System.err.printf("warning: step %d: loss is %s; the update was skipped (%d in a row)%n", st.step, loss,
+                st.badInARow);
+        if (st.badInARow >= cfg.maxBadSteps()) {
+            throw new UserError("training stopped: " + st.badInARow + " non-finite losses in a row at step "
+                    + st.step + ". Lower lr, or check the data; resume from the last checkpoint with the same "
+                    + "command.");
+        }
+        return true;
+    }
+
+    /** Clips the gradient norm (if grad_clip > 0), steps the optimizer, clears gradients; returns the norm. */
+    private double clipAndStep(Module module, AdamW optimizer) {
+        double gnorm = Engine.step(() -> cfg.gradClip() > 0
+                ? torch.clip_grad_norm_(module.parameters(), cfg.gradClip())
+                : Double.NaN);
+        Engine.step(() -> {
+            optimizer.step();
+        });
+        dist.zeroGradients(optimizer);
+        return gnorm;
+    }
+
+    /** Adds the step's metrics to the window; every log_every steps writes their means as a "train" line. */
+    private void log(State st, Map<String, Double> stepMetrics, double lr, double tps, MetricsLog metrics) {
+        stepMetrics.forEach((k, v) -> st.window.merge(k, v, Double::sum));
+        st.windowSteps++;
+        if (st.step % cfg.logEvery() != 0 && st.step != cfg.maxSteps()) return;
+        Map<String, Double> row = new LinkedHashMap<>();
+        for (var e : st.window.entrySet()) row.put(e.getKey(), e.getValue() / st.windowSteps);
+        row.put("lr", lr);
+        row.put("tokens", (double) st.tokensSeen);
+        row.put("tokens_per_s", tps);
+        if (writer) metrics.append(st.step, "train", row);
+        st.window.clear();
+        st.windowSteps = 0;
     }
 
     /** Runs {@code forward} under CUDA bf16 autocast when asked; the backward pass runs outside it, as in PyTorch. */
-    static Tensor forward(java.util.function.Supplier<Tensor> forward, boolean autocast) {
+    static Tensor forward(Supplier<Tensor> forward, boolean autocast) {
         if (!autocast) return forward.get();
         torch.set_autocast_dtype(torch.DeviceType.CUDA, torch.ScalarType.BFloat16);
         torch.set_autocast_enabled(torch.DeviceType.CUDA, true);
@@ -247,7 +293,7 @@ public final class Trainer {
         module.eval();
         try {
             return Engine.step(() -> {
-                try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+                try (NoGradGuard ng = new NoGradGuard()) {
                     return model.evaluate(cfg.evalBatches());
                 }
             });
