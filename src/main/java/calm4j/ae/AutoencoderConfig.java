@@ -5,7 +5,7 @@ import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 
 /**
- * The chunk autoencoder's shape and regularisers (spec section 1). Read from the {@code "model"} section of
+ * The chunk autoencoder's shape and regularisers (docs/method.md §1). Read from the {@code "model"} section of
  * {@code ae.json}; vocabulary and special ids come from the tokenizer and are filled in by the training command.
  *
  * @param hiddenSize       d, the width of token embeddings and hidden states

@@ -18,7 +18,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The chunk autoencoder of CALM: K tokens <-> one latent vector of size l (spec section 1). Context-free: each chunk
+ * The chunk autoencoder of CALM: K tokens <-> one latent vector of size l (docs/method.md §1). Context-free: each chunk
  * is encoded on its own. Parameter names follow the reference, so its checkpoints map one to one.
  *
  * <pre>
@@ -29,7 +29,7 @@ import java.util.List;
  * </pre>
  */
 public final class ChunkAutoencoder extends Module {
-    /** One "AE layer": a pre-RMSNorm residual SwiGLU MLP, x + mlp(norm(x)). No attention (spec section 1). */
+    /** One "AE layer": a pre-RMSNorm residual SwiGLU MLP, x + mlp(norm(x)). No attention (docs/method.md §1). */
     static final class AeLayer extends Module {
         private final RMSNorm norm;
         private final SwiGLU mlp;
@@ -167,7 +167,7 @@ public final class ChunkAutoencoder extends Module {
     }
 
     /**
-     * The training loss of a batch of chunks [chunks, K] (spec section 1):
+     * The training loss of a batch of chunks [chunks, K] (docs/method.md §1):
      * {@code K * mean token cross-entropy + beta * mean over chunks of sum_i max(lambda, KL_i)}, with DropToken on
      * the input, z sampled from the posterior, and DropLatent on z. In evaluation mode the dropouts are off.
      */
@@ -197,7 +197,7 @@ public final class ChunkAutoencoder extends Module {
 
     /**
      * Mean over chunks of sum_i max(lambda, KL_i). Clamping from below stops the gradient of dimensions already
-     * under lambda: their KL is not pushed lower, which keeps them from collapsing to the prior (spec section 1:
+     * under lambda: their KL is not pushed lower, which keeps them from collapsing to the prior (docs/method.md §1:
      * without it 71 of 128 dimensions collapsed).
      */
     Tensor clippedKl(Tensor klPerDim) {

@@ -11,7 +11,7 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * BrierLM estimates for a model with explicit next-token probabilities (spec section 4). At position t, for the
+ * BrierLM estimates for a model with explicit next-token probabilities (docs/method.md §4). At position t, for the
  * n-gram starting at t + 1:
  * <ul>
  *   <li>accuracy term: the exact probability of the true n-gram, the product of the teacher-forced conditionals;</li>

@@ -6,7 +6,7 @@ import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 
 /**
- * A CALM's backbone, energy head and energy loss (spec sections 2 and 4). Read from the {@code "model"} section of
+ * A CALM's backbone, energy head and energy loss (docs/method.md §2 and §4). Read from the {@code "model"} section of
  * {@code calm.json}; K, l and the vocabulary come from the autoencoder it is trained on.
  *
  * @param contextChunks   the longest sequence of chunks the backbone sees (its rotary table's length)
@@ -16,10 +16,10 @@ import calm4j.engine.UserError;
  * @param numTargets      M, samples of the frozen encoder's posterior per position
  * @param alpha           the energy score's exponent, in (0, 2)
  * @param evalBlockChunks chunks per block when BrierLM is estimated (results depend on it: it is reported)
- * @param evalSamples     head samples per position when BrierLM is estimated: 2 in the spec; more estimate the same
+ * @param evalSamples     head samples per position when BrierLM is estimated: 2 in the paper; more estimate the same
  *                        score with a smaller standard error (at a proportional sampling and decoding cost)
  * @param head            the generative head: "energy" (one-pass sampler, energy score) or "flow" (flow matching,
- *                        spec section 9); for "flow", num_samples is the number of posterior targets per position
+ *                        docs/method.md §9); for "flow", num_samples is the number of posterior targets per position
  * @param flowSteps       the flow head's midpoint steps from noise to a sample (two network evaluations each)
  */
 public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,

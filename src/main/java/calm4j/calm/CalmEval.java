@@ -19,8 +19,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * BrierLM for a CALM (spec section 4): at every chunk boundary of a held-out block, independent head samples (two
- * in the spec; more give the same expected score with less variance) are decoded by argmax and their first n
+ * BrierLM for a CALM (docs/method.md §4): at every chunk boundary of a held-out block, independent head samples (two
+ * in the paper; more give the same expected score with less variance) are decoded by argmax and their first n
  * tokens compared with the true next n tokens and with each other. When
  * K < 4, each sample is rolled out over further chunks (its own sampled chunks fed back) until 4 tokens exist;
  * every position of a block is rolled out at once, as a batch whose attention to the block is masked per row.
@@ -28,7 +28,7 @@ import java.util.List;
 public final class CalmEval {
     private CalmEval() {}
 
-    /** BrierLM over {@code batches} blocks of {@code data} with the spec's two samples per position. */
+    /** BrierLM over {@code batches} blocks of {@code data} with the paper's two samples per position. */
     public static Result evaluate(CalmModel model, BlockBatches data, long batches) {
         return evaluate(model, data, batches, 2);
     }

@@ -16,7 +16,7 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 /**
- * A Continuous Autoregressive Language Model (spec section 2), top to bottom in the order data flows:
+ * A Continuous Autoregressive Language Model (docs/method.md §2), top to bottom in the order data flows:
  * <ol>
  *   <li>each chunk's K tokens are embedded (the backbone's own table) and compressed to one input vector:
  *       Linear(K*d -> 2d), SiLU, Linear(2d -> d), LayerNorm ({@code embed_proj}); the input stays discrete;</li>

@@ -19,7 +19,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The energy-based generative head (spec section 2): one forward pass turns a hidden state and uniform noise into a
+ * The energy-based generative head (docs/method.md §2): one forward pass turns a hidden state and uniform noise into a
  * sample of the next latent vector.
  *
  * <pre>
@@ -108,7 +108,7 @@ public final class EnergyHead extends GenerativeHead {
     }
 
     /**
-     * The energy loss (spec section 2): N head samples per position scored with the energy score against M samples
+     * The energy loss (docs/method.md §2): N head samples per position scored with the energy score against M samples
      * of the frozen encoder's posterior over the true next chunk.
      */
     @Override

@@ -9,7 +9,7 @@ import org.bytedeco.pytorch.global.torch;
 
 /**
  * The energy loss: a Monte Carlo estimate of the negative energy score, a strictly proper scoring rule for
- * alpha in (0, 2) (seed, "Training without likelihoods"; spec section 2). Per position, with model samples
+ * alpha in (0, 2) (seed, "Training without likelihoods"; docs/method.md §2). Per position, with model samples
  * x_1..x_N and target samples y_1..y_M:
  * <pre>
  *   loss = 2/(N M) sum_{n,m} ||x_n - y_m||^alpha  -  1/(N (N-1)) sum_{n != k} ||x_n - x_k||^alpha

@@ -22,7 +22,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * The flow-matching head (spec section 9): a small MLP with adaptive LayerNorm predicts the velocity that carries
+ * The flow-matching head (docs/method.md §9): a small MLP with adaptive LayerNorm predicts the velocity that carries
  * Gaussian noise z0 to a latent z1 along the straight path z_t = (1 - t) z0 + t z1, conditioned on the hidden
  * state. Trained by regressing the velocity onto z1 - z0; sampled by integrating from t = 0 to 1 with the midpoint
  * rule. Parameter names follow the reference's ({@code generative_head.net.*}).

@@ -55,10 +55,7 @@ final class AeCommand {
             Trainer.Summary s = options.runAsRank(engine, dist -> init != null
                     ? AutoencoderRun.fineTune(init, job, dist) : AutoencoderRun.train(job, dist));
             if (s == null) return 0; // another rank reports
-            System.out.printf("autoencoder run %s: step %d%s, %.0f s, %,.0f tokens/s%n", options.out, s.step(),
-                    s.interrupted() ? " (interrupted; run the same command to resume)" : "", s.seconds(),
-                    s.tokensPerSecond());
-            if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
+            options.report("autoencoder", s, "");
             return 0;
         }
     }

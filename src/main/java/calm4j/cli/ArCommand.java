@@ -52,12 +52,9 @@ final class ArCommand {
             TokenLMRun run = TokenLMRun.load(options.out);
             TokenLMConfig c = run.model().config();
             int v = run.model().vocabSize();
-            System.out.printf("token LM run %s: step %d%s, %.0f s, %,.0f tokens/s; %,d parameters; training FLOPs "
-                            + "%.3g; inference %.3g FLOPs/token%n", options.out, s.step(),
-                    s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
-                    s.tokensPerSecond(), Layers.parameterCount(run.model(), true),
-                    s.tokensSeen() * c.trainingFlopsPerToken(v), c.inferenceFlopsPerToken(v));
-            if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
+            options.report("token LM", s, String.format("; %,d parameters; training FLOPs %.3g; inference %.3g "
+                    + "FLOPs/token", Layers.parameterCount(run.model(), true), s.tokensSeen() * c.trainingFlopsPerToken(v),
+                    c.inferenceFlopsPerToken(v)));
             run.tokenizer().close();
             return 0;
         }

@@ -121,13 +121,13 @@ final class BenchCommand {
     }
 
     /**
-     * Every path on the configuration of spec section 7 (vocabulary 4096; AE d=256 l=128; CALM d=256 x 4 layers,
+     * Every path on the configuration of docs/method.md §7 (vocabulary 4096; AE d=256 l=128; CALM d=256 x 4 layers,
      * head 4 blocks, K=4, N=8, M=100; 8 x 1024 tokens per training step; generation from 32-token prompts, 64 new
      * tokens): training of the autoencoder, the CALM and the token model with the CALM's backbone, and generation
      * at T=1 and T=1/2 (pool 200) and by the token model (T=1 and greedy) at batch 1, 8 and 16.
      */
     @Command(name = "all", mixinStandardHelpOptions = true,
-            description = "Every training and generation path on the spec's section-7 configuration: tokens/s, "
+            description = "Every training and generation path on the reference benchmark configuration (preset bench): tokens/s, "
                     + "ms/step, model FLOP/s against a same-run matmul (MFU), resident memory; --json for tracking.")
     static final class All implements Callable<Integer> {
         @Option(names = "--json", description = "one JSON object per path and line instead of the table")
@@ -234,7 +234,7 @@ final class BenchCommand {
         int batch;
 
         @Option(names = "--latent", defaultValue = "128", description = "latent size l (default: ${DEFAULT-VALUE}, "
-                + "as the spec's section 7; the default training config uses 64)")
+                + "as the reference benchmark; the default training config uses 64)")
         int latent;
 
         @Option(names = "--steps", defaultValue = "30")
@@ -268,7 +268,7 @@ final class BenchCommand {
 
     @Command(name = "lm", mixinStandardHelpOptions = true,
             description = "CALM training throughput (tokens/s) and model FLOP/s as a fraction of a 2048x2048 fp32 "
-                    + "matmul measured in the same run. Defaults: the small configuration of spec section 7.")
+                    + "matmul measured in the same run. Defaults: the small configuration of docs/method.md §7.")
     static final class Lm implements Callable<Integer> {
         @Option(names = "--vocab", defaultValue = "4096")
         int vocab;

@@ -68,14 +68,11 @@ final class LmCommand {
             var cfg = run.model().config();
             var ae = run.model().autoencoder().config();
             long tokens = s.tokensSeen();
-            System.out.printf("CALM run %s: step %d%s, %.0f s, %,.0f tokens/s; %,d trainable parameters; "
-                            + "training FLOPs %.3g (%,d tokens x %.3g per token); inference %.3g FLOPs/token%n", out,
-                    s.step(), s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
-                    s.tokensPerSecond(), Layers.parameterCount(run.model(), true), tokens
-                            * cfg.trainingFlopsPerChunk(ae) / ae.patchSize(), tokens,
-                    cfg.trainingFlopsPerChunk(ae) / ae.patchSize(), cfg.inferenceFlopsPerToken(ae));
+            double perToken = cfg.trainingFlopsPerChunk(ae) / ae.patchSize();
+            options.report("CALM", s, String.format("; %,d trainable parameters; training FLOPs %.3g (%,d tokens x "
+                    + "%.3g per token); inference %.3g FLOPs/token", Layers.parameterCount(run.model(), true),
+                    tokens * perToken, tokens, perToken, cfg.inferenceFlopsPerToken(ae)));
             run.tokenizer().close();
-            if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
             return 0;
         }
     }
@@ -111,7 +108,7 @@ final class LmCommand {
         Integer blockChunks;
 
         @Option(names = "--samples", description = "head samples per position (default: the config's eval_samples, "
-                + "2 as in the spec; more estimate the same BrierLM with a smaller standard error)")
+                + "2 as in the paper; more estimate the same BrierLM with a smaller standard error)")
         Integer samples;
 
         @Mixin
@@ -136,7 +133,7 @@ final class LmCommand {
             System.out.printf("%s loss %.4f%n", calm.model().head().lossName(), r.energyLoss());
         }
 
-        /** The authors' protocol (spec: their evaluation run), on raw documents. */
+        /** The authors' protocol (docs/method.md §8), on raw documents. */
         private int official(CalmRun calm) {
             CalmRun.OfficialEvaluation e = calm.evaluateOfficial(data, batches, blockTokens, samples);
             CalmEval.Result r = e.result();

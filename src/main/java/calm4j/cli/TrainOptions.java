@@ -49,6 +49,14 @@ final class TrainOptions {
         }
     }
 
+    /** The lines every train command ends with: where the run got to, at what speed, and its last evaluation. */
+    void report(String what, Trainer.Summary s, String details) {
+        System.out.printf("%s run %s: step %d%s, %.0f s, %,.0f tokens/s%s%n", what, out, s.step(),
+                s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
+                s.tokensPerSecond(), details);
+        if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
+    }
+
     /** What this command line asks to train. */
     TrainingJob job(boolean quiet) {
         return new TrainingJob(data, out, config, maxSteps, null, quiet);

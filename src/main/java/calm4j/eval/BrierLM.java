@@ -1,7 +1,7 @@
 package calm4j.eval;
 
 /**
- * BrierLM, the likelihood-free language-model score (spec section 4). For an outcome y and model P,
+ * BrierLM, the likelihood-free language-model score (docs/method.md §4). For an outcome y and model P,
  * {@code Brier(P, y) = 2 P(y) - sum_x P(x)^2}; with two independent samples x1, x2 ~ P the unbiased estimate is
  * {@code 1{x1 = y} + 1{x2 = y} - 1{x1 = x2}}. Brier-n takes the next n tokens as one outcome, and
  * {@code BrierLM = 100 * (Brier-1 Brier-2 Brier-3 Brier-4)^(1/4)}, and 0 as soon as any Brier-n is not positive

@@ -16,7 +16,7 @@ import java.util.List;
 import java.util.SplittableRandom;
 
 /**
- * Text generation with a CALM, K tokens a step (spec section 3): the prompts are prefilled once into a KV cache,
+ * Text generation with a CALM, K tokens a step (docs/method.md §3): the prompts are prefilled once into a KV cache,
  * then each step runs the backbone on one chunk per sequence, draws the next latent from the energy head, decodes
  * it by argmax and feeds the K new tokens back as the next input chunk.
  *

@@ -10,7 +10,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 /**
- * Sampling at temperature T = 1/n without likelihoods (spec section 3). A CALM can only draw samples, so
+ * Sampling at temperature T = 1/n without likelihoods (docs/method.md §3). A CALM can only draw samples, so
  * P(x)^n is reached through agreement: n independent draws that all equal x occur with probability P(x)^n.
  * <ul>
  *   <li>batch approximation: draw a pool of candidates, count identical ones, and pick among those seen at least

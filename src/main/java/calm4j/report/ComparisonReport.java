@@ -22,7 +22,7 @@ import java.util.List;
 import java.util.Random;
 
 /**
- * CALM against the token baseline on the same data (spec section 5 at our scale): a Markdown table of parameters,
+ * CALM against the token baseline on the same data (docs/method.md §5 at our scale): a Markdown table of parameters,
  * training and inference FLOPs, measured training and generation throughput and BrierLM, and a PNG of validation
  * BrierLM against training FLOPs from each run's metrics.
  *

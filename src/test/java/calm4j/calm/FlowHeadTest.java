@@ -12,7 +12,7 @@ import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.*;
 
-/** The flow-matching head of spec section 9: its loss, and a sampler that reproduces what it was trained on. */
+/** The flow-matching head of docs/method.md §9: its loss, and a sampler that reproduces what it was trained on. */
 class FlowHeadTest {
     @Test
     void theVelocityLossIsTheMeanSquaredErrorToZ1MinusZ0() {

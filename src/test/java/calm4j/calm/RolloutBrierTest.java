@@ -12,7 +12,7 @@ import java.util.Random;
 import static org.junit.jupiter.api.Assertions.*;
 
 /**
- * BrierLM for K < 4 (spec section 4): with K = 2, Brier-3 and Brier-4 need a second chunk, which each sample gets by
+ * BrierLM for K < 4 (docs/method.md §4): with K = 2, Brier-3 and Brier-4 need a second chunk, which each sample gets by
  * being fed back through the backbone. On a language whose next chunk follows from the last one, a learned CALM
  * rolls out the right 4 tokens, so Brier-4 is near 1 (a rollout that repeated the first chunk instead of feeding
  * back the sampled one gave Brier-3 and Brier-4 of -0.85). This language cannot tell whether the rollout sees the
