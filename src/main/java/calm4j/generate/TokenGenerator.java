@@ -5,8 +5,7 @@ import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.generate.GenerationSession.Event;
 import calm4j.nn.KVCache;
-import org.bytedeco.pytorch.Generator;
-import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
@@ -16,6 +15,7 @@ import org.bytedeco.pytorch.global.torch;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
+import java.util.SplittableRandom;
 
 /**
  * Generation with the token baseline, one token a step: prompts prefilled once into a KV cache (left-padded to a
@@ -64,7 +64,7 @@ public final class TokenGenerator {
     private static final class Seq {
         final int id;
         final Request request;
-        final Generator generator;
+        final SplittableRandom rng; // this sequence's own stream: its tokens never depend on the other rows
         final List<Integer> out = new ArrayList<>();
         int length; // tokens in the sequence so far (boundary + prompt + generated)
         Finish finish;
@@ -73,8 +73,7 @@ public final class TokenGenerator {
             this.id = id;
             this.request = request;
             this.length = length;
-            this.generator = torch.make_generator_cpu();
-            this.generator.set_current_seed(request.seed());
+            this.rng = new SplittableRandom(request.seed());
         }
 
         Output output() {
@@ -158,8 +157,8 @@ public final class TokenGenerator {
             try (NoGradGuard ng = new NoGradGuard()) {
                 List<Seq> running = new ArrayList<>(rows.active);
                 List<Request> reqs = running.stream().map(s -> s.request).toList();
-                Generator[] gens = running.stream().map(s -> s.generator).toArray(Generator[]::new);
-                long[] next = Engine.step(() -> sample(rows.next(), reqs, gens));
+                SplittableRandom[] streams = running.stream().map(s -> s.rng).toArray(SplittableRandom[]::new);
+                long[] next = Engine.step(() -> sample(rows.next(), reqs, streams));
                 List<Event<Output>> events = new ArrayList<>();
                 List<Integer> keep = new ArrayList<>();
                 for (int i = 0; i < running.size(); i++) {
@@ -203,31 +202,60 @@ public final class TokenGenerator {
         }
     }
 
-    /** One next token per row from logits [rows, V], each row with its own settings and generator. */
-    private static long[] sample(Tensor logits, List<Request> requests, Generator[] gens) {
-        long[] out = new long[requests.size()];
-        for (int i = 0; i < out.length; i++) {
+    /**
+     * One next token per row from logits [rows, V], in a few batched operations whatever the batch size: rows at
+     * temperature 0 take the argmax; the others are sampled from softmax(logits / T), with top-k and top-p applied
+     * to the rows that ask for them, by the inverse CDF at a uniform drawn from the row's own stream.
+     */
+    static long[] sample(Tensor logits, List<Request> requests, SplittableRandom[] streams) {
+        int n = requests.size();
+        long vocab = logits.size(1);
+        float[] inverseT = new float[n];
+        float[] uniforms = new float[n];
+        boolean anySampled = false;
+        for (int i = 0; i < n; i++) {
             Request r = requests.get(i);
-            Tensor l = logits.select(0, i);
-            if (r.temperature() == 0) {
-                out[i] = l.argmax().item_long();
-                continue;
-            }
-            Tensor p = torch.softmax(l.div(new Scalar(r.temperature())), -1, new ScalarTypeOptional());
-            if (r.topK() > 0 && r.topK() < p.size(0)) {
-                Tensor kth = p.topk(r.topK()).get0().min();
-                p = p.mul(p.ge(kth).to(torch.ScalarType.Float));
-            }
-            if (r.topP() < 1) {
-                // keep the smallest set of most likely tokens whose mass reaches top-p
-                var sorted = p.sort(0, true);
-                Tensor cum = sorted.get0().cumsum(0, new ScalarTypeOptional());
-                Tensor keepSorted = cum.sub(sorted.get0()).lt(new Scalar(r.topP()));
-                Tensor keep = torch.zeros_like(p).scatter(0, sorted.get1(), keepSorted.to(torch.ScalarType.Float));
-                p = p.mul(keep);
-            }
-            out[i] = torch.multinomial(p, 1, false, new GeneratorOptional(gens[i])).item_long();
+            inverseT[i] = r.temperature() == 0 ? 1f : (float) (1 / r.temperature());
+            // in (0, 1]: the first token whose cumulative mass reaches u is drawn with its own probability
+            uniforms[i] = r.temperature() == 0 ? 1f : (float) (1 - streams[i].nextDouble());
+            anySampled |= r.temperature() > 0;
         }
+        long[] greedy = new long[n];
+        logits.argmax(new LongOptional(-1), false).contiguous().data_ptr_long().get(greedy);
+        if (!anySampled) return greedy;
+
+        Tensor p = torch.softmax(logits.mul(Tensor.create(inverseT, n, 1)), -1, new ScalarTypeOptional());
+        for (int i = 0; i < n; i++) {
+            Request r = requests.get(i);
+            if (r.temperature() > 0 && (r.topK() > 0 && r.topK() < vocab || r.topP() < 1)) {
+                Tensor row = p.select(0, i);
+                row.copy_(filtered(row, r.topK(), r.topP()));
+            }
+        }
+        Tensor cdf = p.cumsum(-1, new ScalarTypeOptional()); // [rows, V]; a filtered row's total is below 1
+        Tensor u = Tensor.create(uniforms, n, 1).mul(cdf.narrow(1, vocab - 1, 1));
+        long[] drawn = new long[n];
+        cdf.lt(u).sum(new long[] {-1}, false, new ScalarTypeOptional(torch.ScalarType.Long))
+                .clamp_max(new Scalar(vocab - 1)).contiguous().data_ptr_long().get(drawn);
+        long[] out = new long[n];
+        for (int i = 0; i < n; i++) out[i] = requests.get(i).temperature() == 0 ? greedy[i] : drawn[i];
         return out;
+    }
+
+    /** Probabilities {@code p} [V] with all but the top-k tokens, then all beyond the top-p mass, set to zero. */
+    private static Tensor filtered(Tensor p, int topK, double topP) {
+        if (topK > 0 && topK < p.size(0)) {
+            Tensor kth = p.topk(topK).get0().min();
+            p = p.mul(p.ge(kth).to(torch.ScalarType.Float));
+        }
+        if (topP < 1) {
+            // keep the smallest set of most likely tokens whose mass reaches top-p
+            var sorted = p.sort(0, true);
+            Tensor cum = sorted.get0().cumsum(0, new ScalarTypeOptional());
+            Tensor keepSorted = cum.sub(sorted.get0()).lt(new Scalar(topP));
+            Tensor keep = torch.zeros_like(p).scatter(0, sorted.get1(), keepSorted.to(torch.ScalarType.Float));
+            p = p.mul(keep);
+        }
+        return p;
     }
 }
