@@ -1,7 +1,5 @@
 package calm4j;
 
-import calm4j.generate.Finish;
-
 import calm4j.calm.CalmEval;
 import calm4j.calm.CalmModel;
 import calm4j.calm.SyntheticCalm;
@@ -10,6 +8,7 @@ import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
 import calm4j.generate.CalmGenerator;
+import calm4j.generate.Finish;
 import calm4j.generate.GenerationSession;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;

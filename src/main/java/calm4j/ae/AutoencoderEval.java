@@ -1,11 +1,10 @@
 package calm4j.ae;
 
-import calm4j.data.LoaderState;
-import calm4j.nn.Layers;
-import java.util.Arrays;
 import calm4j.data.ChunkBatches;
+import calm4j.data.LoaderState;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
+import calm4j.nn.Layers;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -13,6 +12,7 @@ import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 

@@ -1,15 +1,14 @@
 package calm4j.ae;
 
 import calm4j.nn.Layers;
-import org.bytedeco.pytorch.LongOptional;
-import org.bytedeco.pytorch.ScalarTypeOptional;
-import calm4j.nn.Layers;
 import calm4j.nn.RMSNorm;
 import calm4j.nn.SwiGLU;
 import org.bytedeco.pytorch.EmbeddingImpl;
 import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;

@@ -1,8 +1,8 @@
 package calm4j.ar;
 
-import calm4j.nn.Layers;
 import calm4j.eval.BrierLM;
 import calm4j.nn.KVCache;
+import calm4j.nn.Layers;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;

@@ -1,15 +1,15 @@
 package calm4j.ar;
 
-import calm4j.nn.Layers;
-import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.NoGradGuard;
 import calm4j.data.BlockBatches;
 import calm4j.data.LoaderState;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
 import calm4j.eval.BrierLM;
+import calm4j.nn.Layers;
 import calm4j.train.Trainable;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 
 import java.util.LinkedHashMap;

@@ -1,16 +1,16 @@
 package calm4j.calm;
 
-import calm4j.engine.UserError;
 import calm4j.data.BlockBatches;
 import calm4j.data.LoaderState;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
+import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
 import calm4j.nn.KVCache;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;

@@ -1,14 +1,14 @@
 package calm4j.calm;
 
-import calm4j.nn.BatchKVCache;
-import org.bytedeco.pytorch.Generator;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.eval.BrierLM;
+import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import calm4j.nn.LayerNorm;
 import calm4j.nn.Layers;
 import calm4j.nn.Transformer;
+import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;

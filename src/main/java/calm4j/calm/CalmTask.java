@@ -1,10 +1,10 @@
 package calm4j.calm;
 
-import calm4j.nn.Layers;
-import org.bytedeco.pytorch.Device;
 import calm4j.data.BlockBatches;
 import calm4j.data.TokenBatch;
+import calm4j.nn.Layers;
 import calm4j.train.Trainable;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 

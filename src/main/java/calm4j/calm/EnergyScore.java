@@ -1,7 +1,7 @@
 package calm4j.calm;
 
-import calm4j.nn.Layers;
 import calm4j.engine.UserError;
+import calm4j.nn.Layers;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;

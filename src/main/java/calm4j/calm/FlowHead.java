@@ -1,15 +1,15 @@
 package calm4j.calm;
 
-import java.util.Arrays;
-import org.bytedeco.pytorch.LayerNormImpl;
-import org.bytedeco.pytorch.LayerNormOptions;
-import org.bytedeco.pytorch.LongVector;
 import calm4j.ae.ChunkAutoencoder;
+import calm4j.engine.UserError;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.LayerNormImpl;
+import org.bytedeco.pytorch.LayerNormOptions;
 import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.LongVector;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -19,6 +19,7 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -66,7 +67,8 @@ public final class FlowHead extends GenerativeHead {
     }
 
     private final long d;
-    private final int latent, numTargets, steps;
+    private final int latent, numTargets;
+    private int steps;
     private final LinearImpl time0, time2, condEmbed, inputProj, finalLinear, finalAda;
     private final List<ResBlock> blocks = new ArrayList<>();
     // Held: libtorch calls back into every registered module's Java object (train/eval recurse through them).
@@ -174,6 +176,12 @@ public final class FlowHead extends GenerativeHead {
         Tensor z0 = torch.randn_like(z1);
         Tensor t = torch.rand(new long[] {numTargets * p}, Layers.on(z1, z1.scalar_type()));
         return velocityLoss(hs, z1, z0, t);
+    }
+
+    /** Sets how many midpoint steps sampling takes (a sampler setting: the weights do not depend on it). */
+    public void setSampleSteps(int steps) {
+        if (steps < 1) throw new UserError("flow steps must be at least 1, got " + steps);
+        this.steps = steps;
     }
 
     /** Integrates dz/dt = v(z, t, h) from z(0) = z0 to t = 1 with {@code steps} midpoint steps. */

@@ -1,24 +1,23 @@
 package calm4j.cli;
 
-import java.util.Arrays;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.AutoencoderEval;
-import calm4j.app.AutoencoderRun;
-import calm4j.app.TrainingJob;
 import calm4j.ae.AutoencoderTask;
 import calm4j.ae.ChunkAutoencoder;
+import calm4j.app.AutoencoderRun;
+import calm4j.app.TrainingJob;
 import calm4j.data.ChunkBatches;
 import calm4j.data.Manifest;
 import calm4j.data.TokenStore;
+import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.io.Npy;
 import calm4j.nn.Layers;
-import calm4j.tokenize.Tokenizer;
-import calm4j.engine.Configs;
 import calm4j.run.RunFolder;
-import calm4j.train.TrainConfig;
+import calm4j.tokenize.Tokenizer;
 import calm4j.train.DataParallel;
+import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
@@ -31,6 +30,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.concurrent.Callable;
 
 @Command(name = "ae", mixinStandardHelpOptions = true, description = "The chunk autoencoder: K tokens <-> one vector.",

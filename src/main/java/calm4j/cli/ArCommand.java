@@ -1,9 +1,9 @@
 package calm4j.cli;
 
-import calm4j.ar.TokenLM;
-import calm4j.ar.TokenLMConfig;
 import calm4j.app.TokenLMRun;
 import calm4j.app.TrainingJob;
+import calm4j.ar.TokenLM;
+import calm4j.ar.TokenLMConfig;
 import calm4j.ar.TokenLMTask;
 import calm4j.data.BlockBatches;
 import calm4j.data.Manifest;
@@ -12,10 +12,10 @@ import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.generate.TokenGenerator;
 import calm4j.nn.Layers;
-import calm4j.tokenize.Tokenizer;
 import calm4j.run.RunFolder;
-import calm4j.train.TrainConfig;
+import calm4j.tokenize.Tokenizer;
 import calm4j.train.DataParallel;
+import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;

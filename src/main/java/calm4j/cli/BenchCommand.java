@@ -1,42 +1,41 @@
 package calm4j.cli;
 
+import calm4j.ae.AutoencoderConfig;
+import calm4j.ae.ChunkAutoencoder;
 import calm4j.app.CalmRun;
 import calm4j.ar.TokenLM;
 import calm4j.ar.TokenLMConfig;
+import calm4j.calm.CalmConfig;
+import calm4j.calm.CalmModel;
+import calm4j.engine.Configs;
+import calm4j.engine.Engine;
+import calm4j.engine.Memory;
+import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.TokenGenerator;
+import calm4j.nn.Layers;
 import calm4j.serve.CompletionServer;
 import calm4j.serve.LoadGenerator;
-import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Random;
-import java.util.function.Consumer;
-import java.util.function.Supplier;
+import org.bytedeco.pytorch.AdamW;
+import org.bytedeco.pytorch.AdamWOptions;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.TensorVector;
-import calm4j.ae.AutoencoderConfig;
-import calm4j.ae.ChunkAutoencoder;
-import calm4j.calm.CalmConfig;
-import calm4j.calm.CalmModel;
-import calm4j.engine.Engine;
-import calm4j.engine.Memory;
-import calm4j.engine.Configs;
-import calm4j.engine.Presets;
-import calm4j.nn.Layers;
-import org.bytedeco.pytorch.AdamW;
-import org.bytedeco.pytorch.AdamWOptions;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.List;
+import java.util.Random;
 import java.util.concurrent.Callable;
+import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that measure and print.",
         subcommands = {BenchCommand.All.class, BenchCommand.Ae.class, BenchCommand.Lm.class,

@@ -3,8 +3,8 @@ package calm4j.cli;
 import calm4j.engine.BundledNatives;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
-import picocli.CommandLine;
 import picocli.CommandLine.Command;
+import picocli.CommandLine;
 
 /** {@code calm}: the command line of calm4j. */
 @Command(name = "calm", mixinStandardHelpOptions = true, version = "calm4j 0.1.0",

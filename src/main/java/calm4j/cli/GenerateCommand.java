@@ -1,10 +1,10 @@
 package calm4j.cli;
 
 import calm4j.app.CalmRun;
+import calm4j.engine.Configs;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.TextStream;
-import calm4j.engine.Configs;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.ArgGroup;

@@ -1,7 +1,7 @@
 package calm4j.cli;
 
-import calm4j.engine.UserError;
 import calm4j.data.CorpusFetcher;
+import calm4j.engine.UserError;
 import calm4j.release.HubDownload;
 import calm4j.release.HuggingFaceLayout;
 import picocli.CommandLine.Command;

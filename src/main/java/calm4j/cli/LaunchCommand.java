@@ -1,6 +1,5 @@
 package calm4j.cli;
 
-import java.io.InputStreamReader;
 import calm4j.engine.UserError;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -8,6 +7,7 @@ import picocli.CommandLine.Parameters;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
 import java.net.ServerSocket;

@@ -2,25 +2,26 @@ package calm4j.cli;
 
 import calm4j.ae.AutoencoderConfig;
 import calm4j.app.AutoencoderRun;
+import calm4j.app.CalmRun;
+import calm4j.app.TrainingJob;
 import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmEval;
 import calm4j.calm.CalmModel;
-import calm4j.app.CalmRun;
-import calm4j.app.TrainingJob;
 import calm4j.calm.CalmTask;
+import calm4j.calm.FlowHead;
 import calm4j.data.BlockBatches;
 import calm4j.data.ConcatenatedBlocks;
 import calm4j.data.Documents;
 import calm4j.data.Manifest;
 import calm4j.data.TokenStore;
+import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.io.StateDict;
 import calm4j.nn.Layers;
-import calm4j.engine.Configs;
 import calm4j.run.RunFolder;
-import calm4j.train.TrainConfig;
 import calm4j.train.DataParallel;
+import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Command;
@@ -111,6 +112,10 @@ final class LmCommand {
                 + "2 as in the paper; more estimate the same BrierLM with a smaller standard error)")
         Integer samples;
 
+        @Option(names = "--flow-steps", description = "flow head: midpoint steps per sample (default: the config's "
+                + "flow_steps)")
+        Integer flowSteps;
+
         @Mixin
         EngineOptions engine;
 
@@ -118,6 +123,13 @@ final class LmCommand {
         public Integer call() {
             engine.engine();
             CalmRun calm = CalmRun.load(run);
+            if (flowSteps != null) {
+                if (!(calm.model().head() instanceof FlowHead flow)) {
+                    throw new UserError("--flow-steps is for a CALM with the flow head; " + run + " has the "
+                            + calm.model().config().head() + " head");
+                }
+                flow.setSampleSteps(flowSteps);
+            }
             if (protocol.equals("official")) return official(calm);
             if (!protocol.equals("calm4j")) throw new UserError("--protocol must be calm4j or official");
             print(calm, data, calm.evaluate(data, batches, batchSize, blockChunks, samples));

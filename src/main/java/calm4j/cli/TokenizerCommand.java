@@ -1,6 +1,5 @@
 package calm4j.cli;
 
-import java.util.Arrays;
 import calm4j.data.Documents;
 import calm4j.tokenize.BpeTrainer;
 import calm4j.tokenize.Tokenizer;
@@ -9,6 +8,7 @@ import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.concurrent.Callable;
 

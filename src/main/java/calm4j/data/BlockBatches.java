@@ -1,8 +1,9 @@
 package calm4j.data;
 
+import calm4j.engine.UserError;
+
 import java.util.Arrays;
 import java.util.SplittableRandom;
-import calm4j.engine.UserError;
 
 /**
  * Contiguous blocks of tokens for language models. The token stream is the documents, each with its EOS and padded

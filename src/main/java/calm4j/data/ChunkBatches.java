@@ -1,7 +1,8 @@
 package calm4j.data;
 
-import java.util.Arrays;
 import calm4j.engine.UserError;
+
+import java.util.Arrays;
 
 /**
  * Chunk-aligned batches for the autoencoder: every document (with its EOS) is padded with PAD to a multiple of K and

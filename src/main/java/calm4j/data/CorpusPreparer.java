@@ -1,6 +1,5 @@
 package calm4j.data;
 
-import java.util.Arrays;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.tokenize.Tokenizer;
@@ -11,6 +10,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.Iterator;
 import java.util.List;

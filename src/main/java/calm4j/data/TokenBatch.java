@@ -1,8 +1,8 @@
 package calm4j.data;
 
 import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch.ScalarType;
 
 /** A batch of token ids, {@code rows} sequences of {@code cols} tokens, row-major. */
 public record TokenBatch(long[] ids, int rows, int cols) {

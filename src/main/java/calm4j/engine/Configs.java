@@ -1,8 +1,5 @@
 package calm4j.engine;
 
-import java.nio.file.StandardCopyOption;
-import java.util.Collection;
-import java.util.Map;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonMappingException;
@@ -16,7 +13,10 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
+import java.util.Collection;
 import java.util.List;
+import java.util.Map;
 
 /**
  * Config records from JSON. Keys are snake_case (as in Hugging Face configs); a key the file leaves out takes the

@@ -1,8 +1,8 @@
 package calm4j.io;
 
-import calm4j.nn.Layers;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
+import calm4j.nn.Layers;
 import org.bytedeco.pytorch.ByteVector;
 import org.bytedeco.pytorch.GenericDict;
 import org.bytedeco.pytorch.GenericDictIterator;

@@ -1,19 +1,20 @@
 package calm4j.nn;
 
-import java.util.LinkedHashMap;
-import java.util.Map;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DeviceOptional;
-import org.bytedeco.pytorch.GeneratorOptional;
-import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.ScalarTypeOptional;
-import org.bytedeco.pytorch.TensorOptions;
-import org.bytedeco.pytorch.global.torch.ScalarType;
 import org.bytedeco.pytorch.EmbeddingImpl;
+import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.LinearOptions;
 import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptions;
+import org.bytedeco.pytorch.global.torch.ScalarType;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 /** Factories for libtorch layers with the initialisation calm4j uses everywhere: N(0, 0.02), zero biases (GPT-2). */
 public final class Layers {

@@ -1,23 +1,21 @@
 package calm4j.release;
 
-import calm4j.calm.PromptConvention;
-import calm4j.nn.Layers;
-import calm4j.nn.RMSNorm;
-import java.util.Set;
-import java.util.TreeSet;
-import calm4j.io.StateDict;
-import calm4j.io.SafeTensors;
 import calm4j.ae.AutoencoderConfig;
-import calm4j.app.AutoencoderRun;
 import calm4j.ae.ChunkAutoencoder;
+import calm4j.app.AutoencoderRun;
+import calm4j.app.CalmRun;
 import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
-import calm4j.app.CalmRun;
-import calm4j.engine.UserError;
-import calm4j.tokenize.Tokenizer;
-import calm4j.run.Checkpoints;
+import calm4j.calm.PromptConvention;
 import calm4j.engine.Configs;
+import calm4j.engine.UserError;
+import calm4j.io.SafeTensors;
+import calm4j.io.StateDict;
+import calm4j.nn.Layers;
+import calm4j.nn.RMSNorm;
+import calm4j.run.Checkpoints;
 import calm4j.run.RunFolder;
+import calm4j.tokenize.Tokenizer;
 import calm4j.train.TrainConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -31,6 +29,8 @@ import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
 
 /**
  * The Hugging Face layout of the CALM authors' releases: {@code config.json} with the reference's field names,

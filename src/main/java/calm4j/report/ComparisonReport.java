@@ -1,9 +1,9 @@
 package calm4j.report;
 
-import calm4j.eval.BrierLM;
-import calm4j.app.TokenLMRun;
 import calm4j.app.CalmRun;
+import calm4j.app.TokenLMRun;
 import calm4j.engine.UserError;
+import calm4j.eval.BrierLM;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.TokenGenerator;
 import calm4j.nn.Layers;

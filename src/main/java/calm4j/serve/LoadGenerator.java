@@ -1,6 +1,5 @@
 package calm4j.serve;
 
-import java.util.concurrent.ExecutionException;
 import calm4j.engine.Configs;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 
@@ -12,6 +11,7 @@ import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;

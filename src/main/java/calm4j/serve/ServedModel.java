@@ -1,13 +1,13 @@
 package calm4j.serve;
 
-import calm4j.app.TokenLMRun;
 import calm4j.app.CalmRun;
+import calm4j.app.TokenLMRun;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.GenerationSession;
 import calm4j.generate.TokenGenerator;
-import calm4j.tokenize.Tokenizer;
 import calm4j.run.RunFolder;
+import calm4j.tokenize.Tokenizer;
 
 import java.nio.file.Path;
 

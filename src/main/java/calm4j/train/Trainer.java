@@ -1,9 +1,5 @@
 package calm4j.train;
 
-import calm4j.run.Plots;
-import calm4j.run.MetricsLog;
-import calm4j.run.Checkpoints;
-import calm4j.run.RunLock;
 import calm4j.data.Batches;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
@@ -11,6 +7,10 @@ import calm4j.engine.LibtorchErrors;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.nn.Layers;
+import calm4j.run.Checkpoints;
+import calm4j.run.MetricsLog;
+import calm4j.run.Plots;
+import calm4j.run.RunLock;
 import org.bytedeco.pytorch.AdamW;
 import org.bytedeco.pytorch.AdamWOptions;
 import org.bytedeco.pytorch.Module;

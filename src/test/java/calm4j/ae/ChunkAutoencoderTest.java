@@ -1,7 +1,7 @@
 package calm4j.ae;
 
-import calm4j.app.AutoencoderRun;
 import calm4j.Fixtures;
+import calm4j.app.AutoencoderRun;
 import calm4j.data.ChunkBatches;
 import calm4j.data.TokenStore;
 import calm4j.engine.Engine;

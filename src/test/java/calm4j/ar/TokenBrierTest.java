@@ -1,7 +1,7 @@
 package calm4j.ar;
 
-import calm4j.eval.BrierLM;
 import calm4j.engine.Engine;
+import calm4j.eval.BrierLM;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;

@@ -1,10 +1,10 @@
 package calm4j.io;
 
-import calm4j.release.HuggingFaceLayout;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
-import calm4j.engine.Engine;
 import calm4j.engine.Configs;
+import calm4j.engine.Engine;
+import calm4j.release.HuggingFaceLayout;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.junit.jupiter.api.BeforeAll;

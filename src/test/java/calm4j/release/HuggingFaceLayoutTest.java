@@ -1,20 +1,19 @@
 package calm4j.release;
 
-import calm4j.generate.Finish;
-
-import calm4j.engine.Presets;
-import calm4j.io.StateDict;
-import calm4j.io.SafeTensors;
 import calm4j.Fixtures;
 import calm4j.ae.AutoencoderConfig;
-import calm4j.app.AutoencoderRun;
 import calm4j.ae.ChunkAutoencoder;
+import calm4j.app.AutoencoderRun;
+import calm4j.app.CalmRun;
 import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
-import calm4j.app.CalmRun;
 import calm4j.engine.Engine;
+import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
+import calm4j.generate.Finish;
+import calm4j.io.SafeTensors;
+import calm4j.io.StateDict;
 import calm4j.nn.RMSNorm;
 import calm4j.nn.RotaryEmbedding;
 import calm4j.run.Checkpoints;

@@ -1,8 +1,8 @@
 package calm4j.run;
 
-import calm4j.engine.Configs;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
+import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.nn.Layers;
 import com.fasterxml.jackson.databind.node.ObjectNode;

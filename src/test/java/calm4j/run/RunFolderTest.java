@@ -1,9 +1,9 @@
 package calm4j.run;
 
-import calm4j.engine.Presets;
-import calm4j.train.TrainConfig;
 import calm4j.engine.Configs;
+import calm4j.engine.Presets;
 import calm4j.engine.UserError;
+import calm4j.train.TrainConfig;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,11 +1,9 @@
 package calm4j.serve;
 
+import calm4j.engine.Configs;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.Finish;
 import calm4j.generate.GenerationSession;
-import java.util.function.Function;
-
-import calm4j.engine.Configs;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -25,6 +23,7 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.CompletableFuture;
+import java.util.function.Function;
 
 import static org.junit.jupiter.api.Assertions.*;
 
