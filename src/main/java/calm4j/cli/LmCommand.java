@@ -138,8 +138,9 @@ final class LmCommand {
 
         static void print(CalmRun calm, Path data, CalmEval.Result r) {
             int k = calm.model().patchSize();
+            // a block read from the corpus holds one chunk of context before the chunks it scores
             System.out.printf("CALM %s (step %d) on %s val, evaluation blocks of %d chunks (%d tokens), K=%d, "
-                    + "%d samples per position%n", calm.dir(), calm.step(), data, r.blockTokens() / k,
+                    + "%d samples per position%n", calm.dir(), calm.step(), data, r.blockTokens() / k - 1,
                     r.blockTokens(), k, r.samples());
             System.out.println(r.brier().format());
             System.out.printf("%s loss %.4f%n", calm.model().head().lossName(), r.energyLoss());
