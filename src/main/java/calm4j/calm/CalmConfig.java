@@ -30,15 +30,6 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
 
-    /** The energy head's config (the fields before there was a choice of head). */
-    public CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
-                      int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
-                      int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples) {
-        this(hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads, ropeTheta,
-                contextChunks, noiseSize, numMlpLayers, numSamples, numTargets, alpha, evalBlockChunks, evalSamples,
-                "energy", 10);
-    }
-
     public CalmConfig {
         require(head != null && (head.equals("energy") || head.equals("flow")), "head must be energy or flow, got "
                 + head);
@@ -57,16 +48,9 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         require(evalSamples >= 2, "eval_samples must be at least 2: BrierLM's collision term needs pairs");
     }
 
-
     /** This config with the named keys changed: {@code with("KEY", value, ...)}, keys as in the JSON files. */
     public CalmConfig with(Object... keysAndValues) {
         return Configs.with(this, keysAndValues);
-    }
-
-    public CalmConfig withHead(String name) {
-        return new CalmConfig(hiddenSize, intermediateSize, numHiddenLayers, numAttentionHeads, numKeyValueHeads,
-                ropeTheta, contextChunks, noiseSize, numMlpLayers, numSamples, numTargets, alpha, evalBlockChunks,
-                evalSamples, name, flowSteps);
     }
 
     private static void require(boolean ok, String message) {

@@ -362,7 +362,7 @@ final class BenchCommand {
             Engine.seed(0);
             if (preset != null) return release(preset);
             CalmModel model = run != null ? CalmRun.load(run).model()
-                    : new CalmModel(CalmConfig.DEFAULTS.withHead(head), new ChunkAutoencoder(
+                    : new CalmModel(CalmConfig.DEFAULTS.with("head", head), new ChunkAutoencoder(
                             AutoencoderConfig.DEFAULTS.withVocabulary(4096, 1, 2, 0)));
             int vocab = model.autoencoder().config().vocabSize();
             System.out.printf("CALM generation, K=%d, prompt %d tokens, %d new tokens per sequence%n",

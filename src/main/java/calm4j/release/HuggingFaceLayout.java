@@ -122,15 +122,19 @@ public final class HuggingFaceLayout {
     static CalmConfig calmConfig(JsonNode n, Path where) {
         require(n, where, "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads");
         int context = n.path("max_position_embeddings").asInt(2048);
-        return new CalmConfig(n.get("hidden_size").asInt(), n.get("intermediate_size").asInt(),
-                n.get("num_hidden_layers").asInt(), n.get("num_attention_heads").asInt(),
-                n.path("num_key_value_heads").asInt(n.get("num_attention_heads").asInt()),
-                n.path("rope_theta").asDouble(10000.0), context, n.path("noise_size").asInt(64),
-                n.path("num_mlp_layers").asInt(4), n.path("num_samples").asInt(8),
-                n.path("calm4j_num_targets").asInt(100), n.path("beta").asDouble(1.0),
-                n.path("calm4j_eval_block_chunks").asInt(Math.min(context, 512)),
-                n.path("calm4j_eval_samples").asInt(2), n.path("model_type").asText().equals("flow") ? "flow"
-                : n.path("calm4j_head").asText("energy"), n.path("calm4j_flow_steps").asInt(10));
+        int heads = n.get("num_attention_heads").asInt();
+        return CalmConfig.DEFAULTS.with("hidden_size", n.get("hidden_size").asInt(),
+                "intermediate_size", n.get("intermediate_size").asInt(),
+                "num_hidden_layers", n.get("num_hidden_layers").asInt(), "num_attention_heads", heads,
+                "num_key_value_heads", n.path("num_key_value_heads").asInt(heads),
+                "rope_theta", n.path("rope_theta").asDouble(10000.0), "context_chunks", context,
+                "noise_size", n.path("noise_size").asInt(64), "num_mlp_layers", n.path("num_mlp_layers").asInt(4),
+                "num_samples", n.path("num_samples").asInt(8),
+                "num_targets", n.path("calm4j_num_targets").asInt(100), "alpha", n.path("beta").asDouble(1.0),
+                "eval_block_chunks", n.path("calm4j_eval_block_chunks").asInt(Math.min(context, 512)),
+                "eval_samples", n.path("calm4j_eval_samples").asInt(2),
+                "head", n.path("model_type").asText().equals("flow") ? "flow" : n.path("calm4j_head").asText("energy"),
+                "flow_steps", n.path("calm4j_flow_steps").asInt(10));
     }
 
     private static void require(JsonNode n, Path where, String... fields) {
