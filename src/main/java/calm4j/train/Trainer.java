@@ -4,6 +4,7 @@ import calm4j.data.Batches;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
 import calm4j.engine.LibtorchErrors;
+import calm4j.engine.Memory;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.nn.Layers;
@@ -271,6 +272,7 @@ public final class Trainer {
         row.put("lr", lr);
         row.put("tokens", (double) st.tokensSeen);
         row.put("tokens_per_s", tps);
+        row.put("resident_gb", Memory.residentGb()); // flat over a run: no memory grows with steps
         if (writer) metrics.append(st.step, "train", row);
         st.window.clear();
         st.windowSteps = 0;
