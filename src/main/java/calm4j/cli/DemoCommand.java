@@ -123,10 +123,12 @@ final class DemoCommand implements Callable<Integer> {
         if (!quick && !Files.exists(ae)) estimate(b, root, data, one);
 
         System.out.println("== 2/6 chunk autoencoder: " + ae);
-        if (train("autoencoder training", () -> AutoencoderRun.train(job(data, aeConfig, ae, b).withMaxSteps(b.aeSteps()), one))) return 130;
+        if (train("autoencoder training", () -> AutoencoderRun.train(job(data, aeConfig, ae, b)
+                .withMaxSteps(b.aeSteps()), one))) return 130;
         stage("autoencoder evaluation", () -> {
             AutoencoderRun run = AutoencoderRun.load(ae);
             AeCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches()), false);
+            run.tokenizer().close();
             return run;
         });
 
@@ -137,6 +139,7 @@ final class DemoCommand implements Callable<Integer> {
         stage("CALM evaluation", () -> {
             CalmRun run = CalmRun.load(lm);
             LmCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches(), 8, null, null));
+            run.tokenizer().close();
             return run;
         });
 
@@ -146,6 +149,7 @@ final class DemoCommand implements Callable<Integer> {
         stage("token model evaluation", () -> {
             TokenLMRun run = TokenLMRun.load(ar);
             ArCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches(), 8));
+            run.tokenizer().close();
             return run;
         });
 
