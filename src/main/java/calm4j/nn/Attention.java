@@ -36,6 +36,38 @@ public final class Attention extends Module {
      * @param keyMask [batch, cached + length] booleans, false for left padding that no query may see; or null
      */
     public Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor keyMask) {
+        long offset = cache == null ? 0 : cache.length(layer);
+        return forwardMasked(x, rope, cache, layer, mask(x.size(1), offset, keyMask, x));
+    }
+
+    /**
+     * Which keys each query of a pass may see: {@code len} new positions after {@code offset} cached ones, with
+     * {@code keyMask} [batch, offset + len] false at left padding (or null). Null when scaled_dot_product_attention's
+     * own causal flag says it all; else [batch or 1, 1, len, offset + len]. The same for every layer of a pass, so
+     * the backbone makes it once.
+     */
+    static Tensor mask(long len, long offset, Tensor keyMask, Tensor like) {
+        if (keyMask == null && (offset == 0 || len == 1)) return null;
+        if (len == 1) {
+            // One new query (a decoding step) may see every real key, and always itself (the last key): a padding
+            // query keeps a key, so its unused output stays finite, not NaN.
+            long keys = keyMask.size(1);
+            byte[] last = new byte[(int) keys];
+            last[last.length - 1] = 1;
+            Tensor self = Tensor.create(last, 1, keys).to(keyMask.device(), torch.ScalarType.Bool);
+            return keyMask.logical_or(self).view(keyMask.size(0), 1, 1, keys);
+        }
+        // Query i sees keys up to offset + i (bottom-right aligned) that the key mask allows, and always itself.
+        Tensor causal = torch.ones(new long[] {len, offset + len}, Layers.on(like, torch.ScalarType.Bool)).tril(offset);
+        if (keyMask == null) return causal.view(1, 1, len, offset + len);
+        Tensor self = torch.eye(len, offset + len, Layers.on(like, torch.ScalarType.Bool)).roll(new long[] {offset},
+                new long[] {1});
+        return causal.unsqueeze(0).logical_and(keyMask.unsqueeze(1)).logical_or(self.unsqueeze(0))
+                .unsqueeze(1); // [batch, 1, len, keys]
+    }
+
+    /** Attention with a mask made by {@link #mask} (null: causal over the new positions, or none for one query). */
+    Tensor forwardMasked(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor mask) {
         long b = x.size(0), len = x.size(1);
         long offset = cache == null ? 0 : cache.length(layer);
         Tensor qh = rope.apply(q.forward(x).view(b, len, heads, headDim).transpose(1, 2), offset);
@@ -46,24 +78,11 @@ public final class Attention extends Module {
             kh = kv[0];
             vh = kv[1];
         }
-        Tensor y;
-        if (keyMask == null && (offset == 0 || len == 1)) {
-            // Without earlier positions this is plain causal attention; a single new query may see every key.
-            y = torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(), 0.0, len > 1,
-                    new DoubleOptional(), kvHeads != heads);
-        } else {
-            // Query i sees keys up to offset + i (bottom-right aligned) that the key mask allows. Every query may
-            // always see itself, so a padding query has a key and its (unused) output stays finite, not NaN.
-            Tensor mask = torch.ones(new long[] {len, offset + len}, Layers.on(x, torch.ScalarType.Bool)).tril(offset);
-            if (keyMask != null) {
-                Tensor self = torch.eye(len, offset + len, Layers.on(x, torch.ScalarType.Bool)).roll(new long[] {offset},
-                        new long[] {1});
-                mask = mask.unsqueeze(0).logical_and(keyMask.unsqueeze(1)).logical_or(self.unsqueeze(0))
-                        .unsqueeze(1); // [batch, 1, len, keys]
-            }
-            y = torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(mask), 0.0, false,
-                    new DoubleOptional(), kvHeads != heads);
-        }
+        Tensor y = mask == null
+                ? torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(), 0.0, len > 1,
+                        new DoubleOptional(), kvHeads != heads)
+                : torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(mask), 0.0, false,
+                        new DoubleOptional(), kvHeads != heads);
         return o.forward(y.transpose(1, 2).reshape(b, len, (long) heads * headDim));
     }
 

@@ -27,8 +27,8 @@ public final class Transformer extends Module {
             mlp = register_module("mlp", new SwiGLU(dim, ffn));
         }
 
-        Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor keyMask) {
-            Tensor h = x.add(attention.forward(inputNorm.forward(x), rope, cache, layer, keyMask));
+        Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor attnMask) {
+            Tensor h = x.add(attention.forwardMasked(inputNorm.forward(x), rope, cache, layer, attnMask));
             return h.add(mlp.forward(postNorm.forward(h)));
         }
     }
@@ -75,7 +75,9 @@ public final class Transformer extends Module {
      */
     public Tensor forward(Tensor inputs, KVCache cache, Tensor keyMask) {
         Tensor h = inputs;
-        for (int i = 0; i < layers.size(); i++) h = layers.get(i).forward(h, rope, cache, i, keyMask);
+        long offset = cache == null ? 0 : cache.length(0);
+        Tensor attnMask = Attention.mask(inputs.size(1), offset, keyMask, inputs); // one mask for every layer
+        for (int i = 0; i < layers.size(); i++) h = layers.get(i).forward(h, rope, cache, i, attnMask);
         return norm.forward(h);
     }
 }
