@@ -204,7 +204,9 @@ class CompletionServerTest {
 
     @Test
     void aRequestOverItsTimeLimitIsStoppedWith504() throws Exception {
-        try (CompletionServer quick = CompletionServer.start(runs.tokenLm, ServedRuns.options(4, 4, 0.05))) {
+        // Each step slowed by 20 ms, so the request outlasts the 0.05 s limit whether or not its sample ends early
+        ServedModel<?> slow = slowed(ServedModel.load(runs.tokenLm, 50, 50), 20);
+        try (CompletionServer quick = CompletionServer.start(slow, ServedRuns.options(4, 4, 0.05))) {
             HttpResponse<String> res = post(quick, "{\"prompt\": \"the\", \"max_tokens\": 400, \"seed\": 1}");
             assertEquals(504, res.statusCode(), res.body());
             assertTrue(json(res).path("error").path("message").asText().contains("longer than"), res.body());
