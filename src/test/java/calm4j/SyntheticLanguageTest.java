@@ -4,7 +4,6 @@ import calm4j.calm.CalmEval;
 import calm4j.calm.CalmModel;
 import calm4j.calm.SyntheticCalm;
 import calm4j.data.BlockBatches;
-import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
 import calm4j.generate.CalmGenerator;

@@ -4,7 +4,6 @@ import calm4j.ae.ChunkAutoencoder;
 import calm4j.nn.LayerNorm;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.Generator;
-import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -14,7 +13,6 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -128,17 +126,10 @@ public final class EnergyHead extends GenerativeHead {
      */
     @Override
     public Tensor sample(Tensor h, int[] counts, Generator[] perRow) {
-        TensorVector noise = new TensorVector();
-        long[] rowOf = new long[Arrays.stream(counts).sum()];
-        int at = 0;
-        for (int r = 0; r < counts.length; r++) {
-            noise.push_back(torch.rand(new long[] {counts[r], noiseSize},
-                    new GeneratorOptional(perRow[r])));
-            for (int i = 0; i < counts[r]; i++) rowOf[at++] = r;
-        }
         // Drawn in fp32 whatever the weights' type, so that bf16 weights see the same noise as fp32 ones.
-        Tensor eps = torch.cat(noise, 0).sub(new Scalar(0.5)).to(h.scalar_type());
-        Tensor c = normHidden.forward(hiddenEmbd.forward(h)).index_select(0, Tensor.create(rowOf));
+        Tensor eps = perRowNoise(counts, noiseSize, perRow, false).sub(new Scalar(0.5))
+                .to(h.device(), h.scalar_type());
+        Tensor c = normHidden.forward(hiddenEmbd.forward(h)).index_select(0, rowOfEachSample(counts, h));
         return generate(c, eps);
     }
 

@@ -3,9 +3,7 @@ package calm4j.calm;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.engine.UserError;
 import calm4j.nn.Layers;
-import org.bytedeco.pytorch.DoubleOptional;
 import org.bytedeco.pytorch.Generator;
-import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.LayerNormImpl;
 import org.bytedeco.pytorch.LayerNormOptions;
 import org.bytedeco.pytorch.LinearImpl;
@@ -19,7 +17,6 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -200,15 +197,8 @@ public final class FlowHead extends GenerativeHead {
 
     @Override
     public Tensor sample(Tensor h, int[] counts, Generator[] perRow) {
-        TensorVector noise = new TensorVector();
-        long[] rowOf = new long[Arrays.stream(counts).sum()];
-        int at = 0;
-        for (int r = 0; r < counts.length; r++) {
-            noise.push_back(torch.randn(new long[] {counts[r], latent}, new GeneratorOptional(perRow[r])));
-            for (int i = 0; i < counts[r]; i++) rowOf[at++] = r;
-        }
-        Tensor c = condEmbed.forward(h).index_select(0, Tensor.create(rowOf).to(h.device(), torch.ScalarType.Long));
-        return integrate(torch.cat(noise, 0).to(h.device(), h.scalar_type()), c);
+        Tensor c = condEmbed.forward(h).index_select(0, rowOfEachSample(counts, h));
+        return integrate(perRowNoise(counts, latent, perRow, true).to(h.device(), h.scalar_type()), c);
     }
 
     @Override

@@ -2,8 +2,13 @@ package calm4j.calm;
 
 import calm4j.ae.ChunkAutoencoder;
 import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.Arrays;
 
 /**
  * The seam where a CALM's generative head plugs in (the authors' {@code generative_head}): what training,
@@ -38,6 +43,29 @@ public abstract class GenerativeHead extends Module {
      * randomness drawn from its own generator: a row's samples never depend on the other rows of the batch.
      */
     public abstract Tensor sample(Tensor h, int[] counts, Generator[] perRow);
+
+    /**
+     * Noise for {@code counts[r]} samples of each row r, [sum(counts), width] in fp32 on the CPU, every row's drawn
+     * from its own generator (uniform on [0, 1) or standard normal): a row's samples then depend only on its
+     * generator and its own count, never on the other rows of the batch.
+     */
+    static Tensor perRowNoise(int[] counts, long width, Generator[] perRow, boolean normal) {
+        TensorVector noise = new TensorVector();
+        for (int r = 0; r < counts.length; r++) {
+            long[] shape = {counts[r], width};
+            GeneratorOptional g = new GeneratorOptional(perRow[r]);
+            noise.push_back(normal ? torch.randn(shape, g) : torch.rand(shape, g));
+        }
+        return torch.cat(noise, 0);
+    }
+
+    /** The row each of {@code counts[r]} samples per row r belongs to, [sum(counts)] on {@code like}'s device. */
+    static Tensor rowOfEachSample(int[] counts, Tensor like) {
+        long[] rowOf = new long[Arrays.stream(counts).sum()];
+        int at = 0;
+        for (int r = 0; r < counts.length; r++) for (int i = 0; i < counts[r]; i++) rowOf[at++] = r;
+        return Tensor.create(rowOf).to(like.device(), torch.ScalarType.Long);
+    }
 
     /** {@code n} samples per row of {@code h} [rows, d] from libtorch's generator, as [n, rows, l]. */
     public abstract Tensor sample(Tensor h, int n);

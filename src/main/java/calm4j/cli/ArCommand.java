@@ -2,20 +2,10 @@ package calm4j.cli;
 
 import calm4j.app.TokenLMRun;
 import calm4j.app.TrainingJob;
-import calm4j.ar.TokenLM;
 import calm4j.ar.TokenLMConfig;
 import calm4j.ar.TokenLMTask;
-import calm4j.data.BlockBatches;
-import calm4j.data.Manifest;
-import calm4j.data.TokenStore;
-import calm4j.engine.Engine;
-import calm4j.engine.UserError;
 import calm4j.generate.TokenGenerator;
 import calm4j.nn.Layers;
-import calm4j.run.RunFolder;
-import calm4j.tokenize.Tokenizer;
-import calm4j.train.DataParallel;
-import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -23,9 +13,7 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "ar", mixinStandardHelpOptions = true,

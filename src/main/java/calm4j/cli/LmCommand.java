@@ -1,37 +1,18 @@
 package calm4j.cli;
 
-import calm4j.ae.AutoencoderConfig;
-import calm4j.app.AutoencoderRun;
 import calm4j.app.CalmRun;
 import calm4j.app.TrainingJob;
-import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmEval;
-import calm4j.calm.CalmModel;
-import calm4j.calm.CalmTask;
 import calm4j.calm.FlowHead;
-import calm4j.data.BlockBatches;
 import calm4j.data.ConcatenatedBlocks;
-import calm4j.data.Documents;
-import calm4j.data.Manifest;
-import calm4j.data.TokenStore;
-import calm4j.engine.Configs;
-import calm4j.engine.Engine;
 import calm4j.engine.UserError;
-import calm4j.io.StateDict;
 import calm4j.nn.Layers;
-import calm4j.run.RunFolder;
-import calm4j.train.DataParallel;
-import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
-import com.fasterxml.jackson.databind.JsonNode;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
-import java.util.LinkedHashMap;
-import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 
 @Command(name = "lm", mixinStandardHelpOptions = true,

@@ -212,16 +212,17 @@ public final class TokenGenerator {
         long vocab = logits.size(1);
         float[] inverseT = new float[n];
         float[] uniforms = new float[n];
-        boolean anySampled = false;
+        boolean anySampled = false, anyGreedy = false;
         for (int i = 0; i < n; i++) {
             Request r = requests.get(i);
             inverseT[i] = r.temperature() == 0 ? 1f : (float) (1 / r.temperature());
             // in (0, 1]: the first token whose cumulative mass reaches u is drawn with its own probability
             uniforms[i] = r.temperature() == 0 ? 1f : (float) (1 - streams[i].nextDouble());
             anySampled |= r.temperature() > 0;
+            anyGreedy |= r.temperature() == 0;
         }
         long[] greedy = new long[n];
-        logits.argmax(new LongOptional(-1), false).contiguous().data_ptr_long().get(greedy);
+        if (anyGreedy) logits.argmax(new LongOptional(-1), false).contiguous().data_ptr_long().get(greedy);
         if (!anySampled) return greedy;
 
         Tensor p = torch.softmax(logits.mul(Tensor.create(inverseT, n, 1)), -1, new ScalarTypeOptional());

@@ -31,16 +31,6 @@ public final class Attention extends Module {
     }
 
     /**
-     * @param x       [batch, length, dim]
-     * @param cache   keys and values of earlier positions (appended to), or null for a plain causal pass
-     * @param keyMask [batch, cached + length] booleans, false for left padding that no query may see; or null
-     */
-    public Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor keyMask) {
-        long offset = cache == null ? 0 : cache.length(layer);
-        return forwardMasked(x, rope, cache, layer, mask(x.size(1), offset, keyMask, x));
-    }
-
-    /**
      * Which keys each query of a pass may see: {@code len} new positions after {@code offset} cached ones, with
      * {@code keyMask} [batch, offset + len] false at left padding (or null). Null when scaled_dot_product_attention's
      * own causal flag says it all; else [batch or 1, 1, len, offset + len]. The same for every layer of a pass, so
@@ -66,8 +56,12 @@ public final class Attention extends Module {
                 .unsqueeze(1); // [batch, 1, len, keys]
     }
 
-    /** Attention with a mask made by {@link #mask} (null: causal over the new positions, or none for one query). */
-    Tensor forwardMasked(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor mask) {
+    /**
+     * @param x     [batch, length, dim]
+     * @param cache keys and values of earlier positions (appended to), or null for a plain causal pass
+     * @param mask  made by {@link #mask} for this pass (null: causal over the new positions, or none for one query)
+     */
+    public Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor mask) {
         long b = x.size(0), len = x.size(1);
         long offset = cache == null ? 0 : cache.length(layer);
         Tensor qh = rope.apply(q.forward(x).view(b, len, heads, headDim).transpose(1, 2), offset);

@@ -28,7 +28,7 @@ public final class Transformer extends Module {
         }
 
         Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor attnMask) {
-            Tensor h = x.add(attention.forwardMasked(inputNorm.forward(x), rope, cache, layer, attnMask));
+            Tensor h = x.add(attention.forward(inputNorm.forward(x), rope, cache, layer, attnMask));
             return h.add(mlp.forward(postNorm.forward(h)));
         }
     }

@@ -16,7 +16,6 @@ import calm4j.nn.RMSNorm;
 import calm4j.run.Checkpoints;
 import calm4j.run.RunFolder;
 import calm4j.tokenize.Tokenizer;
-import calm4j.train.TrainConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.bytedeco.pytorch.Module;

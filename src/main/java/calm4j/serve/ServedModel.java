@@ -64,12 +64,10 @@ abstract class ServedModel<R> {
     }
 
     private static final class Calm extends ServedModel<CalmGenerator.Request> {
-        private final CalmRun run;
         private final CalmGenerator generator;
 
         Calm(String id, CalmRun run, int pool, int maxDraws) {
             super(id, CalmRun.KIND, run.tokenizer(), run.model().patchSize());
-            this.run = run;
             this.generator = new CalmGenerator(run.model(), run.tokenizer().eosId(),
                     run.model().autoencoder().config().padId(), pool, false, maxDraws).withPrefix(run.promptPrefix());
         }
