@@ -14,6 +14,7 @@ import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.function.UnaryOperator;
 
 /**
  * The energy-based generative head (docs/method.md §2): one forward pass turns a hidden state and uniform noise into a
@@ -42,9 +43,23 @@ public final class EnergyHead extends GenerativeHead {
             down = register_module("down_proj", Layers.linear(d, d, true));
         }
 
-        Tensor forward(Tensor e, Tensor c) {
-            Tensor x = torch.cat(new TensorVector(inLn.forward(e), c), -1);
-            TensorVector gu = l4.forward(torch.silu(l2.forward(torch.silu(l0.forward(x))))).chunk(2, -1);
+        /**
+         * L0's part for the hidden-state embedding c, [rows, d]: L0([LN(e); c]) = W_e LN(e) + b + W_c c, and c is the
+         * same for every sample of a row, so W_c c is computed once per row instead of once per sample.
+         */
+        Tensor conditioning(Tensor c) {
+            long d = c.size(-1);
+            return torch.linear(c, l0.weight().narrow(1, d, d));
+        }
+
+        /**
+         * One block on samples {@code e} [..., d] given {@code cTerm} from {@link #conditioning}, already spread to
+         * the samples (or broadcastable to them).
+         */
+        Tensor forward(Tensor e, Tensor cTerm) {
+            long d = e.size(-1);
+            Tensor x = torch.linear(inLn.forward(e), l0.weight().narrow(1, 0, d), l0.bias()).add(cTerm);
+            TensorVector gu = l4.forward(torch.silu(l2.forward(torch.silu(x)))).chunk(2, -1);
             return e.add(down.forward(torch.silu(gu.get(0)).mul(gu.get(1))));
         }
     }
@@ -129,8 +144,8 @@ public final class EnergyHead extends GenerativeHead {
         // Drawn in fp32 whatever the weights' type, so that bf16 weights see the same noise as fp32 ones.
         Tensor eps = perRowNoise(counts, noiseSize, perRow, false).sub(new Scalar(0.5))
                 .to(h.device(), h.scalar_type());
-        Tensor c = normHidden.forward(hiddenEmbd.forward(h)).index_select(0, rowOfEachSample(counts, h));
-        return generate(c, eps);
+        Tensor rowOf = rowOfEachSample(counts, h);
+        return generate(h, eps, byRow -> byRow.index_select(0, rowOf));
     }
 
     /** Uniform noise U[-0.5, 0.5] of shape [rows, noiseSize] from libtorch's generator, on {@code like}'s device. */
@@ -140,24 +155,29 @@ public final class EnergyHead extends GenerativeHead {
 
     /** Samples for hidden states {@code h} [rows, d] with noise {@code eps} [rows, noiseSize]: [rows, l]. */
     public Tensor forward(Tensor h, Tensor eps) {
-        return generate(normHidden.forward(hiddenEmbd.forward(h)), eps);
-    }
-
-    private Tensor generate(Tensor c, Tensor eps) {
-        Tensor e = normNoise.forward(noiseEmbd.forward(eps));
-        for (Block b : blocks) e = b.forward(e, c);
-        return finalLayer.forward(e);
+        return generate(h, eps, byRow -> byRow);
     }
 
     /**
      * N samples per row of {@code h} [rows, d], as [N, rows, l], in one batched pass. The hidden-state embedding c
-     * is computed once per row and shared by its N samples (the reference recomputes it per sample).
+     * and its part of each block's first layer are computed once per row and shared by the row's N samples (the
+     * reference recomputes both per sample).
      */
     @Override
     public Tensor sample(Tensor h, int n) {
         long rows = h.size(0);
-        Tensor c = normHidden.forward(hiddenEmbd.forward(h));
-        Tensor cs = c.unsqueeze(0).expand(n, rows, c.size(1)).reshape(n * rows, c.size(1));
-        return generate(cs, noise(n * rows, h)).view(n, rows, -1);
+        Tensor eps = noise(n * rows, h).view(n, rows, noiseSize);
+        return generate(h, eps, byRow -> byRow); // [rows, d] broadcasts over [n, rows, d]
+    }
+
+    /**
+     * Samples for noise {@code eps} [..., noiseSize] conditioned on {@code h} [rows, d]; {@code toSamples} takes a
+     * per-row tensor [rows, d] to one that lines up with (or broadcasts over) the samples.
+     */
+    private Tensor generate(Tensor h, Tensor eps, UnaryOperator<Tensor> toSamples) {
+        Tensor c = normHidden.forward(hiddenEmbd.forward(h)); // [rows, d]
+        Tensor e = normNoise.forward(noiseEmbd.forward(eps));  // [..., d]
+        for (Block b : blocks) e = b.forward(e, toSamples.apply(b.conditioning(c)));
+        return finalLayer.forward(e);
     }
 }
