@@ -3,6 +3,7 @@ package calm4j.ae;
 import calm4j.nn.Layers;
 import calm4j.nn.RMSNorm;
 import calm4j.nn.SwiGLU;
+import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.EmbeddingImpl;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.LongOptional;
@@ -14,7 +15,11 @@ import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
+import java.util.stream.IntStream;
 
 /**
  * The chunk autoencoder of CALM: K tokens <-> one latent vector of size l (docs/method.md §1). Context-free: each chunk
@@ -139,30 +144,146 @@ public final class ChunkAutoencoder extends Module {
 
     /** Decodes latents [chunks, l] to token logits [chunks, K, vocab]. */
     public Tensor decode(Tensor z) {
+        return logits(positions(z));
+    }
+
+    /**
+     * The decoder up to its split into K positions, [chunks, K, d]. From here on every position is decoded on its
+     * own (the second half's layers act per token), so a position's tokens can be decoded without the others'.
+     */
+    private Tensor positions(Tensor z) {
         long n = z.size(0);
         int half = decoder.layers.size() / 2;
         Tensor h = decoder.latentToHidden.forward(z);
         for (int i = 0; i < half; i++) h = decoder.layers.get(i).forward(h);
-        h = decoder.expand.forward(h).reshape(n, config.patchSize(), config.hiddenSize());
-        for (int i = half; i < decoder.layers.size(); i++) h = decoder.layers.get(i).forward(h);
+        return decoder.expand.forward(h).reshape(n, config.patchSize(), config.hiddenSize());
+    }
+
+    /** The rest of the decoder on hidden states [..., d] of single positions: logits [..., vocab]. */
+    private Tensor logits(Tensor h) {
+        for (int i = decoder.layers.size() / 2; i < decoder.layers.size(); i++) h = decoder.layers.get(i).forward(h);
         return torch.linear(decoder.norm.forward(h), embedding());
     }
 
     /** The most likely K tokens for each latent, [chunks, K]. */
     public Tensor decodeTokens(Tensor z) {
-        // In slices, so that the logits of a slice, [slice, K, vocab] floats, stay near 256 MiB whatever the
-        // vocabulary: 1024 chunks at 4 x 4096, 130 at Llama-3's 4 x 128,257 (a pool of 200 candidates for 8
-        // sequences would otherwise be 3.3 GB of logits at once). One allocation of that size per slice is far
-        // cheaper than one for a whole many-sample batch.
-        long n = z.size(0);
-        long slice = Math.max(1, Math.min(1024, (64L << 20) / ((long) config.patchSize() * config.vocabSize())));
-        if (n <= slice) return decode(z).argmax(new LongOptional(-1), false);
+        Tensor h = positions(z); // [chunks, K, d]
+        return argmaxInSlices(h.reshape(-1, config.hiddenSize())).view(z.size(0), config.patchSize());
+    }
+
+    /**
+     * The argmax token of hidden states [rows, d], decoded in slices so that the logits of a slice, [slice, vocab]
+     * floats, stay near 64 MiB whatever the vocabulary: 4096 rows at 4096, 130 at Llama-3's 128,257 (a pool of 200
+     * candidates for 8 sequences would otherwise be 3.3 GB of logits at once). One allocation of that size per slice
+     * is far cheaper than one for a whole many-sample batch.
+     */
+    private Tensor argmaxInSlices(Tensor h) {
+        long n = h.size(0);
+        long slice = Math.max(1, Math.min(4096, (16L << 20) / config.vocabSize()));
+        if (n <= slice) return logits(h).argmax(new LongOptional(-1), false);
         TensorVector parts = new TensorVector();
         for (long at = 0; at < n; at += slice) {
-            parts.push_back(decode(z.narrow(0, at, Math.min(slice, n - at)))
-                    .argmax(new LongOptional(-1), false));
+            parts.push_back(logits(h.narrow(0, at, Math.min(slice, n - at))).argmax(new LongOptional(-1), false));
         }
         return torch.cat(parts, 0);
+    }
+
+    /**
+     * Decodes only what can repeat: for latents z [chunks, l] in groups (group g is the next {@code groupSizes[g]}
+     * latents), the K tokens of every latent whose decoded chunk equals that of another latent of its group, and
+     * null for every latent whose chunk is unique in its group, unless {@code whole[g]} asks for all of the group's
+     * chunks. Exact, and cheaper than {@link #decodeTokens} because a chunk is decoded position by position and a
+     * latent leaves as soon as no other latent of its group shares its tokens so far: a chunk whose first token is
+     * unique is unique. This is what counting repeated samples needs (the T = 1/n pool, docs/method.md §3), where
+     * a chunk seen once has no weight.
+     */
+    public long[][] decodeRepeated(Tensor z, int[] groupSizes, boolean[] whole) {
+        int n = (int) z.size(0), k = config.patchSize();
+        int[] groupOf = new int[n];
+        for (int g = 0, at = 0; g < groupSizes.length; at += groupSizes[g++]) {
+            Arrays.fill(groupOf, at, at + groupSizes[g], g);
+        }
+        if (Arrays.stream(groupSizes).sum() != n) {
+            throw new IllegalArgumentException("group sizes sum to " + Arrays.stream(groupSizes).sum()
+                    + ", not the " + n + " latents");
+        }
+        boolean allWhole = true;
+        for (boolean w : whole) allWhole &= w;
+        if (allWhole) { // nothing to leave out: one pass over every position
+            long[] flat = new long[n * k];
+            decodeTokens(z).contiguous().to(new Device("cpu"), torch.ScalarType.Long).data_ptr_long().get(flat);
+            long[][] out = new long[n][];
+            for (int i = 0; i < n; i++) out[i] = Arrays.copyOfRange(flat, i * k, (i + 1) * k);
+            return out;
+        }
+        // Equal latents decode to equal chunks: decode each distinct latent once (a head whose output does not yet
+        // depend on its noise, as a fresh one's zero-initialised output layer, draws a pool of one latent).
+        int[] latentOf = new int[n];
+        long[] distinct = distinctRows(z, latentOf);
+        Tensor h = positions(z.index_select(0, Tensor.create(distinct).to(z.device(), torch.ScalarType.Long)));
+        long[][] tokens = new long[n][k];
+        // Each latent's class: latents of one group whose chunks agree so far. It starts as the group and becomes
+        // the pair (class, token) after each position; a latent alone in its class has a chunk seen once.
+        long[] classOf = new long[n];
+        for (int i = 0; i < n; i++) classOf[i] = groupOf[i];
+        int[] active = IntStream.range(0, n).toArray();
+        for (int j = 0; j < k && active.length > 0; j++) {
+            int[] slot = new int[distinct.length];
+            Arrays.fill(slot, -1);
+            long[] needed = new long[distinct.length];
+            int m = 0;
+            for (int a : active) if (slot[latentOf[a]] < 0) needed[slot[latentOf[a]] = m++] = latentOf[a];
+            Tensor rows = h.select(1, j).index_select(0, Tensor.create(Arrays.copyOf(needed, m))
+                    .to(h.device(), torch.ScalarType.Long)); // [m, d]
+            long[] next = new long[m];
+            argmaxInSlices(rows).contiguous().to(new Device("cpu"), torch.ScalarType.Long).data_ptr_long().get(next);
+            Map<Long, Integer> classes = new HashMap<>();
+            int[] size = new int[active.length];
+            for (int a : active) {
+                tokens[a][j] = next[slot[latentOf[a]]];
+                classOf[a] = classes.computeIfAbsent(classOf[a] << 32 | tokens[a][j], c -> classes.size());
+                size[(int) classOf[a]]++;
+            }
+            int kept = 0;
+            for (int a : active) if (whole[groupOf[a]] || size[(int) classOf[a]] > 1) active[kept++] = a;
+            active = Arrays.copyOf(active, kept);
+        }
+        long[][] out = new long[n][];
+        for (int a : active) out[a] = tokens[a];
+        return out;
+    }
+
+    /**
+     * The distinct rows of {@code z} [n, l] (equal bit for bit): returns the index of each distinct row's first
+     * occurrence and sets {@code rowOf[i]} to the position of row i's value in that list.
+     */
+    private static long[] distinctRows(Tensor z, int[] rowOf) {
+        int n = (int) z.size(0), width = (int) z.size(1);
+        float[] flat = new float[n * width];
+        z.to(new Device("cpu"), torch.ScalarType.Float).contiguous().data_ptr_float().get(flat);
+        record Row(float[] flat, int from, int width) {
+            @Override
+            public boolean equals(Object o) {
+                return o instanceof Row r && Arrays.equals(flat, from, from + width, r.flat, r.from, r.from + width);
+            }
+
+            @Override
+            public int hashCode() {
+                int h = 1;
+                for (int i = from; i < from + width; i++) h = 31 * h + Float.floatToIntBits(flat[i]);
+                return h;
+            }
+        }
+        Map<Row, Integer> seen = new HashMap<>();
+        long[] first = new long[n];
+        for (int i = 0; i < n; i++) {
+            int at = i;
+            rowOf[i] = seen.computeIfAbsent(new Row(flat, i * width, width), r -> {
+                first[seen.size()] = at;
+                return seen.size();
+            });
+        }
+        return Arrays.copyOf(first, seen.size());
     }
 
     /**

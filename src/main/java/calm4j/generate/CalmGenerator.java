@@ -296,11 +296,15 @@ public final class CalmGenerator {
         Generator[] gens = running.stream().map(s -> s.generator).toArray(Generator[]::new);
         int[] counts = running.stream().mapToInt(s -> s.steps == 0 && s.partial.length > 0 ? Math.min(pool, maxDraws)
                 : s.n > 1 ? pool : 1).toArray();
-        List<List<long[]>> candidates = draw(h, counts, gens);
+        // Rows that pick from their pool by counting need only the chunks that repeat in it; the others need all.
+        boolean[] whole = new boolean[rows];
+        for (int i = 0; i < rows; i++) whole[i] = !countsPool(running.get(i));
+        Tensor z = model.head().sample(h, counts, gens); // [sum(counts), l]
+        long[][] decoded = model.autoencoder().decodeRepeated(z, counts, whole);
         long[][] out = new long[rows][];
-        for (int i = 0; i < rows; i++) {
+        for (int i = 0, at = 0; i < rows; at += counts[i++]) {
             Seq s = running.get(i);
-            List<long[]> cands = candidates.get(i);
+            List<long[]> cands = Arrays.asList(decoded).subList(at, at + counts[i]);
             if (s.steps == 0 && s.partial.length > 0) {
                 out[i] = matchPartial(s, cands, h.narrow(0, i, 1));
             } else if (s.n == 1) {
@@ -308,10 +312,23 @@ public final class CalmGenerator {
             } else if (exact) {
                 out[i] = exactAgreement(s, h.narrow(0, i, 1), cands);
             } else {
-                out[i] = cands.get(Temperature.pick(cands, s.n, s.rng));
+                int chosen = Temperature.pick(cands, s.n, s.rng);
+                out[i] = cands.get(chosen) != null ? cands.get(chosen) : decodeOne(z.narrow(0, at + chosen, 1));
             }
         }
         return out;
+    }
+
+    /** Whether {@code s} picks this step's chunk from its pool by the batch rule (counting repeated chunks). */
+    private boolean countsPool(Seq s) {
+        return s.n > 1 && !exact && !(s.steps == 0 && s.partial.length > 0);
+    }
+
+    /** The K tokens of one latent [1, l] (a chunk drawn once, picked when no chunk of the pool repeated). */
+    private long[] decodeOne(Tensor z) {
+        long[] chunk = new long[k];
+        model.autoencoder().decodeTokens(z).contiguous().data_ptr_long().get(chunk);
+        return chunk;
     }
 
     /** {@code counts[r]} decoded samples for row r, from each row's own generator. */

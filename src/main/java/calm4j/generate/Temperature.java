@@ -62,13 +62,14 @@ public final class Temperature {
 
     /**
      * Picks one of {@code candidates} (each a chunk of K token ids) for T = 1/n by the batch rule.
-     * Returns the index of a candidate holding the chosen chunk.
+     * Returns the index of a candidate holding the chosen chunk. A null candidate is a chunk known to occur once in
+     * the pool, left undecoded ({@code ChunkAutoencoder.decodeRepeated}): it weighs C(1, m), as any chunk seen once.
      */
     public static int pick(List<long[]> candidates, int n, SplittableRandom rng) {
         Map<String, List<Integer>> groups = new HashMap<>();
         List<String> order = new ArrayList<>();
         for (int i = 0; i < candidates.size(); i++) {
-            String key = Arrays.toString(candidates.get(i));
+            String key = candidates.get(i) == null ? "once:" + i : Arrays.toString(candidates.get(i));
             groups.computeIfAbsent(key, k -> {
                 order.add(k);
                 return new ArrayList<>();

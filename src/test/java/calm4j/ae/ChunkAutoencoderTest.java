@@ -44,6 +44,49 @@ class ChunkAutoencoderTest {
     }
 
     @Test
+    void decodingOnlyRepeatedChunksGivesEveryRepeatedChunkAndMarksTheRestAsSeenOnce() {
+        // A vocabulary of 12 and short latents make chunks that share their first tokens but differ later, chunks
+        // that repeat exactly, and chunks seen once: the three cases the position-by-position decode tells apart.
+        Engine.seed(3);
+        ChunkAutoencoder ae = new ChunkAutoencoder(config().with("vocab_size", 12, "latent_size", 4));
+        ae.eval();
+        int[] groups = {120, 1, 79, 100};
+        boolean[] whole = {false, false, false, true};
+        try (NoGradGuard ng = new NoGradGuard()) {
+            // and equal latents, decoded once: rows 60-79 repeat rows 0-19, rows 150-199 repeat rows 0-49
+            long[] rowOf = new long[300];
+            for (int i = 0; i < 300; i++) rowOf[i] = i >= 60 && i < 80 ? i - 60 : i >= 150 && i < 200 ? i - 150 : i;
+            Tensor z = torch.randn(300, 4).mul(new Scalar(3.0)).index_select(0, Tensor.create(rowOf));
+            long[][] all = new long[300][K];
+            Tensor full = ae.decodeTokens(z).contiguous();
+            for (int i = 0; i < 300; i++) full.select(0, i).data_ptr_long().get(all[i]);
+            long[][] repeated = ae.decodeRepeated(z, groups, whole);
+            int once = 0, twice = 0, sharedFirstOnly = 0;
+            for (int g = 0, at = 0; g < groups.length; at += groups[g++]) {
+                for (int i = at; i < at + groups[g]; i++) {
+                    int count = 0, sameFirst = 0;
+                    for (int j = at; j < at + groups[g]; j++) {
+                        if (java.util.Arrays.equals(all[i], all[j])) count++;
+                        if (all[i][0] == all[j][0]) sameFirst++;
+                    }
+                    if (count == 1 && sameFirst > 1 && !whole[g]) sharedFirstOnly++;
+                    if (count > 1 || whole[g]) {
+                        assertArrayEquals(all[i], repeated[i], "latent " + i + " of group " + g);
+                    } else {
+                        assertNull(repeated[i], "latent " + i + " is the only one of group " + g + " with its chunk");
+                    }
+                    if (!whole[g]) {
+                        if (count > 1) twice++;
+                        else once++;
+                    }
+                }
+            }
+            assertTrue(once > 20 && twice > 20 && sharedFirstOnly > 20, "every case occurs: " + once + " once ("
+                    + sharedFirstOnly + " of them sharing their first token), " + twice + " repeated");
+        }
+    }
+
+    @Test
     void parametersAreNamedAfterTheReference() {
         ChunkAutoencoder ae = new ChunkAutoencoder(config());
         var names = ae.named_parameters(true);
