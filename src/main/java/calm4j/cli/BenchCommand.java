@@ -61,15 +61,22 @@ final class BenchCommand {
         return 2.0 * n * n * n * reps / s / 1e9;
     }
 
-    /** Mean seconds per call of {@code step} over {@code steps} calls, after two warm-up calls. */
+    /**
+     * Median seconds per call of {@code step} over {@code steps} calls, after three warm-up calls (as the PyTorch-eager
+     * reference measures: the JIT compiles on the same core during the first calls).
+     */
     static double secondsPerStep(Runnable step, int steps) {
-        for (int i = 0; i < 2; i++) step.run();
-        long t0 = System.nanoTime();
-        for (int i = 0; i < steps; i++) step.run();
-        return (System.nanoTime() - t0) / 1e9 / steps;
+        for (int i = 0; i < 3; i++) step.run();
+        double[] seconds = new double[steps];
+        for (int i = 0; i < steps; i++) {
+            long t0 = System.nanoTime();
+            step.run();
+            seconds[i] = (System.nanoTime() - t0) / 1e9;
+        }
+        return median(seconds);
     }
 
-    /** Mean seconds of one optimizer step on {@code loss} (backward, step, zero the gradients), after two warm-ups. */
+    /** Median seconds of one optimizer step on {@code loss} (backward, step, zero the gradients), after warm-ups. */
     static double trainingSecondsPerStep(Supplier<Tensor> loss, AdamW opt, int steps) {
         return secondsPerStep(() -> Engine.step(() -> {
             loss.get().backward();
@@ -158,7 +165,7 @@ final class BenchCommand {
         boolean json;
 
         @Option(names = "--steps", defaultValue = "5", description = "timed training steps per path (default: "
-                + "${DEFAULT-VALUE}, after two warm-up steps)")
+                + "${DEFAULT-VALUE}, the median after three warm-up steps)")
         int steps;
 
         @Option(names = "--head", defaultValue = "energy", description = "the CALM's head (default: ${DEFAULT-VALUE})")
