@@ -200,13 +200,13 @@ public final class ChunkAutoencoder extends Module {
      */
     public long[][] decodeRepeated(Tensor z, int[] groupSizes, boolean[] whole) {
         int n = (int) z.size(0), k = config.patchSize();
-        int[] groupOf = new int[n];
-        for (int g = 0, at = 0; g < groupSizes.length; at += groupSizes[g++]) {
-            Arrays.fill(groupOf, at, at + groupSizes[g], g);
-        }
         if (Arrays.stream(groupSizes).sum() != n) {
             throw new IllegalArgumentException("group sizes sum to " + Arrays.stream(groupSizes).sum()
                     + ", not the " + n + " latents");
+        }
+        int[] groupOf = new int[n];
+        for (int g = 0, at = 0; g < groupSizes.length; at += groupSizes[g++]) {
+            Arrays.fill(groupOf, at, at + groupSizes[g], g);
         }
         boolean allWhole = true;
         for (boolean w : whole) allWhole &= w;

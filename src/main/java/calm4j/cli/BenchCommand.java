@@ -67,10 +67,15 @@ final class BenchCommand {
      */
     static double secondsPerStep(Runnable step, int steps) {
         for (int i = 0; i < 3; i++) step.run();
-        double[] seconds = new double[steps];
-        for (int i = 0; i < steps; i++) {
+        return medianSeconds(steps, step);
+    }
+
+    /** The median wall-clock seconds of {@code repeats} calls of {@code run}. */
+    static double medianSeconds(int repeats, Runnable run) {
+        double[] seconds = new double[repeats];
+        for (int i = 0; i < repeats; i++) {
             long t0 = System.nanoTime();
-            step.run();
+            run.run();
             seconds[i] = (System.nanoTime() - t0) / 1e9;
         }
         return median(seconds);
@@ -108,17 +113,13 @@ final class BenchCommand {
             reqs.add(new CalmGenerator.Request(r.ints(prompt, 3, vocab).toArray(), newTokens, t, b));
         }
         if (warmUp) gen.generate(reqs.subList(0, 1), null);
-        double[] seconds = new double[repeats];
-        long tokens = 0;
-        int steps = 1;
-        for (int i = 0; i < repeats; i++) {
-            long t0 = System.nanoTime();
-            var outs = gen.generate(reqs, null);
-            seconds[i] = (System.nanoTime() - t0) / 1e9;
-            tokens = outs.stream().mapToLong(o -> o.tokens().length).sum();
-            steps = outs.stream().mapToInt(CalmGenerator.Output::steps).max().orElse(1);
-        }
-        double sec = median(seconds);
+        List<CalmGenerator.Output> outs = new ArrayList<>();
+        double sec = medianSeconds(repeats, () -> {
+            outs.clear();
+            outs.addAll(gen.generate(reqs, null));
+        });
+        long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum(); // the same in every run
+        int steps = outs.stream().mapToInt(CalmGenerator.Output::steps).max().orElse(1);
         return new Measured(path, tokens / sec, 1000 * sec / steps, Double.NaN);
     }
 
@@ -131,15 +132,12 @@ final class BenchCommand {
                     1.0, b));
         }
         gen.generate(reqs.subList(0, 1));
-        double[] seconds = new double[repeats];
-        long tokens = 0;
-        for (int i = 0; i < repeats; i++) {
-            long t0 = System.nanoTime();
-            var outs = gen.generate(reqs);
-            seconds[i] = (System.nanoTime() - t0) / 1e9;
-            tokens = outs.stream().mapToLong(o -> o.tokens().length).sum();
-        }
-        double sec = median(seconds);
+        List<TokenGenerator.Output> outs = new ArrayList<>();
+        double sec = medianSeconds(repeats, () -> {
+            outs.clear();
+            outs.addAll(gen.generate(reqs));
+        });
+        long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum(); // the same in every run
         return new Measured(path, tokens / sec, 1000 * sec / newTokens, Double.NaN);
     }
 

@@ -326,28 +326,13 @@ public final class CalmGenerator {
 
     /** The K tokens of one latent [1, l] (a chunk drawn once, picked when no chunk of the pool repeated). */
     private long[] decodeOne(Tensor z) {
-        long[] chunk = new long[k];
-        model.autoencoder().decodeTokens(z).contiguous().data_ptr_long().get(chunk);
-        return chunk;
+        return model.autoencoder().decodeRepeated(z, new int[] {1}, new boolean[] {true})[0];
     }
 
-    /** {@code counts[r]} decoded samples for row r, from each row's own generator. */
-    private List<List<long[]>> draw(Tensor h, int[] counts, Generator[] gens) {
-        Tensor chunks = model.sampleChunks(h, counts, gens).contiguous(); // [sum(counts), K]
-        long[] flat = new long[(int) chunks.numel()];
-        chunks.data_ptr_long().get(flat);
-        List<List<long[]>> out = new ArrayList<>();
-        int at = 0;
-        for (int count : counts) {
-            List<long[]> c = new ArrayList<>();
-            for (int d = 0; d < count; d++, at++) c.add(Arrays.copyOfRange(flat, at * k, (at + 1) * k));
-            out.add(c);
-        }
-        return out;
-    }
-
+    /** {@code count} more decoded samples for {@code s}'s row (its hidden state {@code h}, [1, d]). */
     private List<long[]> drawMore(Seq s, Tensor h, int count) {
-        return draw(h, new int[] {count}, new Generator[] {s.generator}).get(0);
+        Tensor z = model.head().sample(h, new int[] {count}, new Generator[] {s.generator}); // [count, l]
+        return Arrays.asList(model.autoencoder().decodeRepeated(z, new int[] {count}, new boolean[] {true}));
     }
 
     private long[] matchPartial(Seq s, List<long[]> candidates, Tensor h) {
