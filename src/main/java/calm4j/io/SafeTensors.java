@@ -1,6 +1,7 @@
 package calm4j.io;
 
 import calm4j.engine.UserError;
+import calm4j.nn.Layers;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -133,8 +134,8 @@ public final class SafeTensors {
         long offset = 0;
         for (var e : tensors.entrySet()) {
             Tensor t = e.getValue().contiguous();
-            boolean isLong = t.scalar_type() == torch.ScalarType.Long;
-            if (!isLong && t.scalar_type() != torch.ScalarType.Float) t = t.to(torch.ScalarType.Float);
+            boolean isLong = Layers.isType(t, torch.ScalarType.Long);
+            if (!isLong && !Layers.isType(t, torch.ScalarType.Float)) t = t.to(torch.ScalarType.Float);
             int n = (int) t.numel();
             ByteBuffer buf = ByteBuffer.allocate(n * (isLong ? 8 : 4)).order(ByteOrder.LITTLE_ENDIAN);
             if (isLong) {

@@ -41,6 +41,14 @@ public final class Layers {
         return e;
     }
 
+    /**
+     * Whether {@code t} holds elements of {@code type}. Compares the code, not the constant: the ScalarType that
+     * {@code scalar_type()} returns is a fresh object that is never {@code ==} to (or equal to) the enum's constant.
+     */
+    public static boolean isType(Tensor t, ScalarType type) {
+        return t.scalar_type().value == type.value;
+    }
+
     /** Options for a new tensor of {@code type} on the device of {@code like} (CPU or CUDA alike). */
     public static TensorOptions on(Tensor like, ScalarType type) {
         return new TensorOptions().device(new DeviceOptional(like.device()))

@@ -1,6 +1,7 @@
 package calm4j.io;
 
 import calm4j.engine.UserError;
+import calm4j.nn.Layers;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 import org.junit.jupiter.api.Test;
@@ -37,13 +38,15 @@ class SafeTensorsTest {
     void float32AndInt64RoundTrip(@TempDir Path dir) {
         Map<String, Tensor> t = new LinkedHashMap<>();
         t.put("a.weight", torch.randn(3, 5));
-        t.put("b", Tensor.create(new long[] {7, -1, 1L << 40}, 3));
+        t.put("b", Tensor.create(new long[] {7, -1, (1L << 40) + 1}, 3)); // 2^40 + 1: no float holds it
         t.put("scalarish", torch.randn(1));
         Path f = dir.resolve("m.safetensors");
         SafeTensors.write(f, t, Map.of("format", "pt"));
         Map<String, Tensor> back = SafeTensors.read(f);
         assertEquals(t.keySet(), back.keySet());
         for (String k : t.keySet()) assertTrue(t.get(k).equal(back.get(k)), k);
+        assertTrue(Layers.isType(back.get("b"), torch.ScalarType.Long), "int64 stays int64");
+        assertEquals((1L << 40) + 1, back.get("b").select(0, 2).item_long());
     }
 
     @Test
