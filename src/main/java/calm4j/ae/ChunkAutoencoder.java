@@ -6,7 +6,6 @@ import calm4j.nn.SwiGLU;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.EmbeddingImpl;
 import org.bytedeco.pytorch.LinearImpl;
-import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
@@ -177,14 +176,15 @@ public final class ChunkAutoencoder extends Module {
      * pool of 200 candidates for 8 sequences would otherwise be 3.3 GB of logits at once). 1024 rows decoded a pool
      * about 7% faster than 4096 here (1024-row slices page-faulted 0.5M times where 4096-row ones did 1.6M); not
      * fewer, because every slice's matmul packs the whole embedding (263 MB at Llama-3's vocabulary) again.
+     * {@code max(-1)} returns the index {@code argmax} does (the first maximum) in about half the time here.
      */
     private Tensor argmaxInSlices(Tensor h) {
         long n = h.size(0);
         long slice = Math.max(1, Math.min(1024, (64L << 20) / config.vocabSize()));
-        if (n <= slice) return logits(h).argmax(new LongOptional(-1), false);
+        if (n <= slice) return logits(h).max(-1, false).get1();
         TensorVector parts = new TensorVector();
         for (long at = 0; at < n; at += slice) {
-            parts.push_back(logits(h.narrow(0, at, Math.min(slice, n - at))).argmax(new LongOptional(-1), false));
+            parts.push_back(logits(h.narrow(0, at, Math.min(slice, n - at))).max(-1, false).get1());
         }
         return torch.cat(parts, 0);
     }
