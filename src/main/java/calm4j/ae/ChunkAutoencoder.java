@@ -160,8 +160,13 @@ public final class ChunkAutoencoder extends Module {
 
     /** The rest of the decoder on hidden states [..., d] of single positions: logits [..., vocab]. */
     private Tensor logits(Tensor h) {
+        return torch.linear(lastHidden(h), embedding());
+    }
+
+    /** The decoder's per-position layers and final norm on [..., d]: what the tied embedding projects to logits. */
+    private Tensor lastHidden(Tensor h) {
         for (int i = decoder.layers.size() / 2; i < decoder.layers.size(); i++) h = decoder.layers.get(i).forward(h);
-        return torch.linear(decoder.norm.forward(h), embedding());
+        return decoder.norm.forward(h);
     }
 
     /** The most likely K tokens for each latent, [chunks, K]. */
@@ -177,9 +182,14 @@ public final class ChunkAutoencoder extends Module {
      * about 7% faster than 4096 here (1024-row slices page-faulted 0.5M times where 4096-row ones did 1.6M); not
      * fewer, because every slice's matmul packs the whole embedding (263 MB at Llama-3's vocabulary) again.
      * {@code max(-1)} returns the index {@code argmax} does (the first maximum) in about half the time here.
+     * A decoding step's few rows are projected the other way round, E h^T [vocab, rows] reduced over the vocabulary:
+     * OpenBLAS then streams the embedding instead of packing it, 1.2-1.6x faster for 4 to 32 rows, and a matrix-vector
+     * product for one row, 3x faster (measured at a 4096 vocabulary; from 64 rows on the usual layout wins).
      */
     private Tensor argmaxInSlices(Tensor h) {
         long n = h.size(0);
+        if (n == 1) return torch.mv(embedding(), lastHidden(h).view(-1)).max(0, false).get1().view(1);
+        if (n <= 32) return torch.mm(embedding(), lastHidden(h).t()).max(0, false).get1();
         long slice = Math.max(1, Math.min(1024, (64L << 20) / config.vocabSize()));
         if (n <= slice) return logits(h).max(-1, false).get1();
         TensorVector parts = new TensorVector();

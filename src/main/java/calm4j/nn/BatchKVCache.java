@@ -14,6 +14,7 @@ public final class BatchKVCache {
     private final KVCache cache;
     private final RotaryEmbedding rope;
     private Tensor mask; // [rows, length] bool, false at left padding; null when empty
+    private boolean padded; // whether any entry of the mask is false
 
     BatchKVCache(int layers, RotaryEmbedding rope) {
         this.cache = new KVCache(layers);
@@ -35,12 +36,14 @@ public final class BatchKVCache {
 
     /**
      * The key mask for a forward pass that appends {@code columns} real positions to every row: the current mask with
-     * that many true columns on the right. It becomes this batch's mask.
+     * that many true columns on the right, which becomes this batch's mask. Null while no row has padding: attention
+     * then needs no mask (the common case of one sequence, or of prompts of one length).
      */
     public Tensor extendMask(long columns) {
         Tensor added = torch.ones(new long[] {rows(), columns}, Layers.on(mask, torch.ScalarType.Bool));
-        setMask(torch.cat(new TensorVector(mask, added), 1));
-        return mask;
+        boolean stillPadded = padded; // true columns change nothing there
+        setMask(torch.cat(new TensorVector(mask, added), 1), stillPadded);
+        return padded ? mask : null;
     }
 
     /**
@@ -89,11 +92,17 @@ public final class BatchKVCache {
         cache.clear();
         if (mask != null) mask.releaseReference();
         mask = null;
+        padded = false;
     }
 
     private void setMask(Tensor m) {
+        setMask(m, !m.all().item_bool());
+    }
+
+    private void setMask(Tensor m, boolean hasPadding) {
         Tensor old = mask;
         mask = m.retainReference();
         if (old != null) old.releaseReference();
+        padded = hasPadding;
     }
 }

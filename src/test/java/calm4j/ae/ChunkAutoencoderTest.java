@@ -7,6 +7,7 @@ import calm4j.data.TokenStore;
 import calm4j.engine.Engine;
 import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
+import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
@@ -41,6 +42,23 @@ class ChunkAutoencoderTest {
         assertArrayEquals(new long[] {5, L}, q.logSigma().sizes().vec().get());
         assertArrayEquals(new long[] {5, K, V}, ae.decode(q.mu()).sizes().vec().get());
         assertArrayEquals(new long[] {5, K}, ae.decodeTokens(q.mu()).sizes().vec().get());
+    }
+
+    @Test
+    void decodedTokensAreTheArgmaxOfTheLogitsWhateverTheNumberOfChunks() {
+        // one row (K = 1), a few and many rows take three projections: matrix-vector, E h^T, h E^T in slices
+        Engine.seed(2);
+        for (int k : new int[] {1, K}) {
+            ChunkAutoencoder ae = new ChunkAutoencoder(config().with("patch_size", k));
+            ae.eval();
+            try (NoGradGuard ng = new NoGradGuard()) {
+                for (int chunks : new int[] {1, 2, 8, 9, 300}) {
+                    Tensor z = torch.randn(chunks, L);
+                    Tensor expected = ae.decode(z).argmax(new LongOptional(-1), false);
+                    assertTrue(expected.equal(ae.decodeTokens(z)), chunks + " chunks of " + k);
+                }
+            }
+        }
     }
 
     @Test
