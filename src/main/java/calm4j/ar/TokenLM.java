@@ -36,14 +36,23 @@ public final class TokenLM extends Module implements NextTokenModel {
     /** Next-token logits [B, L, V] of token ids [B, L]; with a cache, the ids continue the cached positions. */
     @Override
     public Tensor logits(Tensor tokens, KVCache cache) {
-        Tensor h = transformer.forward(transformer.embedTokens().forward(tokens), cache);
-        return torch.linear(h, transformer.embedTokens().weight());
+        return project(transformer.forward(transformer.embedTokens().forward(tokens), cache));
     }
 
     /** As {@link #logits(Tensor, KVCache)} for left-padded rows: {@code keyMask} [B, cached + L] is false at pads. */
     public Tensor logits(Tensor tokens, KVCache cache, Tensor keyMask) {
-        Tensor h = transformer.forward(transformer.embedTokens().forward(tokens), cache, keyMask);
-        return torch.linear(h, transformer.embedTokens().weight());
+        return project(transformer.forward(transformer.embedTokens().forward(tokens), cache, keyMask));
+    }
+
+    /**
+     * Logits [B, L, V] of hidden states [B, L, d] by the tied embedding. One position of one sequence (a batch-1
+     * decoding step) is a matrix-vector product: 3x faster than the matrix product, which packs the whole embedding
+     * for a single row (4096 x 256: 139-209 against 506-674 us here).
+     */
+    private Tensor project(Tensor h) {
+        Tensor e = transformer.embedTokens().weight(); // [V, d]
+        if (h.size(0) * h.size(1) == 1) return torch.mv(e, h.view(-1)).view(1, 1, -1);
+        return torch.linear(h, e);
     }
 
     public int contextTokens() {
