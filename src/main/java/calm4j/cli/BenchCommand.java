@@ -70,16 +70,16 @@ final class BenchCommand {
         return medianSeconds(steps, step);
     }
 
-    /** The median wall-clock seconds of {@code repeats} calls of {@code run}. */
     /**
-     * Runs {@code run} until a second and a half has passed (at least once): the JIT compiles the generation loop on the
-     * pinned core during the first runs (batch 1 here: 18.6, 10.4, then 6-9 ms per step from the third run on).
+     * Runs {@code run} until a second and a half has passed (at least once): the JIT compiles the generation loop on
+     * the pinned core during the first runs (batch 1 here: 18.6, 10.4, then 6-9 ms per step from the third run on).
      */
     static void warmUp(Runnable run) {
         long until = System.nanoTime() + 1_500_000_000L;
         do run.run(); while (System.nanoTime() < until);
     }
 
+    /** The median wall-clock seconds of {@code repeats} calls of {@code run}. */
     static double medianSeconds(int repeats, Runnable run) {
         double[] seconds = new double[repeats];
         for (int i = 0; i < repeats; i++) {
