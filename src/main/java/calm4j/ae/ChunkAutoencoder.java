@@ -221,8 +221,7 @@ public final class ChunkAutoencoder extends Module {
         boolean allWhole = true;
         for (boolean w : whole) allWhole &= w;
         if (allWhole) { // nothing to leave out: one pass over every position
-            long[] flat = new long[n * k];
-            decodeTokens(z).contiguous().to(new Device("cpu"), torch.ScalarType.Long).data_ptr_long().get(flat);
+            long[] flat = toLongs(decodeTokens(z));
             long[][] out = new long[n][];
             for (int i = 0; i < n; i++) out[i] = Arrays.copyOfRange(flat, i * k, (i + 1) * k);
             return out;
@@ -246,8 +245,7 @@ public final class ChunkAutoencoder extends Module {
             for (int a : active) if (slot[latentOf[a]] < 0) needed[slot[latentOf[a]] = m++] = latentOf[a];
             Tensor rows = h.select(1, j).index_select(0, Tensor.create(Arrays.copyOf(needed, m))
                     .to(h.device(), torch.ScalarType.Long)); // [m, d]
-            long[] next = new long[m];
-            argmaxInSlices(rows).contiguous().to(new Device("cpu"), torch.ScalarType.Long).data_ptr_long().get(next);
+            long[] next = toLongs(argmaxInSlices(rows));
             Map<Long, Integer> classes = new HashMap<>();
             int[] size = new int[active.length];
             for (int a : active) {
@@ -261,6 +259,13 @@ public final class ChunkAutoencoder extends Module {
         }
         long[][] out = new long[n][];
         for (int a : active) out[a] = tokens[a];
+        return out;
+    }
+
+    /** The elements of an integer tensor, in order, on the CPU. */
+    private static long[] toLongs(Tensor t) {
+        long[] out = new long[(int) t.numel()];
+        t.to(new Device("cpu"), torch.ScalarType.Long).contiguous().data_ptr_long().get(out);
         return out;
     }
 

@@ -145,7 +145,7 @@ public final class EnergyHead extends GenerativeHead {
         // Drawn in fp32 whatever the weights' type, so that bf16 weights see the same noise as fp32 ones.
         Tensor eps = perRowNoise(counts, noiseSize, perRow, false).sub(new Scalar(0.5))
                 .to(h.device(), h.scalar_type());
-        if (Arrays.stream(counts).allMatch(c -> c == 1)) return generate(h, eps, byRow -> byRow); // already lined up
+        if (Arrays.stream(counts).allMatch(c -> c == 1)) return forward(h, eps); // rows and samples already line up
         Tensor rowOf = rowOfEachSample(counts, h);
         return generate(h, eps, byRow -> byRow.index_select(0, rowOf));
     }

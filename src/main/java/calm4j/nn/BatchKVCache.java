@@ -41,8 +41,7 @@ public final class BatchKVCache {
      */
     public Tensor extendMask(long columns) {
         Tensor added = torch.ones(new long[] {rows(), columns}, Layers.on(mask, torch.ScalarType.Bool));
-        boolean stillPadded = padded; // true columns change nothing there
-        setMask(torch.cat(new TensorVector(mask, added), 1), stillPadded);
+        setMask(torch.cat(new TensorVector(mask, added), 1), padded); // true columns leave padding as it was
         return padded ? mask : null;
     }
 
