@@ -26,6 +26,7 @@ import calm4j.train.DataParallel;
 import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
+import org.bytedeco.pytorch.Tensor;
 
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
@@ -116,7 +117,12 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
 
         Engine.seed(train.seed());
         CalmModel calm = new CalmModel(model, src.model().autoencoder());
-        StateDict.load(calm, StateDict.of(src.model()), init.toString()); // the source's weights; a resume
+        Map<String, Tensor> weights = new LinkedHashMap<>(StateDict.of(src.model()));
+        weights.keySet().removeIf(CalmModel::isTrainingOnly);          // the auxiliary head starts afresh, if any
+        StateDict.of(calm).forEach((name, t) -> {
+            if (CalmModel.isTrainingOnly(name)) weights.put(name, t);
+        });
+        StateDict.load(calm, weights, init.toString());                 // the source's weights; a resume
         Layers.place(calm, dist.device());                                  // then loads its own checkpoint
         return train(calm, train, job.data(), job.out(), job.quiet(), dist);
     }

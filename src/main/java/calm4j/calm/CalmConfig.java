@@ -21,11 +21,14 @@ import calm4j.engine.UserError;
  * @param head            the generative head: "energy" (one-pass sampler, energy score) or "flow" (flow matching,
  *                        docs/method.md §9); for "flow", num_samples is the number of posterior targets per position
  * @param flowSteps       the flow head's midpoint steps from noise to a sample (two network evaluations each)
+ * @param auxTokenWeight  weight of the training-only multi-token cross-entropy on the backbone (0: off;
+ *                        docs/method.md §10)
+ * @param auxTokenHead    its shape: "tied" (K projections into the input embedding) or "linear" (d -> K*V)
  */
 public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
                          int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
-                         String head, int flowSteps) {
+                         String head, int flowSteps, double auxTokenWeight, String auxTokenHead) {
 
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
@@ -34,6 +37,9 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         require(head != null && (head.equals("energy") || head.equals("flow")), "head must be energy or flow, got "
                 + head);
         require(flowSteps >= 1, "flow_steps must be at least 1");
+        require(auxTokenWeight >= 0, "aux_token_weight must be at least 0 (0 turns the auxiliary loss off)");
+        require(auxTokenHead != null && (auxTokenHead.equals("tied") || auxTokenHead.equals("linear")),
+                "aux_token_head must be tied or linear, got " + auxTokenHead);
         require(hiddenSize > 0 && intermediateSize > 0 && numHiddenLayers > 0, "sizes must be positive");
         require(numAttentionHeads > 0 && numKeyValueHeads > 0, "head counts must be positive");
         require(contextChunks >= 2, "context_chunks must be at least 2");
@@ -60,7 +66,8 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
     /**
      * Training FLOPs per chunk position, counted from the matmuls: 6 x the trainable multiply-accumulates (forward,
      * and twice that backward), plus 2 x the frozen encoder's forward MACs for the targets. Attention scores count
-     * the causal average of S/2 keys per query (q.k and p.v). Elementwise work (norms, energy distances) is left out.
+     * the causal average of S/2 keys per query (q.k and p.v), and the auxiliary token head's when it is on.
+     * Elementwise work (norms, energy distances) is left out.
      */
     public double trainingFlopsPerChunk(AutoencoderConfig ae) {
         double d = hiddenSize, f = intermediateSize, k = ae.patchSize(), l = ae.latentSize();
@@ -69,7 +76,13 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + contextChunks * d;
         double head = head().equals("flow") ? d * d + numSamples * flowMacs(d, l)
                 : d * d + numSamples * (noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l);
-        return 6 * (embed + numHiddenLayers * layer + head) + 2 * ae.encoderMacsPerChunk();
+        double aux = auxTokenWeight > 0 ? MultiTokenHead.macs(auxTokenHead, d, k, ae.vocabSize()) : 0;
+        return 6 * (embed + numHiddenLayers * layer + head + aux) + 2 * ae.encoderMacsPerChunk();
+    }
+
+    /** Whether training adds the multi-token cross-entropy (a module that generation never uses). */
+    public boolean hasAuxTokenHead() {
+        return auxTokenWeight > 0;
     }
 
     /**

@@ -60,7 +60,7 @@ public final class CalmEval {
                 loss += Engine.step(() -> {
                     Tensor tokens = b.tensor(device);
                     score(model, tokens, samples, brier);
-                    return model.loss(tokens).item_double();
+                    return model.losses(tokens).head().item_double(); // comparable with or without aux
                 });
             }
         } finally {

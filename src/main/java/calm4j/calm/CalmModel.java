@@ -12,6 +12,7 @@ import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
@@ -37,6 +38,7 @@ public final class CalmModel extends Module {
     private final LinearImpl embedIn, embedOut;
     private final LayerNorm embedNorm;
     private final GenerativeHead head;
+    private final MultiTokenHead auxHead; // training only; null unless aux_token_weight > 0
 
     /** A CALM on top of a trained autoencoder, which is frozen here (its parameters get no gradient). */
     public CalmModel(CalmConfig config, ChunkAutoencoder autoencoder) {
@@ -54,6 +56,16 @@ public final class CalmModel extends Module {
         embedNorm = embedProj.register_module("3", new LayerNorm(d));
         GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize());
         head = register_module(chosen.moduleName(), chosen);
+        auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
+                k, aeConfig.vocabSize(), transformer.embedTokens())) : null;
+    }
+
+    /** Where the training-only auxiliary head's parameters live (an export leaves them out). */
+    public static final String AUX_MODULE = "aux_token_head";
+
+    /** Whether a parameter name belongs to a training-only module (exports and generation leave those out). */
+    public static boolean isTrainingOnly(String parameterName) {
+        return parameterName.startsWith(AUX_MODULE + ".");
     }
 
     public CalmConfig config() {
@@ -109,11 +121,22 @@ public final class CalmModel extends Module {
     }
 
     /**
+     * The parts of the training loss: the head's (energy score or flow matching) and, when the auxiliary token head
+     * is on, its cross-entropy (else null); {@code total} = head + aux_token_weight x aux.
+     */
+    public record Loss(Tensor total, Tensor head, Tensor aux) {}
+
+    /** The training loss of a block of token ids [B, (S+1)*K] (see {@link #losses}). */
+    public Tensor loss(Tensor tokens) {
+        return losses(tokens).total();
+    }
+
+    /**
      * The training loss of a block of token ids [B, (S+1)*K]: chunks 1..S are the input, and position i is scored on
      * chunk i+1 by the head's loss against the frozen encoder's posterior over it (the energy score, or flow
-     * matching).
+     * matching), plus the auxiliary cross-entropy of chunk i+1's tokens when that is on (docs/method.md §10).
      */
-    public Tensor loss(Tensor tokens) {
+    public Loss losses(Tensor tokens) {
         long len = tokens.size(1), k = patchSize();
         Tensor inputs = tokens.narrow(1, 0, len - k);
         Tensor targets = chunks(tokens.narrow(1, k, len - k)); // [B*S, K]
@@ -122,7 +145,10 @@ public final class CalmModel extends Module {
         try (NoGradGuard ng = new NoGradGuard()) {
             q = ae.encode(targets);
         }
-        return head.loss(h, q);
+        Tensor headLoss = head.loss(h, q);
+        if (auxHead == null) return new Loss(headLoss, headLoss, null);
+        Tensor aux = auxHead.loss(h, targets);
+        return new Loss(headLoss.add(aux.mul(new Scalar(config.auxTokenWeight()))), headLoss, aux);
     }
 
     /** {@code counts[r]} sampled chunks for row r, [sum(counts), K] grouped by row, from per-row generators. */

@@ -30,7 +30,12 @@ public final class CalmTask implements Trainable {
 
     @Override
     public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
-        return model.loss(batch.tensor(device));
+        CalmModel.Loss l = model.losses(batch.tensor(device));
+        if (l.aux() != null) {
+            metrics.merge("head_loss", l.head().item_double(), Double::sum);
+            metrics.merge("aux_ce", l.aux().item_double(), Double::sum);
+        }
+        return l.total();
     }
 
     @Override

@@ -162,7 +162,9 @@ public final class HuggingFaceLayout {
         try {
             Files.createDirectories(out);
             Configs.write(out.resolve(CONFIG), config);
-            SafeTensors.write(out.resolve(WEIGHTS), StateDict.of(model), Map.of("format", "pt"));
+            Map<String, Tensor> weights = new LinkedHashMap<>(StateDict.of(model));
+            weights.keySet().removeIf(CalmModel::isTrainingOnly); // the auxiliary token head is training-only
+            SafeTensors.write(out.resolve(WEIGHTS), weights, Map.of("format", "pt"));
             Files.copy(tok.path(), out.resolve(TOKENIZER), StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new UserError("cannot write " + out + ": " + e.getMessage());
@@ -477,6 +479,7 @@ public final class HuggingFaceLayout {
     /** A module's tensors under every name the authors' module tree gives them (their aliases included). */
     static Map<String, Tensor> officialTensors(Module m) {
         Map<String, Tensor> out = new LinkedHashMap<>(StateDict.of(m));
+        out.keySet().removeIf(CalmModel::isTrainingOnly);
         Map<String, Tensor> aliases = new LinkedHashMap<>();
         for (var e : out.entrySet()) {
             String name = e.getKey();

@@ -100,6 +100,32 @@ class HuggingFaceLayoutTest {
     }
 
     @Test
+    void theTrainingOnlyAuxiliaryTokenHeadIsLeftOutOfAnExport() throws Exception {
+        CalmRun src = CalmRun.load(calmRun);
+        CalmConfig withAux = src.model().config().with("aux_token_weight", 1.0);
+        CalmModel m = new CalmModel(withAux, src.model().autoencoder());
+        Path run = dir.resolve("calm-aux"), hf = dir.resolve("hf-aux"), back = dir.resolve("back-aux");
+        Map<String, Object> sections = new LinkedHashMap<>();
+        sections.put("model", withAux);
+        sections.put("autoencoder", src.model().autoencoder().config());
+        RunFolder.createOrResume(run, CalmRun.KIND, sections, Presets.section("calm", "train", TrainConfig.class),
+                src.tokenizer().path());
+        Checkpoints.saveWeights(run, 3, m);
+        assertTrue(StateDict.of(CalmRun.load(run).model()).keySet().stream().anyMatch(CalmModel::isTrainingOnly),
+                "the run keeps it (a resume needs it)");
+        HuggingFaceLayout.export(run, hf);
+        assertFalse(SafeTensors.read(hf.resolve("model.safetensors")).keySet().stream()
+                .anyMatch(CalmModel::isTrainingOnly));
+        HuggingFaceLayout.importDir(hf, back);
+        CalmModel imported = CalmRun.load(back).model();
+        assertFalse(imported.config().hasAuxTokenHead());
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor tokens = torch.randint(300, new long[] {1, 5 * 4});
+            assertSame(m.hidden(tokens, null), imported.hidden(tokens, null), "backbone hidden states");
+        }
+    }
+
+    @Test
     void anAutoencoderAloneRoundTripsToo() {
         Path hf = dir.resolve("hf-ae"), back = dir.resolve("back-ae");
         CalmRun calm = CalmRun.load(calmRun);

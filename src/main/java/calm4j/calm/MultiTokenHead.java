@@ -1,0 +1,64 @@
+package calm4j.calm;
+
+import calm4j.nn.Layers;
+import calm4j.nn.RMSNorm;
+import org.bytedeco.pytorch.EmbeddingImpl;
+import org.bytedeco.pytorch.LinearImpl;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+
+/**
+ * A training-only auxiliary loss for the CALM's backbone (docs/method.md §10): from hidden state i, logits of the K
+ * tokens of chunk i+1, scored by cross-entropy against the true tokens. The energy score gives the backbone one
+ * noisy scalar per position; this gives it K dense, exact targets (multi-token prediction). Generation never calls
+ * it, and an export leaves it out: the CALM still predicts the next vector.
+ *
+ * <p>Two shapes ({@code aux_token_head}):
+ * <pre>
+ * tied:   u_k = RMSNorm(W_k h) for k = 1..K  (one Linear d -> K*d),  logits_k = u_k E^T   (E: the input embedding)
+ * linear: logits = W h                        (one Linear d -> K*V)
+ * </pre>
+ * The tied shape adds K*d*d parameters and shares the vocabulary projection with the backbone's own embedding table,
+ * as the token model ties its output layer; the linear one adds d*K*V (at V = 4096 and K = 4 more than the backbone).
+ */
+public final class MultiTokenHead extends Module {
+    private final String shape;
+    private final int k, vocab, d;
+    private final EmbeddingImpl embedding; // the backbone's token table, shared (tied shape only)
+    private final LinearImpl proj;
+    private final RMSNorm norm;
+
+    MultiTokenHead(String shape, int d, int k, int vocab, EmbeddingImpl embedding) {
+        this.shape = shape;
+        this.k = k;
+        this.vocab = vocab;
+        this.d = d;
+        this.embedding = embedding;
+        if (shape.equals("tied")) {
+            proj = register_module("proj", Layers.linear(d, (long) k * d, false));
+            norm = register_module("norm", new RMSNorm(d));
+        } else {
+            proj = register_module("proj", Layers.linear(d, (long) k * vocab, true));
+            norm = null;
+        }
+    }
+
+    /** Logits [P, K, V] of the next chunk's K tokens from hidden states [P, d]. */
+    public Tensor logits(Tensor h) {
+        long p = h.size(0);
+        if (norm == null) return proj.forward(h).view(p, k, vocab);
+        Tensor u = norm.forward(proj.forward(h).view(p, k, d)); // [P, K, d]
+        return torch.linear(u, embedding.weight());             // [P, K, V]
+    }
+
+    /** Mean cross-entropy of the next chunks' tokens {@code targets} [P, K] given hidden states [P, d]. */
+    public Tensor loss(Tensor h, Tensor targets) {
+        return torch.cross_entropy(logits(h).view(-1, vocab), targets.reshape(-1));
+    }
+
+    /** Multiply-accumulates per chunk position of one forward pass. */
+    static double macs(String shape, double d, double k, double vocab) {
+        return shape.equals("tied") ? d * k * d + k * d * vocab : d * k * vocab;
+    }
+}
