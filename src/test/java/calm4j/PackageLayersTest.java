@@ -26,7 +26,7 @@ class PackageLayersTest {
     /** Layer of every package; a package may depend only on packages with a smaller number. */
     static final Map<String, Integer> LAYERS = Map.ofEntries(
             Map.entry("engine", 0),
-            Map.entry("nn", 1), Map.entry("tokenize", 1), Map.entry("eval", 1),
+            Map.entry("nn", 1), Map.entry("tokenize", 1), Map.entry("eval", 1), Map.entry("chat", 1),
             Map.entry("data", 2), Map.entry("io", 2),
             Map.entry("run", 3),
             Map.entry("train", 4),
@@ -34,8 +34,8 @@ class PackageLayersTest {
             Map.entry("calm", 6),
             Map.entry("generate", 7),
             Map.entry("app", 8),
-            Map.entry("release", 9), Map.entry("report", 9), Map.entry("serve", 9),
-            Map.entry("cli", 10));
+            Map.entry("release", 9), Map.entry("report", 9), Map.entry("serve", 9), Map.entry("api", 9),
+            Map.entry("cli", 10), Map.entry("langchain4j", 10));
 
     private static final Path MAIN = Path.of("src/main/java/calm4j");
     /** An import or a qualified name of a calm4j class: {@code calm4j.<package>.<Class>}. */

@@ -7,6 +7,8 @@ import calm4j.data.BlockBatches;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
 import calm4j.generate.CalmGenerator;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
 import calm4j.generate.Finish;
 import calm4j.generate.GenerationSession;
 import org.junit.jupiter.api.BeforeAll;
@@ -57,7 +59,7 @@ class SyntheticLanguageTest {
     }
 
     static CalmGenerator generator() {
-        return new CalmGenerator(calm, EOS, PAD, 50, false, 500);
+        return new CalmGenerator(calm, EOS, PAD, new GenerationOptions(50, false, 500));
     }
 
     @Test
@@ -75,7 +77,10 @@ class SyntheticLanguageTest {
             double tolerance = 3 * Math.hypot(two.standardError()[n], many.standardError()[n]) + 1e-3;
             assertEquals(two.brier()[n], many.brier()[n], tolerance, "Brier-" + (n + 1) + "\n" + two.format()
                     + "\n" + many.format());
-            assertTrue(many.standardError()[n] <= 1.2 * two.standardError()[n] + 1e-6, many.format());
+            // More samples never add variance; the slack of one position's worth covers a model so close to perfect
+            // that two samples saw no miss at all (a standard error of 0) where sixteen saw one.
+            assertTrue(many.standardError()[n] <= 1.2 * two.standardError()[n] + 1.0 / two.positions(),
+                    two.format() + "\n" + many.format());
         }
         assertEquals(two.positions(), many.positions());
     }
@@ -92,7 +97,7 @@ class SyntheticLanguageTest {
         int exact = 0;
         for (int seed = 0; seed < SEEDS; seed++) {
             CalmGenerator.Output o = generator().generate(
-                    List.of(new CalmGenerator.Request(chunksOf(0, 2), 12, 1.0, seed)), null).get(0);
+                    List.of(new GenerationRequest(chunksOf(0, 2), 12, 1.0, seed)), null).get(0);
             int[] ends = o.chunkEnds();
             assertEquals(o.steps(), ends.length, "one chunk a step");
             boolean full = o.finish() == Finish.LENGTH;
@@ -120,7 +125,7 @@ class SyntheticLanguageTest {
         int exact = 0, sampled = 0;
         for (int seed = 0; seed < SEEDS; seed++) {
             CalmGenerator.Output o = generator().generate(
-                    List.of(new CalmGenerator.Request(prompt, 6, 1.0, seed)), null).get(0);
+                    List.of(new GenerationRequest(prompt, 6, 1.0, seed)), null).get(0);
             if (o.finish() == Finish.LENGTH) {
                 assertArrayEquals(new int[] {2, 6}, o.chunkEnds(), "the first step completes the prompt's chunk");
             }
@@ -136,9 +141,9 @@ class SyntheticLanguageTest {
     void eosInOneSequenceStopsItWithoutStoppingTheRest() {
         int stopped = 0, othersRan = 0, exact = 0;
         for (int i = 0; i < SEEDS; i++) {
-            List<CalmGenerator.Request> batch = List.of(
-                    new CalmGenerator.Request(chunksOf(0, 11), 40, 1.0, 2 * i),   // the next chunk ends the document
-                    new CalmGenerator.Request(chunksOf(0, 1), 16, 1.0, 2 * i + 1));
+            List<GenerationRequest> batch = List.of(
+                    new GenerationRequest(chunksOf(0, 11), 40, 1.0, 2 * i),   // the next chunk ends the document
+                    new GenerationRequest(chunksOf(0, 1), 16, 1.0, 2 * i + 1));
             List<CalmGenerator.Output> out = generator().generate(batch, null);
             CalmGenerator.Output ending = out.get(0), running = out.get(1);
             // Whatever the first sequence did, the second runs to its own end.
@@ -160,10 +165,10 @@ class SyntheticLanguageTest {
 
     @Test
     void batchedGenerationEqualsOneByOneForTheSameSeeds() {
-        List<CalmGenerator.Request> reqs = List.of(
-                new CalmGenerator.Request(chunksOf(0, 3), 20, 1.0, 11),
-                new CalmGenerator.Request(Arrays.copyOf(chunksOf(0, 1), 3), 24, 0.5, 12),
-                new CalmGenerator.Request(new int[] {5, 9, 14, 3, 3, 21, 7}, 20, 1.0, 13)); // off-language
+        List<GenerationRequest> reqs = List.of(
+                new GenerationRequest(chunksOf(0, 3), 20, 1.0, 11),
+                new GenerationRequest(Arrays.copyOf(chunksOf(0, 1), 3), 24, 0.5, 12),
+                new GenerationRequest(new int[] {5, 9, 14, 3, 3, 21, 7}, 20, 1.0, 13)); // off-language
         List<CalmGenerator.Output> together = generator().generate(reqs, null);
         for (int i = 0; i < reqs.size(); i++) {
             CalmGenerator.Output alone = generator().generate(List.of(reqs.get(i)), null).get(0);
@@ -175,16 +180,17 @@ class SyntheticLanguageTest {
 
     @Test
     void sequencesJoiningAndLeavingARunningBatchGenerateWhatTheyWouldAlone() {
-        CalmGenerator.Request a = new CalmGenerator.Request(new int[] {5, 9, 14, 3, 3, 21, 7}, 40, 1.0, 21);
-        CalmGenerator.Request b = new CalmGenerator.Request(chunksOf(0, 6), 16, 1.0, 22);
-        CalmGenerator.Request c = new CalmGenerator.Request(new int[] {8, 8, 30, 2, 17}, 40, 1.0, 23);
+        // a continues the language (a chunk and three tokens), so it is still running when the others join and leave.
+        GenerationRequest a = new GenerationRequest(Arrays.copyOf(chunksOf(0, 2), K + 3), 40, 1.0, 21);
+        GenerationRequest b = new GenerationRequest(chunksOf(0, 6), 16, 1.0, 22);
+        GenerationRequest c = new GenerationRequest(new int[] {8, 8, 30, 2, 17}, 40, 1.0, 23);
         Map<Integer, List<Integer>> got = new HashMap<>();
         Map<Integer, CalmGenerator.Output> done = new HashMap<>();
         try (CalmGenerator.Session session = generator().session()) {
             int ia = session.join(List.of(a)).get(0);
-            int ic = -1;
+            int ib = -1, ic = -1;
             for (int step = 0; !session.isEmpty(); step++) {
-                if (step == 2) session.join(List.of(b));  // b is longer than a so far: a's row is re-aligned
+                if (step == 2) ib = session.join(List.of(b)).get(0);  // b is longer than a so far: a's row is re-aligned
                 if (step == 3) ic = session.join(List.of(c)).get(0);
                 if (step == 5) session.cancel(ia);        // a leaves early, as when its client disconnects
                 for (GenerationSession.Event<CalmGenerator.Output> e : session.step()) {
@@ -194,7 +200,7 @@ class SyntheticLanguageTest {
             }
             CalmGenerator.Output aloneB = generator().generate(List.of(b), null).get(0);
             CalmGenerator.Output aloneC = generator().generate(List.of(c), null).get(0);
-            assertArrayEquals(aloneB.tokens(), done.get(1).tokens(), "b joined at step 2");
+            assertArrayEquals(aloneB.tokens(), done.get(ib).tokens(), "b joined at step 2");
             assertArrayEquals(aloneC.tokens(), done.get(ic).tokens(), "c joined at step 3");
             int[] aloneA = generator().generate(List.of(a), null).get(0).tokens();
             int[] partA = got.get(ia).stream().mapToInt(Integer::intValue).toArray();
@@ -206,14 +212,17 @@ class SyntheticLanguageTest {
     @Test
     void aPromptLongerThanTheContextIsRefused() {
         UserError e = assertThrows(UserError.class, () -> generator().generate(List.of(
-                new CalmGenerator.Request(new int[16 * K], 4, 1.0, 0)), null));
+                new GenerationRequest(new int[16 * K], 4, 1.0, 0)), null));
         assertTrue(e.getMessage().contains("context is 16 chunks"), e.getMessage());
     }
 
     @Test
-    void temperaturesThatAreNotOneOverNAreRefused() {
+    void aTemperatureThatIsNotOneOverNIsServedFromThePoolAndOneBelowOneOverThePoolIsRefused() {
+        CalmGenerator.Output o = generator().generate(List.of(new GenerationRequest(chunksOf(0, 1), 8, 0.7, 0)),
+                null).get(0);
+        assertEquals(8, o.tokens().length);
         UserError e = assertThrows(UserError.class, () -> generator().generate(List.of(
-                new CalmGenerator.Request(chunksOf(0, 1), 4, 0.7, 0)), null));
-        assertTrue(e.getMessage().contains("not 1/n"), e.getMessage());
+                new GenerationRequest(chunksOf(0, 1), 4, 0.01, 0)), null));
+        assertTrue(e.getMessage().contains("below the lowest"), e.getMessage());
     }
 }

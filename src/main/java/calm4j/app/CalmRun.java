@@ -17,6 +17,9 @@ import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
+import calm4j.generate.CalmGenerator;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.Sampling;
 import calm4j.io.StateDict;
 import calm4j.nn.Layers;
 import calm4j.run.Checkpoints;
@@ -38,7 +41,8 @@ import java.util.Map;
  * run from its folder, evaluate it. The checkpoint holds the frozen autoencoder too ({@code ae_model.*}), and
  * config.json its config ({@code "autoencoder"}), so a CALM run is self-contained.
  */
-public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step, PromptConvention prompt) {
+public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step, PromptConvention prompt)
+        implements LanguageModel {
     public static final String KIND = "calm";
     /** How a CALM is trained unless a config says otherwise (preset "calm"). */
     public static final TrainConfig TRAIN = Presets.section("calm", "train", TrainConfig.class);
@@ -67,6 +71,58 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
     public int[] promptPrefix() {
         var ae = model.autoencoder().config();
         return prompt.prefix(model.patchSize(), ae.eosId(), ae.padId());
+    }
+
+    /** A generator for this run's model and prompt convention. */
+    public CalmGenerator generator(GenerationOptions options) {
+        var ae = model.autoencoder().config();
+        return new CalmGenerator(model, ae.eosId(), ae.padId(), options).withPrefix(promptPrefix());
+    }
+
+    @Override
+    public String kind() {
+        return KIND;
+    }
+
+    @Override
+    public int tokensPerStep() {
+        return model.patchSize();
+    }
+
+    @Override
+    public int maxPromptTokens() {
+        return generator(GenerationOptions.DEFAULT).maxPromptTokens();
+    }
+
+    @Override
+    public int maxNewTokens(int promptTokens) {
+        return generator(GenerationOptions.DEFAULT).maxNewTokens(promptTokens);
+    }
+
+    @Override
+    public void checkSampling(Sampling sampling, GenerationOptions options) {
+        generator(options).checkSampling(sampling);
+    }
+
+    @Override
+    public CalmGenerator.Session newSession(GenerationOptions options, boolean stopAtEos) {
+        return generator(options).stopAtEos(stopAtEos).session();
+    }
+
+    @Override
+    public long parameterCount() {
+        return Layers.parameterCount(model, true);
+    }
+
+    @Override
+    public double trainingFlopsPerToken() {
+        var ae = model.autoencoder().config();
+        return model.config().trainingFlopsPerChunk(ae) / ae.patchSize();
+    }
+
+    @Override
+    public double inferenceFlopsPerToken() {
+        return model.config().inferenceFlopsPerToken(model.autoencoder().config());
     }
 
     /** Trains (or resumes) a new CALM on the job's corpus, on top of the autoencoder run {@code aeRun}. */

@@ -10,6 +10,9 @@ import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.Sampling;
+import calm4j.generate.TokenGenerator;
 import calm4j.nn.Layers;
 import calm4j.run.Checkpoints;
 import calm4j.run.RunFolder;
@@ -27,7 +30,8 @@ import java.util.Map;
  * The token baseline as an application: train one on a prepared corpus, load a run, evaluate it. Its data is padded
  * to multiples of the K of the CALM it is compared with, so both see the same token stream.
  */
-public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patchSize, int padId, long step) {
+public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patchSize, int padId, long step)
+        implements LanguageModel {
     public static final String KIND = "token-lm";
     /** How a token baseline is trained unless a config says otherwise (preset "token-lm"). */
     public static final TrainConfig TRAIN = Presets.section("token-lm", "train", TrainConfig.class);
@@ -48,6 +52,55 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
         model.eval();
         return new TokenLMRun(dir, model, tok, data.path("patch_size").asInt(4), data.path("pad_id").asInt(),
                 state.step());
+    }
+
+    /** A generator that starts every prompt after the boundary the model was trained with. */
+    public TokenGenerator generator() {
+        return new TokenGenerator(model, tokenizer.eosId(), padId, patchSize);
+    }
+
+    @Override
+    public String kind() {
+        return KIND;
+    }
+
+    @Override
+    public int tokensPerStep() {
+        return 1;
+    }
+
+    @Override
+    public int maxPromptTokens() {
+        return generator().maxPromptTokens();
+    }
+
+    @Override
+    public int maxNewTokens(int promptTokens) {
+        return generator().maxNewTokens(promptTokens);
+    }
+
+    /** A token model samples from its logits, so every {@link Sampling} it can be given is served. */
+    @Override
+    public void checkSampling(Sampling sampling, GenerationOptions options) {}
+
+    @Override
+    public TokenGenerator.Session newSession(GenerationOptions options, boolean stopAtEos) {
+        return generator().stopAtEos(stopAtEos).session();
+    }
+
+    @Override
+    public long parameterCount() {
+        return Layers.parameterCount(model, true);
+    }
+
+    @Override
+    public double trainingFlopsPerToken() {
+        return model.config().trainingFlopsPerToken(model.vocabSize());
+    }
+
+    @Override
+    public double inferenceFlopsPerToken() {
+        return model.config().inferenceFlopsPerToken(model.vocabSize());
     }
 
     /** Trains (or resumes) a token baseline on the job's corpus, documents padded to multiples of {@code k}. */

@@ -4,7 +4,8 @@ import calm4j.app.TokenLMRun;
 import calm4j.app.TrainingJob;
 import calm4j.ar.TokenLMConfig;
 import calm4j.ar.TokenLMTask;
-import calm4j.generate.TokenGenerator;
+import calm4j.generate.GenerationRequest;
+import calm4j.generate.Sampling;
 import calm4j.nn.Layers;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
@@ -116,12 +117,12 @@ final class ArCommand {
         public Integer call() {
             engine.engine();
             TokenLMRun r = TokenLMRun.load(run);
-            List<TokenGenerator.Request> reqs = new ArrayList<>();
+            Sampling sampling = Sampling.at(temperature).withTopK(topK).withTopP(topP);
+            List<GenerationRequest> reqs = new ArrayList<>();
             for (int i = 0; i < batch; i++) {
-                reqs.add(new TokenGenerator.Request(r.tokenizer().encode(prompt), maxTokens, temperature, topK, topP,
-                        seed + i));
+                reqs.add(new GenerationRequest(r.tokenizer().encode(prompt), maxTokens, sampling, seed + i));
             }
-            var outs = new TokenGenerator(r.model(), r.tokenizer().eosId(), r.padId(), r.patchSize()).generate(reqs);
+            var outs = r.generator().generate(reqs);
             for (int i = 0; i < outs.size(); i++) {
                 System.out.println("--- " + (i + 1) + " (seed " + (seed + i) + ", " + outs.get(i).finish() + ")");
                 System.out.println(prompt + r.tokenizer().decode(outs.get(i).tokens()));

@@ -13,6 +13,8 @@ import calm4j.engine.Memory;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
 import calm4j.generate.TokenGenerator;
 import calm4j.nn.Layers;
 import calm4j.serve.CompletionServer;
@@ -114,9 +116,9 @@ final class BenchCommand {
      */
     static Measured timeCalm(String path, CalmGenerator gen, int batch, double t, int prompt,
                              int newTokens, int vocab, Random r, boolean warmUp, int repeats) {
-        List<CalmGenerator.Request> reqs = new ArrayList<>();
+        List<GenerationRequest> reqs = new ArrayList<>();
         for (int b = 0; b < batch; b++) {
-            reqs.add(new CalmGenerator.Request(r.ints(prompt, 3, vocab).toArray(), newTokens, t, b));
+            reqs.add(new GenerationRequest(r.ints(prompt, 3, vocab).toArray(), newTokens, t, b));
         }
         if (warmUp) warmUp(() -> gen.generate(reqs, null));
         List<CalmGenerator.Output> outs = new ArrayList<>();
@@ -132,10 +134,9 @@ final class BenchCommand {
     /** As {@link #timeCalm} for the token model (one token a step; temperature 0 is greedy). */
     static Measured timeToken(String path, TokenGenerator gen, int batch, double t, int prompt,
                               int newTokens, int vocab, Random r, int repeats) {
-        List<TokenGenerator.Request> reqs = new ArrayList<>();
+        List<GenerationRequest> reqs = new ArrayList<>();
         for (int b = 0; b < batch; b++) {
-            reqs.add(new TokenGenerator.Request(r.ints(prompt, 3, vocab).toArray(), newTokens, t, 0,
-                    1.0, b));
+            reqs.add(new GenerationRequest(r.ints(prompt, 3, vocab).toArray(), newTokens, t, b));
         }
         warmUp(() -> gen.generate(reqs));
         List<TokenGenerator.Output> outs = new ArrayList<>();
@@ -233,7 +234,7 @@ final class BenchCommand {
             Random r = new Random(0);
             for (int batch : new int[] {1, 8, 16}) {
                 for (double t : new double[] {1.0, 0.5}) {
-                    var gen = new CalmGenerator(calm, 0, 1, t == 1 ? 1 : 200, false, 200)
+                    var gen = new CalmGenerator(calm, 0, 1, new GenerationOptions(t == 1 ? 1 : 200, false, 200))
                             .stopAtEos(false);
                     out.accept(timeCalm("calm_generate_t" + (t == 1 ? "1" : "0.5") + "_b" + batch, gen, batch, t,
                             PROMPT, NEW, VOCAB, r, true, repeats));
@@ -432,7 +433,7 @@ final class BenchCommand {
                 int batch = batches[bi];
                 for (int pool : new int[] {1, 200}) {
                     double t = pool == 1 ? 1.0 : 0.5;
-                    var gen = new CalmGenerator(model, 0, 1, pool, false, 2000).stopAtEos(false);
+                    var gen = new CalmGenerator(model, 0, 1, new GenerationOptions(pool, false, 2000)).stopAtEos(false);
                     Measured m = timeCalm("", gen, batch, t, promptTokens, maxTokens, vocab, r, true, repeats);
                     if (pool == 1) calmT1[bi] = m.tokensPerS();
                     System.out.printf("%5d  %-4s %4d  %8.0f  %7.1f%n", batch, t == 1 ? "1" : "1/2", pool,
@@ -501,8 +502,8 @@ final class BenchCommand {
                 }
                 for (int batch : new int[] {1, 8}) {
                     for (double t : new double[] {1.0, 0.5}) {
-                        var gen = new CalmGenerator(model, a.eosId(), a.padId(), t == 1 ? 1 : 200,
-                                false, 200).stopAtEos(false);
+                        var gen = new CalmGenerator(model, a.eosId(), a.padId(),
+                                new GenerationOptions(t == 1 ? 1 : 200, false, 200)).stopAtEos(false);
                         Measured m = timeCalm("", gen, batch, t, promptTokens, releaseTokens, a.vocabSize(), r,
                                 false, 1);
                         System.out.printf("%-5s  %5d  %-4s %8.1f  %7.0f  %6.2f%n", dtype, batch, t == 1 ? "1" : "1/2",

@@ -1,10 +1,15 @@
 package calm4j.cli;
 
+import calm4j.api.TextModel;
 import calm4j.app.CalmRun;
+import calm4j.app.LanguageModel;
+import calm4j.chat.ChatTemplate;
 import calm4j.engine.Configs;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
-import calm4j.generate.TextStream;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
+import calm4j.generate.Sampling;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.ArgGroup;
@@ -45,12 +50,27 @@ final class GenerateCommand implements Callable<Integer> {
     @Option(names = "--max-tokens", defaultValue = "128", description = "default: ${DEFAULT-VALUE}")
     int maxTokens;
 
-    @Option(names = "--temperature", defaultValue = "1", description = "1/n for an integer n: 1, 0.5, 0.3333, ... "
-            + "(the authors recommend <= 0.5 for fluent text; default: ${DEFAULT-VALUE})")
+    @Option(names = "--temperature", defaultValue = "1", description = "in [0, 2]: 1/n for an integer n is exact "
+            + "(1, 0.5, 0.3333, ...), other values use the candidate pool's counts (docs/method.md); 0 is the pool's "
+            + "most frequent chunk (the authors recommend <= 0.5 for fluent text; default: ${DEFAULT-VALUE})")
     double temperature;
 
-    @Option(names = "--pool", defaultValue = "200", description = "candidate chunks per step for T < 1 (default: "
-            + "${DEFAULT-VALUE})")
+    @Option(names = "--top-p", defaultValue = "1", description = "nucleus over the candidate pool, in (0, 1] "
+            + "(default: ${DEFAULT-VALUE})")
+    double topP;
+
+    @Option(names = "--stop", description = "a string that ends the text (not printed); up to 4")
+    List<String> stop = new ArrayList<>();
+
+    @Option(names = "--chat", description = "the prompt is a user message: reply as the assistant, through the run's "
+            + "chat template (tokenizer_config.json's chat_template, else plain User:/Assistant: lines)")
+    boolean chat;
+
+    @Option(names = "--chat-template", description = "a Jinja chat template file for --chat")
+    Path chatTemplate;
+
+    @Option(names = "--pool", defaultValue = "200", description = "candidate chunks per step when temperature or "
+            + "--top-p choose among candidates (default: ${DEFAULT-VALUE})")
     int pool;
 
     @Option(names = "--exact", description = "exact temperature: draw n samples until all n agree (capped by "
@@ -88,47 +108,63 @@ final class GenerateCommand implements Callable<Integer> {
         }
         if (batch < 1) throw new UserError("--batch must be at least 1, got " + batch);
         if (maxTokens < 1) throw new UserError("--max-tokens must be at least 1, got " + maxTokens);
-        CalmRun calm = CalmRun.load(run);
-        var tok = calm.tokenizer();
-        // Everything a request can get wrong is checked here, before any text is printed.
-        CalmGenerator gen = new CalmGenerator(calm.model(), tok.eosId(), calm.model().autoencoder().config().padId(),
-                pool, exact, maxDraws).withPrefix(calm.promptPrefix());
-        gen.checkTemperature(temperature);
-        List<CalmGenerator.Request> requests = new ArrayList<>();
-        List<String> texts = new ArrayList<>();
-        for (String p : prompts) {
-            for (int b = 0; b < batch; b++) {
-                requests.add(new CalmGenerator.Request(tok.encode(p), maxTokens, temperature, seed + requests.size()));
-                texts.add(p);
-            }
+        if (pool < 1) throw new UserError("--pool must be at least 1, got " + pool);
+        if (maxDraws < 1) throw new UserError("--max-draws must be at least 1, got " + maxDraws);
+        if (json && !stop.isEmpty()) throw new UserError("--stop cuts the text; --json prints token ids: use one");
+        Sampling sampling = Sampling.at(temperature).withTopP(topP);
+        var options = new TextModel.Options(maxTokens, sampling, seed, stop,
+                new GenerationOptions(pool, exact, maxDraws));
+        if (!(LanguageModel.load(run) instanceof CalmRun calm)) {
+            throw new UserError(run + " is not a CALM run: generate with a token model through calm ar generate");
         }
-        boolean stream = !json && requests.size() == 1;
-        TextStream shown = new TextStream(tok::decode);
-        boolean[] promptShown = {false}; // the prompt is echoed once generation has accepted it
+        ChatTemplate template = chatTemplate != null ? ChatTemplate.file(chatTemplate) : ChatTemplate.of(run);
+        if (chat) {
+            prompts.replaceAll(p -> template.render(List.of(new ChatTemplate.Message("user", p))));
+            List<String> stops = new ArrayList<>(stop);
+            stops.addAll(template.stops());
+            options = options.withStop(json ? List.of() : stops);
+        }
+        // Everything a request can get wrong is checked here, before any text is printed.
+        calm.checkSampling(sampling, options.generation());
+        List<String> texts = new ArrayList<>();
+        for (String p : prompts) for (int b = 0; b < batch; b++) texts.add(p);
+        if (json) return printJson(calm, texts, sampling, options.generation());
+        TextModel model = TextModel.of(calm, template);
+        boolean stream = texts.size() == 1;
+        boolean[] echoed = {chat}; // the prompt is echoed once generation has accepted it
         long t0 = System.nanoTime();
-        List<CalmGenerator.Output> outs = gen.generate(requests, (req, tokens) -> {
+        List<TextModel.Completion> outs = model.complete(texts, options, (i, text) -> {
             if (!stream) return;
-            if (!promptShown[0]) System.out.print(texts.get(0));
-            promptShown[0] = true;
-            System.out.print(shown.add(tokens, false));
+            if (!echoed[0]) System.out.print(texts.get(0));
+            echoed[0] = true;
+            System.out.print(text);
             System.out.flush();
         });
         double seconds = (System.nanoTime() - t0) / 1e9;
         if (stream) {
-            if (!promptShown[0]) System.out.print(texts.get(0));
-            System.out.println(shown.add(new int[0], true));
-            System.err.printf("[%d tokens in %d steps, %.2f s, %s]%n", outs.get(0).tokens().length,
-                    outs.get(0).steps(), seconds, outs.get(0).finish());
+            if (!echoed[0]) System.out.print(texts.get(0));
+            System.out.println();
+            System.err.printf("[%d tokens, %.2f s, %s]%n", outs.get(0).completionTokens(), seconds,
+                    outs.get(0).finish());
             return 0;
         }
-        if (!json) {
-            for (int i = 0; i < outs.size(); i++) {
-                System.out.println("--- " + (i + 1) + " (seed " + requests.get(i).seed() + ", "
-                        + outs.get(i).finish() + ")");
-                System.out.println(texts.get(i) + tok.decode(outs.get(i).tokens()));
-            }
-            return 0;
+        for (int i = 0; i < outs.size(); i++) {
+            System.out.println("--- " + (i + 1) + " (seed " + (seed + i) + ", " + outs.get(i).finish() + ")");
+            System.out.println((chat ? "" : texts.get(i)) + outs.get(i).text());
         }
+        return 0;
+    }
+
+    /** Token ids, chunk boundaries and timing of every sequence, as JSON. */
+    private int printJson(CalmRun calm, List<String> texts, Sampling sampling, GenerationOptions generation)
+            throws IOException {
+        var tok = calm.tokenizer();
+        List<GenerationRequest> requests = new ArrayList<>();
+        for (String p : texts) requests.add(new GenerationRequest(tok.encode(p), maxTokens, sampling,
+                seed + requests.size()));
+        long t0 = System.nanoTime();
+        List<CalmGenerator.Output> outs = calm.generator(generation).generate(requests, null);
+        double seconds = (System.nanoTime() - t0) / 1e9;
         ObjectNode root = Configs.JSON.createObjectNode();
         root.put("model", run.toString());
         root.put("patch_size", calm.model().patchSize());

@@ -55,6 +55,14 @@ final class ServeCommand implements Callable<Integer> {
             + "that ends inside a chunk before its tokens are forced (each costs a decode; default: ${DEFAULT-VALUE})")
     int maxDraws;
 
+    @Option(names = "--allow-origin", description = "let browser apps from this origin call the API (CORS), e.g. "
+            + "https://app.example.com, or * for any (default: none)")
+    String allowOrigin;
+
+    @Option(names = "--chat-template", description = "a Jinja chat template file for /v1/chat/completions (default: "
+            + "the run's tokenizer_config.json chat_template, else plain User:/Assistant: lines)")
+    Path chatTemplate;
+
     @Mixin
     EngineOptions engine;
 
@@ -63,7 +71,7 @@ final class ServeCommand implements Callable<Integer> {
         engine.engine();
         // Every option is checked before the model loads.
         CompletionServer.Options options = new CompletionServer.Options(host, port, maxBatch, queue, maxTokens,
-                timeout, maxBody, pool, maxDraws);
+                timeout, maxBody, pool, maxDraws, allowOrigin);
         InetAddress address;
         try {
             address = InetAddress.getByName(host);
@@ -75,14 +83,14 @@ final class ServeCommand implements Callable<Integer> {
             System.err.println("calm serve: warning: listening on " + host + ": anyone who can reach this address can "
                     + "use the model (there is no authentication)");
         }
-        CompletionServer server = CompletionServer.start(run, options);
+        CompletionServer server = CompletionServer.start(run, options, chatTemplate);
         CountDownLatch stopped = new CountDownLatch(1);
         Runtime.getRuntime().addShutdownHook(new Thread(() -> {
             server.close();
             stopped.countDown();
         }));
         System.out.println("serving " + server.modelId() + " at " + server.url() + "  (playground: " + server.url()
-                + "/, API: " + server.url() + "/v1/completions)");
+                + "/, API: " + server.url() + "/v1/completions and /v1/chat/completions)");
         System.out.flush();
         stopped.await();
         return 0;

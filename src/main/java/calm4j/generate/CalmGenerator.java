@@ -36,9 +36,6 @@ import java.util.SplittableRandom;
  * token limit or at the model's context, independently of the others; finished sequences leave the batch.
  */
 public final class CalmGenerator {
-    /** One sequence to generate. {@code prompt} is token ids (no special tokens needed). */
-    public record Request(int[] prompt, int maxTokens, double temperature, long seed) {}
-
     /** What was generated: the new tokens, where each step's chunk ended, and why it stopped. */
     public record Output(int[] tokens, int[] chunkEnds, Finish finish, boolean forcedPrefix, int steps)
             implements GenerationSession.Result {}
@@ -56,21 +53,15 @@ public final class CalmGenerator {
     private boolean stopAtEos = true;
     private int[] prefix; // the tokens before every prompt
 
-    /**
-     * @param pool     candidates per step for T = 1/n with n > 1 (the batch approximation)
-     * @param exact    use exact rejection (n agreeing draws) for T = 1/n, falling back to the pool after maxDraws
-     * @param maxDraws cap on draws for exact temperature and for matching a partial prompt chunk
-     */
-    public CalmGenerator(CalmModel model, int eos, int pad, int pool, boolean exact, int maxDraws) {
-        if (pool < 1) throw new UserError("--pool must be at least 1, got " + pool);
-        if (maxDraws < 1) throw new UserError("--max-draws must be at least 1, got " + maxDraws);
+    /** A generator with calm4j's boundary chunk (EOS, PAD, ...) before every prompt. */
+    public CalmGenerator(CalmModel model, int eos, int pad, GenerationOptions options) {
         this.model = model;
         this.eos = eos;
         this.pad = pad;
         this.k = model.patchSize();
-        this.pool = pool;
-        this.exact = exact;
-        this.maxDraws = maxDraws;
+        this.pool = options.pool();
+        this.exact = options.exact();
+        this.maxDraws = options.maxDraws();
         this.prefix = new int[k];
         Arrays.fill(prefix, pad);
         prefix[0] = eos;
@@ -87,9 +78,17 @@ public final class CalmGenerator {
         return (model.contextChunks() - 1) * k - prefix.length;
     }
 
-    /** n for temperature 1/n, refusing what this generator cannot sample (n above its pool). */
-    public int checkTemperature(double temperature) {
-        return Temperature.inverse(temperature, pool);
+    /**
+     * The most tokens the context leaves for a prompt of {@code promptTokens}: generation ends with
+     * {@link Finish#CONTEXT} there, whatever max_tokens asked.
+     */
+    public int maxNewTokens(int promptTokens) {
+        return Math.max(0, model.contextChunks() * k - Math.max(prefix.length + promptTokens, k));
+    }
+
+    /** Refuses sampling settings this generator cannot serve, naming the reason ({@link Temperature#check}). */
+    public void checkSampling(Sampling sampling) {
+        Temperature.check(sampling, pool);
     }
 
     /** Whether EOS ends a sequence (benchmarks turn it off to measure a fixed number of steps). */
@@ -99,7 +98,7 @@ public final class CalmGenerator {
     }
 
     /** Generates every request as one batch; the listener sees each step's new tokens as they come. */
-    public List<Output> generate(List<Request> requests, Listener listener) {
+    public List<Output> generate(List<GenerationRequest> requests, Listener listener) {
         try (Session session = session()) {
             List<Integer> ids = session.join(requests);
             Output[] outputs = new Output[requests.size()];
@@ -125,7 +124,7 @@ public final class CalmGenerator {
      * finished and {@link #cancel}led sequences leave. A sequence's result does not depend on what else is in the
      * batch (its own generator, right-aligned rows, masked padding). Not thread-safe: one thread drives a session.
      */
-    public final class Session implements GenerationSession<Request, Output> {
+    public final class Session implements GenerationSession<Output> {
         /** The running sequences; each row's next tensor is its last hidden state. */
         private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id);
         private int nextId;
@@ -141,12 +140,12 @@ public final class CalmGenerator {
 
         /** Adds sequences (prefilled in one pass); returns their ids. Refuses prompts the context cannot fit. */
         @Override
-        public List<Integer> join(List<Request> requests) {
+        public List<Integer> join(List<GenerationRequest> requests) {
             int context = model.contextChunks();
             List<Seq> joined = new ArrayList<>();
             List<long[]> prefixes = new ArrayList<>();
-            for (Request r : requests) {
-                if (r.maxTokens() < 1) throw new UserError("max tokens must be at least 1, got " + r.maxTokens());
+            for (GenerationRequest r : requests) {
+                checkSampling(r.sampling());
                 int[] withBoundary = new int[prefix.length + r.prompt().length];
                 System.arraycopy(prefix, 0, withBoundary, 0, prefix.length);
                 System.arraycopy(r.prompt(), 0, withBoundary, prefix.length, r.prompt().length);
@@ -162,8 +161,7 @@ public final class CalmGenerator {
                             + "context is " + context + " chunks (" + context * k + " tokens) including at least one "
                             + "to generate: shorten the prompt to at most " + maxPromptTokens() + " tokens");
                 }
-                Seq s = new Seq(r, Arrays.copyOfRange(withBoundary, complete * k, withBoundary.length),
-                        checkTemperature(r.temperature()));
+                Seq s = new Seq(r, Arrays.copyOfRange(withBoundary, complete * k, withBoundary.length));
                 s.positions = complete;
                 joined.add(s);
                 prefixes.add(Arrays.stream(Arrays.copyOf(withBoundary, complete * k)).asLongStream().toArray());
@@ -242,8 +240,9 @@ public final class CalmGenerator {
 
     private static final class Seq {
         int id;
-        final Request request;
-        final int n; // temperature 1/n
+        final GenerationRequest request;
+        final Sampling sampling;
+        final int n; // 1/T when that is an integer (exact agreement applies), else 0
         final int[] partial;
         final Generator generator;
         final SplittableRandom rng;
@@ -254,9 +253,10 @@ public final class CalmGenerator {
         int steps;
         int positions; // chunks in the sequence so far (boundary + prompt + generated)
 
-        Seq(Request request, int[] partial, int n) {
+        Seq(GenerationRequest request, int[] partial) {
             this.request = request;
-            this.n = n;
+            this.sampling = request.sampling();
+            this.n = Temperature.inverseInteger(sampling.temperature());
             this.partial = partial;
             this.generator = torch.make_generator_cpu();
             this.generator.set_current_seed(request.seed());
@@ -294,8 +294,8 @@ public final class CalmGenerator {
     private long[][] nextChunks(Tensor h, List<Seq> running) {
         int rows = running.size();
         Generator[] gens = running.stream().map(s -> s.generator).toArray(Generator[]::new);
-        int[] counts = running.stream().mapToInt(s -> s.steps == 0 && s.partial.length > 0 ? Math.min(pool, maxDraws)
-                : s.n > 1 ? pool : 1).toArray();
+        int[] counts = running.stream().mapToInt(s -> s.steps == 0 && s.partial.length > 0
+                ? Math.min(pool, partialBudget(s)) : Temperature.needsPool(s.sampling) ? pool : 1).toArray();
         // Rows that pick from their pool by counting need only the chunks that repeat in it; the others need all.
         boolean[] whole = new boolean[rows];
         for (int i = 0; i < rows; i++) whole[i] = !countsPool(running.get(i));
@@ -307,12 +307,12 @@ public final class CalmGenerator {
             List<long[]> cands = Arrays.asList(decoded).subList(at, at + counts[i]);
             if (s.steps == 0 && s.partial.length > 0) {
                 out[i] = matchPartial(s, cands, h.narrow(0, i, 1));
-            } else if (s.n == 1) {
+            } else if (!Temperature.needsPool(s.sampling)) {
                 out[i] = cands.get(0);
-            } else if (exact) {
+            } else if (usesExact(s)) {
                 out[i] = exactAgreement(s, h.narrow(0, i, 1), cands);
             } else {
-                int chosen = Temperature.pick(cands, s.n, s.rng);
+                int chosen = Temperature.pick(cands, s.sampling, s.rng);
                 out[i] = cands.get(chosen) != null ? cands.get(chosen) : decodeOne(z.narrow(0, at + chosen, 1));
             }
         }
@@ -321,7 +321,24 @@ public final class CalmGenerator {
 
     /** Whether {@code s} picks this step's chunk from its pool by the batch rule (counting repeated chunks). */
     private boolean countsPool(Seq s) {
-        return s.n > 1 && !exact && !(s.steps == 0 && s.partial.length > 0);
+        return Temperature.needsPool(s.sampling) && !usesExact(s) && !(s.steps == 0 && s.partial.length > 0);
+    }
+
+    /** Exact agreement applies to T = 1/n for an integer n >= 2 without a nucleus; other settings use the pool. */
+    private boolean usesExact(Seq s) {
+        return exact && s.n >= 2 && s.sampling.topP() == 1 && s.sampling.topK() == 0;
+    }
+
+    /**
+     * Candidates that may be drawn to continue a prompt's partial last chunk: as many as the request's aligned steps
+     * would draw in all (one per step at T = 1, a pool per step otherwise), at most maxDraws. The search then costs
+     * at most what the rest of the request costs, so an unaligned prompt takes at most about twice an aligned one.
+     */
+    private int partialBudget(Seq s) {
+        int steps = Math.max(1, Math.min((s.partial.length + s.request.maxTokens() + k - 1) / k,
+                model.contextChunks() - s.positions));
+        long perStep = Temperature.needsPool(s.sampling) ? pool : 1;
+        return (int) Math.max(1, Math.min(maxDraws, perStep * steps));
     }
 
     /** The K tokens of one latent [1, l] (a chunk drawn once, picked when no chunk of the pool repeated). */
@@ -342,11 +359,13 @@ public final class CalmGenerator {
             List<long[]> matching = new ArrayList<>();
             for (long[] c : pool) if (startsWith(c, s.partial)) matching.add(c);
             if (!matching.isEmpty()) {
-                return s.n == 1 ? matching.get(0) : matching.get(Temperature.pick(matching, s.n, s.rng));
+                return Temperature.needsPool(s.sampling) ? matching.get(Temperature.pick(matching, s.sampling, s.rng))
+                        : matching.get(0);
             }
             tried += pool.size();
-            if (tried >= maxDraws) break;
-            pool = drawMore(s, h, Math.min(this.pool, maxDraws - tried));
+            int budget = partialBudget(s);
+            if (tried >= budget) break;
+            pool = drawMore(s, h, Math.min(this.pool, budget - tried));
         }
         // No candidate continues the partial chunk: keep the one agreeing longest with it, prompt tokens forced.
         long[] best = pool.get(0);
@@ -383,7 +402,7 @@ public final class CalmGenerator {
             if (agree) return first;
             if (seen.size() >= maxDraws && start + 2 * s.n > seen.size()) break;
         }
-        return seen.get(Temperature.pick(seen, s.n, s.rng));
+        return seen.get(Temperature.pick(seen, s.sampling, s.rng));
     }
 
     private static Tensor boolTensor(boolean[] values, int rows, int cols) {

@@ -4,11 +4,11 @@ import java.util.Locale;
 
 /**
  * Why a generated sequence ended. A generator ends it at {@link #EOS}, {@link #LENGTH} (the request's token limit)
- * or {@link #CONTEXT} (the model's context is full); a server also ends it at {@link #TIMEOUT}, when its client
+ * or {@link #CONTEXT} (the model's context is full); {@link #STOP} is a stop string found in the decoded text; a server also ends it at {@link #TIMEOUT}, when its client
  * went away ({@link #CANCELLED}), or when a generation step failed ({@link #ERROR}).
  */
 public enum Finish {
-    EOS, LENGTH, CONTEXT, TIMEOUT, CANCELLED, ERROR;
+    EOS, STOP, LENGTH, CONTEXT, TIMEOUT, CANCELLED, ERROR;
 
     /** How calm4j prints it: "eos", "length", ... */
     public String label() {
@@ -18,7 +18,7 @@ public enum Finish {
     /** OpenAI's finish_reason: "stop" at the end of the text, "length" at a limit; calm4j's own otherwise. */
     public String openAi() {
         return switch (this) {
-            case EOS -> "stop";
+            case EOS, STOP -> "stop";
             case LENGTH, CONTEXT -> "length";
             default -> label();
         };

@@ -7,10 +7,9 @@ import java.util.List;
  * {@link CalmGenerator.Session} (K tokens a step) and {@link TokenGenerator.Session} (one token a step). One thread
  * drives a session.
  *
- * @param <R> a request to generate one sequence
  * @param <O> the output of a finished sequence
  */
-public interface GenerationSession<R, O extends GenerationSession.Result> extends AutoCloseable {
+public interface GenerationSession<O extends GenerationSession.Result> extends AutoCloseable {
     /** A finished sequence's output. */
     interface Result {
         int[] tokens();
@@ -23,7 +22,7 @@ public interface GenerationSession<R, O extends GenerationSession.Result> extend
     record Event<O>(int id, int[] tokens, O finished) {}
 
     /** Adds sequences, prefilled in one pass; returns their ids in order. Refuses prompts the context cannot fit. */
-    List<Integer> join(List<R> requests);
+    List<Integer> join(List<GenerationRequest> requests);
 
     /** One step for every running sequence; finished sequences leave the batch. */
     List<Event<O>> step();

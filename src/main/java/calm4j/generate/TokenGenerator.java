@@ -24,8 +24,6 @@ import java.util.SplittableRandom;
  * in training: EOS, then PAD up to the data's chunk size.
  */
 public final class TokenGenerator {
-    public record Request(int[] prompt, int maxTokens, double temperature, int topK, double topP, long seed) {}
-
     public record Output(int[] tokens, Finish finish) implements GenerationSession.Result {}
 
     private final TokenLM model;
@@ -39,6 +37,16 @@ public final class TokenGenerator {
         this.boundary = boundary;
     }
 
+    /** The most prompt tokens that leave room for the boundary and one generated token. */
+    public int maxPromptTokens() {
+        return model.contextTokens() - 1 - boundary;
+    }
+
+    /** The most tokens the context leaves for a prompt of {@code promptTokens}. */
+    public int maxNewTokens(int promptTokens) {
+        return Math.max(0, model.contextTokens() - boundary - promptTokens);
+    }
+
     /** Whether EOS ends a sequence (benchmarks turn it off to measure a fixed number of steps). */
     public TokenGenerator stopAtEos(boolean stop) {
         this.stopAtEos = stop;
@@ -46,7 +54,7 @@ public final class TokenGenerator {
     }
 
     /** Generates every request as one batch. */
-    public List<Output> generate(List<Request> requests) {
+    public List<Output> generate(List<GenerationRequest> requests) {
         try (Session session = session()) {
             List<Integer> ids = session.join(requests);
             Output[] outputs = new Output[requests.size()];
@@ -63,13 +71,13 @@ public final class TokenGenerator {
 
     private static final class Seq {
         final int id;
-        final Request request;
+        final GenerationRequest request;
         final SplittableRandom rng; // this sequence's own stream: its tokens never depend on the other rows
         final List<Integer> out = new ArrayList<>();
         int length; // tokens in the sequence so far (boundary + prompt + generated)
         Finish finish;
 
-        Seq(int id, Request request, int length) {
+        Seq(int id, GenerationRequest request, int length) {
             this.id = id;
             this.request = request;
             this.length = length;
@@ -85,7 +93,7 @@ public final class TokenGenerator {
      * A batch that sequences join and leave between steps (continuous batching), as {@link CalmGenerator.Session}:
      * one token per running sequence per step. Not thread-safe: one thread drives a session.
      */
-    public final class Session implements GenerationSession<Request, Output> {
+    public final class Session implements GenerationSession<Output> {
         /** The running sequences; each row's next tensor is its next-token logits. */
         private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id);
         private int nextId;
@@ -101,16 +109,12 @@ public final class TokenGenerator {
 
         /** Adds sequences (prefilled in one pass); returns their ids in order. */
         @Override
-        public List<Integer> join(List<Request> requests) {
+        public List<Integer> join(List<GenerationRequest> requests) {
             int n = requests.size();
             if (n == 0) return List.of();
             int[][] prompts = new int[n][];
             for (int i = 0; i < n; i++) {
-                Request r = requests.get(i);
-                if (r.temperature() < 0 || r.topP() <= 0 || r.topP() > 1 || r.topK() < 0) {
-                    throw new UserError("temperature must be >= 0, top-p in (0, 1] and top-k >= 0 (0: off)");
-                }
-                if (r.maxTokens() < 1) throw new UserError("max tokens must be at least 1, got " + r.maxTokens());
+                GenerationRequest r = requests.get(i);
                 int[] p = new int[boundary + r.prompt().length];
                 Arrays.fill(p, 0, boundary, pad);
                 p[0] = eos;
@@ -118,7 +122,7 @@ public final class TokenGenerator {
                 if (p.length >= model.contextTokens()) {
                     throw new UserError("the prompt is " + r.prompt().length + " tokens; the model's context is "
                             + model.contextTokens() + " tokens including the boundary and one to generate: shorten "
-                            + "the prompt to at most " + (model.contextTokens() - 1 - boundary) + " tokens");
+                            + "the prompt to at most " + maxPromptTokens() + " tokens");
                 }
                 prompts[i] = p;
             }
@@ -156,9 +160,10 @@ public final class TokenGenerator {
             if (rows.size() == 0) return List.of();
             try (NoGradGuard ng = new NoGradGuard()) {
                 List<Seq> running = new ArrayList<>(rows.active);
-                List<Request> reqs = running.stream().map(s -> s.request).toList();
+                List<Sampling> reqs = running.stream().map(s -> s.request.sampling()).toList();
                 SplittableRandom[] streams = running.stream().map(s -> s.rng).toArray(SplittableRandom[]::new);
-                long[] next = Engine.step(() -> sample(rows.next(), reqs, streams));
+                List<List<Integer>> generated = running.stream().map(s -> s.out).toList();
+                long[] next = Engine.step(() -> sample(penalised(rows.next(), reqs, generated), reqs, streams));
                 List<Event<Output>> events = new ArrayList<>();
                 List<Integer> keep = new ArrayList<>();
                 for (int i = 0; i < running.size(); i++) {
@@ -207,14 +212,14 @@ public final class TokenGenerator {
      * temperature 0 take the argmax; the others are sampled from softmax(logits / T), with top-k and top-p applied
      * to the rows that ask for them, by the inverse CDF at a uniform drawn from the row's own stream.
      */
-    static long[] sample(Tensor logits, List<Request> requests, SplittableRandom[] streams) {
+    static long[] sample(Tensor logits, List<Sampling> requests, SplittableRandom[] streams) {
         int n = requests.size();
         long vocab = logits.size(1);
         float[] inverseT = new float[n];
         float[] uniforms = new float[n];
         boolean anySampled = false, anyGreedy = false;
         for (int i = 0; i < n; i++) {
-            Request r = requests.get(i);
+            Sampling r = requests.get(i);
             inverseT[i] = r.temperature() == 0 ? 1f : (float) (1 / r.temperature());
             // in (0, 1]: the first token whose cumulative mass reaches u is drawn with its own probability
             uniforms[i] = r.temperature() == 0 ? 1f : (float) (1 - streams[i].nextDouble());
@@ -227,7 +232,7 @@ public final class TokenGenerator {
 
         Tensor p = torch.softmax(logits.mul(Tensor.create(inverseT, n, 1)), -1, new ScalarTypeOptional());
         for (int i = 0; i < n; i++) {
-            Request r = requests.get(i);
+            Sampling r = requests.get(i);
             if (r.temperature() > 0 && (r.topK() > 0 && r.topK() < vocab || r.topP() < 1)) {
                 Tensor row = p.select(0, i);
                 row.copy_(filtered(row, r.topK(), r.topP()));
@@ -241,6 +246,27 @@ public final class TokenGenerator {
         long[] out = new long[n];
         for (int i = 0; i < n; i++) out[i] = requests.get(i).temperature() == 0 ? greedy[i] : drawn[i];
         return out;
+    }
+
+    /**
+     * Logits [rows, V] with OpenAI's penalties applied to each row that asks for them, over the tokens it generated
+     * so far: {@code l[t] -= count(t) * frequency_penalty + (count(t) > 0) * presence_penalty}.
+     */
+    static Tensor penalised(Tensor logits, List<Sampling> requests, List<List<Integer>> generated) {
+        if (requests.stream().noneMatch(Sampling::penalised)) return logits;
+        int n = requests.size();
+        int vocab = (int) logits.size(1);
+        float[] delta = new float[n * vocab];
+        for (int i = 0; i < n; i++) {
+            Sampling r = requests.get(i);
+            if (!r.penalised()) continue;
+            int[] count = new int[vocab];
+            for (int t : generated.get(i)) count[t]++;
+            for (int t = 0; t < vocab; t++) {
+                if (count[t] > 0) delta[i * vocab + t] = (float) (count[t] * r.frequencyPenalty() + r.presencePenalty());
+            }
+        }
+        return logits.sub(Tensor.create(delta, n, vocab).to(logits.scalar_type()));
     }
 
     /** Probabilities {@code p} [V] with all but the top-k tokens, then all beyond the top-p mass, set to zero. */

@@ -1,12 +1,10 @@
 package calm4j.report;
 
-import calm4j.app.CalmRun;
-import calm4j.app.TokenLMRun;
+import calm4j.app.LanguageModel;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
-import calm4j.generate.CalmGenerator;
-import calm4j.generate.TokenGenerator;
-import calm4j.nn.Layers;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
 import calm4j.run.MetricsLog;
 import calm4j.run.RunFolder;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -50,35 +48,17 @@ public final class ComparisonReport {
                 .reduce((a, b) -> b).orElseThrow(() -> new UserError(run + " has no validation metrics"));
         double flopsPerToken, inference, genTps;
         long params;
-        Random r = new Random(0);
-        if (kind.equals(CalmRun.KIND)) {
-            CalmRun c = CalmRun.load(run);
-            var cfg = c.model().config();
-            var ae = c.model().autoencoder().config();
-            flopsPerToken = cfg.trainingFlopsPerChunk(ae) / ae.patchSize();
-            inference = cfg.inferenceFlopsPerToken(ae);
-            params = Layers.parameterCount(c.model(), true);
-            var gen = new CalmGenerator(c.model(), ae.eosId(), ae.padId(), 1, false, 100).stopAtEos(false)
-                    .withPrefix(c.promptPrefix());
-            int[] prompt = r.ints(16, 3, ae.vocabSize()).toArray();
+        try (LanguageModel lm = LanguageModel.load(run)) {
+            flopsPerToken = lm.trainingFlopsPerToken();
+            inference = lm.inferenceFlopsPerToken();
+            params = lm.parameterCount();
+            // Batch-1 generation speed at T = 1 from a random 16-token prompt, EOS not stopping it.
+            int[] prompt = new Random(0).ints(16, 3, lm.tokenizer().vocabSize()).toArray();
+            var request = List.of(new GenerationRequest(prompt, 64, 1.0, 1));
+            GenerationOptions plain = new GenerationOptions(1, false, 100);
             long t0 = System.nanoTime();
-            var out = gen.generate(List.of(new CalmGenerator.Request(prompt, 64, 1.0, 1)), null);
-            genTps = out.get(0).tokens().length / ((System.nanoTime() - t0) / 1e9);
-            c.tokenizer().close();
-        } else if (kind.equals(TokenLMRun.KIND)) {
-            TokenLMRun t = TokenLMRun.load(run);
-            int v = t.model().vocabSize();
-            flopsPerToken = t.model().config().trainingFlopsPerToken(v);
-            inference = t.model().config().inferenceFlopsPerToken(v);
-            params = Layers.parameterCount(t.model(), true);
-            var gen = new TokenGenerator(t.model(), t.tokenizer().eosId(), t.padId(), t.patchSize()).stopAtEos(false);
-            int[] prompt = r.ints(16, 3, v).toArray();
-            long t0 = System.nanoTime();
-            var out = gen.generate(List.of(new TokenGenerator.Request(prompt, 64, 1.0, 0, 1.0, 1)));
-            genTps = out.get(0).tokens().length / ((System.nanoTime() - t0) / 1e9);
-            t.tokenizer().close();
-        } else {
-            throw new UserError(run + " is a " + kind + " run; compare takes CALM and token LM runs");
+            int tokens = lm.generate(request, plain, false).get(0).length;
+            genTps = tokens / ((System.nanoTime() - t0) / 1e9);
         }
         List<double[]> curve = new ArrayList<>();
         double perStep = lastTokens / Math.max(1, rows.stream().filter(x -> x.path("split").asText().equals("train"))

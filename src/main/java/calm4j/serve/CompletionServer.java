@@ -5,6 +5,10 @@ import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import calm4j.generate.Finish;
 import calm4j.generate.TextStream;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
+import calm4j.generate.StopStrings;
+import calm4j.chat.ChatTemplate;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectReader;
@@ -52,9 +56,11 @@ public final class CompletionServer implements AutoCloseable {
      * @param maxBodyBytes   larger request bodies are refused
      * @param pool           CALM candidates per step for T &lt; 1
      * @param maxDraws       CALM candidates drawn to continue a prompt's partial last chunk before it is forced
+     * @param allowOrigin    the browser origin allowed to call the API from another site (CORS), "*" for any, or
+     *                       null for none (the default: only same-origin pages, such as the playground)
      */
     public record Options(String host, int port, int maxBatch, int queue, int maxTokens, double timeoutSeconds,
-                          int maxBodyBytes, int pool, int maxDraws) {
+                          int maxBodyBytes, int pool, int maxDraws, String allowOrigin) {
         /** Bounds that keep a server's own settings from exhausting memory or threads (a thread per sequence). */
         static final int MAX_QUEUE = 4096, MAX_BATCH = 1024, MAX_BODY = 64 << 20;
 
@@ -76,12 +82,22 @@ public final class CompletionServer implements AutoCloseable {
             if (pool < 1) throw new UserError("--pool must be at least 1, got " + pool);
             if (maxDraws < 1) throw new UserError("--max-draws must be at least 1, got " + maxDraws);
             if (host == null || host.isBlank()) throw new UserError("--host must name an address");
+            if (allowOrigin != null && !allowOrigin.equals("*") && !allowOrigin.matches("https?://[^/\\s]+")) {
+                throw new UserError("--allow-origin must be * or an origin such as https://app.example.com (scheme "
+                        + "and host, no path), got " + allowOrigin);
+            }
+        }
+
+        /** The same limits, serving no other origin. */
+        public Options(String host, int port, int maxBatch, int queue, int maxTokens, double timeoutSeconds,
+                       int maxBodyBytes, int pool, int maxDraws) {
+            this(host, port, maxBatch, queue, maxTokens, timeoutSeconds, maxBodyBytes, pool, maxDraws, null);
         }
     }
 
-    private final ServedModel<?> model;
+    private final ServedModel model;
     private final Options options;
-    private final Scheduler<?> scheduler;
+    private final Scheduler scheduler;
     private final Server http;
     private final ServerConnector connector;
     private final AtomicLong requestIds = new AtomicLong();
@@ -96,8 +112,10 @@ public final class CompletionServer implements AutoCloseable {
      * characters per allowed token is refused before it is tokenized (a 1 MB prompt costs nothing).
      */
     static final int MAX_CHARS_PER_TOKEN = 256;
+    /** OpenAI's default max_tokens for a completion (a chat gets what the context leaves). */
+    static final int DEFAULT_MAX_TOKENS = 16;
 
-    private CompletionServer(ServedModel<?> model, Options options) throws IOException {
+    private CompletionServer(ServedModel model, Options options) throws IOException {
         this.model = model;
         this.options = options;
         try (InputStream in = CompletionServer.class.getResourceAsStream("playground.html")) {
@@ -111,7 +129,7 @@ public final class CompletionServer implements AutoCloseable {
                     + "resolves (" + e.getMessage() + "): use 127.0.0.1 (the default), 0.0.0.0, or an interface's "
                     + "address");
         }
-        this.scheduler = new Scheduler<>(model, options.maxBatch(), options.queue());
+        this.scheduler = new Scheduler(model, options.maxBatch(), options.queue());
         // A thread per waiting or running request, and spare ones to answer 503s and health checks at once. Reading
         // headers takes no thread (Jetty parses them as they arrive), so slow clients cannot take these.
         QueuedThreadPool threads = new QueuedThreadPool(options.maxBatch() + options.queue() + 32, 4);
@@ -169,12 +187,23 @@ public final class CompletionServer implements AutoCloseable {
         }
     }
 
-    /** Loads a CALM or token-model run and starts serving it. */
+    /** Loads a CALM or token-model run and starts serving it, chatting with the run's own template. */
     public static CompletionServer start(Path run, Options options) throws IOException {
-        return start(ServedModel.load(run, options.pool(), options.maxDraws()), options);
+        return start(run, options, null);
     }
 
-    static CompletionServer start(ServedModel<?> model, Options options) throws IOException {
+    /**
+     * Loads a CALM or token-model run and starts serving it.
+     *
+     * @param chatTemplate a Jinja chat template file, or null for the run's own ({@link ChatTemplate#of})
+     */
+    public static CompletionServer start(Path run, Options options, Path chatTemplate) throws IOException {
+        ChatTemplate chat = chatTemplate != null ? ChatTemplate.file(chatTemplate) : null;
+        return start(ServedModel.load(run, new GenerationOptions(options.pool(), false, options.maxDraws()), chat),
+                options);
+    }
+
+    static CompletionServer start(ServedModel model, Options options) throws IOException {
         return new CompletionServer(model, options);
     }
 
@@ -203,12 +232,33 @@ public final class CompletionServer implements AutoCloseable {
         try {
             String path = ex.path();
             String method = ex.method();
+            cors(ex);
+            if (method.equals("OPTIONS") && options.allowOrigin() != null) { // a browser's preflight
+                ex.send(204, "text/plain", new byte[0]);
+                return;
+            }
+            if (path.startsWith("/v1/models/")) {
+                String id = path.substring("/v1/models/".length());
+                if (!allow(ex, "GET")) return;
+                if (id.equals(model.id)) sendJson(ex, 200, modelCard());
+                else sendError(ex, 404, "not_found", "model '" + id + "' is not served here; this server serves '"
+                        + model.id + "'");
+                return;
+            }
             switch (path) {
                 case "/v1/completions" -> {
-                    if (allow(ex, "POST")) completions(ex);
+                    if (allow(ex, "POST")) generate(ex, false);
+                }
+                case "/v1/chat/completions" -> {
+                    if (allow(ex, "POST")) generate(ex, true);
                 }
                 case "/v1/models" -> {
-                    if (allow(ex, "GET")) sendJson(ex, 200, models());
+                    if (allow(ex, "GET")) {
+                        ObjectNode root = Configs.JSON.createObjectNode();
+                        root.put("object", "list");
+                        root.putArray("data").add(modelCard());
+                        sendJson(ex, 200, root);
+                    }
                 }
                 case "/health" -> {
                     if (allow(ex, "GET")) sendJson(ex, scheduler.isRunning() ? 200 : 500, health());
@@ -217,7 +267,8 @@ public final class CompletionServer implements AutoCloseable {
                     if (allow(ex, "GET")) send(ex, 200, "text/html; charset=utf-8", playground);
                 }
                 default -> sendError(ex, 404, "not_found", "no such endpoint: " + method + " " + path
-                        + " (calm4j serves POST /v1/completions, GET /v1/models, GET /health and the playground at /)");
+                        + " (calm4j serves POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /v1/models/ID, "
+                        + "GET /health and the playground at /)");
             }
         } catch (IOException e) {
             // The client went away while we answered: nothing to tell it.
@@ -231,66 +282,94 @@ public final class CompletionServer implements AutoCloseable {
         return false;
     }
 
-    private ObjectNode models() {
-        ObjectNode root = Configs.JSON.createObjectNode();
-        root.put("object", "list");
-        ObjectNode m = root.putArray("data").addObject();
+    /** CORS: with --allow-origin, responses name the origin allowed, and preflights are answered. */
+    private void cors(Exchange ex) {
+        String allowed = options.allowOrigin();
+        if (allowed == null) return;
+        ex.header("Access-Control-Allow-Origin", allowed);
+        if (!allowed.equals("*")) ex.header("Vary", "Origin");
+        ex.header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        ex.header("Access-Control-Allow-Headers", "Content-Type, Authorization, OpenAI-Organization, OpenAI-Project, "
+                + "X-Stainless-Lang, X-Stainless-Package-Version, X-Stainless-OS, X-Stainless-Arch, "
+                + "X-Stainless-Runtime, X-Stainless-Runtime-Version, X-Stainless-Retry-Count, X-Stainless-Timeout");
+        ex.header("Access-Control-Max-Age", "600");
+    }
+
+    /** The served model as OpenAI's model object, with what a request can ask of it. */
+    private ObjectNode modelCard() {
+        ObjectNode m = Configs.JSON.createObjectNode();
         m.put("id", model.id);
         m.put("object", "model");
         m.put("created", 0);
         m.put("owned_by", "calm4j");
-        m.put("kind", model.kind);
-        m.put("tokens_per_step", model.tokensPerStep);
+        m.put("kind", model.kind());
+        m.put("tokens_per_step", model.tokensPerStep());
         m.put("max_prompt_tokens", model.maxPromptTokens());
-        m.put("max_tokens", options.maxTokens());
-        return root;
+        // What an empty prompt can get: the context bounds it as much as the server's limit does.
+        m.put("max_tokens", Math.min(options.maxTokens(), model.maxNewTokens(0)));
+        m.put("chat_template", model.chat.name());
+        return m;
     }
 
     private ObjectNode health() {
         ObjectNode root = Configs.JSON.createObjectNode();
         root.put("status", scheduler.isRunning() ? "ok" : "failed");
         root.put("model", model.id);
-        root.put("kind", model.kind);
+        root.put("kind", model.kind());
         root.put("running", scheduler.active());
         root.put("queued", scheduler.queued());
         root.put("failed_steps", scheduler.failures());
         return root;
     }
 
-    private void completions(Exchange ex) throws IOException {
+    /** {@code POST /v1/completions} and {@code POST /v1/chat/completions}: parse, queue, then stream or collect. */
+    private void generate(Exchange ex, boolean chat) throws IOException {
+        long started = System.nanoTime();
         if (ex.declaredLength() > options.maxBodyBytes()) { // refused before a byte of it is read
-            sendError(ex, 400, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
-                    + " bytes");
+            sendError(ex, 413, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
+                    + " bytes (the server's limit)");
             return;
         }
         byte[] bytes = ex.readBody(options.maxBodyBytes());
         if (bytes.length > options.maxBodyBytes()) {
-            sendError(ex, 400, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
-                    + " bytes");
+            sendError(ex, 413, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
+                    + " bytes (the server's limit)");
             return;
         }
-        CompletionRequest req;
-        int[] prompt;
+        ApiRequest req;
+        List<int[]> prompts = new ArrayList<>();
+        int maxTokens;
         try {
             JsonNode body;
             try {
                 body = STRICT.readTree(bytes);
             } catch (IOException e) {
-                throw new CompletionRequest.Invalid("the body is not valid JSON: "
-                        + LibtorchErrors.firstLine(e.getMessage()));
+                throw new ApiRequest.Invalid("the body is not valid JSON: " + LibtorchErrors.firstLine(e.getMessage()));
             }
-            req = CompletionRequest.parse(body, model, options.maxTokens());
-            long charLimit = (long) model.maxPromptTokens() * MAX_CHARS_PER_TOKEN;
-            if (req.prompt().length() > charLimit) {
-                throw new CompletionRequest.Invalid("the prompt is " + req.prompt().length() + " characters, far more "
-                        + "than this model's context of " + model.maxPromptTokens() + " prompt tokens: shorten it");
+            req = ApiRequest.parse(body, chat, model.id);
+            try {
+                model.checkSampling(req.sampling());
+                List<ApiRequest.Prompt> asked = chat
+                        ? List.of(new ApiRequest.Prompt(model.chat.render(req.messages()), null)) : req.prompts();
+                for (ApiRequest.Prompt p : asked) prompts.add(tokens(p));
+            } catch (UserError e) {
+                throw new ApiRequest.Invalid(e.getMessage());
             }
-            prompt = model.encode(req.prompt());
-            if (prompt.length > model.maxPromptTokens()) {
-                throw new CompletionRequest.Invalid("the prompt is " + prompt.length + " tokens; this model's context "
-                        + "leaves room for at most " + model.maxPromptTokens() + ": shorten it");
+            int room = prompts.stream().mapToInt(p -> model.maxNewTokens(p.length)).min().orElse(0);
+            int limit = Math.min(options.maxTokens(), room);
+            if (req.maxTokens() == null) {
+                maxTokens = chat ? limit : Math.min(DEFAULT_MAX_TOKENS, limit);
+            } else if (req.maxTokens() > options.maxTokens()) {
+                throw new ApiRequest.Invalid("'max_tokens' is " + req.maxTokens() + "; this server's limit is "
+                        + options.maxTokens());
+            } else if (req.maxTokens() > room) {
+                throw new ApiRequest.Invalid("'max_tokens' is " + req.maxTokens() + ", but the model's context "
+                        + "leaves room for " + room + " new tokens after this prompt: ask for at most " + room
+                        + " or shorten the prompt");
+            } else {
+                maxTokens = req.maxTokens();
             }
-        } catch (CompletionRequest.Invalid e) {
+        } catch (ApiRequest.Invalid e) {
             sendError(ex, 400, "invalid_request_error", e.getMessage());
             return;
         }
@@ -298,8 +377,12 @@ public final class CompletionServer implements AutoCloseable {
         long deadline = System.nanoTime() + (long) (options.timeoutSeconds() * 1e9);
         BlockingQueue<Sequence.Step> out = new LinkedBlockingQueue<>();
         List<Sequence> sequences = new ArrayList<>();
-        for (int i = 0; i < req.n(); i++) {
-            sequences.add(new Sequence(prompt, req.maxTokens(), req.temperature(), seed + i, i, deadline, out));
+        for (int p = 0; p < prompts.size(); p++) {
+            for (int i = 0; i < req.n(); i++) {
+                int index = p * req.n() + i;
+                sequences.add(new Sequence(new GenerationRequest(prompts.get(p), maxTokens, req.sampling(),
+                        seed + index), index, deadline, out));
+            }
         }
         if (!scheduler.isRunning()) {
             sendError(ex, 500, "server_error", "generation has failed on this server (see its log); restart it");
@@ -311,21 +394,71 @@ public final class CompletionServer implements AutoCloseable {
                     + "full): retry after a second");
             return;
         }
-        Completion c = new Completion("cmpl-" + requestIds.incrementAndGet(), System.currentTimeMillis() / 1000,
-                req.n(), prompt.length);
-        if (req.stream()) {
-            stream(ex, c, out, sequences);
-        } else {
-            collect(ex, c, out, sequences);
+        List<String> stops = new ArrayList<>(req.stop());
+        if (chat) stops.addAll(model.chat.stops());
+        Completion c = new Completion((chat ? "chatcmpl-" : "cmpl-") + requestIds.incrementAndGet(), chat,
+                System.currentTimeMillis() / 1000, sequences, prompts.stream().mapToInt(p -> p.length).sum(), stops);
+        try {
+            if (req.stream()) {
+                stream(ex, c, out, req.includeUsage());
+            } else {
+                collect(ex, c, out);
+            }
+        } finally {
+            log(ex, c, started);
         }
     }
 
-    /** The choices of one request as they grow; text is decoded from all tokens so far, UTF-8 safe. */
+    /** A prompt's tokens: token ids are checked against the vocabulary; text is bounded before it is tokenized. */
+    private int[] tokens(ApiRequest.Prompt p) throws ApiRequest.Invalid {
+        int[] ids;
+        if (p.tokens() != null) {
+            int vocab = model.model.tokenizer().vocabSize();
+            for (int t : p.tokens()) {
+                if (t < 0 || t >= vocab) {
+                    throw new ApiRequest.Invalid("prompt token id " + t + " is outside this model's vocabulary [0, "
+                            + vocab + ")");
+                }
+            }
+            ids = p.tokens();
+        } else {
+            long charLimit = (long) model.maxPromptTokens() * MAX_CHARS_PER_TOKEN;
+            if (p.text().length() > charLimit) {
+                throw new ApiRequest.Invalid("the prompt is " + p.text().length() + " characters, far more than this "
+                        + "model's context of " + model.maxPromptTokens() + " prompt tokens: shorten it");
+            }
+            ids = model.encode(p.text());
+        }
+        if (ids.length > model.maxPromptTokens()) {
+            throw new ApiRequest.Invalid("the prompt is " + ids.length + " tokens; this model's context leaves room "
+                    + "for at most " + model.maxPromptTokens() + ": shorten it");
+        }
+        return ids;
+    }
+
+    /** One line per generation request on the server's log. */
+    private void log(Exchange ex, Completion c, long started) {
+        StringBuilder finishes = new StringBuilder();
+        for (Finish f : c.finish) finishes.append(finishes.length() == 0 ? "" : ",").append(f == null ? "-" : f);
+        System.err.printf("calm serve: %s %s %s prompt_tokens=%d completion_tokens=%d finish=%s %d ms%n", c.id,
+                ex.method(), ex.path(), c.promptTokens, c.completionTokens(), finishes,
+                (System.nanoTime() - started) / 1_000_000);
+    }
+
+    /**
+     * The choices of one request as they grow. Each choice's text is decoded from all its tokens so far (UTF-8
+     * safe), then passed through its stop strings; a chat reply's leading whitespace (after "Assistant:") is dropped.
+     */
     private final class Completion {
         final String id;
+        final boolean chat;
         final long created;
         final int promptTokens;
-        final List<TextStream> choices = new ArrayList<>();
+        final List<Sequence> sequences;
+        final List<TextStream> decoded = new ArrayList<>();
+        final List<StopStrings> stops = new ArrayList<>();
+        final StringBuilder[] text;
+        final boolean[] started;
         final Finish[] finish;
         /** What failed, for a request that ended in an error. */
         String error;
@@ -333,45 +466,79 @@ public final class CompletionServer implements AutoCloseable {
                 + GIVE_UP_AFTER_MILLIS * 1_000_000;
         int finished;
 
-        Completion(String id, long created, int n, int promptTokens) {
+        Completion(String id, boolean chat, long created, List<Sequence> sequences, int promptTokens,
+                   List<String> stopStrings) {
             this.id = id;
+            this.chat = chat;
             this.created = created;
             this.promptTokens = promptTokens;
+            this.sequences = sequences;
+            int n = sequences.size();
             this.finish = new Finish[n];
-            for (int i = 0; i < n; i++) choices.add(new TextStream(model::decode));
+            this.text = new StringBuilder[n];
+            this.started = new boolean[n];
+            for (int i = 0; i < n; i++) {
+                decoded.add(new TextStream(model::decode));
+                stops.add(new StopStrings(stopStrings));
+                text[i] = new StringBuilder();
+            }
         }
 
-        /** Records a step; returns the choice's new text (a trailing partial UTF-8 character is held back). */
+        /** Records a step; returns the choice's new text. A step for a choice already ended is ignored. */
         String add(Sequence.Step d) {
             if (d.error() != null) error = d.error();
             int i = d.index();
             if (i < 0) { // the whole request ended
-                for (int j = 0; j < finish.length; j++) {
-                    if (finish[j] == null) {
-                        finish[j] = d.finish();
-                        finished++;
-                    }
-                }
+                for (int j = 0; j < finish.length; j++) end(j, d.finish());
                 return "";
             }
-            if (d.finish() != null) {
-                finish[i] = d.finish();
-                finished++;
+            if (finish[i] != null) return "";
+            StopStrings stop = stops.get(i);
+            String delta = stop.add(decoded.get(i).add(d.tokens(), d.finish() != null));
+            if (stop.stopped()) {
+                sequences.get(i).cancel(); // nothing after a stop string is generated or sent
+                end(i, Finish.STOP);
+            } else if (d.finish() != null) {
+                delta += stop.flush();
+                end(i, d.finish());
             }
-            return choices.get(i).add(d.tokens(), d.finish() != null);
+            if (chat && !started[i]) {
+                delta = delta.stripLeading();
+                started[i] = !delta.isEmpty();
+            }
+            text[i].append(delta);
+            return delta;
+        }
+
+        private void end(int i, Finish reason) {
+            if (finish[i] != null) return;
+            finish[i] = reason;
+            finished++;
         }
 
         boolean done() {
             return finished == finish.length;
         }
 
-        ObjectNode envelope() {
+        int completionTokens() {
+            return decoded.stream().mapToInt(TextStream::size).sum();
+        }
+
+        ObjectNode envelope(boolean chunk) {
             ObjectNode root = Configs.JSON.createObjectNode();
             root.put("id", id);
-            root.put("object", "text_completion");
+            root.put("object", chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion");
             root.put("created", created);
             root.put("model", model.id);
             return root;
+        }
+
+        ObjectNode usage() {
+            ObjectNode usage = Configs.JSON.createObjectNode();
+            usage.put("prompt_tokens", promptTokens);
+            usage.put("completion_tokens", completionTokens());
+            usage.put("total_tokens", promptTokens + completionTokens());
+            return usage;
         }
     }
 
@@ -385,8 +552,7 @@ public final class CompletionServer implements AutoCloseable {
         return Finish.ERROR.label() + ": " + c.error;
     }
 
-    private void collect(Exchange ex, Completion c, BlockingQueue<Sequence.Step> out,
-                         List<Sequence> sequences) throws IOException {
+    private void collect(Exchange ex, Completion c, BlockingQueue<Sequence.Step> out) throws IOException {
         try {
             long nextCheck = System.nanoTime() + CLIENT_CHECK_MILLIS * 1_000_000;
             while (!c.done()) {
@@ -395,15 +561,15 @@ public final class CompletionServer implements AutoCloseable {
                 long now = System.nanoTime();
                 if (now > nextCheck) {
                     if (ex.clientGone()) { // nobody will read the answer: stop generating it
-                        sequences.forEach(Sequence::cancel);
+                        c.sequences.forEach(Sequence::cancel);
                         return;
                     }
                     nextCheck = now + CLIENT_CHECK_MILLIS * 1_000_000;
                 }
-                if (d == null && now > c.giveUpNanos) c.add(stalled(sequences));
+                if (d == null && now > c.giveUpNanos) c.add(stalled(c.sequences));
             }
         } catch (InterruptedException e) {
-            sequences.forEach(Sequence::cancel);
+            c.sequences.forEach(Sequence::cancel);
             Thread.currentThread().interrupt();
             return;
         }
@@ -418,37 +584,60 @@ public final class CompletionServer implements AutoCloseable {
                 return;
             }
         }
-        ObjectNode root = c.envelope();
+        ObjectNode root = c.envelope(false);
         ArrayNode choices = root.putArray("choices");
-        int completionTokens = 0;
         for (int i = 0; i < c.finish.length; i++) {
             ObjectNode ch = choices.addObject();
             ch.put("index", i);
-            ch.put("text", c.choices.get(i).text());
+            if (c.chat) {
+                ObjectNode message = ch.putObject("message");
+                message.put("role", "assistant");
+                message.put("content", c.text[i].toString());
+            } else {
+                ch.put("text", c.text[i].toString());
+            }
             ch.putNull("logprobs");
             ch.put("finish_reason", openAiReason(c.finish[i]));
-            completionTokens += c.choices.get(i).size();
         }
-        ObjectNode usage = root.putObject("usage");
-        usage.put("prompt_tokens", c.promptTokens);
-        usage.put("completion_tokens", completionTokens);
-        usage.put("total_tokens", c.promptTokens + completionTokens);
+        root.set("usage", c.usage());
         sendJson(ex, 200, root);
     }
 
-    /** Server-sent events: one event per generation step and choice (a K-token chunk for a CALM), then [DONE]. */
-    private void stream(Exchange ex, Completion c, BlockingQueue<Sequence.Step> out,
-                        List<Sequence> sequences) throws IOException {
+    /**
+     * Server-sent events: one event per generation step and choice (a K-token chunk for a CALM), then, when asked,
+     * one with the usage and no choices, then [DONE]. A chat stream opens each choice with its role.
+     */
+    private void stream(Exchange ex, Completion c, BlockingQueue<Sequence.Step> out, boolean includeUsage)
+            throws IOException {
         ex.startStream("text/event-stream; charset=utf-8");
         try {
+            if (c.chat) {
+                for (int i = 0; i < c.finish.length; i++) {
+                    ObjectNode event = c.envelope(true);
+                    ObjectNode ch = event.putArray("choices").addObject();
+                    ch.put("index", i);
+                    ch.putObject("delta").put("role", "assistant").put("content", "");
+                    ch.putNull("logprobs");
+                    ch.putNull("finish_reason");
+                    send(ex, event);
+                }
+            }
             while (!c.done()) {
-                Sequence.Step d = next(out, sequences);
+                Sequence.Step d = next(out, c.sequences);
+                boolean open = d.index() >= 0 && c.finish[d.index()] == null;
                 String delta = c.add(d);
-                Finish reason = d.finish();
-                ObjectNode event = c.envelope();
+                if (d.index() >= 0 && !open) continue; // a choice that ended at a stop string
+                Finish reason = d.index() >= 0 ? c.finish[d.index()] : d.finish();
+                if (c.chat && delta.isEmpty() && reason == null) continue;
+                ObjectNode event = c.envelope(true);
                 ObjectNode ch = event.putArray("choices").addObject();
                 ch.put("index", Math.max(0, d.index()));
-                ch.put("text", delta);
+                if (c.chat) {
+                    ObjectNode message = ch.putObject("delta");
+                    if (!delta.isEmpty()) message.put("content", delta);
+                } else {
+                    ch.put("text", delta);
+                }
                 ch.putNull("logprobs");
                 ch.put("finish_reason", openAiReason(reason));
                 event.put("step_tokens", d.tokens().length);
@@ -457,17 +646,27 @@ public final class CompletionServer implements AutoCloseable {
                             ? "generation took longer than the server's limit of " + options.timeoutSeconds() + " s"
                             : errorMessage(c));
                 }
-                ex.write(("data: " + COMPACT.writeValueAsString(event) + "\n\n").getBytes(StandardCharsets.UTF_8));
+                send(ex, event);
+            }
+            if (includeUsage) {
+                ObjectNode event = c.envelope(true);
+                event.putArray("choices");
+                event.set("usage", c.usage());
+                send(ex, event);
             }
             ex.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
             ex.end();
         } catch (IOException e) {
-            sequences.forEach(Sequence::cancel); // the client disconnected: stop generating for it
+            c.sequences.forEach(Sequence::cancel); // the client disconnected: stop generating for it
             throw e;
         } catch (InterruptedException e) {
-            sequences.forEach(Sequence::cancel);
+            c.sequences.forEach(Sequence::cancel);
             Thread.currentThread().interrupt();
         }
+    }
+
+    private static void send(Exchange ex, ObjectNode event) throws IOException {
+        ex.write(("data: " + COMPACT.writeValueAsString(event) + "\n\n").getBytes(StandardCharsets.UTF_8));
     }
 
     /**

@@ -20,11 +20,9 @@ import java.util.concurrent.atomic.AtomicInteger;
  * timed-out ones leave, so a short request never waits for a long one to end. Waiting sequences sit in a bounded
  * queue; when it is full a submission is refused at once (the server answers 503). {@code maxBatch = 1} serves one
  * sequence at a time.
- *
- * @param <R> the generator's request for one sequence
  */
-final class Scheduler<R> implements AutoCloseable {
-    private final ServedModel<R> model;
+final class Scheduler implements AutoCloseable {
+    private final ServedModel model;
     private final int maxBatch;
     private final BlockingQueue<Sequence> waiting;
     private final Thread loop;
@@ -32,7 +30,7 @@ final class Scheduler<R> implements AutoCloseable {
     private volatile int active;
     private final AtomicInteger failures = new AtomicInteger();
 
-    Scheduler(ServedModel<R> model, int maxBatch, int queueCapacity) {
+    Scheduler(ServedModel model, int maxBatch, int queueCapacity) {
         this.model = model;
         this.maxBatch = maxBatch;
         this.waiting = new ArrayBlockingQueue<>(queueCapacity);
@@ -64,7 +62,7 @@ final class Scheduler<R> implements AutoCloseable {
     private void run() {
         while (running) {
             Map<Integer, Sequence> byId = new HashMap<>();
-            try (GenerationSession<R, ?> session = model.newSession()) {
+            try (GenerationSession<?> session = model.newSession()) {
                 serve(session, byId);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -82,7 +80,7 @@ final class Scheduler<R> implements AutoCloseable {
         }
     }
 
-    private void serve(GenerationSession<R, ?> session, Map<Integer, Sequence> byId) throws InterruptedException {
+    private void serve(GenerationSession<?> session, Map<Integer, Sequence> byId) throws InterruptedException {
         while (running) {
             if (byId.isEmpty()) {
                 Sequence first = waiting.poll(100, TimeUnit.MILLISECONDS);
@@ -119,7 +117,7 @@ final class Scheduler<R> implements AutoCloseable {
     }
 
     /** Moves waiting sequences into the batch (with {@code first}, already taken), as many as it has room for. */
-    private void admit(GenerationSession<R, ?> session, Map<Integer, Sequence> byId, Sequence first) {
+    private void admit(GenerationSession<?> session, Map<Integer, Sequence> byId, Sequence first) {
         List<Sequence> joining = new ArrayList<>();
         if (first != null) joining.add(first);
         while (byId.size() + joining.size() < maxBatch) {
@@ -135,7 +133,7 @@ final class Scheduler<R> implements AutoCloseable {
         if (joining.isEmpty()) return;
         List<Integer> ids;
         try {
-            ids = session.join(joining.stream().map(model::request).toList());
+            ids = session.join(joining.stream().map(s -> s.request).toList());
         } catch (UserError e) { // checked before queueing, so not expected; fail these requests, not the server
             joining.forEach(s -> s.end(Finish.ERROR, e.getMessage()));
             return;

@@ -1,6 +1,7 @@
 package calm4j.serve;
 
 import calm4j.generate.Finish;
+import calm4j.generate.GenerationRequest;
 
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -19,21 +20,14 @@ final class Sequence {
         }
     }
 
-    final int[] prompt;
-    final int maxTokens;
-    final double temperature;
-    final long seed;
+    final GenerationRequest request;
     final int index;
     final long deadlineNanos;
     private final BlockingQueue<Step> out;
     private final AtomicBoolean cancelled = new AtomicBoolean();
 
-    Sequence(int[] prompt, int maxTokens, double temperature, long seed, int index, long deadlineNanos,
-             BlockingQueue<Step> out) {
-        this.prompt = prompt;
-        this.maxTokens = maxTokens;
-        this.temperature = temperature;
-        this.seed = seed;
+    Sequence(GenerationRequest request, int index, long deadlineNanos, BlockingQueue<Step> out) {
+        this.request = request;
         this.index = index;
         this.deadlineNanos = deadlineNanos;
         this.out = out;
@@ -47,7 +41,7 @@ final class Sequence {
         deliver(new int[0], finish, error);
     }
 
-    /** Stops generating this sequence (its client went away); takes effect before the next step. */
+    /** Stops generating this sequence (its client went away, or a stop string ended it); takes effect before the next step. */
     void cancel() {
         cancelled.set(true);
     }

@@ -1,128 +1,72 @@
 package calm4j.serve;
 
-import calm4j.app.CalmRun;
-import calm4j.app.TokenLMRun;
-import calm4j.engine.UserError;
-import calm4j.generate.CalmGenerator;
+import calm4j.app.LanguageModel;
+import calm4j.chat.ChatTemplate;
+import calm4j.generate.GenerationOptions;
 import calm4j.generate.GenerationSession;
-import calm4j.generate.TokenGenerator;
-import calm4j.run.RunFolder;
-import calm4j.tokenize.Tokenizer;
+import calm4j.generate.Sampling;
 
 import java.nio.file.Path;
 
 /**
- * A trained run as the server sees it: its tokenizer, the limits a request is checked against, and new generation
- * sessions for the scheduler to drive. CALM runs step K tokens at a time; token-model runs one token at a time.
- *
- * @param <R> the generator's request for one sequence
+ * A trained run as the server sees it: its id, the limits a request is checked against, the chat template that
+ * turns messages into a prompt, and new generation sessions for the scheduler to drive.
  */
-abstract class ServedModel<R> {
+class ServedModel {
     final String id;
-    final String kind;
-    final Tokenizer tokenizer;
-    /** Tokens generated per step (K for a CALM, 1 for a token model): the playground highlights each step. */
-    final int tokensPerStep;
+    final LanguageModel model;
+    final GenerationOptions options;
+    final ChatTemplate chat;
 
-    ServedModel(String id, String kind, Tokenizer tokenizer, int tokensPerStep) {
+    ServedModel(String id, LanguageModel model, GenerationOptions options, ChatTemplate chat) {
         this.id = id;
-        this.kind = kind;
-        this.tokenizer = tokenizer;
-        this.tokensPerStep = tokensPerStep;
+        this.model = model;
+        this.options = options;
+        this.chat = chat;
     }
 
-    /** Loads a CALM or token-model run (decided by its config's kind). */
-    static ServedModel<?> load(Path run, int pool, int maxDraws) {
-        String kind = RunFolder.config(run, null).path("kind").asText();
+    /** The run in {@code run}, named by its folder, chatting with {@code chat} (null: the run's own template). */
+    static ServedModel load(Path run, GenerationOptions options, ChatTemplate chat) {
+        LanguageModel lm = LanguageModel.load(run);
         String id = run.toAbsolutePath().normalize().getFileName().toString();
-        return switch (kind) {
-            case CalmRun.KIND -> new Calm(id, CalmRun.load(run), pool, maxDraws);
-            case TokenLMRun.KIND -> new TokenModel(id, TokenLMRun.load(run));
-            default -> throw new UserError(run + " is a " + kind + " run; serve needs a CALM (calm lm train) or a "
-                    + "token model (calm ar train)");
-        };
+        return new ServedModel(id, lm, options, chat != null ? chat : ChatTemplate.of(run));
     }
 
-    /** The longest prompt, in tokens, that leaves room for at least one generated step. */
-    abstract int maxPromptTokens();
+    /** The same model and settings. */
+    ServedModel(ServedModel other) {
+        this(other.id, other.model, other.options, other.chat);
+    }
 
-    /** Throws a {@link UserError} naming the allowed values if this model cannot sample at {@code temperature}. */
-    abstract void checkTemperature(double temperature);
+    String kind() {
+        return model.kind();
+    }
 
-    /** A new, empty generation session (continuous batching: sequences join and leave between steps). */
-    abstract GenerationSession<R, ?> newSession();
+    int tokensPerStep() {
+        return model.tokensPerStep();
+    }
 
-    /** The generator's request for {@code s}. */
-    abstract R request(Sequence s);
+    int maxPromptTokens() {
+        return model.maxPromptTokens();
+    }
 
+    int maxNewTokens(int promptTokens) {
+        return model.maxNewTokens(promptTokens);
+    }
+
+    void checkSampling(Sampling sampling) {
+        model.checkSampling(sampling, options);
+    }
+
+    GenerationSession<?> newSession() {
+        return model.newSession(options);
+    }
+
+    /** The tokenizer is native and not thread-safe: HTTP threads take turns. */
     synchronized int[] encode(String text) {
-        return tokenizer.encode(text);
+        return model.tokenizer().encode(text);
     }
 
     synchronized String decode(int[] ids) {
-        return tokenizer.decode(ids);
-    }
-
-    private static final class Calm extends ServedModel<CalmGenerator.Request> {
-        private final CalmGenerator generator;
-
-        Calm(String id, CalmRun run, int pool, int maxDraws) {
-            super(id, CalmRun.KIND, run.tokenizer(), run.model().patchSize());
-            this.generator = new CalmGenerator(run.model(), run.tokenizer().eosId(),
-                    run.model().autoencoder().config().padId(), pool, false, maxDraws).withPrefix(run.promptPrefix());
-        }
-
-        @Override
-        int maxPromptTokens() {
-            return generator.maxPromptTokens(); // what comes before a prompt, and one chunk to generate
-        }
-
-        @Override
-        void checkTemperature(double temperature) {
-            generator.checkTemperature(temperature);
-        }
-
-        @Override
-        GenerationSession<CalmGenerator.Request, ?> newSession() {
-            return generator.session();
-        }
-
-        @Override
-        CalmGenerator.Request request(Sequence s) {
-            return new CalmGenerator.Request(s.prompt, s.maxTokens, s.temperature, s.seed);
-        }
-    }
-
-    private static final class TokenModel extends ServedModel<TokenGenerator.Request> {
-        private final TokenLMRun run;
-        private final TokenGenerator generator;
-
-        TokenModel(String id, TokenLMRun run) {
-            super(id, TokenLMRun.KIND, run.tokenizer(), 1);
-            this.run = run;
-            this.generator = new TokenGenerator(run.model(), run.tokenizer().eosId(), run.padId(), run.patchSize());
-        }
-
-        @Override
-        int maxPromptTokens() {
-            return run.model().contextTokens() - 1 - run.patchSize(); // the boundary first, one token to generate
-        }
-
-        @Override
-        void checkTemperature(double temperature) {
-            if (!(temperature >= 0 && temperature <= 2)) {
-                throw new UserError("temperature must lie in [0, 2] (0: greedy), got " + temperature);
-            }
-        }
-
-        @Override
-        GenerationSession<TokenGenerator.Request, ?> newSession() {
-            return generator.session();
-        }
-
-        @Override
-        TokenGenerator.Request request(Sequence s) {
-            return new TokenGenerator.Request(s.prompt, s.maxTokens, s.temperature, 0, 1.0, s.seed);
-        }
+        return model.tokenizer().decode(ids);
     }
 }

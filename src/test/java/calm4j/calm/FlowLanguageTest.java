@@ -2,6 +2,8 @@ package calm4j.calm;
 
 import calm4j.eval.BrierLM;
 import calm4j.generate.CalmGenerator;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -47,13 +49,13 @@ class FlowLanguageTest {
 
     @Test
     void generationWithTheFlowHeadContinuesTheLanguage() {
-        var gen = new CalmGenerator(t.calm(), SyntheticCalm.EOS, SyntheticCalm.PAD, 50, false, 500);
+        var gen = new CalmGenerator(t.calm(), SyntheticCalm.EOS, SyntheticCalm.PAD, new GenerationOptions(50, false, 500));
         int exact = 0;
         for (int seed = 0; seed < 12; seed++) {
             int[] prompt = new int[2 * K];
             System.arraycopy(chunks[0], 0, prompt, 0, K);
             System.arraycopy(chunks[1], 0, prompt, K, K);
-            var o = gen.generate(List.of(new CalmGenerator.Request(prompt, 8, seed % 2 == 0 ? 1.0 : 0.5, seed)), null)
+            var o = gen.generate(List.of(new GenerationRequest(prompt, 8, seed % 2 == 0 ? 1.0 : 0.5, seed)), null)
                     .get(0);
             int[] want = new int[8];
             System.arraycopy(chunks[2], 0, want, 0, K);

@@ -21,10 +21,10 @@ class TokenSamplingTest {
     static long[] counts(double temperature, int topK, double topP) {
         float[] logits = new float[ROWS * P.length];
         for (int r = 0; r < ROWS; r++) for (int v = 0; v < P.length; v++) logits[r * P.length + v] = (float) Math.log(P[v]);
-        List<TokenGenerator.Request> reqs = new ArrayList<>();
+        List<Sampling> reqs = new ArrayList<>();
         SplittableRandom[] streams = new SplittableRandom[ROWS];
         for (int r = 0; r < ROWS; r++) {
-            reqs.add(new TokenGenerator.Request(new int[0], 1, temperature, topK, topP, r));
+            reqs.add(Sampling.at(temperature).withTopK(topK).withTopP(topP));
             streams[r] = new SplittableRandom(r);
         }
         long[] drawn = TokenGenerator.sample(Tensor.create(logits, ROWS, P.length), reqs, streams);
@@ -76,8 +76,7 @@ class TokenSamplingTest {
     void temperatureZeroIsTheArgmaxAndARowsTokenDoesNotDependOnTheOthers() {
         assertEquals(ROWS, counts(0, 0, 1)[0]);
         float[] two = {0f, 1f, 2f, 3f, 4f, 4f, 3f, 2f, 1f, 0f};
-        List<TokenGenerator.Request> reqs = List.of(new TokenGenerator.Request(new int[0], 1, 1, 0, 1, 7),
-                new TokenGenerator.Request(new int[0], 1, 0, 0, 1, 8));
+        List<Sampling> reqs = List.of(Sampling.at(1), Sampling.at(0));
         long[] both = TokenGenerator.sample(Tensor.create(two, 2, 5), reqs,
                 new SplittableRandom[] {new SplittableRandom(7), new SplittableRandom(8)});
         long[] alone = TokenGenerator.sample(Tensor.create(Arrays.copyOf(two, 5), 1, 5), reqs.subList(0, 1),

@@ -11,6 +11,8 @@ import calm4j.engine.Engine;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
 import calm4j.generate.Finish;
 import calm4j.io.SafeTensors;
 import calm4j.io.StateDict;
@@ -93,8 +95,8 @@ class HuggingFaceLayoutTest {
             assertSame(headA.forward(ha.reshape(12, 32), noise), headB.forward(hb.reshape(12, 32), noise),
                     "head outputs for fixed noise");
         }
-        var out = new CalmGenerator(b, 0, 1, 10, false, 100).generate(List.of(
-                new CalmGenerator.Request(new int[] {5, 6, 7, 8, 9}, 8, 1.0, 1)), null);
+        var out = new CalmGenerator(b, 0, 1, new GenerationOptions(10, false, 100)).generate(List.of(
+                new GenerationRequest(new int[] {5, 6, 7, 8, 9}, 8, 1.0, 1)), null);
         assertEquals(8, out.get(0).tokens().length + (out.get(0).finish() == Finish.EOS ? 8
                 - out.get(0).tokens().length : 0), "the imported model generates");
     }

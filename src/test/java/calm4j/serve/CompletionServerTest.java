@@ -1,7 +1,8 @@
 package calm4j.serve;
 
 import calm4j.engine.Configs;
-import calm4j.generate.CalmGenerator;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
 import calm4j.generate.Finish;
 import calm4j.generate.GenerationSession;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -154,15 +155,21 @@ class CompletionServerTest {
             {"{\"prompt\": ", "not valid JSON"},
             {"[1, 2]", "JSON object"},
             {"{\"max_tokens\": 4}", "'prompt' is required"},
-            {"{\"prompt\": 42}", "'prompt' must be a string"},
-            {"{\"prompt\": \"a\", \"max_tokens\": 100000}", "'max_tokens' must lie in [1, 400]"},
-            {"{\"prompt\": \"a\", \"max_tokens\": 0}", "'max_tokens' must lie in"},
-            {"{\"prompt\": \"a\", \"temperature\": 0.7}", "not 1/n"},
+            {"{\"prompt\": 42}", "'prompt' must be a string, a list of strings"},
+            {"{\"prompt\": [\"a\", {}]}", "'prompt' must be a string, a list of strings"},
+            {"{\"prompt\": [1, 99999]}", "outside this model's vocabulary"},
+            {"{\"prompt\": \"a\", \"max_tokens\": 100000}", "this server's limit is 400"},
+            {"{\"prompt\": \"a\", \"max_tokens\": 0}", "'max_tokens' must be at least 1"},
+            {"{\"prompt\": \"a\", \"temperature\": 2.5}", "temperature must lie in [0, 2.0]"},
+            {"{\"prompt\": \"a\", \"temperature\": 0.001}", "below the lowest"},
+            {"{\"prompt\": \"a\", \"presence_penalty\": 0.5}", "a CALM does not have"},
+            {"{\"prompt\": \"a\", \"logprobs\": 2}", "'logprobs' is not supported"},
+            {"{\"prompt\": \"a\", \"echo\": true}", "'echo' is not supported"},
+            {"{\"prompt\": \"a\", \"best_of\": 3}", "'best_of' is not supported"},
             {"{\"prompt\": \"a\", \"n\": 99}", "'n' must lie in"},
-            {"{\"prompt\": \"a\", \"stop\": [\"\\n\"]}", "'stop' is not supported"},
+            {"{\"prompt\": \"a\", \"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}", "at most 4"},
             {"{\"prompt\": \"a\", \"model\": \"gpt-4\"}", "is not served here"},
             {"{\"prompt\": \"" + "the people ".repeat(100) + "\"}", "shorten it"},
-            {"{\"prompt\": \"" + "x".repeat(5000) + "\"}", "larger than 4096 bytes"},
         };
         for (String[] c : cases) {
             HttpResponse<String> res = post(calm, c[0]);
@@ -170,6 +177,9 @@ class CompletionServerTest {
             String message = json(res).path("error").path("message").asText();
             assertTrue(message.contains(c[1]), "expected '" + c[1] + "' in: " + message);
         }
+        HttpResponse<String> big = post(calm, "{\"prompt\": \"" + "x".repeat(5000) + "\"}");
+        assertEquals(413, big.statusCode(), big.body());
+        assertTrue(big.body().contains("larger than 4096 bytes"), big.body());
         HttpResponse<String> temp = post(tokenLm, "{\"prompt\": \"a\", \"temperature\": 3}");
         assertEquals(400, temp.statusCode());
         assertEquals(200, post(tokenLm, "{\"prompt\": \"a\", \"temperature\": 0.7, \"max_tokens\": 2}").statusCode(),
@@ -205,7 +215,7 @@ class CompletionServerTest {
     @Test
     void aRequestOverItsTimeLimitIsStoppedWith504() throws Exception {
         // Each step slowed by 20 ms, so the request outlasts the 0.05 s limit whether or not its sample ends early
-        ServedModel<?> slow = slowed(ServedModel.load(runs.tokenLm, 50, 50), 20);
+        ServedModel slow = slowed(load(runs.tokenLm), 20);
         try (CompletionServer quick = CompletionServer.start(slow, ServedRuns.options(4, 4, 0.05))) {
             HttpResponse<String> res = post(quick, "{\"prompt\": \"the\", \"max_tokens\": 400, \"seed\": 1}");
             assertEquals(504, res.statusCode(), res.body());
@@ -298,18 +308,20 @@ class CompletionServerTest {
     }
 
     /** A generation session that passes everything to another; a test overrides what it changes. */
-    static class ForwardingSession<R, O extends GenerationSession.Result> implements GenerationSession<R, O> {
-        final GenerationSession<R, O> d;
+    static class ForwardingSession implements GenerationSession<GenerationSession.Result> {
+        @SuppressWarnings("unchecked")
+        final GenerationSession<GenerationSession.Result> d;
 
-        ForwardingSession(GenerationSession<R, O> d) {
-            this.d = d;
+        @SuppressWarnings("unchecked")
+        ForwardingSession(GenerationSession<?> d) {
+            this.d = (GenerationSession<GenerationSession.Result>) d;
         }
 
-        public List<Integer> join(List<R> requests) {
+        public List<Integer> join(List<GenerationRequest> requests) {
             return d.join(requests);
         }
 
-        public List<Event<O>> step() {
+        public List<Event<GenerationSession.Result>> step() {
             return d.step();
         }
 
@@ -326,70 +338,60 @@ class CompletionServerTest {
         }
     }
 
+    static ServedModel load(java.nio.file.Path run) {
+        return ServedModel.load(run, new GenerationOptions(50, false, 50), null);
+    }
+
     /** {@code real} with each new session wrapped by {@code wrap}. */
-    static <R> ServedModel<R> withSession(ServedModel<R> real,
-                                          Function<GenerationSession<R, ?>, GenerationSession<R, ?>> wrap) {
-        return new ServedModel<>(real.id, real.kind, real.tokenizer, real.tokensPerStep) {
-            int maxPromptTokens() {
-                return real.maxPromptTokens();
-            }
-
-            void checkTemperature(double temperature) {
-                real.checkTemperature(temperature);
-            }
-
-            GenerationSession<R, ?> newSession() {
+    static ServedModel withSession(ServedModel real, Function<GenerationSession<?>, GenerationSession<?>> wrap) {
+        return new ServedModel(real) {
+            @Override
+            GenerationSession<?> newSession() {
                 return wrap.apply(real.newSession());
-            }
-
-            R request(Sequence s) {
-                return real.request(s);
             }
         };
     }
 
     /** A session that fails at its first step once a sequence asked for exactly 13 tokens has joined. */
-    static final class PoisonedAt13<O extends GenerationSession.Result>
-            extends ForwardingSession<CalmGenerator.Request, O> {
+    static final class PoisonedAt13 extends ForwardingSession {
         boolean poisoned;
 
-        PoisonedAt13(GenerationSession<CalmGenerator.Request, O> d) {
+        PoisonedAt13(GenerationSession<?> d) {
             super(d);
         }
 
         @Override
-        public List<Integer> join(List<CalmGenerator.Request> requests) {
+        public List<Integer> join(List<GenerationRequest> requests) {
             poisoned |= requests.stream().anyMatch(r -> r.maxTokens() == 13);
             return super.join(requests);
         }
 
         @Override
-        public List<Event<O>> step() {
+        public List<Event<GenerationSession.Result>> step() {
             if (poisoned) throw new IllegalStateException("a poisoned step");
             return super.step();
         }
     }
 
-    /** A served CALM whose generation fails at the first step of any sequence asked for exactly 13 tokens. */
-    static ServedModel<CalmGenerator.Request> poisonedAt13(ServedModel<CalmGenerator.Request> real) {
-        return withSession(real, PoisonedAt13::new);
+    static Sequence sequence(int[] prompt, int maxTokens, long seed, int index, long deadline,
+                             java.util.concurrent.BlockingQueue<Sequence.Step> out) {
+        return new Sequence(new GenerationRequest(prompt, maxTokens, 1.0, seed), index, deadline, out);
     }
 
     @Test
-    @SuppressWarnings("unchecked") // a CALM run is served with CalmGenerator's requests
     void aFailingGenerationStepEndsItsSequencesWithAnErrorAndServingGoesOn() throws Exception {
-        var real = (ServedModel<CalmGenerator.Request>) ServedModel.load(runs.calm, 50, 50);
-        try (var scheduler = new Scheduler<>(poisonedAt13(real), 4, 8)) {
+        ServedModel real = load(runs.calm);
+        try (var scheduler = new Scheduler(withSession(real, PoisonedAt13::new), 4, 8)) {
             java.util.concurrent.LinkedBlockingQueue<Sequence.Step> out =
                     new java.util.concurrent.LinkedBlockingQueue<>();
             long deadline = System.nanoTime() + 60_000_000_000L;
             int[] prompt = real.encode("the people");
-            assertTrue(scheduler.submit(List.of(new Sequence(prompt, 13, 1.0, 1, 0, deadline, out))));
+            assertTrue(scheduler.submit(List.of(sequence(prompt, 13, 1, 0, deadline, out))));
             Sequence.Step end = out.take();
             while (end.finish() == null) end = out.take();
             assertTrue(end.finish() == Finish.ERROR && end.error().contains("a poisoned step"), end.toString());
 
-            assertTrue(scheduler.submit(List.of(new Sequence(prompt, 8, 1.0, 2, 1, deadline, out))));
+            assertTrue(scheduler.submit(List.of(sequence(prompt, 8, 2, 1, deadline, out))));
             end = out.take();
             while (end.finish() == null) end = out.take();
             assertTrue(List.of(Finish.LENGTH, Finish.EOS).contains(end.finish()),
@@ -400,16 +402,16 @@ class CompletionServerTest {
     }
 
     /** A session whose every step takes {@code millis} longer (a stand-in for a large model). */
-    static final class Slowed<R, O extends GenerationSession.Result> extends ForwardingSession<R, O> {
+    static final class Slowed extends ForwardingSession {
         final long millis;
 
-        Slowed(GenerationSession<R, O> d, long millis) {
+        Slowed(GenerationSession<?> d, long millis) {
             super(d);
             this.millis = millis;
         }
 
         @Override
-        public List<Event<O>> step() {
+        public List<Event<GenerationSession.Result>> step() {
             try {
                 Thread.sleep(millis);
             } catch (InterruptedException e) {
@@ -420,13 +422,8 @@ class CompletionServerTest {
     }
 
     /** A served model whose every generation step takes {@code millis} longer. */
-    static <R> ServedModel<R> slowed(ServedModel<R> real, long millis) {
-        return withSession(real, d -> slow(d, millis));
-    }
-
-    private static <R, O extends GenerationSession.Result> GenerationSession<R, O> slow(GenerationSession<R, O> d,
-                                                                                       long millis) {
-        return new Slowed<>(d, millis);
+    static ServedModel slowed(ServedModel real, long millis) {
+        return withSession(real, d -> new Slowed(d, millis));
     }
 
     static int running(CompletionServer server) throws Exception {
@@ -435,7 +432,7 @@ class CompletionServerTest {
 
     @Test
     void aNonStreamedRequestWhoseClientLeftStopsGeneratingAtTheNextStep() throws Exception {
-        ServedModel<?> slow = slowed(ServedModel.load(runs.tokenLm, 50, 50), 20); // 400 tokens: at least 8 s
+        ServedModel slow = slowed(load(runs.tokenLm), 20); // 400 tokens: at least 8 s
         try (CompletionServer server = CompletionServer.start(slow, ServedRuns.options(4, 4, 600))) {
             URI uri = URI.create(server.url());
             String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"seed\": 1}";

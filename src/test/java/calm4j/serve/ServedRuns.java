@@ -19,12 +19,12 @@ final class ServedRuns {
         Path corpus = calm4j.Fixtures.corpus(dir, 12, 3, 6);
         Path ae = dir.resolve("ae"), calm = dir.resolve("calm"), ar = dir.resolve("token-lm");
         Files.writeString(dir.resolve("ae.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
-                + "\"latent_size\": 8}, \"train\": {\"max_steps\": 10, \"batch_size\": 32, \"eval_every\": 10, "
+                + "\"latent_size\": 8}, \"train\": {\"max_steps\": 300, \"warmup_steps\": 20, \"lr\": 0.003, \"batch_size\": 32, \"eval_every\": 300, "
                 + "\"eval_batches\": 1}}");
         Files.writeString(dir.resolve("calm.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
                 + "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
                 + "\"context_chunks\": 32, \"eval_block_chunks\": 8, \"num_mlp_layers\": 1, \"num_targets\": 8}, "
-                + "\"train\": {\"max_steps\": 2, \"batch_size\": 2, \"eval_every\": 2, \"eval_batches\": 1}}");
+                + "\"train\": {\"max_steps\": 60, \"warmup_steps\": 10, \"batch_size\": 4, \"eval_every\": 60, \"eval_batches\": 1}}");
         Files.writeString(dir.resolve("ar.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
                 + "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 2, "
                 + "\"context_tokens\": 512, \"eval_block_tokens\": 32}, "

@@ -1,0 +1,88 @@
+package calm4j.app;
+
+import calm4j.engine.UserError;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
+import calm4j.generate.GenerationSession;
+import calm4j.generate.Sampling;
+import calm4j.run.RunFolder;
+import calm4j.tokenize.Tokenizer;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A trained language-model run, whichever kind: what serving, the comparison report, the demo and the library need
+ * of a model without knowing whether it steps K tokens at a time (a {@link CalmRun}) or one ({@link TokenLMRun}).
+ * {@link #load} reads a run's kind once; nothing else switches on it.
+ */
+public sealed interface LanguageModel extends AutoCloseable permits CalmRun, TokenLMRun {
+    /** Loads the run in {@code dir}, of either kind. */
+    static LanguageModel load(Path dir) {
+        String kind = RunFolder.config(dir, null).path("kind").asText();
+        return switch (kind) {
+            case CalmRun.KIND -> CalmRun.load(dir);
+            case TokenLMRun.KIND -> TokenLMRun.load(dir);
+            default -> throw new UserError(dir + " is a " + kind + " run, not a language model: train a CALM "
+                    + "(calm lm train) or a token model (calm ar train)");
+        };
+    }
+
+    /** {@link CalmRun#KIND} or {@link TokenLMRun#KIND}. */
+    String kind();
+
+    Path dir();
+
+    Tokenizer tokenizer();
+
+    /** Tokens one generation step produces: K for a CALM, 1 for a token model. */
+    int tokensPerStep();
+
+    /** The longest prompt, in tokens, that leaves room for at least one generated step. */
+    int maxPromptTokens();
+
+    /** The most new tokens the context leaves after a prompt of {@code promptTokens}. */
+    int maxNewTokens(int promptTokens);
+
+    /** Throws a {@link UserError} naming the reason if this model cannot sample as {@code sampling} asks. */
+    void checkSampling(Sampling sampling, GenerationOptions options);
+
+    /**
+     * A new, empty generation session (continuous batching: sequences join and leave between steps).
+     *
+     * @param stopAtEos whether EOS ends a sequence (benchmarks turn it off to time a fixed number of steps)
+     */
+    GenerationSession<?> newSession(GenerationOptions options, boolean stopAtEos);
+
+    default GenerationSession<?> newSession(GenerationOptions options) {
+        return newSession(options, true);
+    }
+
+    /** Generates every request as one batch and returns each one's new tokens, in order. */
+    default List<int[]> generate(List<GenerationRequest> requests, GenerationOptions options, boolean stopAtEos) {
+        try (GenerationSession<?> session = newSession(options, stopAtEos)) {
+            List<Integer> ids = session.join(requests);
+            int[][] out = new int[requests.size()][];
+            while (!session.isEmpty()) {
+                for (var e : session.step()) if (e.finished() != null) out[ids.indexOf(e.id())] = e.finished().tokens();
+            }
+            return new ArrayList<>(List.of(out));
+        }
+    }
+
+    /** Trainable parameters that take part in generation (a CALM's frozen autoencoder is left out). */
+    long parameterCount();
+
+    /** Training FLOPs per token: forward and backward, everything a step computes (see docs/method.md). */
+    double trainingFlopsPerToken();
+
+    /** Generation FLOPs per token. */
+    double inferenceFlopsPerToken();
+
+    /** Frees the tokenizer's native memory (the model's tensors are freed by libtorch's reference counts). */
+    @Override
+    default void close() {
+        tokenizer().close();
+    }
+}
