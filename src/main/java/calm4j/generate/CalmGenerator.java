@@ -354,39 +354,40 @@ public final class CalmGenerator {
 
     private long[] matchPartial(Seq s, List<long[]> candidates, Tensor h) {
         int tried = 0;
+        int budget = partialBudget(s);
+        long[] best = candidates.get(0); // the candidate agreeing longest with the partial chunk, over every round
+        int bestLen = -1;
         List<long[]> pool = new ArrayList<>(candidates);
         while (true) {
             List<long[]> matching = new ArrayList<>();
-            for (long[] c : pool) if (startsWith(c, s.partial)) matching.add(c);
+            for (long[] c : pool) {
+                int m = agreement(c, s.partial);
+                if (m == s.partial.length) matching.add(c);
+                if (m > bestLen) {
+                    bestLen = m;
+                    best = c;
+                }
+            }
             if (!matching.isEmpty()) {
                 return Temperature.needsPool(s.sampling) ? matching.get(Temperature.pick(matching, s.sampling, s.rng))
                         : matching.get(0);
             }
             tried += pool.size();
-            int budget = partialBudget(s);
             if (tried >= budget) break;
             pool = drawMore(s, h, Math.min(this.pool, budget - tried));
         }
         // No candidate continues the partial chunk: keep the one agreeing longest with it, prompt tokens forced.
-        long[] best = pool.get(0);
-        int bestLen = -1;
-        for (long[] c : pool) {
-            int m = 0;
-            while (m < s.partial.length && c[m] == s.partial[m]) m++;
-            if (m > bestLen) {
-                bestLen = m;
-                best = c;
-            }
-        }
         long[] forced = best.clone();
         for (int j = 0; j < s.partial.length; j++) forced[j] = s.partial[j];
         s.forced = true;
         return forced;
     }
 
-    private static boolean startsWith(long[] chunk, int[] prefix) {
-        for (int j = 0; j < prefix.length; j++) if (chunk[j] != prefix[j]) return false;
-        return true;
+    /** How many leading tokens of {@code chunk} equal {@code prefix}. */
+    private static int agreement(long[] chunk, int[] prefix) {
+        int m = 0;
+        while (m < prefix.length && chunk[m] == prefix[m]) m++;
+        return m;
     }
 
     /** Exact T = 1/n: rounds of n draws until all n agree; after maxDraws draws, the batch rule on what was seen. */
