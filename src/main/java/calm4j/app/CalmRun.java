@@ -16,6 +16,7 @@ import calm4j.data.TokenStore;
 import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.Presets;
+import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.GenerationOptions;
@@ -31,6 +32,7 @@ import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.bytedeco.pytorch.Tensor;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -50,12 +52,22 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
     public static final List<String> ARCHITECTURE = List.of("hidden_size", "intermediate_size", "num_hidden_layers",
             "num_attention_heads", "num_key_value_heads", "rope_theta", "noise_size", "num_mlp_layers");
 
+    /** A run's model and autoencoder configs as written, read without loading any weights. */
+    public record SavedConfig(CalmConfig model, AutoencoderConfig autoencoder) {}
+
+    public static SavedConfig readConfig(Path dir) {
+        JsonNode root = RunFolder.config(dir, KIND);
+        String where = dir.resolve(RunFolder.CONFIG).toString();
+        return new SavedConfig(CalmConfig.saved(root.path("model"), where), Configs.section(root, "autoencoder",
+                AutoencoderConfig.DEFAULTS, AutoencoderConfig.class, where));
+    }
+
     public static CalmRun load(Path dir) {
         JsonNode root = RunFolder.config(dir, KIND);
         String where = dir.resolve(RunFolder.CONFIG).toString();
-        CalmConfig cfg = Configs.section(root, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
-        AutoencoderConfig ae = Configs.section(root, "autoencoder", AutoencoderConfig.DEFAULTS,
-                AutoencoderConfig.class, where);
+        SavedConfig saved = readConfig(dir);
+        CalmConfig cfg = saved.model();
+        AutoencoderConfig ae = saved.autoencoder();
         Path ckpt = Checkpoints.latestOf(dir);
         Tokenizer tok = Tokenizer.load(dir.resolve(RunFolder.TOKENIZER));
         tok.requireVocabulary(ae.vocabSize(), "CALM run " + dir);
@@ -125,9 +137,21 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         return model.config().inferenceFlopsPerToken(model.autoencoder().config());
     }
 
+    /**
+     * The defaults a job's model keys go over: the preset, or, when the job resumes a run, that run's config as it
+     * was written (so a run from before a preset change resumes as it began).
+     */
+    private static CalmConfig resumedDefaults(TrainingJob job) {
+        Path saved = job.out().resolve(RunFolder.CONFIG);
+        if (!Files.isRegularFile(saved) || new Checkpoints(job.out(), 1).latest().isEmpty()) return CalmConfig.DEFAULTS;
+        JsonNode root = Configs.readTree(saved);
+        if (!root.path("kind").asText().equals(KIND)) return CalmConfig.DEFAULTS; // refused by createOrResume
+        return CalmConfig.saved(root.path("model"), saved.toString());
+    }
+
     /** Trains (or resumes) a new CALM on the job's corpus, on top of the autoencoder run {@code aeRun}. */
     public static Trainer.Summary train(Path aeRun, TrainingJob job, DataParallel dist) {
-        CalmConfig model = job.model(CalmConfig.DEFAULTS, CalmConfig.class);
+        CalmConfig model = job.model(resumedDefaults(job), CalmConfig.class);
         TrainConfig train = job.train(TRAIN);
         AutoencoderRun ae = AutoencoderRun.load(aeRun);
         Manifest m = Manifest.read(job.data());
@@ -206,9 +230,11 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
 
     /**
      * BrierLM on the corpus's val split, blocks of {@code blockChunks} chunks (null: the config's eval_block_chunks)
-     * with {@code samples} head samples per position (null: the config's eval_samples).
+     * with {@code samples} head samples per position (null: the config's eval_samples); a progress bar unless
+     * {@code quiet}.
      */
-    public CalmEval.Result evaluate(Path data, long batches, int batchSize, Integer blockChunks, Integer samples) {
+    public CalmEval.Result evaluate(Path data, long batches, int batchSize, Integer blockChunks, Integer samples,
+                                    boolean quiet) {
         Manifest.read(data).requireTokenizer(tokenizer.sha256(), "CALM run " + dir);
         CalmConfig c = model.config();
         int chunks = blockChunks != null ? blockChunks : c.evalBlockChunks();
@@ -220,7 +246,10 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         int k = model.patchSize();
         BlockBatches val = BlockBatches.forEvaluation(TokenStore.open(data, "val"), k, (chunks + 1) * k, batchSize,
                 model.autoencoder().config().padId());
-        return CalmEval.evaluate(model, val, batches, n);
+        List<TokenBatch> blocks = CalmEval.blocks(val, batches);
+        try (Progress bar = Progress.start("evaluating", blocks.size(), 0, "batches", quiet)) {
+            return CalmEval.evaluate(model, blocks, n, val.blockTokens(), bar);
+        }
     }
 
     /** What the authors' evaluation protocol read and scored. */
@@ -230,7 +259,8 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
      * The authors' protocol on raw documents: each with BOS in front, concatenated, cut into blocks of
      * {@code blockTokens}, the remainder dropped, at most {@code batches} blocks scored one at a time.
      */
-    public OfficialEvaluation evaluateOfficial(Path documents, long batches, int blockTokens, Integer samples) {
+    public OfficialEvaluation evaluateOfficial(Path documents, long batches, int blockTokens, Integer samples,
+                                               boolean quiet) {
         int bos = prompt.bosId() >= 0 ? prompt.bosId() : tokenizer.bosIdOrMinusOne();
         if (bos < 0) {
             throw new UserError("--protocol official puts the tokenizer's BOS before every document, and neither "
@@ -245,6 +275,8 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         ConcatenatedBlocks.Result blocks = ConcatenatedBlocks.of(Documents.of(List.of(documents),
                 w -> System.err.println("warning: " + w.file() + ": " + w.message())), tokenizer, bos, blockTokens);
         List<TokenBatch> used = blocks.blocks().subList(0, (int) Math.min(batches, blocks.blocks().size()));
-        return new OfficialEvaluation(CalmEval.evaluate(model, used, n, blockTokens), blocks, used.size());
+        try (Progress bar = Progress.start("evaluating", used.size(), 0, "blocks", quiet)) {
+            return new OfficialEvaluation(CalmEval.evaluate(model, used, n, blockTokens, bar), blocks, used.size());
+        }
     }
 }

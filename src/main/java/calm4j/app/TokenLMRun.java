@@ -9,6 +9,7 @@ import calm4j.data.TokenStore;
 import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.Presets;
+import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.generate.GenerationOptions;
 import calm4j.generate.Sampling;
@@ -142,11 +143,15 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
     }
 
     /** Held-out cross-entropy and BrierLM on the corpus's val split, every position and chunk-aligned ones. */
-    public TokenLMTask.Result evaluate(Path data, long batches, int batchSize) {
+    /** Held-out loss and BrierLM on the corpus's val split; a progress bar unless {@code quiet}. */
+    public TokenLMTask.Result evaluate(Path data, long batches, int batchSize, boolean quiet) {
         Manifest.read(data).requireTokenizer(tokenizer.sha256(), "token LM run " + dir);
         int block = model.config().evalBlockTokens();
         BlockBatches val = BlockBatches.forEvaluation(TokenStore.open(data, "val"), patchSize, block + patchSize,
                 batchSize, padId);
-        return TokenLMTask.evaluate(model, val, batches, patchSize);
+        try (Progress bar = Progress.start("evaluating", Math.min(batches, val.batchesPerEpoch()), 0, "batches",
+                quiet)) {
+            return TokenLMTask.evaluate(model, val, batches, patchSize, bar);
+        }
     }
 }

@@ -12,29 +12,33 @@ import java.util.stream.Stream;
 
 /**
  * What a training run is asked for, whichever model it trains: the prepared corpus, the run folder, an optional
- * config file with "model" and "train" sections (keys left out take the model's preset), and overrides.
+ * config file with "model" and "train" sections (keys left out take the model's preset), and overrides of either
+ * section's keys, named as in the JSON files.
  *
- * @param maxSteps    overrides train.max_steps (null: the config's)
- * @param evalBatches overrides train.eval_batches (null: the config's; the demo's smoke run uses fewer)
- * @param quiet       no progress bars
- * @param model       "model" keys set over the config file's (e.g. the demo's choice of head); empty: none
+ * @param quiet no progress bars
+ * @param model "model" keys set over the config file's (e.g. the demo's choice of head); empty: none
+ * @param train "train" keys set over the config file's (e.g. {@code max_steps} from the command line); empty: none
  */
-public record TrainingJob(Path data, Path out, Path config, Long maxSteps, Integer evalBatches, boolean quiet,
-                          Map<String, Object> model) {
+public record TrainingJob(Path data, Path out, Path config, boolean quiet, Map<String, Object> model,
+                          Map<String, Object> train) {
 
-    public TrainingJob(Path data, Path out, Path config, Long maxSteps, Integer evalBatches, boolean quiet) {
-        this(data, out, config, maxSteps, evalBatches, quiet, Map.of());
+    public TrainingJob(Path data, Path out, Path config, boolean quiet) {
+        this(data, out, config, quiet, Map.of(), Map.of());
     }
 
+    /** This job with train.max_steps set to {@code steps}. */
     public TrainingJob withMaxSteps(long steps) {
-        return new TrainingJob(data, out, config, steps, evalBatches, quiet, model);
+        return withTrainKey("max_steps", steps);
     }
 
     /** This job with "model" key {@code key} set to {@code value}, over what the config file says. */
     public TrainingJob withModelKey(String key, Object value) {
-        Map<String, Object> m = new LinkedHashMap<>(model);
-        m.put(key, value);
-        return new TrainingJob(data, out, config, maxSteps, evalBatches, quiet, Map.copyOf(m));
+        return new TrainingJob(data, out, config, quiet, put(model, key, value), train);
+    }
+
+    /** This job with "train" key {@code key} set to {@code value}, over what the config file says. */
+    public TrainingJob withTrainKey(String key, Object value) {
+        return new TrainingJob(data, out, config, quiet, model, put(train, key, value));
     }
 
     /** The config file's JSON (an empty object without one); an unknown section is refused. */
@@ -52,15 +56,23 @@ public record TrainingJob(Path data, Path out, Path config, Long maxSteps, Integ
 
     /** The "model" section over {@code defaults}, then this job's own model keys. */
     public <T> T model(T defaults, Class<T> type) {
-        T fromFile = Configs.section(root(), "model", defaults, type, where());
-        Object[] pairs = model.entrySet().stream().flatMap(e -> Stream.of(e.getKey(), e.getValue())).toArray();
-        return pairs.length == 0 ? fromFile : Configs.with(fromFile, pairs);
+        return with(Configs.section(root(), "model", defaults, type, where()), model);
     }
 
-    /** The "train" section over {@code defaults}, with this job's overrides. */
+    /** The "train" section over {@code defaults}, then this job's own train keys. */
     public TrainConfig train(TrainConfig defaults) {
-        TrainConfig t = Configs.section(root(), "train", defaults, TrainConfig.class, where());
-        if (evalBatches != null) t = t.withEvalBatches(evalBatches);
-        return maxSteps != null ? t.withMaxSteps(maxSteps) : t;
+        return with(Configs.section(root(), "train", defaults, TrainConfig.class, where()), train);
+    }
+
+    private static Map<String, Object> put(Map<String, Object> keys, String key, Object value) {
+        Map<String, Object> m = new LinkedHashMap<>(keys);
+        m.put(key, value);
+        return Map.copyOf(m);
+    }
+
+    private static <T> T with(T section, Map<String, Object> keys) {
+        if (keys.isEmpty()) return section;
+        return Configs.with(section, keys.entrySet().stream().flatMap(e -> Stream.of(e.getKey(), e.getValue()))
+                .toArray());
     }
 }

@@ -4,6 +4,7 @@ import calm4j.data.BlockBatches;
 import calm4j.data.LoaderState;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
+import calm4j.engine.Progress;
 import calm4j.eval.BrierLM;
 import calm4j.nn.Layers;
 import calm4j.train.Trainable;
@@ -42,20 +43,19 @@ public final class TokenLMTask implements Trainable {
 
     @Override
     public Map<String, Double> evaluate(int batches) {
-        Result r = evaluate(model, val, batches, chunk);
+        Result r = evaluate(model, val, batches, chunk, Progress.none());
         Map<String, Double> m = new LinkedHashMap<>();
         m.put("loss", r.loss());
-        m.put("brier_lm", r.all().brierLM());
-        m.put("brier_lm_se", r.all().brierLMStandardError());
-        m.put("brier_lm_aligned", r.aligned().brierLM());
-        for (int n = 0; n < BrierLM.MAX_N; n++) m.put("brier_" + (n + 1), r.all().brier()[n]);
+        m.putAll(r.all().metrics(""));
+        m.putAll(r.aligned().metrics("_aligned")); // the positions a CALM with this K is scored at
         return m;
     }
 
     /** Held-out cross-entropy, and BrierLM at every position and at chunk-aligned positions only. */
     public record Result(double loss, BrierLM.Result all, BrierLM.Result aligned, long blockTokens) {}
 
-    public static Result evaluate(TokenLM model, BlockBatches data, long batches, int chunk) {
+    /** {@code progress} steps once per batch. */
+    public static Result evaluate(TokenLM model, BlockBatches data, long batches, int chunk, Progress progress) {
         boolean wasTraining = model.is_training();
         model.eval();
         data.restore(LoaderState.START);
@@ -72,6 +72,7 @@ public final class TokenLMTask implements Trainable {
                     TokenBrier.score(model, t, all, aligned, chunk);
                     return model.loss(t).item_double();
                 });
+                progress.step(1);
             }
         } finally {
             model.train(wasTraining);

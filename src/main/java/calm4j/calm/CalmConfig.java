@@ -33,6 +33,27 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
 
+    /**
+     * Keys whose preset value changed after runs were written without them, each with the value such a run had: a
+     * saved config that lacks one means this value, not today's preset (the auxiliary loss became the default in
+     * the head study, docs/head-study/README.md).
+     */
+    public static final java.util.Map<String, Object> BEFORE_PRESET_CHANGE = java.util.Map.of("aux_token_weight", 0.0);
+
+    /**
+     * A run's saved "model" section, read as it was written: keys it lacks take the preset, except those of
+     * {@link #BEFORE_PRESET_CHANGE}, which take the value they had then.
+     */
+    public static CalmConfig saved(com.fasterxml.jackson.databind.JsonNode section, String where) {
+        var root = Configs.JSON.createObjectNode();
+        if (section.isObject()) root.set("model", section);
+        CalmConfig cfg = Configs.section(root, "model", DEFAULTS, CalmConfig.class, where);
+        for (var e : BEFORE_PRESET_CHANGE.entrySet()) {
+            if (!section.has(e.getKey())) cfg = cfg.with(e.getKey(), e.getValue());
+        }
+        return cfg;
+    }
+
     public CalmConfig {
         require(head != null && (head.equals("energy") || head.equals("flow")), "head must be energy or flow, got "
                 + head);

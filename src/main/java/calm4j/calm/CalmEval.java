@@ -4,6 +4,7 @@ import calm4j.data.BlockBatches;
 import calm4j.data.LoaderState;
 import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
+import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
 import calm4j.nn.KVCache;
@@ -38,15 +39,29 @@ public final class CalmEval {
      * samples per position, plus the energy loss.
      */
     public static Result evaluate(CalmModel model, BlockBatches data, long batches, int samples) {
+        return evaluate(model, data, batches, samples, Progress.none());
+    }
+
+    /** As {@link #evaluate(CalmModel, BlockBatches, long, int)}, stepping {@code progress} once per batch. */
+    public static Result evaluate(CalmModel model, BlockBatches data, long batches, int samples, Progress progress) {
+        return evaluate(model, blocks(data, batches), samples, data.blockTokens(), progress);
+    }
+
+    /** The first {@code batches} batches of {@code data} (at most one epoch), read from the start. */
+    public static List<TokenBatch> blocks(BlockBatches data, long batches) {
         data.restore(LoaderState.START);
         long n = Math.min(batches, data.batchesPerEpoch());
         List<TokenBatch> blocks = new ArrayList<>();
         for (long i = 0; i < n; i++) blocks.add(data.next());
-        return evaluate(model, blocks, samples, data.blockTokens());
+        return blocks;
     }
 
-    /** BrierLM over the given batches of blocks, each [rows, blockTokens], from {@code samples} per position. */
-    public static Result evaluate(CalmModel model, List<TokenBatch> blocks, int samples, long blockTokens) {
+    /**
+     * BrierLM over the given batches of blocks, each [rows, blockTokens], from {@code samples} per position;
+     * {@code progress} steps once per batch.
+     */
+    public static Result evaluate(CalmModel model, List<TokenBatch> blocks, int samples, long blockTokens,
+                                  Progress progress) {
         if (samples < 2) throw new UserError("BrierLM needs at least 2 samples per position");
         if (blocks.isEmpty()) throw new UserError("there is no block to evaluate on");
         boolean wasTraining = model.is_training();
@@ -62,6 +77,7 @@ public final class CalmEval {
                     score(model, tokens, samples, brier);
                     return model.losses(tokens).head().item_double(); // comparable with or without aux
                 });
+                progress.step(1);
             }
         } finally {
             model.train(wasTraining);

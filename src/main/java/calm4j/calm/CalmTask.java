@@ -43,9 +43,7 @@ public final class CalmTask implements Trainable {
         CalmEval.Result r = CalmEval.evaluate(model, val, batches, model.config().evalSamples());
         Map<String, Double> m = new LinkedHashMap<>();
         m.put("loss", r.energyLoss());
-        m.put("brier_lm", r.brier().brierLM());
-        m.put("brier_lm_se", r.brier().brierLMStandardError());
-        for (int n = 0; n < r.brier().brier().length; n++) m.put("brier_" + (n + 1), r.brier().brier()[n]);
+        m.putAll(r.brier().metrics("")); // a CALM is scored at chunk boundaries only
         return m;
     }
 }

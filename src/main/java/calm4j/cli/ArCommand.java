@@ -71,7 +71,7 @@ final class ArCommand {
         public Integer call() {
             engine.engine();
             TokenLMRun r = TokenLMRun.load(run);
-            print(r, data, r.evaluate(data, batches, batchSize));
+            print(r, data, r.evaluate(data, batches, batchSize, engine.quiet));
             return 0;
         }
 

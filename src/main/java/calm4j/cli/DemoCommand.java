@@ -5,11 +5,13 @@ import calm4j.app.CalmRun;
 import calm4j.app.TokenLMRun;
 import calm4j.app.TrainingJob;
 import calm4j.data.CorpusPreparer;
-import calm4j.engine.Configs;
+import calm4j.calm.CalmConfig;
 import calm4j.engine.Engine;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import calm4j.report.ComparisonReport;
+import calm4j.report.Samples;
+import calm4j.run.Plots;
 import calm4j.train.DataParallel;
 import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
@@ -32,22 +34,25 @@ import java.util.function.Supplier;
 @Command(name = "demo", mixinStandardHelpOptions = true,
         description = "From nothing: fetch a corpus, train a tokenizer, a chunk autoencoder, a CALM and a token "
                 + "model with the same backbone, evaluate both, generate samples and write the comparison report. "
-                + "Stages already done are reused; an interrupted one resumes. --quick: the same stages in about "
-                + "five minutes, as a smoke run.")
+                + "Stages already done are reused; an interrupted one resumes. --quick: the same stages on small "
+                + "budgets, as a smoke run.")
 final class DemoCommand implements Callable<Integer> {
-    /** Step budgets of one demo: the full one, and the smoke run of {@code --quick}. */
+    /**
+     * Step budgets of one demo: the full one, and the smoke run of {@code --quick}. {@code trainEvalBatches} (null:
+     * the preset's) and {@code lmEvalEvery} set the language models' in-training evaluations, which draw the
+     * report's Brier-n curves (five to ten points each).
+     */
     record Budget(long aeSteps, long lmSteps, long arSteps, int evalBatches, Integer trainEvalBatches,
-                  int sampleTokens) {
-        /** In-training evaluations as each command's defaults have them. */
-        static final Budget FULL = new Budget(3000, 1000, 1000, 16, null, 48);
-        static final Budget QUICK = new Budget(300, 150, 150, 2, 2, 32);
+                  int lmEvalEvery, int sampleTokens) {
+        static final Budget FULL = new Budget(3000, 1000, 1000, 16, null, 100, 48);
+        static final Budget QUICK = new Budget(300, 150, 150, 2, 2, 30, 32);
     }
 
     /** Warm-up steps per model from which the full demo estimates its duration. */
     static final int WARMUP_STEPS = 8;
 
-    @Option(names = "--quick", description = "a first look: the same stages and report on budgets that take about "
-            + "five minutes on two cores (a smoke run: the models barely start learning)")
+    @Option(names = "--quick", description = "a first look: the same stages and report on small budgets (a smoke "
+            + "run: the models barely start learning; it prints its time estimate first)")
     boolean quick;
 
     @Option(names = "--corpus", defaultValue = "sotu", description = "sotu or gutenberg (default: ${DEFAULT-VALUE})")
@@ -74,16 +79,16 @@ final class DemoCommand implements Callable<Integer> {
     @Option(names = "--lm-config", description = "CALM config JSON (default: built-in)")
     Path lmConfig;
 
-    @Option(names = "--head", description = "the CALM's generative head, energy or flow (default: flow, unless "
-            + "--lm-config names one: at the demo's budget the flow head learns faster; see the README, 'Which head, "
-            + "at which budget')")
+    @Option(names = "--head", description = "the CALM's generative head, energy or flow (default: the 'calm' "
+            + "preset's, energy with the auxiliary token loss, unless --lm-config names one; see the README, 'Which "
+            + "head, at which budget')")
     String head;
 
     @Mixin
     EngineOptions engine;
 
-    /** The head the demo trains when neither --head nor --lm-config chooses one. */
-    static final String DEFAULT_HEAD = "flow";
+    /** What the samples continue. */
+    static final String SAMPLE_PROMPT = "The state of the Union";
 
     /** A stage that failed: its name and the exit status it gave. */
     private static final class StageFailed extends RuntimeException {
@@ -100,7 +105,7 @@ final class DemoCommand implements Callable<Integer> {
         Budget defaults = quick ? Budget.QUICK : Budget.FULL;
         Budget b = new Budget(aeSteps != null ? aeSteps : defaults.aeSteps(),
                 lmSteps != null ? lmSteps : defaults.lmSteps(), arSteps != null ? arSteps : defaults.arSteps(),
-                defaults.evalBatches(), defaults.trainEvalBatches(), defaults.sampleTokens());
+                defaults.evalBatches(), defaults.trainEvalBatches(), defaults.lmEvalEvery(), defaults.sampleTokens());
         Path root = dir != null ? dir : Path.of(quick ? "runs/demo-quick" : "runs/demo");
         try {
             return run(b, root);
@@ -112,15 +117,14 @@ final class DemoCommand implements Callable<Integer> {
     }
 
     private int run(Budget b, Path root) {
-        Engine e = engine.engine();
-        String threads = String.valueOf(e.threads());
+        engine.engine();
         DataParallel one = DataParallel.single(); // the demo runs in this one process
         Path data = root.resolve("data-" + corpus.toLowerCase());
         System.out.println("== 1/6 corpus: " + data);
         stage("corpus", () -> DataCommand.prepareBuiltin(corpus, data, null, 4096, null, engine.quiet));
 
         Path ae = root.resolve("ae"), lm = root.resolve("calm"), ar = root.resolve("token-lm");
-        if (!quick && !Files.exists(ae)) estimate(b, root, data, one);
+        if (!Files.exists(ae)) estimate(b, root, data, one);
 
         System.out.println("== 2/6 chunk autoencoder: " + ae);
         if (train("autoencoder training", () -> AutoencoderRun.train(job(data, aeConfig, ae, b)
@@ -134,48 +138,42 @@ final class DemoCommand implements Callable<Integer> {
 
         System.out.println("== 3/6 CALM: " + lm);
         String chosen = head();
-        if (train("CALM training", () -> CalmRun.train(ae, calmJob(data, lm, b, chosen).withMaxSteps(b.lmSteps()),
+        if (train("CALM training", () -> CalmRun.train(ae, lmJob(calmJob(data, lm, b, chosen), b, b.lmSteps()),
                 one))) return 130;
         stage("CALM evaluation", () -> {
             CalmRun run = CalmRun.load(lm);
-            LmCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches(), 8, null, null));
+            LmCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches(), 8, null, null, engine.quiet));
             run.tokenizer().close();
             return run;
         });
 
         System.out.println("== 4/6 token model with the same backbone: " + ar);
-        if (train("token model training", () -> TokenLMRun.train(job(data, null, ar, b).withMaxSteps(b.arSteps()),
+        if (train("token model training", () -> TokenLMRun.train(lmJob(job(data, null, ar, b), b, b.arSteps()),
                 4, one))) return 130;
         stage("token model evaluation", () -> {
             TokenLMRun run = TokenLMRun.load(ar);
-            ArCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches(), 8));
+            ArCommand.Eval.print(run, data, run.evaluate(data, b.evalBatches(), 8, engine.quiet));
             run.tokenizer().close();
             return run;
         });
 
-        System.out.println("== 5/6 samples");
-        String prompt = "The state of the Union";
-        String tokens = String.valueOf(b.sampleTokens());
-        for (String t : new String[] {"1", "0.5"}) {
-            System.out.println("-- CALM, temperature " + t);
-            command("CALM samples", "generate", "--ckpt", lm.toString(), "--prompt", prompt, "--max-tokens", tokens,
-                    "--temperature", t, "--batch", "3", "--seed", "1", "--threads", threads);
-        }
-        System.out.println("-- token model, temperature 1");
-        command("token model samples", "ar", "generate", "--ckpt", ar.toString(), "--prompt", prompt, "--max-tokens",
-                tokens, "--batch", "3", "--seed", "1", "--threads", threads);
-
-        System.out.println("== 6/6 comparison");
         Path report = root.resolve("report");
-        stage("comparison report", () -> {
-            CalmRun calm = CalmRun.load(lm);
-            String trained = calm.model().config().head();
-            calm.tokenizer().close();
-            System.out.println(ComparisonReport.write(List.of(ComparisonReport.measure(lm),
-                    ComparisonReport.measure(ar)), report, note(b, trained)));
+        System.out.println("== 5/6 samples: " + report.resolve("samples.md"));
+        stage("samples", () -> {
+            System.out.println(Samples.write(List.of(lm, ar), SAMPLE_PROMPT, b.sampleTokens(), List.of(1.0, 0.5), 3,
+                    report));
             return report;
         });
-        System.out.println("done: " + report.resolve("report.md") + " (training plots in each run's plots/)");
+
+        System.out.println("== 6/6 comparison");
+        stage("comparison report", () -> {
+            CalmRun.SavedConfig trained = CalmRun.readConfig(lm);
+            List<ComparisonReport.Row> rows = List.of(ComparisonReport.measure(lm), ComparisonReport.measure(ar));
+            System.out.println(ComparisonReport.write(rows, report, note(b, trained, rows.get(0), rows.get(1))));
+            return report;
+        });
+        System.out.println("done: " + report.resolve("report.md") + ", " + report.resolve("samples.md")
+                + " (training plots in each run's plots/)");
         if (quick) {
             System.out.println("This was a smoke run: every stage works on this machine. 'calm demo' trains for "
                     + "longer (it prints its estimate first).");
@@ -183,29 +181,35 @@ final class DemoCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** The report's first paragraph: what kind of run this was and how to read its numbers. */
-    private String note(Budget b, String calmHead) {
+    /**
+     * The report's first paragraph: what kind of run this was, the CALM's recipe, and the two promises of the
+     * method as measured here (quality at equal FLOPs, speed per token).
+     */
+    private String note(Budget b, CalmRun.SavedConfig saved, ComparisonReport.Row c, ComparisonReport.Row t) {
+        CalmConfig calm = saved.model();
         String budgets = String.format("autoencoder %,d steps, CALM %,d steps, token model %,d steps", b.aeSteps(),
                 b.lmSteps(), b.arSteps());
-        String headNote = calmHead.equals("flow")
-                ? " The CALM was trained with the flow-matching head: at budgets a CPU trains in minutes to hours it "
-                + "learns faster than the energy head (on this corpus, about twice the energy head's Brier-1 at equal "
-                + "training FLOPs; README, 'Which head, at which budget'), at the price of slower sampling (two "
-                + "network evaluations per flow step, 20 at the default 10 steps, instead of one)."
-                : " The CALM was trained with the energy head (one network evaluation per sample), as asked.";
+        String recipe = (calm.head().equals("flow")
+                ? "the flow-matching head (" + calm.flowSteps() + " midpoint steps, two network evaluations each)"
+                : "the energy head (one network evaluation per sample)")
+                + (calm.auxTokenWeight() > 0 ? String.format(" and the training-only auxiliary token loss "
+                + "(aux_token_weight %s, %s head; at 1,000 steps it gave 1.8-2.8x the energy head's Brier-1 without "
+                + "it, docs/head-study/README.md)", Plots.human(calm.auxTokenWeight()), calm.auxTokenHead()) : "");
+        String measured = ComparisonReport.versus(c, t, saved.autoencoder().patchSize());
         if (quick) {
             return "**This is a smoke run** (`calm demo --quick`: " + budgets + "). It shows that every stage of "
                     + "the pipeline works on this machine, not what the models can learn: at these budgets both have "
-                    + "barely started, so BrierLM near 0 and samples that read as word salad are expected. "
-                    + "`calm demo` trains for longer." + headNote;
+                    + "barely started, so Brier scores near 0 and samples that read as word salad are expected. "
+                    + "`calm demo` trains for longer. The CALM was trained with " + recipe + ". " + measured;
         }
-        return "Trained by `calm demo` (" + budgets + "). BrierLM (x100) is the geometric mean of Brier-1..4 on "
-                + "held-out text: the chance that two samples of the next n tokens agree with the truth, corrected "
-                + "for agreeing with each other. At a budget two CPU cores train in half an hour both models are "
-                + "far from fluent, and a CALM learns more slowly than a token model of the same backbone (see the "
-                + "README, 'What to expect from a CALM at this scale'); a BrierLM of 0 means some Brier-n was not "
-                + "yet positive." + headNote;
+        return "Trained by `calm demo` (" + budgets + "); the CALM with " + recipe + ". " + measured + " Brier-n is "
+                + "the chance that two samples of the next n tokens agree with the truth, corrected for agreeing "
+                + "with each other; BrierLM (x100), their geometric mean, stays 0 until Brier-1..4 are all positive, "
+                + "so at a budget two CPU cores train in an hour the curves below are the figures to read. A CALM "
+                + "learns more slowly than a token model of the same backbone at this scale (README, 'What to "
+                + "expect from a CALM at this scale').";
     }
+
 
     /**
      * Prints how long the full demo will take here: a few training steps of each model (with an evaluation, as
@@ -217,8 +221,8 @@ final class DemoCommand implements Callable<Integer> {
         System.out.println("== timing " + WARMUP_STEPS + " warm-up steps of each model to estimate the duration ...");
         try {
             TrainConfig aeCfg = job(data, aeConfig, null, b).train(AutoencoderRun.TRAIN);
-            TrainConfig lmCfg = job(data, lmConfig, null, b).train(CalmRun.TRAIN);
-            TrainConfig arCfg = job(data, null, null, b).train(TokenLMRun.TRAIN);
+            TrainConfig lmCfg = lmJob(job(data, lmConfig, null, b), b, b.lmSteps()).train(CalmRun.TRAIN);
+            TrainConfig arCfg = lmJob(job(data, null, null, b), b, b.arSteps()).train(TokenLMRun.TRAIN);
             double aeSec = seconds(AutoencoderRun.train(warmup(data, aeConfig, scratch.resolve("ae")), one),
                     b.aeSteps(), aeCfg);
             TrainingJob lmWarmup = warmup(data, lmConfig, scratch.resolve("calm"));
@@ -230,8 +234,8 @@ final class DemoCommand implements Callable<Integer> {
             System.out.printf("   this demo trains for about %.0f min on this machine (autoencoder %.0f min, CALM "
                     + "%.0f min, token model %.0f min), then evaluates, samples and reports for a few more.%n",
                     Math.max(1, minutes), aeSec / 60, lmSec / 60, arSec / 60);
-            System.out.println("   At the end: each model's held-out scores (BrierLM), three samples from the CALM "
-                    + "at temperatures 1 and 1/2 and three from the token model, and a report in "
+            System.out.println("   At the end: each model's held-out Brier-1..4 and BrierLM, three samples from each "
+                    + "model at temperatures 1 and 1/2, their generation speeds, and a report in "
                     + root.resolve("report/report.md") + ". Ctrl-C stops; the same command resumes.");
         } finally {
             CorpusPreparer.deleteTree(scratch);
@@ -240,7 +244,7 @@ final class DemoCommand implements Callable<Integer> {
 
     /** A warm-up run: a few steps, then an evaluation of one held-out batch. */
     private static TrainingJob warmup(Path data, Path config, Path out) {
-        return new TrainingJob(data, out, config, (long) WARMUP_STEPS, 1, true);
+        return new TrainingJob(data, out, config, true).withMaxSteps(WARMUP_STEPS).withTrainKey("eval_batches", 1);
     }
 
     /**
@@ -253,14 +257,12 @@ final class DemoCommand implements Callable<Integer> {
         return steps * perStep + Math.ceil((double) steps / cfg.evalEvery()) * cfg.evalBatches() * perEvalBatch;
     }
 
-    /** The head to train: --head, else the config's, else {@link #DEFAULT_HEAD} (null: the config file decides). */
+    /** The head --head asks for; null: the config file's, else the preset's. */
     private String head() {
-        if (head != null) {
-            if (!head.equals("energy") && !head.equals("flow")) throw new UserError("--head must be energy or flow");
-            return head;
+        if (head != null && !head.equals("energy") && !head.equals("flow")) {
+            throw new UserError("--head must be energy or flow");
         }
-        if (lmConfig != null && Configs.readTree(lmConfig).path("model").has("head")) return null;
-        return DEFAULT_HEAD;
+        return head;
     }
 
     /** The CALM stage's job: the head chosen, over the config file. */
@@ -271,13 +273,17 @@ final class DemoCommand implements Callable<Integer> {
 
     /** A training stage of the demo: its evaluations as the budget has them (its steps are set by the caller). */
     private TrainingJob job(Path data, Path config, Path out, Budget b) {
-        return new TrainingJob(data, out, config, null, b.trainEvalBatches(), engine.quiet);
+        TrainingJob job = new TrainingJob(data, out, config, engine.quiet);
+        return b.trainEvalBatches() == null ? job : job.withTrainKey("eval_batches", b.trainEvalBatches());
     }
 
-    /** Runs a command of the CLI as a stage; a non-zero status stops the demo. */
-    private static void command(String stage, String... args) {
-        int status = Calm.run(args);
-        if (status != 0) throw new StageFailed(stage, status);
+    /**
+     * A language model's stage: {@code steps} steps, evaluated often enough to draw a curve, and checkpointed at
+     * each evaluation (an interrupted demo loses at most one interval).
+     */
+    private static TrainingJob lmJob(TrainingJob job, Budget b, long steps) {
+        return job.withMaxSteps(steps).withTrainKey("eval_every", b.lmEvalEvery())
+                .withTrainKey("checkpoint_every", b.lmEvalEvery());
     }
 
     /** Runs a stage in this process; an error in it is reported with the stage's name. */

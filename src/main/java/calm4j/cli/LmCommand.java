@@ -113,7 +113,7 @@ final class LmCommand {
             }
             if (protocol.equals("official")) return official(calm);
             if (!protocol.equals("calm4j")) throw new UserError("--protocol must be calm4j or official");
-            print(calm, data, calm.evaluate(data, batches, batchSize, blockChunks, samples));
+            print(calm, data, calm.evaluate(data, batches, batchSize, blockChunks, samples, engine.quiet));
             return 0;
         }
 
@@ -129,7 +129,7 @@ final class LmCommand {
 
         /** The authors' protocol (docs/method.md §8), on raw documents. */
         private int official(CalmRun calm) {
-            CalmRun.OfficialEvaluation e = calm.evaluateOfficial(data, batches, blockTokens, samples);
+            CalmRun.OfficialEvaluation e = calm.evaluateOfficial(data, batches, blockTokens, samples, engine.quiet);
             CalmEval.Result r = e.result();
             ConcatenatedBlocks.Result blocks = e.blocks();
             int k = calm.model().patchSize();

@@ -54,11 +54,12 @@ final class TrainOptions {
         System.out.printf("%s run %s: step %d%s, %.0f s, %,.0f tokens/s%s%n", what, out, s.step(),
                 s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
                 s.tokensPerSecond(), details);
-        if (!s.lastEval().isEmpty()) System.out.println("validation: " + s.lastEval());
+        if (!s.lastEval().isEmpty()) System.out.println("validation: " + Trainer.format(s.lastEval()));
     }
 
     /** What this command line asks to train. */
     TrainingJob job(boolean quiet) {
-        return new TrainingJob(data, out, config, maxSteps, null, quiet);
+        TrainingJob job = new TrainingJob(data, out, config, quiet);
+        return maxSteps != null ? job.withMaxSteps(maxSteps) : job;
     }
 }

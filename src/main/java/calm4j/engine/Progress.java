@@ -36,6 +36,11 @@ public final class Progress implements AutoCloseable {
         return new Progress(bar);
     }
 
+    /** A progress that shows nothing (an evaluation inside training, whose bar is the training's). */
+    public static Progress none() {
+        return new Progress(null);
+    }
+
     public void step(long n) {
         if (bar != null) bar.stepBy(n);
     }

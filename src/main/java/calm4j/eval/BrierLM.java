@@ -58,6 +58,21 @@ public final class BrierLM {
                     positions));
             return sb.toString();
         }
+
+        /**
+         * These figures as metrics named {@code brier_lm}, {@code brier_lm_se}, {@code brier_N} and
+         * {@code brier_N_se}, each name followed by {@code suffix} (e.g. "_aligned"; "" for none).
+         */
+        public java.util.Map<String, Double> metrics(String suffix) {
+            var m = new java.util.LinkedHashMap<String, Double>();
+            m.put("brier_lm" + suffix, brierLM);
+            m.put("brier_lm_se" + suffix, brierLMStandardError);
+            for (int n = 0; n < MAX_N; n++) {
+                m.put("brier_" + (n + 1) + suffix, brier[n]);
+                m.put("brier_" + (n + 1) + "_se" + suffix, standardError[n]);
+            }
+            return m;
+        }
     }
 
     public Result result() {

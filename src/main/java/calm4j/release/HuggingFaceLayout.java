@@ -133,7 +133,9 @@ public final class HuggingFaceLayout {
                 "eval_block_chunks", n.path("calm4j_eval_block_chunks").asInt(Math.min(context, 512)),
                 "eval_samples", n.path("calm4j_eval_samples").asInt(2),
                 "head", n.path("model_type").asText().equals("flow") ? "flow" : n.path("calm4j_head").asText("energy"),
-                "flow_steps", n.path("calm4j_flow_steps").asInt(10));
+                "flow_steps", n.path("calm4j_flow_steps").asInt(10),
+                // the authors' models have no auxiliary token head (nor does an export: it is training-only)
+                "aux_token_weight", 0.0);
     }
 
     private static void require(JsonNode n, Path where, String... fields) {

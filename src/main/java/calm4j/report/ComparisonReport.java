@@ -6,23 +6,30 @@ import calm4j.eval.BrierLM;
 import calm4j.generate.GenerationOptions;
 import calm4j.generate.GenerationRequest;
 import calm4j.run.MetricsLog;
+import calm4j.run.Plots;
 import calm4j.run.RunFolder;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.style.markers.SeriesMarkers;
 
+import javax.imageio.ImageIO;
+import java.awt.Graphics2D;
+import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
+import java.util.stream.IntStream;
 
 /**
  * CALM against the token baseline on the same data (docs/method.md §5 at our scale): a Markdown table of parameters,
- * training and inference FLOPs, measured training and generation throughput and BrierLM, and a PNG of validation
- * BrierLM against training FLOPs from each run's metrics.
+ * training and inference FLOPs, measured training and generation throughput and Brier-1..4 with BrierLM, and a PNG
+ * of validation Brier-1..4 against training FLOPs from each run's metrics (BrierLM, their geometric mean, is 0
+ * until all four are positive, so at small budgets only the Brier-n show progress).
  *
  * <p>FLOPs are counted analytically from the matmuls (2 per multiply-accumulate; training 3x forward), see
  * {@code CalmConfig.trainingFlopsPerChunk} and {@code TokenLMConfig.trainingFlopsPerToken}; norms, softmax and
@@ -31,46 +38,78 @@ import java.util.Random;
 public final class ComparisonReport {
     private ComparisonReport() {}
 
-    /** One run's row. */
+    /** The generation batches the report times, and the tokens each sequence generates. */
+    static final int[] GENERATION_BATCHES = {1, 16};
+    static final int GENERATION_TOKENS = 64;
+
+    /**
+     * One validation evaluation: Brier-1..4 with standard errors (NaN in metrics logs older than the errors), and
+     * BrierLM. A token model's are at chunk-aligned positions, the positions a CALM is scored at.
+     */
+    public record Scores(double trainingFlops, double[] brier, double[] standardError, double brierLM,
+                         double brierLMStandardError) {}
+
+    /** One run's row; {@code generateTokensPerSecond[i]} at batch {@link #GENERATION_BATCHES}[i]. */
     public record Row(String name, String kind, long parameters, double trainingFlops, double inferenceFlopsPerToken,
-                      double trainTokensPerSecond, double generateTokensPerSecond, double brierLM, double brierLMSe,
-                      List<double[]> curve) {}
+                      double trainTokensPerSecond, double[] generateTokensPerSecond, Scores last, List<Scores> curve) {}
 
     public static Row measure(Path run) {
         String kind = RunFolder.config(run, null).path("kind").asText();
         List<JsonNode> rows = MetricsLog.read(run);
         if (rows.isEmpty()) throw new UserError(run + " has no metrics: train it first");
-        double tps = rows.stream().filter(r -> r.path("split").asText().equals("train"))
-                .mapToDouble(r -> r.path("tokens_per_s").asDouble()).average().orElse(Double.NaN);
-        double lastTokens = rows.stream().filter(r -> r.path("split").asText().equals("train"))
-                .mapToDouble(r -> r.path("tokens").asDouble()).max().orElse(0);
-        JsonNode lastVal = rows.stream().filter(r -> r.path("split").asText().equals("val"))
-                .reduce((a, b) -> b).orElseThrow(() -> new UserError(run + " has no validation metrics"));
-        double flopsPerToken, inference, genTps;
+        List<JsonNode> train = rows.stream().filter(r -> r.path("split").asText().equals("train")).toList();
+        double tps = train.stream().mapToDouble(r -> r.path("tokens_per_s").asDouble()).average().orElse(Double.NaN);
+        double lastTokens = train.stream().mapToDouble(r -> r.path("tokens").asDouble()).max().orElse(0);
+        double lastStep = train.stream().mapToDouble(r -> r.path("step").asDouble()).max().orElse(1);
+        double flopsPerToken, inference;
+        double[] generate;
         long params;
         try (LanguageModel lm = LanguageModel.load(run)) {
             flopsPerToken = lm.trainingFlopsPerToken();
             inference = lm.inferenceFlopsPerToken();
             params = lm.parameterCount();
-            // Batch-1 generation speed at T = 1 from a random 16-token prompt, EOS not stopping it.
-            int[] prompt = new Random(0).ints(16, 3, lm.tokenizer().vocabSize()).toArray();
-            var request = List.of(new GenerationRequest(prompt, 64, 1.0, 1));
-            GenerationOptions plain = new GenerationOptions(1, false, 100);
-            long t0 = System.nanoTime();
-            int tokens = lm.generate(request, plain, false).get(0).length;
-            genTps = tokens / ((System.nanoTime() - t0) / 1e9);
+            generate = IntStream.of(GENERATION_BATCHES).mapToDouble(b -> generationSpeed(lm, b)).toArray();
         }
-        List<double[]> curve = new ArrayList<>();
-        double perStep = lastTokens / Math.max(1, rows.stream().filter(x -> x.path("split").asText().equals("train"))
-                .mapToDouble(x -> x.path("step").asDouble()).max().orElse(1));
+        double tokensPerStep = lastTokens / Math.max(1, lastStep);
+        List<Scores> curve = new ArrayList<>();
         for (JsonNode row : rows) {
-            if (row.path("split").asText().equals("val") && row.has("brier_lm")) {
-                curve.add(new double[] {row.path("step").asDouble() * perStep * flopsPerToken,
-                        row.path("brier_lm").asDouble()});
+            if (row.path("split").asText().equals("val") && row.has("brier_1")) {
+                curve.add(scores(row, row.path("step").asDouble() * tokensPerStep * flopsPerToken));
             }
         }
-        return new Row(run.getFileName().toString(), kind, params, lastTokens * flopsPerToken, inference, tps, genTps,
-                lastVal.path("brier_lm").asDouble(), lastVal.path("brier_lm_se").asDouble(), curve);
+        if (curve.isEmpty()) throw new UserError(run + " has no validation BrierLM in its metrics: train it first");
+        return new Row(run.getFileName().toString(), kind, params, lastTokens * flopsPerToken, inference, tps,
+                generate, curve.get(curve.size() - 1), curve);
+    }
+
+    /** A validation row's scores: the chunk-aligned ones where the run logs both (a token model). */
+    private static Scores scores(JsonNode row, double flops) {
+        String suffix = row.has("brier_1_aligned") ? "_aligned" : "";
+        double[] brier = new double[BrierLM.MAX_N], se = new double[BrierLM.MAX_N];
+        for (int n = 0; n < BrierLM.MAX_N; n++) {
+            brier[n] = row.path("brier_" + (n + 1) + suffix).asDouble();
+            se[n] = row.path("brier_" + (n + 1) + "_se" + suffix).asDouble(Double.NaN);
+        }
+        return new Scores(flops, brier, se, row.path("brier_lm" + suffix).asDouble(),
+                row.path("brier_lm_se" + suffix).asDouble(Double.NaN));
+    }
+
+    /**
+     * Tokens per second generating {@code batch} sequences of {@link #GENERATION_TOKENS} at T = 1 from random
+     * 16-token prompts, EOS not stopping them, after a short warm-up.
+     */
+    static double generationSpeed(LanguageModel lm, int batch) {
+        Random random = new Random(0);
+        List<GenerationRequest> requests = new ArrayList<>();
+        for (int i = 0; i < batch; i++) {
+            requests.add(new GenerationRequest(random.ints(16, 3, lm.tokenizer().vocabSize()).toArray(),
+                    GENERATION_TOKENS, 1.0, i));
+        }
+        GenerationOptions plain = new GenerationOptions(1, false, 100);
+        lm.generate(List.of(new GenerationRequest(requests.get(0).prompt(), 8, 1.0, 0)), plain, false);
+        long t0 = System.nanoTime();
+        long tokens = lm.generate(requests, plain, false).stream().mapToLong(t -> t.length).sum();
+        return tokens / ((System.nanoTime() - t0) / 1e9);
     }
 
     /** Writes {@code out/report.md} and {@code out/brier_vs_flops.png}; returns the Markdown. */
@@ -83,31 +122,92 @@ public final class ComparisonReport {
         StringBuilder md = new StringBuilder("# calm4j comparison\n\n");
         if (note != null && !note.isBlank()) md.append(note.strip()).append("\n\n");
         md.append("| run | kind | parameters | training FLOPs | inference FLOPs/token | train tokens/s | "
-                + "generate tokens/s (batch 1) | BrierLM |\n|---|---|---|---|---|---|---|---|\n");
+                + "generate tokens/s, batch 1 | batch 16 | Brier-1 | Brier-2 | Brier-3 | Brier-4 | BrierLM |\n"
+                + "|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Row r : rows) {
-            md.append(String.format("| %s | %s | %,d | %.3g | %.3g | %,.0f | %,.0f | %.2f +- %.2f |%n", r.name(),
-                    r.kind(), r.parameters(), r.trainingFlops(), r.inferenceFlopsPerToken(), r.trainTokensPerSecond(),
-                    r.generateTokensPerSecond(), r.brierLM(), r.brierLMSe()));
+            md.append(String.format("| %s | %s | %,d | %s | %s | %,.0f | %,.0f | %,.0f |", r.name(), r.kind(),
+                    r.parameters(), Plots.human(r.trainingFlops()), Plots.human(r.inferenceFlopsPerToken()),
+                    r.trainTokensPerSecond(), r.generateTokensPerSecond()[0], r.generateTokensPerSecond()[1]));
+            for (int n = 0; n < BrierLM.MAX_N; n++) {
+                md.append(' ').append(withError(r.last().brier()[n], r.last().standardError()[n])).append(" |");
+            }
+            md.append(' ').append(withError(r.last().brierLM(), r.last().brierLMStandardError())).append(" |\n");
         }
         md.append("\nFLOPs are counted from the matmuls (2 per multiply-accumulate, training 3x forward; attention "
-                + "over half the context in training and all of it in inference). BrierLM is x100 on held-out "
-                + "blocks, with a delta-method standard error; it depends on the evaluation block size.\n\n"
-                + "![BrierLM against training FLOPs](brier_vs_flops.png)\n");
-        XYChart chart = new XYChartBuilder().width(800).height(500).title("validation BrierLM vs training FLOPs")
-                .xAxisTitle("training FLOPs").yAxisTitle("BrierLM").build();
-        for (Row r : rows) {
-            if (r.curve().isEmpty()) continue;
-            chart.addSeries(r.name(), r.curve().stream().mapToDouble(p -> p[0]).toArray(),
-                    r.curve().stream().mapToDouble(p -> p[1]).toArray());
-        }
+                + "over half the context in training and all of it in inference). Generation is timed at T = 1, "
+                + GENERATION_TOKENS + " new tokens per sequence. Brier-n is the last validation evaluation's, at "
+                + "chunk boundaries for both models, with its standard error; BrierLM (x100) is the geometric mean "
+                + "of Brier-1..4, so it is 0 until all four are positive. An estimate of Brier-n can be negative: it "
+                + "is twice the rate at which a sample matches the true n tokens minus the rate at which two samples "
+                + "match each other, so a model whose samples agree with each other more often than with the text "
+                + "scores below 0, and one that knows nothing scores about 0.\n\n");
+        boolean plotted = writeChart(rows, out.resolve("brier_vs_flops.png"));
+        md.append(plotted ? "![Brier-1..4 against training FLOPs](brier_vs_flops.png)\n"
+                : "(No plot: no run logged two validation evaluations; lower train.eval_every for a curve.)\n");
         try {
             Files.createDirectories(out);
             Files.writeString(out.resolve("report.md"), md.toString());
-            BitmapEncoder.saveBitmap(chart, out.resolve("brier_vs_flops.png").toString(),
-                    BitmapEncoder.BitmapFormat.PNG);
         } catch (IOException e) {
             throw new UserError("cannot write the report under " + out + ": " + e.getMessage());
         }
         return md.toString();
+    }
+
+    /**
+     * One sentence on the method's two promises as measured: a CALM's Brier-1 as a share of a token model's, and
+     * its generation speed as a multiple of the token model's at each timed batch.
+     *
+     * @param k the CALM's tokens per step
+     */
+    public static String versus(Row calm, Row token, int k) {
+        return String.format("At %s training FLOPs the CALM's Brier-1 is %.0f%% of the token model's (%s against %s "
+                        + "at %s FLOPs, both at chunk boundaries), and it generates %.1fx the token model's tokens/s "
+                        + "at batch %d and %.1fx at batch %d (K = %d tokens per step).",
+                Plots.human(calm.trainingFlops()), 100 * calm.last().brier()[0] / token.last().brier()[0],
+                withError(calm.last().brier()[0], calm.last().standardError()[0]),
+                withError(token.last().brier()[0], token.last().standardError()[0]), Plots.human(token.trainingFlops()),
+                calm.generateTokensPerSecond()[0] / token.generateTokensPerSecond()[0], GENERATION_BATCHES[0],
+                calm.generateTokensPerSecond()[1] / token.generateTokensPerSecond()[1], GENERATION_BATCHES[1], k);
+    }
+
+    /** {@code 0.0123 +- 0.0011}, three significant digits (Brier-4 is of order 1e-5 at small budgets). */
+    static String withError(double value, double se) {
+        return Double.isNaN(se) ? String.format("%.3g", value) : String.format("%.3g +- %.2g", value, se);
+    }
+
+    /**
+     * Four panels (Brier-1..4 against training FLOPs, each run a series with its standard errors as bars) in one
+     * PNG; false, writing nothing, when no run has two evaluations to draw a line through.
+     */
+    private static boolean writeChart(List<Row> rows, Path png) {
+        if (rows.stream().noneMatch(r -> r.curve().size() >= 2)) return false;
+        int w = 640, h = 420;
+        BufferedImage grid = new BufferedImage(2 * w, 2 * h, BufferedImage.TYPE_INT_RGB);
+        Graphics2D g = grid.createGraphics();
+        for (int n = 0; n < BrierLM.MAX_N; n++) {
+            XYChart chart = new XYChartBuilder().width(w).height(h).title("validation Brier-" + (n + 1))
+                    .xAxisTitle("training FLOPs").yAxisTitle("Brier-" + (n + 1)).build();
+            chart.getStyler().setxAxisTickLabelsFormattingFunction(Plots::human);
+            chart.getStyler().setyAxisTickLabelsFormattingFunction(Plots::human);
+            for (Row r : rows) {
+                if (r.curve().isEmpty()) continue;
+                int i = n;
+                double[] x = r.curve().stream().mapToDouble(Scores::trainingFlops).toArray();
+                double[] y = r.curve().stream().mapToDouble(s -> s.brier()[i]).toArray();
+                double[] se = r.curve().stream().mapToDouble(s -> s.standardError()[i]).toArray();
+                boolean bars = java.util.Arrays.stream(se).noneMatch(Double::isNaN);
+                var series = bars ? chart.addSeries(r.name(), x, y, se) : chart.addSeries(r.name(), x, y);
+                series.setMarker(SeriesMarkers.CIRCLE);
+            }
+            g.drawImage(BitmapEncoder.getBufferedImage(chart), (n % 2) * w, (n / 2) * h, null);
+        }
+        g.dispose();
+        try {
+            Files.createDirectories(png.getParent());
+            ImageIO.write(grid, "png", png.toFile());
+        } catch (IOException e) {
+            throw new UserError("cannot write " + png + ": " + e.getMessage());
+        }
+        return true;
     }
 }

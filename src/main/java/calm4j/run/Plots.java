@@ -30,6 +30,7 @@ public final class Plots {
             double step = row.path("step").asDouble();
             row.fields().forEachRemaining(e -> {
                 if (e.getKey().equals("step") || e.getKey().equals("split") || !e.getValue().isNumber()) return;
+                if (e.getKey().contains("_se")) return; // a standard error is read beside its value, not plotted
                 double v = e.getValue().asDouble();
                 if (!Double.isFinite(v)) return;
                 series.computeIfAbsent(e.getKey(), k -> new TreeMap<>())
@@ -41,9 +42,12 @@ public final class Plots {
         try {
             Files.createDirectories(dir);
             for (var metric : series.entrySet()) {
+                // a chart of one point per series shows nothing (e.g. a run evaluated once)
+                if (metric.getValue().values().stream().allMatch(p -> p.size() < 2)) continue;
                 XYChart chart = new XYChartBuilder().width(800).height(500).title(metric.getKey())
                         .xAxisTitle("step").yAxisTitle(metric.getKey()).build();
                 chart.getStyler().setLegendVisible(metric.getValue().size() > 1);
+                chart.getStyler().setyAxisTickLabelsFormattingFunction(Plots::human);
                 for (var split : metric.getValue().entrySet()) {
                     List<double[]> pts = split.getValue();
                     double[] x = pts.stream().mapToDouble(p -> p[0]).toArray();
@@ -59,5 +63,26 @@ public final class Plots {
             throw new UserError("could not write plots under " + dir + ": " + e.getMessage());
         }
         return written;
+    }
+
+    /**
+     * A number as people read it on an axis or in a table: {@code 4.2e12} and {@code 3.1e-5}, not
+     * {@code 4.1731227648E12}; plain between 0.001 and 10,000 ({@code 0.0123}, {@code 250}).
+     */
+    public static String human(double v) {
+        if (v == 0 || !Double.isFinite(v)) return v == 0 ? "0" : String.valueOf(v);
+        double a = Math.abs(v);
+        if (a >= 1e-3 && a < 1e4) {
+            String s = String.format(java.util.Locale.ROOT, "%.3g", v);
+            return s.contains(".") && !s.contains("e") ? s.replaceAll("0+$", "").replaceAll("\\.$", "") : s;
+        }
+        int exp = (int) Math.floor(Math.log10(a));
+        double mantissa = v / Math.pow(10, exp);
+        if (Math.abs(mantissa) >= 9.95) { // rounding carried into the next power
+            mantissa /= 10;
+            exp++;
+        }
+        String m = String.format(java.util.Locale.ROOT, "%.1f", mantissa);
+        return (m.endsWith(".0") ? m.substring(0, m.length() - 2) : m) + "e" + exp;
     }
 }

@@ -304,10 +304,14 @@ public final class Trainer {
         }
     }
 
-    static String format(Map<String, Double> m) {
+    /** Metrics on one line as people read them: standard errors left out, small values to 3 digits. */
+    public static String format(Map<String, Double> m) {
         StringBuilder sb = new StringBuilder();
-        m.forEach((k, v) -> sb.append(sb.length() == 0 ? "" : ", ").append(k).append('=')
-                .append(String.format(Math.abs(v) >= 100 || v == Math.rint(v) ? "%.0f" : "%.4f", v)));
+        m.forEach((k, v) -> {
+            if (k.contains("_se")) return; // standard errors stay in metrics.jsonl: the line stays readable
+            sb.append(sb.length() == 0 ? "" : ", ").append(k).append('=').append(String.format(
+                    Math.abs(v) >= 100 || v == Math.rint(v) ? "%.0f" : Math.abs(v) >= 0.01 ? "%.4f" : "%.3g", v));
+        });
         return sb.toString();
     }
 

@@ -121,7 +121,7 @@ class CalmModelTest {
         for (String shape : new String[] {"tied", "linear"}) {
             Engine.seed(25);
             ChunkAutoencoder ae = new ChunkAutoencoder(aeConfig(K));
-            CalmModel plain = new CalmModel(calmConfig(8), ae);
+            CalmModel plain = new CalmModel(calmConfig(8).with("aux_token_weight", 0.0), ae);
             CalmModel aux = new CalmModel(calmConfig(8).with("aux_token_weight", 0.5, "aux_token_head", shape), ae);
             Tensor tokens = torch.randint(V, new long[] {2, 9 * K});
             Engine.seed(26);
@@ -129,7 +129,7 @@ class CalmModelTest {
             assertEquals(l.head().item_double() + 0.5 * l.aux().item_double(), l.total().item_double(), 1e-5);
             // A fresh head's logits are near zero: its cross-entropy is near log V.
             assertEquals(Math.log(V), l.aux().item_double(), 0.1, shape);
-            assertNull(plain.losses(tokens).aux(), "off by default");
+            assertNull(plain.losses(tokens).aux(), "weight 0 turns it off");
             // The backbone gets the auxiliary gradient: its embedding table moves with the energy loss held apart.
             aux.zero_grad(true);
             l.aux().backward();
@@ -146,7 +146,7 @@ class CalmModelTest {
     @Test
     void theAuxiliaryHeadsFlopsAreCountedInTrainingButNotInInference() {
         AutoencoderConfig ae = aeConfig(K);
-        CalmConfig off = calmConfig(8), on = off.with("aux_token_weight", 1.0);
+        CalmConfig off = calmConfig(8).with("aux_token_weight", 0.0), on = off.with("aux_token_weight", 1.0);
         double d = 64;
         assertEquals(6 * (d * K * d + K * d * V), on.trainingFlopsPerChunk(ae) - off.trainingFlopsPerChunk(ae), 1e-3);
         assertEquals(off.inferenceFlopsPerToken(ae), on.inferenceFlopsPerToken(ae));

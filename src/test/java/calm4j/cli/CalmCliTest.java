@@ -199,7 +199,7 @@ class CalmCliTest {
         Files.writeString(dir.resolve("ar.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
                 + "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 2, "
                 + "\"context_tokens\": 32, \"eval_block_tokens\": 32}, "
-                + "\"train\": {\"max_steps\": 30, \"batch_size\": 4, \"eval_every\": 30, \"eval_batches\": 1, "
+                + "\"train\": {\"max_steps\": 30, \"batch_size\": 4, \"eval_every\": 15, \"eval_batches\": 1, "
                 + "\"lr\": 0.003}}");
         Run train = calm("ar", "train", "--data", corpus.toString(), "--config", dir.resolve("ar.json").toString(),
                 "--out", ar.toString(), "--quiet");
@@ -223,6 +223,19 @@ class CalmCliTest {
         Run compare = calm("compare", "--runs", ar.toString(), "--out", dir.resolve("report").toString());
         assertEquals(0, compare.status(), compare.err());
         assertTrue(compare.out().contains("| ar | token-lm |"), compare.out());
-        assertTrue(Files.exists(dir.resolve("report/brier_vs_flops.png")));
+        assertTrue(compare.out().contains("| Brier-1 | Brier-2 | Brier-3 | Brier-4 | BrierLM |")
+                && compare.out().contains("batch 16"), "the report gives Brier-1..4 and both speeds: "
+                + compare.out());
+        assertTrue(compare.out().contains("can be negative"), "the report says what a negative Brier-n means");
+        assertTrue(Files.exists(dir.resolve("report/brier_vs_flops.png")), "two evaluations draw a curve");
+        Files.writeString(dir.resolve("ar.json"), Files.readString(dir.resolve("ar.json"))
+                .replace("\"eval_every\": 15", "\"eval_every\": 30"));
+        Path once = dir.resolve("ar-once");
+        assertEquals(0, calm("ar", "train", "--data", corpus.toString(), "--config", dir.resolve("ar.json").toString(),
+                "--out", once.toString(), "--quiet").status());
+        Run single = calm("compare", "--runs", once.toString(), "--out", dir.resolve("report-once").toString());
+        assertEquals(0, single.status(), single.err());
+        assertFalse(Files.exists(dir.resolve("report-once/brier_vs_flops.png")), "no single-point chart");
+        assertTrue(single.out().contains("No plot"), single.out());
     }
 }
