@@ -151,6 +151,17 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
 
     /** Trains (or resumes) a new CALM on the job's corpus, on top of the autoencoder run {@code aeRun}. */
     public static Trainer.Summary train(Path aeRun, TrainingJob job, DataParallel dist) {
+        return train(aeRun, null, job, dist);
+    }
+
+    /**
+     * As {@link #train(Path, TrainingJob, DataParallel)}, the backbone warm-started from the token model run
+     * {@code backboneFrom} (null: from scratch): its Transformer (token table, layers, final norm) is copied into
+     * the CALM's before the first step. The shapes must agree (hidden_size, intermediate_size, layers, heads, the
+     * vocabulary); the source and the training FLOPs it spent are recorded in config.json ("backbone_from"), so
+     * that a comparison at equal FLOPs can count them.
+     */
+    public static Trainer.Summary train(Path aeRun, Path backboneFrom, TrainingJob job, DataParallel dist) {
         CalmConfig model = job.model(resumedDefaults(job), CalmConfig.class);
         TrainConfig train = job.train(TRAIN);
         AutoencoderRun ae = AutoencoderRun.load(aeRun);
@@ -164,14 +175,53 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         Map<String, Object> sections = new LinkedHashMap<>();
         sections.put("model", model);
         sections.put("autoencoder", aeCfg);
+        TokenLMRun source = null;
+        if (backboneFrom != null) {
+            source = TokenLMRun.load(backboneFrom);
+            if (!source.tokenizer().sha256().equals(ae.tokenizer().sha256())) {
+                throw new UserError("token model run " + backboneFrom + " was trained with another tokenizer than "
+                        + "autoencoder run " + aeRun + ": a backbone warm start needs the same token table");
+            }
+            long seen = Checkpoints.verify(Checkpoints.latestOf(backboneFrom)).tokensSeen();
+            double flops = source.trainingFlopsPerToken() * seen;
+            sections.put("backbone_from", Map.of("run", backboneFrom.toAbsolutePath().normalize().toString(),
+                    "step", source.step(), "training_flops", flops));
+        }
+        boolean fresh = new Checkpoints(job.out(), 1).latest().isEmpty();
         if (dist.isWriter()) RunFolder.createOrResume(job.out(), KIND, sections, train, ae.tokenizer().path());
         ae.tokenizer().close();
         dist.barrier();
 
         Engine.seed(train.seed());
         CalmModel calm = new CalmModel(model, ae.model());
+        if (source != null) {
+            if (fresh) copyBackbone(source, calm, backboneFrom);
+            source.tokenizer().close();
+        }
         Layers.place(calm, dist.device());
         return train(calm, train, job.data(), job.out(), job.quiet(), dist);
+    }
+
+    /** The token model's Transformer weights into the CALM's (every {@code transformer.*} tensor, shapes checked). */
+    private static void copyBackbone(TokenLMRun source, CalmModel calm, Path from) {
+        Map<String, Tensor> target = StateDict.of(calm), weights = new LinkedHashMap<>(target);
+        int copied = 0;
+        for (var e : StateDict.of(source.model()).entrySet()) {
+            if (!e.getKey().startsWith("transformer.")) continue;
+            if (!target.containsKey(e.getKey())) {
+                throw new UserError("token model run " + from + " has " + e.getKey() + ", which the CALM's backbone "
+                        + "lacks: the two backbones differ (compare num_hidden_layers)");
+            }
+            weights.put(e.getKey(), e.getValue());
+            copied++;
+        }
+        try {
+            StateDict.load(calm, weights, "token model run " + from);
+        } catch (UserError e) {
+            throw new UserError(e.getMessage() + "; a backbone warm start needs the CALM's hidden_size, "
+                    + "intermediate_size, num_hidden_layers and heads equal to the token model's");
+        }
+        System.err.printf("backbone: %d tensors from token model run %s (step %d)%n", copied, from, source.step());
     }
 
     /**

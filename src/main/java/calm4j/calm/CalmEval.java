@@ -67,6 +67,7 @@ public final class CalmEval {
         boolean wasTraining = model.is_training();
         model.eval();
         BrierLM brier = new BrierLM();
+        Mean backbone = new Mean();
         double loss = 0;
         var device = Layers.device(model);
         Engine.seed(0); // the same samples at every evaluation of the same weights
@@ -74,7 +75,7 @@ public final class CalmEval {
             for (TokenBatch b : blocks) {
                 loss += Engine.step(() -> {
                     Tensor tokens = b.tensor(device);
-                    score(model, tokens, samples, brier);
+                    score(model, tokens, samples, brier, backbone);
                     return model.losses(tokens).head().item_double(); // comparable with or without aux
                 });
                 progress.step(1);
@@ -82,17 +83,48 @@ public final class CalmEval {
         } finally {
             model.train(wasTraining);
         }
-        return new Result(brier.result(), loss / blocks.size(), blockTokens, samples);
+        return new Result(brier.result(), loss / blocks.size(), blockTokens, samples,
+                backbone.count == 0 ? null : backbone.result());
+    }
+
+    /** A running mean with its standard error (positions treated as independent, as in {@link BrierLM}). */
+    private static final class Mean {
+        long count;
+        double sum, sumSquares;
+
+        void add(double[] values) {
+            for (double v : values) {
+                count++;
+                sum += v;
+                sumSquares += v * v;
+            }
+        }
+
+        double[] result() {
+            double mean = sum / count, var = Math.max(0, sumSquares / count - mean * mean);
+            return new double[] {mean, Math.sqrt(var / Math.max(1, count - 1))};
+        }
     }
 
     /**
      * The figures of one evaluation; {@code blockTokens} is the evaluation block size (results depend on it), and
      * {@code samples} the head samples per position (the standard errors depend on it, the expected values do not).
      */
-    public record Result(BrierLM.Result brier, double energyLoss, long blockTokens, int samples) {}
+    public record Result(BrierLM.Result brier, double energyLoss, long blockTokens, int samples,
+                         double[] auxBrier1) {
+        /**
+         * The exact Brier-1 of the training-only auxiliary token head's first-token distribution at the same
+         * positions, {@code 2 p(y) - sum_x p(x)^2}, with its standard error ({mean, se}); null without that head.
+         * It tells what the backbone knows about the next token, beside what the generative head's samples show:
+         * the gap between the two is the head's to close.
+         */
+        public double[] auxBrier1() {
+            return auxBrier1;
+        }
+    }
 
     /** Adds one estimate per position of {@code tokens} [B, (S+1)*K] to {@code brier}, from {@code n} samples. */
-    static void score(CalmModel model, Tensor tokens, int n, BrierLM brier) {
+    static void score(CalmModel model, Tensor tokens, int n, BrierLM brier, Mean backbone) {
         int k = model.patchSize();
         long b = tokens.size(0), len = tokens.size(1), s = len / k - 1, p = b * s;
         int rollChunks = (BrierLM.MAX_N + k - 1) / k; // chunks each sample must cover
@@ -108,6 +140,15 @@ public final class CalmEval {
                     new Scalar((long) model.autoencoder().config().padId()), Layers.on(tokens, torch.ScalarType.Long));
             Tensor truth = torch.cat(new TensorVector(tokens, pad), 1).unfold(1, (long) rollChunks * k, k)
                     .narrow(1, 1, s).reshape(p, (long) rollChunks * k).narrow(1, 0, BrierLM.MAX_N);
+            if (backbone != null) {
+                Tensor p1 = model.firstTokenProbabilities(h); // [P, V], null without the auxiliary head
+                if (p1 != null) {
+                    Tensor y = truth.select(1, 0).unsqueeze(1);                              // [P, 1]
+                    Tensor exact = p1.gather(1, y).squeeze(1).mul(new Scalar(2.0))
+                            .sub(p1.square().sum(new long[] {1}, false, new ScalarTypeOptional()));
+                    backbone.add(doubles(exact));
+                }
+            }
             Tensor hitRuns = prefixRuns(samples, truth.unsqueeze(0));                   // [n, P]
             Tensor pairRuns = prefixRuns(samples.unsqueeze(1), samples.unsqueeze(0));   // [n, n, P]
             // For each n-gram length g+1: per position, the samples that hit and the pairs that agree.
@@ -131,6 +172,13 @@ public final class CalmEval {
     /** How many leading tokens of {@code a} and {@code b} (broadcast, last dimension MAX_N) are equal. */
     static Tensor prefixRuns(Tensor a, Tensor b) {
         return a.eq(b).to(torch.ScalarType.Long).cumprod(-1).sum(new long[] {-1}, false, new ScalarTypeOptional());
+    }
+
+    private static double[] doubles(Tensor t) {
+        Tensor c = t.to(torch.ScalarType.Double).cpu().contiguous();
+        double[] out = new double[(int) c.numel()];
+        c.data_ptr_double().get(out);
+        return out;
     }
 
     private static long[] longs(Tensor t) {

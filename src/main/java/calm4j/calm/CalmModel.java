@@ -13,6 +13,7 @@ import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
@@ -54,7 +55,7 @@ public final class CalmModel extends Module {
         embedIn = embedProj.register_module("0", Layers.linear((long) k * d, 2L * d, true));
         embedOut = embedProj.register_module("2", Layers.linear(2L * d, d, true));
         embedNorm = embedProj.register_module("3", new LayerNorm(d));
-        GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize());
+        GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize(), transformer.embedTokens());
         head = register_module(chosen.moduleName(), chosen);
         auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
                 k, aeConfig.vocabSize(), transformer.embedTokens())) : null;
@@ -145,10 +146,19 @@ public final class CalmModel extends Module {
         try (NoGradGuard ng = new NoGradGuard()) {
             q = ae.encode(targets);
         }
-        Tensor headLoss = head.loss(h, q);
+        Tensor headLoss = head.loss(h, q, targets);
         if (auxHead == null) return new Loss(headLoss, headLoss, null);
         Tensor aux = auxHead.loss(h, targets);
         return new Loss(headLoss.add(aux.mul(new Scalar(config.auxTokenWeight()))), headLoss, aux);
+    }
+
+    /**
+     * The auxiliary token head's distribution of the next chunk's first token, [P, V] for hidden states [P, d]; null
+     * when the model has no such head (an import, or aux_token_weight 0). Diagnostics only: generation never uses it.
+     */
+    public Tensor firstTokenProbabilities(Tensor h) {
+        if (auxHead == null) return null;
+        return torch.softmax(auxHead.logits(h).select(1, 0), 1, new ScalarTypeOptional());
     }
 
     /** {@code counts[r]} sampled chunks for row r, [sum(counts), K] grouped by row, from per-row generators. */

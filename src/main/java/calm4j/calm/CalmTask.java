@@ -44,6 +44,10 @@ public final class CalmTask implements Trainable {
         Map<String, Double> m = new LinkedHashMap<>();
         m.put("loss", r.energyLoss());
         m.putAll(r.brier().metrics("")); // a CALM is scored at chunk boundaries only
+        if (r.auxBrier1() != null) {
+            m.put("aux_brier_1", r.auxBrier1()[0]);
+            m.put("aux_brier_1_se", r.auxBrier1()[1]);
+        }
         return m;
     }
 }

@@ -95,8 +95,43 @@ public final class EnergyHead extends GenerativeHead {
     private final Module blockList;
     private final List<Block> blocks = new ArrayList<>();
     private final FinalLayer finalLayer;
+    private final FirstToken firstToken; // null unless the head samples the first token itself
+
+    /**
+     * Optional: the next chunk's first token drawn from a softmax and given to the generator as a condition, so the
+     * energy score only has to model the rest of the chunk given it (docs/method.md §11). The logits are tied to
+     * the backbone's token table, as the auxiliary head's are: {@code logits = RMSNorm(W h) E^T}, and the drawn
+     * token enters the conditioning as {@code c = LayerNorm(Linear(h) + Linear(E[t1]))}.
+     */
+    static final class FirstToken extends Module {
+        final LinearImpl proj, embd;
+        final calm4j.nn.RMSNorm norm;
+        final org.bytedeco.pytorch.EmbeddingImpl table; // the backbone's, shared
+
+        FirstToken(int d, org.bytedeco.pytorch.EmbeddingImpl table) {
+            this.table = table;
+            proj = register_module("proj", Layers.linear(d, d, false));
+            norm = register_module("norm", new calm4j.nn.RMSNorm(d));
+            embd = register_module("embd", Layers.linear(d, d, true));
+        }
+
+        /** Logits [rows, V] of the next chunk's first token. */
+        Tensor logits(Tensor h) {
+            return torch.linear(norm.forward(proj.forward(h)), table.weight());
+        }
+
+        /** The conditioning term of tokens {@code t} [...] (long): [..., d]. */
+        Tensor condition(Tensor t) {
+            return embd.forward(table.forward(t));
+        }
+    }
 
     public EnergyHead(int d, int noiseSize, int numBlocks, int latent, int numSamples, int numTargets, double alpha) {
+        this(d, noiseSize, numBlocks, latent, numSamples, numTargets, alpha, null);
+    }
+
+    public EnergyHead(int d, int noiseSize, int numBlocks, int latent, int numSamples, int numTargets, double alpha,
+                      org.bytedeco.pytorch.EmbeddingImpl firstTokenTable) {
         this.noiseSize = noiseSize;
         this.numSamples = numSamples;
         this.numTargets = numTargets;
@@ -108,6 +143,8 @@ public final class EnergyHead extends GenerativeHead {
         blockList = register_module("mlp_blocks", new Module());
         for (int i = 0; i < numBlocks; i++) blocks.add(blockList.register_module(String.valueOf(i), new Block(d)));
         finalLayer = register_module("final_layer", new FinalLayer(d, latent));
+        firstToken = firstTokenTable == null ? null
+                : register_module("first_token", new FirstToken(d, firstTokenTable));
     }
 
     @Override
@@ -125,14 +162,21 @@ public final class EnergyHead extends GenerativeHead {
      * of the frozen encoder's posterior over the true next chunk.
      */
     @Override
-    public Tensor loss(Tensor h, ChunkAutoencoder.Posterior next) {
+    public Tensor loss(Tensor h, ChunkAutoencoder.Posterior next, Tensor nextTokens) {
         Tensor y;
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor eps = torch.randn(new long[] {numTargets, next.mu().size(0), next.mu().size(1)},
                     Layers.on(next.mu(), next.mu().scalar_type()));
             y = next.mu().unsqueeze(0).add(next.sigma().unsqueeze(0).mul(eps)); // [M, P, l]
         }
-        return energy.loss(sample(h, numSamples), y); // samples [N, P, l], one batched pass
+        if (firstToken == null) return energy.loss(sample(h, numSamples), y); // samples [N, P, l], one batched pass
+        // Teacher forcing: the samples are conditioned on the true first token, whose softmax is scored by
+        // cross-entropy (a likelihood: the one discrete choice of the chunk).
+        Tensor t1 = nextTokens.select(1, 0);                                          // [P]
+        Tensor ce = torch.cross_entropy(firstToken.logits(h), t1);
+        Tensor eps = noise((long) numSamples * h.size(0), h).view(numSamples, h.size(0), noiseSize);
+        Tensor x = generate(h, firstToken.condition(t1), eps, byRow -> byRow);
+        return energy.loss(x, y).add(ce);
     }
 
     /**
@@ -143,11 +187,23 @@ public final class EnergyHead extends GenerativeHead {
     @Override
     public Tensor sample(Tensor h, int[] counts, Generator[] perRow) {
         // Drawn in fp32 whatever the weights' type, so that bf16 weights see the same noise as fp32 ones.
-        Tensor eps = perRowNoise(counts, noiseSize, perRow, false).sub(new Scalar(0.5))
-                .to(h.device(), h.scalar_type());
-        if (Arrays.stream(counts).allMatch(c -> c == 1)) return forward(h, eps); // rows and samples already line up
-        Tensor rowOf = rowOfEachSample(counts, h);
-        return generate(h, eps, byRow -> byRow.index_select(0, rowOf));
+        int width = noiseSize + (firstToken == null ? 0 : 1); // one more uniform draws the first token
+        Tensor u = perRowNoise(counts, width, perRow, false).to(h.device(), h.scalar_type());
+        Tensor eps = u.narrow(1, 0, noiseSize).sub(new Scalar(0.5));
+        boolean aligned = Arrays.stream(counts).allMatch(c -> c == 1); // rows and samples already line up
+        Tensor rowOf = aligned ? null : rowOfEachSample(counts, h);
+        UnaryOperator<Tensor> toSamples = aligned ? byRow -> byRow : byRow -> byRow.index_select(0, rowOf);
+        Tensor t1 = firstToken == null ? null : drawFirstToken(toSamples.apply(h), u.narrow(1, noiseSize, 1));
+        return generate(h, t1 == null ? null : firstToken.condition(t1), eps, toSamples);
+    }
+
+    /** First tokens [S] for hidden states [S, d], by inverse CDF of the softmax at uniforms {@code u} [S, 1]. */
+    private Tensor drawFirstToken(Tensor h, Tensor u) {
+        Tensor cdf = torch.softmax(firstToken.logits(h), 1, new org.bytedeco.pytorch.ScalarTypeOptional())
+                .cumsum(1);                                                           // [S, V]
+        long v = cdf.size(1);
+        return torch.searchsorted(cdf, u.contiguous(), false, false, new org.bytedeco.pytorch.StringViewOptional(),
+                new org.bytedeco.pytorch.TensorOptional()).squeeze(1).clamp_max(new Scalar(v - 1));
     }
 
     /** Uniform noise U[-0.5, 0.5] of shape [rows, noiseSize] from libtorch's generator, on {@code like}'s device. */
@@ -157,7 +213,8 @@ public final class EnergyHead extends GenerativeHead {
 
     /** Samples for hidden states {@code h} [rows, d] with noise {@code eps} [rows, noiseSize]: [rows, l]. */
     public Tensor forward(Tensor h, Tensor eps) {
-        return generate(h, eps, byRow -> byRow);
+        if (firstToken != null) throw new IllegalStateException("this head draws its first token: use sample()");
+        return generate(h, null, eps, byRow -> byRow);
     }
 
     /**
@@ -169,17 +226,25 @@ public final class EnergyHead extends GenerativeHead {
     public Tensor sample(Tensor h, int n) {
         long rows = h.size(0);
         Tensor eps = noise(n * rows, h).view(n, rows, noiseSize);
-        return generate(h, eps, byRow -> byRow); // [rows, d] broadcasts over [n, rows, d]
+        Tensor cond = null;
+        if (firstToken != null) {
+            Tensor probs = torch.softmax(firstToken.logits(h), 1, new org.bytedeco.pytorch.ScalarTypeOptional());
+            cond = firstToken.condition(torch.multinomial(probs, n, true, new org.bytedeco.pytorch.GeneratorOptional()).t()); // [n, rows, d]
+        }
+        return generate(h, cond, eps, byRow -> byRow); // [rows, d] broadcasts over [n, rows, d]
     }
 
     /**
      * Samples for noise {@code eps} [..., noiseSize] conditioned on {@code h} [rows, d]; {@code toSamples} takes a
      * per-row tensor [rows, d] to one that lines up with (or broadcasts over) the samples.
      */
-    private Tensor generate(Tensor h, Tensor eps, UnaryOperator<Tensor> toSamples) {
-        Tensor c = normHidden.forward(hiddenEmbd.forward(h)); // [rows, d]
+    private Tensor generate(Tensor h, Tensor tokenTerm, Tensor eps, UnaryOperator<Tensor> toSamples) {
+        // c: [rows, d], or [..., d] per sample when a first token conditions each sample
+        Tensor c = tokenTerm == null ? normHidden.forward(hiddenEmbd.forward(h))
+                : normHidden.forward(toSamples.apply(hiddenEmbd.forward(h)).add(tokenTerm));
+        UnaryOperator<Tensor> spread = tokenTerm == null ? toSamples : perSample -> perSample;
         Tensor e = normNoise.forward(noiseEmbd.forward(eps));  // [..., d]
-        for (Block b : blocks) e = b.forward(e, toSamples.apply(b.conditioning(c)));
+        for (Block b : blocks) e = b.forward(e, spread.apply(b.conditioning(c)));
         return finalLayer.forward(e);
     }
 }

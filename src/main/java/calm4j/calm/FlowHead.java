@@ -162,7 +162,7 @@ public final class FlowHead extends GenerativeHead {
 
     /** N targets z1 = mu + sigma * eps per position from the posterior, each with its own noise and time. */
     @Override
-    public Tensor loss(Tensor h, ChunkAutoencoder.Posterior next) {
+    public Tensor loss(Tensor h, ChunkAutoencoder.Posterior next, Tensor nextTokens) {
         long p = h.size(0);
         Tensor z1;
         try (NoGradGuard ng = new NoGradGuard()) {

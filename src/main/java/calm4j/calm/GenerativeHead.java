@@ -17,10 +17,10 @@ import java.util.Arrays;
  */
 public abstract class GenerativeHead extends Module {
     /** The head a config names: "energy" or "flow". */
-    static GenerativeHead of(CalmConfig c, int latent) {
+    static GenerativeHead of(CalmConfig c, int latent, org.bytedeco.pytorch.EmbeddingImpl tokenTable) {
         return switch (c.head()) {
             case "energy" -> new EnergyHead(c.hiddenSize(), c.noiseSize(), c.numMlpLayers(), latent, c.numSamples(),
-                    c.numTargets(), c.alpha());
+                    c.numTargets(), c.alpha(), c.headFirstToken() ? tokenTable : null);
             case "flow" -> new FlowHead(c.hiddenSize(), c.numMlpLayers(), latent, c.numSamples(), c.flowSteps());
             default -> throw new IllegalStateException("CalmConfig checks the head's name: " + c.head());
         };
@@ -34,9 +34,10 @@ public abstract class GenerativeHead extends Module {
 
     /**
      * The scalar training loss for hidden states {@code h} [P, d] whose true next chunks have the frozen encoder's
-     * posterior {@code next} (mean and log-sigma, each [P, l]); with its graph.
+     * posterior {@code next} (mean and log-sigma, each [P, l]) and whose tokens are {@code nextTokens} [P, K];
+     * with its graph.
      */
-    public abstract Tensor loss(Tensor h, ChunkAutoencoder.Posterior next);
+    public abstract Tensor loss(Tensor h, ChunkAutoencoder.Posterior next, Tensor nextTokens);
 
     /**
      * {@code counts[r]} samples for row r of {@code h} [rows, d], as [sum(counts), l] grouped by row, every row's

@@ -30,6 +30,10 @@ final class LmCommand {
                 + "or a calm4j run) with a fresh optimizer and schedule; its autoencoder and tokenizer are used")
         Path init;
 
+        @Option(names = "--backbone-from", description = "a new CALM: warm-start its backbone from this token model "
+                + "run (calm ar train) with the same backbone shape and tokenizer; its FLOPs are recorded")
+        Path backboneFrom;
+
         @Mixin
         TrainOptions options;
 
@@ -39,12 +43,15 @@ final class LmCommand {
         @Override
         public Integer call() {
             Path out = options.out;
+            if (backboneFrom != null && init != null) {
+                throw new UserError("--backbone-from starts a new CALM; --init fine-tunes one: give one of them");
+            }
             if ((aeRun == null) == (init == null)) {
                 throw new UserError("give either --ae AE_RUN (a new CALM) or --init CALM_RUN (fine-tuning)");
             }
             TrainingJob job = options.job(engine.quiet);
             Trainer.Summary s = options.runAsRank(engine, dist -> init != null
-                    ? CalmRun.fineTune(init, job, dist) : CalmRun.train(aeRun, job, dist));
+                    ? CalmRun.fineTune(init, job, dist) : CalmRun.train(aeRun, backboneFrom, job, dist));
             if (s == null) return 0; // another rank reports
             CalmRun run = CalmRun.load(out);
             var cfg = run.model().config();
@@ -125,6 +132,10 @@ final class LmCommand {
                     r.blockTokens(), k, r.samples());
             System.out.println(r.brier().format());
             System.out.printf("%s loss %.4f%n", calm.model().head().lossName(), r.energyLoss());
+            if (r.auxBrier1() != null) {
+                System.out.printf("backbone's Brier-1 (exact, the auxiliary token head) %.3g +- %.2g%n",
+                        r.auxBrier1()[0], r.auxBrier1()[1]);
+            }
         }
 
         /** The authors' protocol (docs/method.md §8), on raw documents. */
