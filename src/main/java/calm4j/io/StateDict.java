@@ -1,19 +1,12 @@
 package calm4j.io;
 
-import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import calm4j.nn.Layers;
-import org.bytedeco.pytorch.ByteVector;
-import org.bytedeco.pytorch.GenericDict;
-import org.bytedeco.pytorch.GenericDictIterator;
-import org.bytedeco.pytorch.IValue;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
-import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -86,26 +79,17 @@ public final class StateDict {
         return true;
     }
 
-    /** The tensors of a {@code model.safetensors} or a PyTorch {@code pytorch_model.bin} (zip, via libtorch). */
+    /**
+     * The tensors of a {@code model.safetensors} or a PyTorch {@code pytorch_model.bin}, floating-point ones as
+     * float32. Both readers check every tensor's extent against the bytes present before reading it (a file that
+     * lies is refused, never read past), and both read files of any size.
+     */
     public static Map<String, Tensor> readFile(Path file) {
         if (file.getFileName().toString().endsWith(".safetensors")) return SafeTensors.read(file);
-        byte[] bytes;
-        try {
-            bytes = Files.readAllBytes(file);
-        } catch (IOException e) {
-            throw new UserError("cannot read " + file + ": " + e.getMessage());
-        }
-        IValue root = LibtorchErrors.guard("reading " + file, () -> torch.pickle_load(new ByteVector(bytes)));
-        if (!root.isGenericDict()) {
-            throw new UserError(file + " does not hold a state dict (a dict of name -> tensor)");
-        }
-        GenericDict dict = root.toGenericDict();
         Map<String, Tensor> out = new LinkedHashMap<>();
-        for (GenericDictIterator it = dict.begin(); !it.equals(dict.end()); it = it.increment()) {
-            IValue k = it.access().key(), v = it.access().value();
-            if (!k.isString() || !v.isTensor()) continue;
-            Tensor t = v.toTensor();
-            out.put(k.toStringRef().getString(), t.is_floating_point() ? t.to(torch.ScalarType.Float) : t);
+        try (TorchArchive archive = TorchArchive.open(file)) {
+            archive.readStateDict().forEach((name, t) ->
+                    out.put(name, t.is_floating_point() ? t.to(torch.ScalarType.Float) : t));
         }
         return out;
     }

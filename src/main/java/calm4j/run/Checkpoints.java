@@ -3,6 +3,7 @@ package calm4j.run;
 import calm4j.data.LoaderState;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
+import calm4j.io.TorchArchive;
 import calm4j.nn.Layers;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.bytedeco.javacpp.BytePointer;
@@ -212,6 +213,12 @@ public final class Checkpoints {
     /** Loads a verified checkpoint's weights into {@code model} (and optimizer state, if given). */
     public static State load(Path checkpoint, Module model, Optimizer optimizerOrNull) {
         State state = verify(checkpoint);
+        // The checksums catch damage; a file forged with matching ones must still not make libtorch read past a
+        // record: every tensor's extent is checked against its storage first.
+        TorchArchive.verify(checkpoint.resolve("model.pt"));
+        if (optimizerOrNull != null && state.sha256().containsKey("optimizer.pt")) {
+            TorchArchive.verify(checkpoint.resolve("optimizer.pt"));
+        }
         List<String> missing = new ArrayList<>();
         LibtorchErrors.guard("loading checkpoint " + checkpoint, () -> {
             InputArchive m = new InputArchive();

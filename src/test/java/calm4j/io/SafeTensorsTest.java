@@ -90,4 +90,68 @@ class SafeTensorsTest {
         assertTrue(assertThrows(UserError.class, () -> SafeTensors.read(junk)).getMessage()
                 .contains("not a valid safetensors"));
     }
+
+    private static String refusal(Path f) {
+        return assertThrows(UserError.class, () -> SafeTensors.read(f)).getMessage();
+    }
+
+    @Test
+    void aHeaderLengthNoFileCanHoldIsRefusedBeforeAnyAllocation(@TempDir Path dir) throws IOException {
+        Path f = dir.resolve("h.safetensors");
+        Files.write(f, ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(Long.MAX_VALUE).array());
+        String m = refusal(f);
+        assertTrue(m.contains("header length " + Long.MAX_VALUE) && m.contains("does not fit"), m);
+    }
+
+    @Test
+    void negativeMissingOrOverflowingDataOffsetsAreNamed(@TempDir Path dir) throws IOException {
+        String negative = refusal(raw(dir.resolve("n.safetensors"),
+                "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[-4,0]}}", new byte[4]));
+        assertTrue(negative.contains("tensor w") && negative.contains("data_offsets entry -4"), negative);
+        String missing = refusal(raw(dir.resolve("m.safetensors"),
+                "{\"w\":{\"dtype\":\"F32\",\"shape\":[1]}}", new byte[4]));
+        assertTrue(missing.contains("tensor w has no data_offsets"), missing);
+        // Offsets near 2^63: begin + the data start would overflow a long and point back into the header.
+        long huge = Long.MAX_VALUE - 8;
+        String overflow = refusal(raw(dir.resolve("o.safetensors"), "{\"w\":{\"dtype\":\"F32\",\"shape\":[1],"
+                + "\"data_offsets\":[" + huge + "," + (huge + 4) + "]}}", new byte[4]));
+        assertTrue(overflow.contains("tensor w") && overflow.contains("outside"), overflow);
+        String shape = refusal(raw(dir.resolve("s.safetensors"), "{\"w\":{\"dtype\":\"F32\","
+                + "\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}}", new byte[4]));
+        assertTrue(shape.contains("too large"), shape);
+    }
+
+    @Test
+    void overlappingTensorsAHoleAndTrailingBytesAreRefused(@TempDir Path dir) throws IOException {
+        String overlap = refusal(raw(dir.resolve("o.safetensors"),
+                "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+                        + "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", new byte[12]));
+        assertTrue(overlap.contains("overlaps"), overlap);
+        String hole = refusal(raw(dir.resolve("h.safetensors"),
+                "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+                        + "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", new byte[12]));
+        assertTrue(hole.contains("bytes 4-8") && hole.contains("hole"), hole);
+        String trailing = refusal(raw(dir.resolve("t.safetensors"),
+                "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", new byte[12]));
+        assertTrue(trailing.contains("trailing"), trailing);
+    }
+
+    @Test
+    void aFileLargerThan2GiBReadsAndItsLastBytesLandInPlace(@TempDir Path dir) throws IOException {
+        // One F32 tensor of 2^29 + 2^20 elements (2.004 GiB) in a sparse file: only its last element is written.
+        long n = (1L << 29) + (1L << 20);
+        byte[] h = ("{\"big\":{\"dtype\":\"F32\",\"shape\":[" + n + "],\"data_offsets\":[0," + 4 * n + "]}}")
+                .getBytes(StandardCharsets.UTF_8);
+        Path f = dir.resolve("big.safetensors");
+        try (var ch = java.nio.channels.FileChannel.open(f, java.nio.file.StandardOpenOption.CREATE_NEW,
+                java.nio.file.StandardOpenOption.WRITE, java.nio.file.StandardOpenOption.SPARSE)) {
+            ch.write(ByteBuffer.allocate(8 + h.length).order(ByteOrder.LITTLE_ENDIAN).putLong(h.length).put(h).flip());
+            ch.write(ByteBuffer.allocate(4).order(ByteOrder.LITTLE_ENDIAN).putFloat(7.5f).flip(), 8 + h.length + 4 * (n - 1));
+        }
+        assertTrue(Files.size(f) > (2L << 30));
+        Tensor big = SafeTensors.read(f).get("big");
+        assertEquals(n, big.numel());
+        assertEquals(7.5f, (float) big.select(0, n - 1).item_double());
+        assertEquals(0f, (float) big.select(0, n - 2).item_double());
+    }
 }
