@@ -115,6 +115,8 @@ public final class ChunkAutoencoder extends Module {
 
     public ChunkAutoencoder(AutoencoderConfig config) {
         config.requireBound();
+        calm4j.engine.Memory.requireWeightsFit(parameterCount(config), "an autoencoder of width "
+                + config.hiddenSize());
         this.config = config;
         encoder = register_module("encoder", new Encoder(config));
         decoder = register_module("decoder", new Decoder(config));
@@ -122,6 +124,15 @@ public final class ChunkAutoencoder extends Module {
 
     public AutoencoderConfig config() {
         return config;
+    }
+
+    /** The parameters such an autoencoder has, computed from its config before any is allocated. */
+    public static double parameterCount(AutoencoderConfig c) {
+        double d = c.hiddenSize(), k = c.patchSize(), l = c.latentSize();
+        double layer = d + 3 * d * c.intermediateSize(); // norm and SwiGLU
+        double encoder = c.vocabSize() * d + c.encoderLayers() * layer + (k * d * d + d) + d + (d * 2 * l + 2 * l);
+        double decoder = (l * d + d) + c.decoderLayers() * layer + (d * k * d + k * d) + d;
+        return encoder + decoder;
     }
 
     /** The token embedding (shared with the decoder's output layer). */

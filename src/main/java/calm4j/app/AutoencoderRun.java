@@ -40,11 +40,10 @@ public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokeniz
         JsonNode root = RunFolder.config(dir, KIND);
         AutoencoderConfig cfg = Configs.section(root, "model", AutoencoderConfig.DEFAULTS, AutoencoderConfig.class,
                 dir.resolve(RunFolder.CONFIG).toString());
-        Path ckpt = Checkpoints.latestOf(dir);
         Tokenizer tok = Tokenizer.load(dir.resolve(RunFolder.TOKENIZER));
         tok.requireVocabulary(cfg.vocabSize(), "autoencoder run " + dir);
         ChunkAutoencoder ae = new ChunkAutoencoder(cfg);
-        Checkpoints.State state = Checkpoints.load(ckpt, ae, null);
+        Checkpoints.State state = Checkpoints.loadLatest(dir, ae);
         ae.eval();
         return new AutoencoderRun(dir, ae, tok, state.step());
     }

@@ -68,11 +68,10 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         SavedConfig saved = readConfig(dir);
         CalmConfig cfg = saved.model();
         AutoencoderConfig ae = saved.autoencoder();
-        Path ckpt = Checkpoints.latestOf(dir);
         Tokenizer tok = Tokenizer.load(dir.resolve(RunFolder.TOKENIZER));
         tok.requireVocabulary(ae.vocabSize(), "CALM run " + dir);
         CalmModel model = new CalmModel(cfg, new ChunkAutoencoder(ae));
-        Checkpoints.State state = Checkpoints.load(ckpt, model, null);
+        Checkpoints.State state = Checkpoints.loadLatest(dir, model);
         model.eval();
         PromptConvention prompt = Configs.section(root, "prompt", PromptConvention.CALM4J, PromptConvention.class,
                 where);

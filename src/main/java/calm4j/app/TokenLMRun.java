@@ -49,7 +49,7 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
         int vocab = data.path("vocab_size").asInt(tok.vocabSize());
         tok.requireVocabulary(vocab, "token model run " + dir);
         TokenLM model = new TokenLM(cfg, vocab);
-        Checkpoints.State state = Checkpoints.load(Checkpoints.latestOf(dir), model, null);
+        Checkpoints.State state = Checkpoints.loadLatest(dir, model);
         model.eval();
         return new TokenLMRun(dir, model, tok, data.path("patch_size").asInt(4), data.path("pad_id").asInt(),
                 state.step());

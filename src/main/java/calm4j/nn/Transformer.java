@@ -41,6 +41,8 @@ public final class Transformer extends Module {
 
     public Transformer(int vocab, int dim, int layers, int heads, int kvHeads, int ffn, long maxPositions,
                        double ropeTheta) {
+        calm4j.engine.Memory.requireWeightsFit(parameterCount(vocab, dim, layers, heads, kvHeads, ffn),
+                "a Transformer of " + layers + " layers of width " + dim);
         embedTokens = register_module("embed_tokens", Layers.embedding(vocab, dim));
         layerList = register_module("layers", new Module());
         for (int i = 0; i < layers; i++) {
@@ -48,6 +50,14 @@ public final class Transformer extends Module {
         }
         norm = register_module("norm", new RMSNorm(dim));
         rope = new RotaryEmbedding(dim / heads, maxPositions, ropeTheta);
+    }
+
+    /** The parameters such a Transformer has, computed from its sizes before any is allocated. */
+    public static double parameterCount(double vocab, double dim, double layers, double heads, double kvHeads,
+                                        double ffn) {
+        double kvDim = dim / heads * kvHeads;
+        double block = 2 * dim * dim + 2 * dim * kvDim + 3 * dim * ffn + 2 * dim; // attention, MLP, two norms
+        return vocab * dim + layers * block + dim;
     }
 
     public EmbeddingImpl embedTokens() {

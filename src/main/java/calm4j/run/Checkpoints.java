@@ -282,6 +282,37 @@ public final class Checkpoints {
         }
     }
 
+    /**
+     * Loads the newest complete checkpoint of {@code runDir} into {@code model} (no optimizer): what a reader of a
+     * run does (generate, evaluate, serve). A training process of the same run may prune a checkpoint between this
+     * reader's listing and its reading; then the next newest is taken, a few times over, instead of failing.
+     */
+    public static State loadLatest(Path runDir, Module model) {
+        for (int attempt = 1; ; attempt++) {
+            Path ckpt = latestOf(runDir);
+            try {
+                return load(ckpt, model, null);
+            } catch (UserError e) {
+                if (Files.exists(ckpt.resolve("state.json")) || attempt == 10) throw e;
+                // pruned while being read: a newer checkpoint has been written, take that one
+            }
+        }
+    }
+
+    /**
+     * Folders that look like a checkpoint of {@code runDir} but are not complete (no state.json), named for the
+     * message that refuses to start such a run afresh: they may hold its weights.
+     */
+    public List<Path> incomplete() {
+        if (!Files.isDirectory(dir)) return List.of();
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.filter(p -> p.getFileName().toString().startsWith(PREFIX))
+                    .filter(p -> !Files.exists(p.resolve("state.json"))).sorted().toList();
+        } catch (IOException e) {
+            throw new UserError("cannot list " + dir + ": " + e.getMessage());
+        }
+    }
+
     /** The newest checkpoint of a run, or a clear error. */
     public static Path latestOf(Path runDir) {
         if (!Files.isDirectory(runDir)) throw new UserError("run " + runDir + " does not exist");

@@ -9,6 +9,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
+import java.util.List;
 import java.util.Map;
 
 /**
@@ -56,10 +57,24 @@ public final class RunFolder {
                             + had + ", or choose a new --out");
                 }
             } else {
+                List<Path> damaged = new Checkpoints(run, 1).incomplete();
+                if (!damaged.isEmpty()) {
+                    throw new UserError("run " + run + " has no complete checkpoint, but " + damaged.get(
+                            damaged.size() - 1) + " lacks its state.json (damaged or cut short): it may hold the "
+                            + "run's weights, so nothing was changed. Restore that state.json, or move the folder "
+                            + "out of " + run.resolve(Checkpoints.DIR) + " to start the run afresh.");
+                }
                 if (Files.isRegularFile(run.resolve(CONFIG))) {
+                    // An earlier attempt stopped before its first checkpoint: start afresh, its log kept aside.
+                    Path log = run.resolve(MetricsLog.FILE);
+                    String kept = "";
+                    if (Files.exists(log)) {
+                        Path aside = run.resolve(MetricsLog.FILE + ".before-" + System.currentTimeMillis());
+                        Files.move(log, aside);
+                        kept = " (its metrics so far kept as " + aside.getFileName() + ")";
+                    }
                     System.err.println("run " + run + " has a config but no checkpoint (an earlier attempt stopped "
-                            + "before its first): starting it afresh");
-                    Files.deleteIfExists(run.resolve(MetricsLog.FILE));
+                            + "before its first): starting it afresh" + kept);
                 }
                 Files.createDirectories(run);
                 Files.copy(tokenizer, run.resolve(TOKENIZER), StandardCopyOption.REPLACE_EXISTING);

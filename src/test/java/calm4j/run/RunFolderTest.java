@@ -57,7 +57,25 @@ class RunFolderTest {
         Path changed = create(Map.of("hidden_size", 512)); // no checkpoint: nothing to resume, nothing refused
         assertEquals(512, Configs.readTree(changed.resolve(RunFolder.CONFIG)).path("model").path("hidden_size")
                 .asInt());
-        assertFalse(Files.exists(run.resolve(MetricsLog.FILE)), "the stale metrics of the failed attempt are gone");
+        assertFalse(Files.exists(run.resolve(MetricsLog.FILE)), "the new attempt starts a new log");
+        try (var s = Files.list(run)) {
+            Path aside = s.filter(p -> p.getFileName().toString().startsWith(MetricsLog.FILE + ".before-"))
+                    .findFirst().orElseThrow(() -> new AssertionError("the failed attempt's log was deleted"));
+            assertEquals("{\"step\": 1}\n", Files.readString(aside), "kept as it was");
+        }
+    }
+
+    @Test
+    void aRunWhoseOnlyCheckpointLostItsStateIsRefusedAndNothingIsDeleted() throws Exception {
+        Path run = create(Map.of("hidden_size", 256));
+        Files.writeString(run.resolve(MetricsLog.FILE), "{\"step\": 10}\n{\"step\": 20}\n");
+        Path damaged = Files.createDirectories(run.resolve("checkpoints/step-00000020"));
+        Files.writeString(damaged.resolve("model.pt"), "weights");
+        UserError e = assertThrows(UserError.class, () -> create(Map.of("hidden_size", 256)));
+        assertTrue(e.getMessage().contains("step-00000020") && e.getMessage().contains("lacks its state.json")
+                && e.getMessage().contains("nothing was changed"), e.getMessage());
+        assertEquals("{\"step\": 10}\n{\"step\": 20}\n", Files.readString(run.resolve(MetricsLog.FILE)));
+        assertTrue(Files.exists(damaged.resolve("model.pt")));
     }
 
     @Test
