@@ -1,5 +1,15 @@
 package calm4j.app;
 
+import calm4j.engine.UserError;
+
+import java.util.Arrays;
+
+import org.bytedeco.pytorch.Tensor;
+
+import org.bytedeco.pytorch.NoGradGuard;
+
+import calm4j.io.Npy;
+
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.AutoencoderEval;
 import calm4j.ae.AutoencoderTask;
@@ -112,5 +122,44 @@ public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokeniz
         int batch = (int) Math.min(1024, val.tokens() / c.patchSize());
         return AutoencoderEval.evaluate(model, ChunkBatches.forEvaluation(val, c.patchSize(), batch, c.padId()),
                 batches);
+    }
+
+    /** A text's chunks and their posteriors: {@code tokens} [chunks*K] padded with PAD, {@code mu}, {@code sigma}
+     *  [chunks*l] row-major. */
+    public record Encoding(long[] tokens, int chunks, float[] mu, float[] sigma) {}
+
+    /** Text -> tokens -> chunks of K (the last padded) -> the encoder's posterior of each chunk. */
+    public Encoding encode(String text) {
+        AutoencoderConfig c = model.config();
+        int k = c.patchSize();
+        int[] ids = tokenizer.encode(text);
+        if (ids.length == 0) throw new UserError("the text is empty: there is no chunk to encode");
+        int chunks = (ids.length + k - 1) / k;
+        long[] padded = new long[chunks * k];
+        Arrays.fill(padded, c.padId());
+        for (int i = 0; i < ids.length; i++) padded[i] = ids[i];
+        float[] mu = new float[chunks * c.latentSize()], sigma = new float[chunks * c.latentSize()];
+        try (NoGradGuard ng = new NoGradGuard()) {
+            ChunkAutoencoder.Posterior q = model.encode(Tensor.create(padded, chunks, k));
+            q.mu().contiguous().data_ptr_float().get(mu);
+            q.sigma().contiguous().data_ptr_float().get(sigma);
+        }
+        return new Encoding(padded, chunks, mu, sigma);
+    }
+
+    /** Latent vectors [rows, l] -> the argmax tokens of each -> text (PAD left out); no vectors give "". */
+    public String decode(Npy.Matrix latents, String source) {
+        AutoencoderConfig c = model.config();
+        if (latents.cols() != c.latentSize()) {
+            throw new UserError(source + " holds vectors of size " + latents.cols() + "; this autoencoder's latent "
+                    + "size is " + c.latentSize());
+        }
+        if (latents.rows() == 0) return "";
+        long[] ids = new long[latents.rows() * c.patchSize()];
+        try (NoGradGuard ng = new NoGradGuard()) {
+            model.decodeTokens(Tensor.create(latents.data(), latents.rows(), latents.cols())).contiguous()
+                    .data_ptr_long().get(ids);
+        }
+        return tokenizer.decode(Arrays.stream(ids).filter(id -> id != c.padId()).mapToInt(id -> (int) id).toArray());
     }
 }

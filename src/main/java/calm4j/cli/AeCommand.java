@@ -122,23 +122,13 @@ final class AeCommand {
         public Integer call() throws Exception {
             engine.engine();
             if ((text == null) == (input == null)) throw new UserError("give exactly one of --text and --input");
-            String t = text != null ? text : Files.readString(input);
+            String t = text != null ? text : readText(input);
             AutoencoderRun ae = AutoencoderRun.load(run);
             AutoencoderConfig c = ae.model().config();
-            int k = c.patchSize();
-            int[] ids = ae.tokenizer().encode(t);
-            int chunks = (ids.length + k - 1) / k;
-            long[] padded = new long[chunks * k];
-            Arrays.fill(padded, c.padId());
-            for (int i = 0; i < ids.length; i++) padded[i] = ids[i];
-            float[] mu, sigma;
-            try (NoGradGuard ng = new NoGradGuard()) {
-                ChunkAutoencoder.Posterior q = ae.model().encode(Tensor.create(padded, chunks, k));
-                mu = new float[chunks * c.latentSize()];
-                sigma = new float[chunks * c.latentSize()];
-                q.mu().contiguous().data_ptr_float().get(mu);
-                q.sigma().contiguous().data_ptr_float().get(sigma);
-            }
+            AutoencoderRun.Encoding enc = ae.encode(t);
+            int k = c.patchSize(), chunks = enc.chunks();
+            long[] padded = enc.tokens();
+            float[] mu = enc.mu(), sigma = enc.sigma();
             if (out != null && out.toString().endsWith(".npy")) {
                 Npy.write(out, new Npy.Matrix(chunks, c.latentSize(), mu));
                 System.out.printf("wrote %s: %d chunks x %d (posterior means)%n", out, chunks, c.latentSize());
@@ -192,10 +182,10 @@ final class AeCommand {
                 m = Npy.read(input);
             } else {
                 JsonNode mu = Configs.readTree(input).get("mu");
-                if (mu == null || !mu.isArray() || mu.isEmpty()) {
+                if (mu == null || !mu.isArray()) {
                     throw new UserError(input + " has no \"mu\" array of latent vectors");
                 }
-                int rows = mu.size(), cols = mu.get(0).size();
+                int rows = mu.size(), cols = rows == 0 ? c.latentSize() : mu.get(0).size();
                 float[] data = new float[rows * cols];
                 for (int r = 0; r < rows; r++) {
                     if (mu.get(r).size() != cols) throw new UserError(input + ": row " + r + " of \"mu\" has "
@@ -204,19 +194,19 @@ final class AeCommand {
                 }
                 m = new Npy.Matrix(rows, cols, data);
             }
-            if (m.cols() != c.latentSize()) {
-                throw new UserError(input + " holds vectors of size " + m.cols() + "; this autoencoder's latent size "
-                        + "is " + c.latentSize());
-            }
-            long[] ids = new long[m.rows() * c.patchSize()];
-            try (NoGradGuard ng = new NoGradGuard()) {
-                ae.model().decodeTokens(Tensor.create(m.data(), m.rows(), m.cols())).contiguous()
-                        .data_ptr_long().get(ids);
-            }
-            int[] kept = Arrays.stream(ids).filter(id -> id != c.padId()).mapToInt(id -> (int) id)
-                    .toArray();
-            System.out.println(ae.tokenizer().decode(kept));
+            System.out.println(ae.decode(m, input.toString()));
             return 0;
+        }
+    }
+
+    /** A UTF-8 text file, or a clear error naming the file. */
+    static String readText(Path file) {
+        try {
+            return Files.readString(file);
+        } catch (java.nio.charset.MalformedInputException e) {
+            throw new UserError(file + " is not UTF-8 text (a byte sequence at or near its start does not decode)");
+        } catch (java.io.IOException e) {
+            throw new UserError("cannot read " + file + ": " + e.getMessage());
         }
     }
 }

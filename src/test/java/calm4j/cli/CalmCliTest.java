@@ -108,6 +108,7 @@ class CalmCliTest {
         Run fromJson = calm("ae", "decode", "--ckpt", ae.toString(), "--input", json.toString());
         assertEquals(0, fromNpy.status(), fromNpy.err());
         assertEquals(fromNpy.out(), fromJson.out(), "the .npy and JSON latents decode alike");
+        emptyInputsAreAClearErrorOrAnEmptyResult(dir, ae);
 
         Files.writeString(dir.resolve("calm.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
                 + "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
@@ -144,6 +145,27 @@ class CalmCliTest {
                 + otherData.err());
 
         badGenerateRequestsAreRefusedBeforeAnyTextIsPrinted(dir, calm);
+    }
+
+    /** An empty text has no chunk to encode (exit 2, said so); no latent vectors decode to an empty text. */
+    static void emptyInputsAreAClearErrorOrAnEmptyResult(Path dir, Path ae) throws Exception {
+        Path empty = Files.writeString(dir.resolve("empty.txt"), "");
+        for (String[] args : new String[][] {{"--text", ""}, {"--text", "", "--out", dir.resolve("e.npy").toString()},
+                {"--input", empty.toString()}}) {
+            String[] cmd = java.util.stream.Stream.concat(java.util.stream.Stream.of("ae", "encode", "--ckpt",
+                    ae.toString()), java.util.Arrays.stream(args)).toArray(String[]::new);
+            Run r = calm(cmd);
+            assertEquals(2, r.status(), String.join(" ", args) + ": " + r.err());
+            assertTrue(r.err().contains("the text is empty"), r.err());
+        }
+        Path none = dir.resolve("none.npy");
+        calm4j.io.Npy.write(none, new calm4j.io.Npy.Matrix(0, 8, new float[0]));
+        Run decoded = calm("ae", "decode", "--ckpt", ae.toString(), "--input", none.toString());
+        assertEquals(0, decoded.status(), decoded.err());
+        assertEquals("", decoded.out().strip());
+        Path noneJson = Files.writeString(dir.resolve("none.json"), "{\"mu\": []}");
+        Run fromJson = calm("ae", "decode", "--ckpt", ae.toString(), "--input", noneJson.toString());
+        assertEquals(0, fromJson.status(), fromJson.err());
     }
 
     /** What used to print text and then fail, or crash, is a clear error with exit 2 and nothing on stdout. */
