@@ -23,11 +23,14 @@ public final class ConcatenatedBlocks {
         long[] block = new long[blockTokens];
         int filled = 0;
         long docs = 0, tokens = 0;
+        boolean atStart = true; // a long document comes in pieces: BOS before its first only
         for (Documents.Document d : documents) {
             int[] ids = tokenizer.encode(d.text());
-            docs++;
-            tokens += ids.length + 1;
-            for (int i = -1; i < ids.length; i++) {
+            int from = atStart ? -1 : 0;
+            if (atStart) docs++;
+            tokens += ids.length - from;
+            atStart = d.last();
+            for (int i = from; i < ids.length; i++) {
                 block[filled++] = i < 0 ? bosId : ids[i];
                 if (filled == blockTokens) {
                     blocks.add(new TokenBatch(block.clone(), 1, blockTokens));

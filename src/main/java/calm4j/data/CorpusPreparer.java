@@ -103,7 +103,10 @@ public final class CorpusPreparer {
                 valSplit = vw.finish();
             }
             if (trainSplit.documents() == 0) {
-                throw new UserError(valSplit.documents() == 0
+                throw new UserError(holdout instanceof ValInputs
+                        ? "the training split is empty: the training inputs hold no non-blank documents (the "
+                        + valSplit.documents() + " held-out document(s) come from the validation inputs)"
+                        : valSplit.documents() == 0
                         ? "the training split is empty: the inputs hold no non-blank documents"
                         : "the training split is empty: all " + valSplit.documents() + " document(s) were held out "
                         + "(--val-fraction holds out whole documents): give more documents, a smaller "
@@ -138,9 +141,10 @@ public final class CorpusPreparer {
             this.t0 = t0;
         }
 
-        void add(int[] ids) {
-            docs++;
+        void add(int[] ids, boolean endsDocument) {
             tokens += ids.length;
+            if (!endsDocument) return;
+            docs++;
             bar.step(1);
             if (docs % 16 == 0) {
                 double s = (System.nanoTime() - t0) / 1e9;
@@ -160,11 +164,17 @@ public final class CorpusPreparer {
             List<Documents.Document> batch = new ArrayList<>(BATCH);
             while (it.hasNext() && batch.size() < BATCH) batch.add(it.next());
             List<Future<int[]>> futures = new ArrayList<>(batch.size());
-            for (Documents.Document d : batch) futures.add(pool.submit(() -> withEos(tokenizer.encode(d.text()), eos)));
+            for (Documents.Document d : batch) {
+                futures.add(pool.submit(() -> {
+                    int[] ids = tokenizer.encode(d.text());
+                    return d.last() ? withEos(ids, eos) : ids; // a long document's pieces: EOS after the last
+                }));
+            }
             for (int i = 0; i < batch.size(); i++) {
-                int[] ids = get(futures.get(i), batch.get(i));
-                route.of(batch.get(i)).add(ids);
-                counter.add(ids);
+                Documents.Document d = batch.get(i);
+                int[] ids = get(futures.get(i), d);
+                route.of(d).add(ids, d.last());
+                counter.add(ids, d.last());
             }
         }
     }

@@ -15,8 +15,6 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.InputStreamReader;
-import java.nio.ByteBuffer;
-import java.nio.charset.CharacterCodingException;
 import java.nio.charset.CharsetDecoder;
 import java.nio.charset.CodingErrorAction;
 import java.nio.charset.StandardCharsets;
@@ -42,12 +40,25 @@ import java.util.zip.GZIPInputStream;
  *   <li>{@code .gz} of any of these; a folder: every such file inside it, recursively, in name order.</li>
  * </ul>
  * Invalid UTF-8 is decoded leniently: each bad byte sequence becomes U+FFFD and the count is reported per file,
- * so a stray Latin-1 file never stops a long preparation. A file with a NUL byte anywhere is refused as binary, and
+ * so a stray Latin-1 file never stops a long preparation. Text files are streamed, and documents longer than
+ * {@link TextPieces#MAX_CHARS} characters come in pieces ({@link Document#last()}), so memory stays bounded. A file with a NUL byte anywhere is refused as binary, and
  * so is a JSON line with anything after its object.
  */
 public final class Documents implements Iterable<Documents.Document> {
-    /** One document; {@code source} names where it came from (file, and line for JSON lines). */
-    public record Document(String source, String text) {}
+    /**
+     * One document, or one piece of a long one: {@code source} names where it came from (file, and line for JSON
+     * lines), {@code last} says whether this piece ends its document (a document longer than
+     * {@link TextPieces#MAX_CHARS} characters comes in pieces, cut where the tokenizer splits anyway, so memory stays
+     * bounded; pieces of one document share its source and are tokenized one by one, EOS after the last only).
+     */
+    public record Document(String source, String text, boolean last) {
+        public Document(String source, String text) {
+            this(source, text, true);
+        }
+    }
+
+    /** The longest JSON line read (in characters): a longer one is refused before it fills the memory. */
+    static final int MAX_LINE_CHARS = 64 << 20;
 
     /** Something worth telling the user about an input that was still read. */
     public record Warning(Path file, String message) {}
@@ -124,16 +135,75 @@ public final class Documents implements Iterable<Documents.Document> {
         try {
             if (name.endsWith(".json") && startsWithArray(file)) return jsonArray(file);
             if (name.endsWith(".json") || name.endsWith(".jsonl")) return jsonLines(file);
-            byte[] bytes;
-            try (InputStream in = input(file)) {
-                bytes = in.readAllBytes();
-            }
-            String text = decode(file, bytes);
-            return text.isBlank() ? Collections.emptyIterator()
-                    : List.of(new Document(file.toString(), text)).iterator();
+            return textFile(file);
         } catch (IOException e) {
             throw readError(file, e);
         }
+    }
+
+    /** A text file as one document, streamed in pieces; a blank file is no document. */
+    private Iterator<Document> textFile(Path file) throws IOException {
+        TextPieces.Reader reader = new TextPieces.Reader(file, input(file), TextPieces.MAX_CHARS);
+        return new Iterator<>() {
+            Document pending;
+            boolean started, done;
+
+            @Override
+            public boolean hasNext() {
+                if (pending != null || done) return pending != null;
+                try {
+                    String piece = reader.next();
+                    boolean last = reader.atEnd();
+                    if (piece == null || (!started && last && piece.isBlank())) {
+                        finish();
+                        return false;
+                    }
+                    started = true;
+                    pending = new Document(file.toString(), piece, last);
+                    if (last) finish();
+                    return true;
+                } catch (IOException e) {
+                    closeQuietly();
+                    throw readError(file, e);
+                } catch (RuntimeException e) {
+                    closeQuietly();
+                    throw e;
+                }
+            }
+
+            private void finish() throws IOException {
+                done = true;
+                reader.close();
+                if (reader.replaced() > 0) {
+                    warnings.accept(new Warning(file, "invalid UTF-8: " + reader.replaced()
+                            + " byte sequence(s) replaced by U+FFFD (is the file Latin-1?)"));
+                }
+            }
+
+            private void closeQuietly() {
+                try {
+                    reader.close();
+                } catch (IOException ignored) {
+                    // the error being thrown says what happened
+                }
+            }
+
+            @Override
+            public Document next() {
+                if (!hasNext()) throw new NoSuchElementException();
+                Document d = pending;
+                pending = null;
+                return d;
+            }
+        };
+    }
+
+    /** A document read whole (a JSON text field), in pieces if it is long. */
+    private static Iterator<Document> pieces(String source, String text) {
+        List<String> parts = TextPieces.split(text, TextPieces.MAX_CHARS);
+        List<Document> docs = new ArrayList<>(parts.size());
+        for (int i = 0; i < parts.size(); i++) docs.add(new Document(source, parts.get(i), i == parts.size() - 1));
+        return docs.iterator();
     }
 
     /** The same clear error for any input that cannot be read to its end, compressed or not. */
@@ -166,44 +236,20 @@ public final class Documents implements Iterable<Documents.Document> {
         }
     }
 
-    String decode(Path file, byte[] bytes) {
-        refuseBinary(file, bytes, bytes.length);
-        CharsetDecoder strict = StandardCharsets.UTF_8.newDecoder()
-                .onMalformedInput(CodingErrorAction.REPORT).onUnmappableCharacter(CodingErrorAction.REPORT);
-        try {
-            return strict.decode(ByteBuffer.wrap(bytes)).toString();
-        } catch (CharacterCodingException e) {
-            String lenient = new String(bytes, StandardCharsets.UTF_8);
-            long replaced = lenient.chars().filter(c -> c == 0xFFFD).count();
-            warnings.accept(new Warning(file, "invalid UTF-8: " + replaced
-                    + " byte sequence(s) replaced by U+FFFD (is the file Latin-1?)"));
-            return lenient;
-        }
-    }
-
-    private static void refuseBinary(Path file, byte[] bytes, int n) {
-        for (int i = 0; i < n; i++) {
-            if (bytes[i] == 0) {
-                throw new UserError("input " + file + " looks binary (a NUL byte at offset " + i
-                        + "): corpora must be text (.txt, .jsonl, .json or a .gz of one of them)");
-            }
-        }
-    }
-
     private Iterator<Document> jsonLines(Path file) throws IOException {
         CharsetDecoder lenient = StandardCharsets.UTF_8.newDecoder()
                 .onMalformedInput(CodingErrorAction.REPLACE).onUnmappableCharacter(CodingErrorAction.REPLACE);
         BufferedReader reader = new BufferedReader(new InputStreamReader(input(file), lenient), 1 << 16);
         return new Iterator<>() {
             long lineNo = 0;
-            Document pending;
+            Iterator<Document> pending = Collections.emptyIterator();
             boolean done;
 
             @Override
             public boolean hasNext() {
                 try {
-                    while (pending == null && !done) {
-                        String line = reader.readLine();
+                    while (!pending.hasNext() && !done) {
+                        String line = boundedLine(reader, file, lineNo + 1);
                         lineNo++;
                         if (line == null) {
                             done = true;
@@ -215,10 +261,10 @@ public final class Documents implements Iterable<Documents.Document> {
                             reader.close();
                             throw new UserError("input " + file + " line " + lineNo + " has a NUL byte: is it binary?");
                         }
-                        pending = parse(line);
-                        if (pending.text().isBlank()) pending = null;
+                        Document d = parse(line);
+                        if (!d.text().isBlank()) pending = pieces(d.source(), d.text());
                     }
-                    return pending != null;
+                    return pending.hasNext();
                 } catch (IOException e) {
                     try {
                         reader.close();
@@ -250,11 +296,29 @@ public final class Documents implements Iterable<Documents.Document> {
             @Override
             public Document next() {
                 if (!hasNext()) throw new NoSuchElementException();
-                Document d = pending;
-                pending = null;
-                return d;
+                return pending.next();
             }
         };
+    }
+
+    /** The next line of {@code reader} without its terminator, or null at the end; refused past MAX_LINE_CHARS. */
+    static String boundedLine(BufferedReader reader, Path file, long lineNo) throws IOException {
+        StringBuilder sb = new StringBuilder();
+        for (int c; (c = reader.read()) >= 0; ) {
+            if (c == '\n') return sb.toString();
+            if (c == '\r') {
+                reader.mark(1);
+                if (reader.read() != '\n') reader.reset();
+                return sb.toString();
+            }
+            if (sb.length() == MAX_LINE_CHARS) {
+                reader.close();
+                throw new UserError("input " + file + " line " + lineNo + " is longer than " + MAX_LINE_CHARS
+                        + " characters: a JSON line holds one document; split the document into several lines");
+            }
+            sb.append((char) c);
+        }
+        return sb.isEmpty() ? null : sb.toString();
     }
 
     private Document document(Path file, String source, String where, String text) {
@@ -279,13 +343,13 @@ public final class Documents implements Iterable<Documents.Document> {
         }
         return new Iterator<>() {
             long index = 0;
-            Document pending;
+            Iterator<Document> pending = Collections.emptyIterator();
             boolean done;
 
             @Override
             public boolean hasNext() {
                 try {
-                    while (pending == null && !done) {
+                    while (!pending.hasNext() && !done) {
                         JsonToken t = parser.nextToken();
                         if (t == JsonToken.END_ARRAY || t == null) {
                             if (t == null) throw new UserError("input " + file + " ends inside its JSON array");
@@ -304,9 +368,9 @@ public final class Documents implements Iterable<Documents.Document> {
                         }
                         Document d = document(file, file + "[" + index + "]", "element " + index, text.asText());
                         index++;
-                        if (!d.text().isBlank()) pending = d;
+                        if (!d.text().isBlank()) pending = pieces(d.source(), d.text());
                     }
-                    return pending != null;
+                    return pending.hasNext();
                 } catch (JsonProcessingException e) {
                     throw new UserError("input " + file + " element " + index + " is not valid JSON: "
                             + e.getOriginalMessage());
@@ -318,9 +382,7 @@ public final class Documents implements Iterable<Documents.Document> {
             @Override
             public Document next() {
                 if (!hasNext()) throw new NoSuchElementException();
-                Document d = pending;
-                pending = null;
-                return d;
+                return pending.next();
             }
         };
     }

@@ -22,6 +22,7 @@ final class SplitWriter implements AutoCloseable {
     private long currentTokens;
     private long tokens;
     private long documents;
+    private boolean inDocument; // the pieces of a long document so far did not end it
     private final ByteBuffer buf = ByteBuffer.allocate(1 << 16).order(ByteOrder.LITTLE_ENDIAN);
 
     SplitWriter(Path root, String name, boolean uint16, long shardTokens) throws IOException {
@@ -33,9 +34,17 @@ final class SplitWriter implements AutoCloseable {
         writeLong(docs, 0);
     }
 
-    /** Adds one document (its EOS already appended). A document never straddles two shards unless it alone is larger. */
-    void add(int[] ids) throws IOException {
-        if (current == null || (currentTokens > 0 && currentTokens + ids.length > shardTokens)) nextShard();
+    /**
+     * Adds one document (its EOS already appended), or one piece of a long one ({@code endsDocument} false for all but
+     * its last). A new shard starts only between documents: a document never straddles two shards unless it alone is
+     * larger than a shard.
+     */
+    void add(int[] ids, boolean endsDocument) throws IOException {
+        boolean atDocumentStart = !inDocument;
+        inDocument = !endsDocument;
+        if (current == null || (atDocumentStart && currentTokens > 0 && currentTokens + ids.length > shardTokens)) {
+            nextShard();
+        }
         int width = uint16 ? 2 : 4;
         for (int id : ids) {
             if (buf.remaining() < width) flushBuf();
@@ -45,6 +54,7 @@ final class SplitWriter implements AutoCloseable {
         flushBuf();
         currentTokens += ids.length;
         tokens += ids.length;
+        if (!endsDocument) return;
         documents++;
         writeLong(docs, tokens);
     }

@@ -254,4 +254,78 @@ class CorpusPreparerTest {
         assertTrue(Files.isRegularFile(out.resolve(Manifest.FILE)));
         assertTrue(Files.exists(live), "a folder of a running process is left alone");
     }
+
+    @Test
+    void aDocumentLongerThanAPieceIsTokenizedInPiecesAsOneDocumentWithTheWholeTextsTokens() throws IOException {
+        // 3 MiB of prose on one line, no newline: three pieces or more, one document, one EOS
+        StringBuilder sb = new StringBuilder();
+        for (int i = 0; sb.length() < 3 * TextPieces.MAX_CHARS; i++) sb.append(docs.get(i % docs.size())).append(' ');
+        String text = sb.toString().strip();
+        Path in = Files.writeString(Files.createDirectories(dir.resolve("t-long")).resolve("long.txt"), text);
+        List<Documents.Document> pieces = new ArrayList<>();
+        of(in).forEach(pieces::add);
+        assertTrue(pieces.size() >= 3, pieces.size() + " pieces");
+        assertTrue(pieces.stream().allMatch(d -> d.text().length() <= TextPieces.MAX_CHARS));
+        assertTrue(pieces.subList(0, pieces.size() - 1).stream().noneMatch(Documents.Document::last));
+        assertTrue(pieces.get(pieces.size() - 1).last());
+        assertEquals(text, String.join("", pieces.stream().map(Documents.Document::text).toList()));
+
+        Path val = Fixtures.writeTxt(dir.resolve("v-long"), docs.subList(0, 2));
+        Path out = dir.resolve("c-long");
+        new CorpusPreparer(tok, 2, true).prepare(of(in), new CorpusPreparer.ValInputs(of(val)), out);
+        Manifest m = Manifest.read(out);
+        assertEquals(1, m.train().documents());
+        int[] whole = tok.encode(text);
+        assertEquals(whole.length + 1, m.train().tokens(), "the pieces' tokens are the whole text's, and one EOS");
+        TokenStore st = TokenStore.open(out, "train");
+        long[] ids = new long[whole.length + 1];
+        st.read(0, ids, 0, ids.length);
+        for (int i = 0; i < whole.length; i++) assertEquals(whole[i], ids[i], "token " + i);
+        assertEquals(tok.eosId(), ids[whole.length]);
+    }
+
+    @Test
+    void aHugeCompressedTextIsStreamedInBoundedPieces() throws IOException {
+        // 256 MiB of text in a .gz of under a megabyte: read piece by piece, never whole
+        Path gz = Files.createDirectories(dir.resolve("t-gz")).resolve("big.txt.gz");
+        byte[] line = (docs.get(0) + "\n").getBytes(StandardCharsets.UTF_8);
+        long total = 0;
+        try (OutputStream out = new GZIPOutputStream(Files.newOutputStream(gz), 1 << 16)) {
+            byte[] block = new byte[1 << 20];
+            for (int i = 0; i < block.length; i++) block[i] = line[i % line.length];
+            for (int i = 0; i < 256; i++) {
+                out.write(block);
+                total += block.length;
+            }
+        }
+        assertTrue(Files.size(gz) < (4 << 20), Files.size(gz) + " bytes");
+        long chars = 0, pieces = 0;
+        for (Documents.Document d : of(gz)) {
+            assertTrue(d.text().length() <= TextPieces.MAX_CHARS);
+            chars += d.text().length();
+            pieces++;
+        }
+        assertEquals(total, chars, "every character, ASCII text");
+        assertTrue(pieces >= 256);
+    }
+
+    @Test
+    void piecesAreCutBeforeASpaceThatFollowsAWordOrAtTheLimitWithoutSplittingASurrogatePair() {
+        assertEquals(List.of("one two", " three", " four"), TextPieces.split("one two three four", 7));
+        String noSpaces = "a".repeat(9) + "\uD83D\uDE00" + "b";
+        List<String> cut = TextPieces.split(noSpaces, 10);
+        assertEquals(noSpaces, String.join("", cut));
+        assertEquals("a".repeat(9), cut.get(0), "the emoji's surrogate pair stays whole");
+    }
+
+    @Test
+    void anEmptyTrainingInputWithValidationInputsSaysWhichInputIsEmpty() throws IOException {
+        Path emptyTrain = Files.createDirectories(dir.resolve("t-empty"));
+        Files.writeString(emptyTrain.resolve("blank.txt"), "  \n");
+        Path val = Fixtures.writeTxt(dir.resolve("v-empty"), docs.subList(0, 2));
+        UserError e = assertThrows(UserError.class, () -> new CorpusPreparer(tok, 1, true).prepare(of(emptyTrain),
+                new CorpusPreparer.ValInputs(of(val)), dir.resolve("c-empty")));
+        assertTrue(e.getMessage().contains("training inputs hold no non-blank documents")
+                && !e.getMessage().contains("--val-fraction"), e.getMessage());
+    }
 }

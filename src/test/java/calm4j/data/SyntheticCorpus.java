@@ -23,7 +23,7 @@ public final class SyntheticCorpus {
             for (int[] d : docs) {
                 int[] withEos = java.util.Arrays.copyOf(d, d.length + 1);
                 withEos[d.length] = eos;
-                w.add(withEos);
+                w.add(withEos, true);
             }
             return w.finish();
         }
