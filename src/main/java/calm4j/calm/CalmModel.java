@@ -57,6 +57,7 @@ public final class CalmModel extends Module {
         embedNorm = embedProj.register_module("3", new LayerNorm(d));
         GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize(), transformer.embedTokens());
         head = register_module(chosen.moduleName(), chosen);
+        if (head instanceof EnergyHead e) e.decoder = ae;
         auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
                 k, aeConfig.vocabSize(), transformer.embedTokens())) : null;
     }

@@ -96,6 +96,9 @@ public final class EnergyHead extends GenerativeHead {
     private final List<Block> blocks = new ArrayList<>();
     private final FinalLayer finalLayer;
     private final FirstToken firstToken; // null unless the head samples the first token itself
+    /** Weight of the consistency cross-entropy (experimental, $CALM4J_CONSISTENCY); the frozen autoencoder. */
+    private final double consistency = Double.parseDouble(System.getenv().getOrDefault("CALM4J_CONSISTENCY", "0"));
+    ChunkAutoencoder decoder;
 
     /**
      * Optional: the next chunk's first token drawn from a softmax and given to the generator as a condition, so the
@@ -176,7 +179,15 @@ public final class EnergyHead extends GenerativeHead {
         Tensor ce = torch.cross_entropy(firstToken.logits(h), t1);
         Tensor eps = noise((long) numSamples * h.size(0), h).view(numSamples, h.size(0), noiseSize);
         Tensor x = generate(h, firstToken.condition(t1), eps, byRow -> byRow);
-        return energy.loss(x, y).add(ce);
+        Tensor loss = energy.loss(x, y).add(ce);
+        if (consistency > 0 && decoder != null) {
+            // The samples must decode to the token they were drawn for: CE of the frozen decoder's first-token
+            // logits on two of the N samples (the others as they are).
+            Tensor two = x.narrow(0, 0, 2).reshape(-1, x.size(2));                       // [2P, l]
+            Tensor target = t1.repeat(2);
+            loss = loss.add(torch.cross_entropy(decoder.firstTokenLogits(two), target).mul(new Scalar(consistency)));
+        }
+        return loss;
     }
 
     /**

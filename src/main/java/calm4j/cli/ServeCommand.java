@@ -59,6 +59,11 @@ final class ServeCommand implements Callable<Integer> {
             + "https://app.example.com, or * for any (default: none)")
     String allowOrigin;
 
+    @Option(names = "--shutdown-grace", defaultValue = "10", description = "on SIGTERM or Ctrl-C, seconds that "
+            + "sequences under way may still run before they end with finish reason 'shutdown' (default: "
+            + "${DEFAULT-VALUE})")
+    double shutdownGrace;
+
     @Option(names = "--chat-template", description = "a Jinja chat template file for /v1/chat/completions (default: "
             + "the run's tokenizer_config.json chat_template, else plain User:/Assistant: lines)")
     Path chatTemplate;
@@ -85,14 +90,24 @@ final class ServeCommand implements Callable<Integer> {
         }
         CompletionServer server = CompletionServer.start(run, options, chatTemplate);
         CountDownLatch stopped = new CountDownLatch(1);
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            server.close();
+        // SIGTERM (a service manager, a container stop) and Ctrl-C shut down gracefully and exit 0: running
+        // sequences get --shutdown-grace seconds, every stream is ended properly.
+        Runnable graceful = () -> {
+            System.err.println("calm serve: shutting down (sequences under way get " + shutdownGrace + " s)");
+            server.shutdown((long) (shutdownGrace * 1000));
             stopped.countDown();
+        };
+        for (String signal : new String[] {"TERM", "INT"}) {
+            sun.misc.Signal.handle(new sun.misc.Signal(signal), sig -> new Thread(graceful, "calm4j-shutdown").start());
+        }
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            if (stopped.getCount() > 0) server.close(); // any other exit: stop at once
         }));
         System.out.println("serving " + server.modelId() + " at " + server.url() + "  (playground: " + server.url()
                 + "/, API: " + server.url() + "/v1/completions and /v1/chat/completions)");
         System.out.flush();
         stopped.await();
+        System.err.println("calm serve: stopped");
         return 0;
     }
 }

@@ -5,10 +5,11 @@ import java.util.Locale;
 /**
  * Why a generated sequence ended. A generator ends it at {@link #EOS}, {@link #LENGTH} (the request's token limit)
  * or {@link #CONTEXT} (the model's context is full); {@link #STOP} is a stop string found in the decoded text; a server also ends it at {@link #TIMEOUT}, when its client
- * went away ({@link #CANCELLED}), or when a generation step failed ({@link #ERROR}).
+ * went away ({@link #CANCELLED}), when a generation step failed ({@link #ERROR}), or when it shut down before the
+ * sequence ended ({@link #SHUTDOWN}).
  */
 public enum Finish {
-    EOS, STOP, LENGTH, CONTEXT, TIMEOUT, CANCELLED, ERROR;
+    EOS, STOP, LENGTH, CONTEXT, TIMEOUT, CANCELLED, ERROR, SHUTDOWN;
 
     /** How calm4j prints it: "eos", "length", ... */
     public String label() {

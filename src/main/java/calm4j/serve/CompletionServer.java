@@ -101,6 +101,8 @@ public final class CompletionServer implements AutoCloseable {
     private final Server http;
     private final ServerConnector connector;
     private final AtomicLong requestIds = new AtomicLong();
+    private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
+    private volatile boolean draining;
     private final byte[] playground;
     /** One line per JSON document: server-sent events must not contain newlines inside an event's data. */
     private static final ObjectWriter COMPACT = Configs.JSON.writer().without(SerializationFeature.INDENT_OUTPUT);
@@ -228,6 +230,32 @@ public final class CompletionServer implements AutoCloseable {
         scheduler.close();
     }
 
+    /**
+     * Shuts down gracefully: new connections are no longer accepted and new requests get 503; sequences already
+     * queued or running go on for up to {@code graceMillis}, then end with finish reason "shutdown"; every response
+     * under way is completed (a stream ends with its last chunk and {@code data: [DONE]}); then the server stops.
+     */
+    public void shutdown(long graceMillis) {
+        draining = true;
+        try {
+            connector.close(); // no new connections; those open are served to their end
+        } catch (RuntimeException ignored) {
+            // already closed
+        }
+        long deadline = System.nanoTime() + graceMillis * 1_000_000;
+        scheduler.drain(deadline);
+        long last = deadline + 5_000_000_000L; // then time for the handlers to write their last chunks
+        while ((inFlight.get() > 0 || !scheduler.drained()) && System.nanoTime() < last) {
+            try {
+                Thread.sleep(20);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                break;
+            }
+        }
+        close();
+    }
+
     private void route(Exchange ex) throws IOException {
         try {
             String path = ex.path();
@@ -324,13 +352,39 @@ public final class CompletionServer implements AutoCloseable {
 
     /** {@code POST /v1/completions} and {@code POST /v1/chat/completions}: parse, queue, then stream or collect. */
     private void generate(Exchange ex, boolean chat) throws IOException {
+        inFlight.incrementAndGet();
+        try {
+            if (draining) {
+                ex.header("Retry-After", "5");
+                sendError(ex, 503, "server_shutting_down", "the server is shutting down: retry with another");
+                return;
+            }
+            generateNow(ex, chat);
+        } finally {
+            inFlight.decrementAndGet();
+        }
+    }
+
+    private void generateNow(Exchange ex, boolean chat) throws IOException {
         long started = System.nanoTime();
         if (ex.declaredLength() > options.maxBodyBytes()) { // refused before a byte of it is read
             sendError(ex, 413, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
                     + " bytes (the server's limit)");
             return;
         }
-        byte[] bytes = ex.readBody(options.maxBodyBytes());
+        byte[] bytes;
+        try {
+            bytes = ex.readBody(options.maxBodyBytes());
+        } catch (Exchange.BadBody e) {
+            ObjectNode root = Configs.JSON.createObjectNode();
+            root.putObject("error").put("message", "the request body could not be read (" + e.getMessage()
+                    + "): send a complete body of the length declared, or valid chunked encoding")
+                    .put("type", "invalid_request_error");
+            ex.sendAndClose(400, "application/json", COMPACT.writeValueAsBytes(root));
+            System.err.printf("calm serve: %s %s 400 unreadable body (%s) %d ms%n", ex.method(), ex.path(),
+                    e.getMessage(), (System.nanoTime() - started) / 1_000_000);
+            return;
+        }
         if (bytes.length > options.maxBodyBytes()) {
             sendError(ex, 413, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
                     + " bytes (the server's limit)");

@@ -43,6 +43,29 @@ final class Exchange {
     byte[] readBody(int max) throws IOException {
         try (InputStream in = Content.Source.asInputStream(request)) {
             return in.readNBytes(max + 1);
+        } catch (IOException e) {
+            throw new BadBody(e);
+        }
+    }
+
+    /**
+     * The body could not be read to its end: malformed chunked encoding, or fewer bytes than Content-Length before
+     * the read timeout. The answer is a 400 on a connection then closed, never a success.
+     */
+    static final class BadBody extends IOException {
+        BadBody(IOException cause) {
+            super(cause.getCause() != null && cause.getCause().getMessage() != null ? cause.getCause().getMessage()
+                    : String.valueOf(cause.getMessage()), cause);
+        }
+    }
+
+    /** Answers {@code status} with {@code body} and closes the connection after it (its stream is unusable). */
+    void sendAndClose(int status, String contentType, byte[] body) {
+        pipelined = true; // adds Connection: close
+        try {
+            send(status, contentType, body);
+        } catch (IOException | RuntimeException e) {
+            // the client is gone or its connection broken: nothing more to tell it
         }
     }
 

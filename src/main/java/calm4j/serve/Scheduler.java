@@ -27,6 +27,9 @@ final class Scheduler implements AutoCloseable {
     private final BlockingQueue<Sequence> waiting;
     private final Thread loop;
     private volatile boolean running = true;
+    /** Once set: no sequence is admitted, and those still running at this System.nanoTime() end as SHUTDOWN. */
+    private volatile long drainDeadline = Long.MAX_VALUE;
+    private volatile boolean draining;
     private volatile int active;
     private final AtomicInteger failures = new AtomicInteger();
 
@@ -41,7 +44,7 @@ final class Scheduler implements AutoCloseable {
 
     /** Queues all of {@code sequences}, or none of them when the queue cannot take them all (returns false). */
     synchronized boolean submit(List<Sequence> sequences) {
-        if (waiting.remainingCapacity() < sequences.size()) return false;
+        if (draining || waiting.remainingCapacity() < sequences.size()) return false;
         waiting.addAll(sequences);
         return true;
     }
@@ -82,6 +85,10 @@ final class Scheduler implements AutoCloseable {
 
     private void serve(GenerationSession<?> session, Map<Integer, Sequence> byId) throws InterruptedException {
         while (running) {
+            if (draining && byId.isEmpty() && waiting.isEmpty()) {
+                Thread.sleep(20); // drained: nothing more will come
+                continue;
+            }
             if (byId.isEmpty()) {
                 Sequence first = waiting.poll(100, TimeUnit.MILLISECONDS);
                 if (first == null) continue;
@@ -90,10 +97,13 @@ final class Scheduler implements AutoCloseable {
                 admit(session, byId, null);
             }
             long now = System.nanoTime();
+            boolean stopping = now > drainDeadline;
+            if (stopping) endWaiting();
             for (var it = byId.entrySet().iterator(); it.hasNext(); ) {
                 var e = it.next();
                 Sequence s = e.getValue();
-                Finish reason = s.isCancelled() ? Finish.CANCELLED : now > s.deadlineNanos ? Finish.TIMEOUT : null;
+                Finish reason = s.isCancelled() ? Finish.CANCELLED : now > s.deadlineNanos ? Finish.TIMEOUT
+                        : stopping ? Finish.SHUTDOWN : null;
                 if (reason != null) {
                     session.cancel(e.getKey());
                     s.end(reason, null);
@@ -146,6 +156,26 @@ final class Scheduler implements AutoCloseable {
 
     boolean isRunning() {
         return running;
+    }
+
+    /**
+     * Stops taking sequences; those queued or running go on until {@code deadlineNanos} (System.nanoTime()), when
+     * the ones not yet ended end with {@link Finish#SHUTDOWN}. Returns at once; {@link #drained} tells when done.
+     */
+    void drain(long deadlineNanos) {
+        synchronized (this) {
+            draining = true;
+        }
+        drainDeadline = deadlineNanos;
+    }
+
+    /** Whether, after {@link #drain}, no sequence is queued or running. */
+    boolean drained() {
+        return draining && waiting.isEmpty() && active == 0;
+    }
+
+    private void endWaiting() {
+        for (Sequence s; (s = waiting.poll()) != null; ) s.end(Finish.SHUTDOWN, null);
     }
 
     @Override

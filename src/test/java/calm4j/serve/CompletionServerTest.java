@@ -507,4 +507,60 @@ class CompletionServerTest {
             assertTrue(status != null && status.startsWith("HTTP/1.1 431"), String.valueOf(status));
         }
     }
+
+    /** The status line and body a raw request gets (the connection is read to its end or for 15 s). */
+    static String rawExchange(URI uri, String request) throws Exception {
+        try (Socket s = new Socket(uri.getHost(), uri.getPort())) {
+            s.setSoTimeout(15_000);
+            s.getOutputStream().write(request.getBytes(StandardCharsets.UTF_8));
+            s.getOutputStream().flush();
+            return new String(s.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+        }
+    }
+
+    @Test
+    void aBodyThatCannotBeReadToItsEndIsA400NeverASuccess() throws Exception {
+        URI uri = URI.create(calm.url());
+        String badChunks = rawExchange(uri, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                + "application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{\"prompt\":\"a\"}\r\n0\r\n\r\n");
+        assertTrue(badChunks.startsWith("HTTP/1.1 400"), badChunks);
+        assertTrue(badChunks.contains("could not be read"), badChunks);
+        // Content-Length says 100; 14 bytes come, then nothing: the read timeout (5 s) ends it with a 400
+        String shortBody = rawExchange(uri, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                + "application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\":\"a\"}");
+        assertTrue(shortBody.startsWith("HTTP/1.1 400"), shortBody);
+    }
+
+    @Test
+    void aGracefulShutdownEndsEveryStreamWithItsLastChunkAndDone() throws Exception {
+        ServedModel slow = slowed(load(runs.tokenLm), 20); // 400 tokens: at least 8 s each
+        CompletionServer server = CompletionServer.start(slow, ServedRuns.options(2, 8, 600));
+        URI uri = URI.create(server.url());
+        String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"stream\": true, \"seed\": 1}";
+        String request = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + "Content-Length: " + body.length() + "\r\n\r\n" + body;
+        List<java.util.concurrent.CompletableFuture<String>> streams = new ArrayList<>();
+        for (int i = 0; i < 4; i++) { // two run, two wait in the queue
+            streams.add(java.util.concurrent.CompletableFuture.supplyAsync(() -> {
+                try {
+                    return rawExchange(uri, request);
+                } catch (Exception e) {
+                    return "failed: " + e;
+                }
+            }));
+        }
+        long until = System.currentTimeMillis() + 5_000;
+        while (running(server) < 2 && System.currentTimeMillis() < until) Thread.sleep(20);
+        long start = System.nanoTime();
+        server.shutdown(500);
+        assertTrue((System.nanoTime() - start) / 1e9 < 5, "the grace period bounds the shutdown");
+        for (var f : streams) {
+            String out = f.get(20, java.util.concurrent.TimeUnit.SECONDS);
+            assertTrue(out.startsWith("HTTP/1.1 200"), out);
+            assertTrue(out.contains("\"finish_reason\":\"shutdown\""), out);
+            assertTrue(out.strip().endsWith("data: [DONE]") || out.contains("data: [DONE]"), out);
+        }
+        assertThrows(java.io.IOException.class, () -> new Socket(uri.getHost(), uri.getPort()).close(),
+                "no new connection is accepted");
+    }
 }
