@@ -1,6 +1,5 @@
 package calm4j.serve;
 
-import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -28,8 +27,7 @@ class OpenAiNodeSdkTest {
 
     @Test
     void theOfficialNodeSdkChatsStreamsStopsAndListsModelsAgainstCalmServe() throws Exception {
-        Assumptions.assumeTrue(onPath("node") && onPath("npm"), "node and npm are not installed (apt-get install "
-                + "nodejs npm; .ci/run does)");
+        calm4j.SystemPackages.require(onPath("node") && onPath("npm"), "Node.js and npm (apt-get install nodejs npm)");
         if (!Files.isRegularFile(SDK.resolve("node_modules/openai/package.json"))) {
             Files.createDirectories(SDK);
             Result npm = run(List.of("npm", "install", "--prefix", SDK.toAbsolutePath().toString(), "--no-audit", "--no-fund",

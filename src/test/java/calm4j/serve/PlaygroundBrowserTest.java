@@ -37,9 +37,8 @@ class PlaygroundBrowserTest {
 
     @BeforeAll
     static void start() throws Exception {
-        assertTrue(Files.isExecutable(CHROMIUM) && Files.isExecutable(CHROMEDRIVER),
-                "the browser test needs Debian's chromium and chromium-driver: apt-get install chromium "
-                        + "chromium-driver (.ci/run does)");
+        calm4j.SystemPackages.require(Files.isExecutable(CHROMIUM) && Files.isExecutable(CHROMEDRIVER),
+                "Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)");
         server = CompletionServer.start(ServedRuns.train(dir).calm, ServedRuns.options(4, 8, 60));
     }
 
