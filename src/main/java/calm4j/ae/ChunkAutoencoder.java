@@ -5,7 +5,9 @@ import calm4j.nn.RMSNorm;
 import calm4j.nn.SwiGLU;
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.EmbeddingImpl;
-import org.bytedeco.pytorch.LinearImpl;
+import calm4j.nn.Linear;
+import calm4j.nn.PackedLinear;
+import calm4j.nn.WeightType;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
@@ -51,9 +53,9 @@ public final class ChunkAutoencoder extends Module {
         final EmbeddingImpl embedTokens;
         final Module layerList; // held here: libtorch calls back into every registered module's Java object
         final List<AeLayer> layers = new ArrayList<>();
-        final LinearImpl squeeze;
+        final Linear squeeze;
         final RMSNorm norm;
-        final LinearImpl hiddenToLatent;
+        final Linear hiddenToLatent;
 
         Encoder(AutoencoderConfig c) {
             int d = c.hiddenSize();
@@ -70,10 +72,10 @@ public final class ChunkAutoencoder extends Module {
     }
 
     static final class Decoder extends Module {
-        final LinearImpl latentToHidden;
+        final Linear latentToHidden;
         final Module layerList;
         final List<AeLayer> layers = new ArrayList<>();
-        final LinearImpl expand;
+        final Linear expand;
         final RMSNorm norm;
 
         Decoder(AutoencoderConfig c) {
@@ -112,6 +114,7 @@ public final class ChunkAutoencoder extends Module {
     private final AutoencoderConfig config;
     private final Encoder encoder;
     private final Decoder decoder;
+    private PackedLinear vocabulary; // the tied projection packed for inference, or null
 
     public ChunkAutoencoder(AutoencoderConfig config) {
         config.requireBound();
@@ -176,7 +179,19 @@ public final class ChunkAutoencoder extends Module {
 
     /** The rest of the decoder on hidden states [..., d] of single positions: logits [..., vocab]. */
     private Tensor logits(Tensor h) {
-        return torch.linear(lastHidden(h), embedding());
+        return vocabulary != null ? vocabulary.forward(lastHidden(h)) : torch.linear(lastHidden(h), embedding());
+    }
+
+    /**
+     * Packs the decoder's weights for inference, the tied vocabulary projection included (a packed copy of the
+     * embedding; the table itself stays float for the encoder). The encoder is left as it is.
+     */
+    public void packDecoder(WeightType type) {
+        if (!type.isPacked()) return;
+        decoder.latentToHidden.pack(type);
+        for (AeLayer l : decoder.layers) l.mlp.pack(type);
+        decoder.expand.pack(type);
+        vocabulary = PackedLinear.of(embedding(), null, type);
     }
 
     /** The decoder's per-position layers and final norm on [..., d]: what the tied embedding projects to logits. */
@@ -204,8 +219,9 @@ public final class ChunkAutoencoder extends Module {
      */
     private Tensor argmaxInSlices(Tensor h) {
         long n = h.size(0);
-        if (n == 1) return torch.mv(embedding(), lastHidden(h).view(-1)).max(0, false).get1().view(1);
-        if (n <= 32) return torch.mm(embedding(), lastHidden(h).t()).max(0, false).get1();
+        if (vocabulary == null && n == 1) return torch.mv(embedding(), lastHidden(h).view(-1)).max(0, false).get1()
+                .view(1);
+        if (vocabulary == null && n <= 32) return torch.mm(embedding(), lastHidden(h).t()).max(0, false).get1();
         long slice = Math.max(1, Math.min(1024, (64L << 20) / config.vocabSize()));
         if (n <= slice) return logits(h).max(-1, false).get1();
         TensorVector parts = new TensorVector();

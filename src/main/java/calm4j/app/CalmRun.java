@@ -91,6 +91,11 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
     }
 
     @Override
+    public void forInference(calm4j.nn.WeightType type) {
+        model.forInference(type);
+    }
+
+    @Override
     public String kind() {
         return KIND;
     }

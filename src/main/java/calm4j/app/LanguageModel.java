@@ -18,6 +18,21 @@ import java.util.List;
  * {@link #load} reads a run's kind once; nothing else switches on it.
  */
 public sealed interface LanguageModel extends AutoCloseable permits CalmRun, TokenLMRun {
+    /**
+     * Loads the run in {@code dir}, of either kind, with its weights held as {@code type} for inference (fp16 and
+     * int8 are packed from the float weights here, which takes seconds for a release-size model: a line says so).
+     */
+    static LanguageModel load(Path dir, calm4j.nn.WeightType type) {
+        LanguageModel lm = load(dir);
+        if (type != calm4j.nn.WeightType.FP32) {
+            long t0 = System.nanoTime();
+            System.err.printf("weights: %s, preparing them for %s inference ...", dir.getFileName(), type);
+            lm.forInference(type);
+            System.err.printf(" done in %.1f s%n", (System.nanoTime() - t0) / 1e9);
+        }
+        return lm;
+    }
+
     /** Loads the run in {@code dir}, of either kind. */
     static LanguageModel load(Path dir) {
         String kind = RunFolder.config(dir, null).path("kind").asText();
@@ -28,6 +43,9 @@ public sealed interface LanguageModel extends AutoCloseable permits CalmRun, Tok
                     + "(calm lm train) or a token model (calm ar train)");
         };
     }
+
+    /** Readies the model's weights for inference as {@code type} (see {@link calm4j.nn.WeightType}). */
+    void forInference(calm4j.nn.WeightType type);
 
     /** {@link CalmRun#KIND} or {@link TokenLMRun#KIND}. */
     String kind();

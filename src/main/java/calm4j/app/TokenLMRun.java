@@ -61,6 +61,11 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
     }
 
     @Override
+    public void forInference(calm4j.nn.WeightType type) {
+        model.forInference(type);
+    }
+
+    @Override
     public String kind() {
         return KIND;
     }

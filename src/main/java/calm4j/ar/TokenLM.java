@@ -2,7 +2,10 @@ package calm4j.ar;
 
 import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
+import calm4j.nn.Linear;
+import calm4j.nn.PackedLinear;
 import calm4j.nn.Transformer;
+import calm4j.nn.WeightType;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -15,6 +18,7 @@ public final class TokenLM extends Module implements NextTokenModel {
     private final TokenLMConfig config;
     private final int vocab;
     private final Transformer transformer;
+    private PackedLinear vocabulary; // the tied output projection packed for inference, or null
 
     public TokenLM(TokenLMConfig config, int vocab) {
         this.config = config;
@@ -50,9 +54,20 @@ public final class TokenLM extends Module implements NextTokenModel {
      * for a single row (4096 x 256: 139-209 against 506-674 us here).
      */
     private Tensor project(Tensor h) {
-        Tensor e = transformer.embedTokens().weight(); // [V, d]
-        if (h.size(0) * h.size(1) == 1) return torch.mv(e, h.view(-1)).view(1, 1, -1);
-        return torch.linear(h, e);
+        if (vocabulary != null) return vocabulary.forward(h);
+        return Linear.apply(h, transformer.embedTokens().weight(), null); // E [V, d]
+    }
+
+    /** Readies the model for inference with weights of {@code type} (as {@code CalmModel.forInference}). */
+    public void forInference(WeightType type) {
+        eval();
+        if (type == WeightType.BF16) {
+            to(torch.ScalarType.BFloat16, false);
+        } else if (type.isPacked()) {
+            transformer.pack(type);
+            vocabulary = PackedLinear.of(transformer.embedTokens().weight(), null, type);
+        }
+        org.bytedeco.javacpp.Pointer.trimMemory(); // hand the freed float weights back to the system
     }
 
     public int contextTokens() {

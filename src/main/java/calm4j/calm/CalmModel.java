@@ -8,8 +8,9 @@ import calm4j.nn.KVCache;
 import calm4j.nn.LayerNorm;
 import calm4j.nn.Layers;
 import calm4j.nn.Transformer;
+import calm4j.nn.WeightType;
 import org.bytedeco.pytorch.Generator;
-import org.bytedeco.pytorch.LinearImpl;
+import calm4j.nn.Linear;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -36,7 +37,7 @@ public final class CalmModel extends Module {
     private final ChunkAutoencoder ae;
     private final Transformer transformer;
     private final Module embedProj;
-    private final LinearImpl embedIn, embedOut;
+    private final Linear embedIn, embedOut;
     private final LayerNorm embedNorm;
     private final GenerativeHead head;
     private final MultiTokenHead auxHead; // training only; null unless aux_token_weight > 0
@@ -72,6 +73,25 @@ public final class CalmModel extends Module {
 
     public CalmConfig config() {
         return config;
+    }
+
+    /**
+     * Readies the model for inference with weights of {@code type}: bf16 converts every tensor; fp16 and int8 pack
+     * each linear layer that generation runs (backbone, input compression, head, autoencoder decoder and its tied
+     * vocabulary projection) for fbgemm. The float weights stay, so a state dict or export is unchanged.
+     */
+    public void forInference(WeightType type) {
+        eval();
+        if (type == WeightType.BF16) {
+            to(torch.ScalarType.BFloat16, false);
+        } else if (type.isPacked()) {
+            transformer.pack(type);
+            embedIn.pack(type);
+            embedOut.pack(type);
+            head.pack(type);
+            ae.packDecoder(type);
+        }
+        org.bytedeco.javacpp.Pointer.trimMemory(); // hand the freed float weights back to the system
     }
 
     public ChunkAutoencoder autoencoder() {

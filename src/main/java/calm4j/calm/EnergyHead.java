@@ -3,8 +3,10 @@ package calm4j.calm;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.nn.LayerNorm;
 import calm4j.nn.Layers;
+import calm4j.nn.PackedLinear;
+import calm4j.nn.WeightType;
 import org.bytedeco.pytorch.Generator;
-import org.bytedeco.pytorch.LinearImpl;
+import calm4j.nn.Linear;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -33,7 +35,7 @@ public final class EnergyHead extends GenerativeHead {
     static final class Block extends Module {
         final LayerNorm inLn;
         final Module linearList;
-        final LinearImpl l0, l2, l4, down;
+        final Linear l0, l2, l4, down;
 
         Block(int d) {
             inLn = register_module("in_ln", new LayerNorm(d));
@@ -50,7 +52,19 @@ public final class EnergyHead extends GenerativeHead {
          */
         Tensor conditioning(Tensor c) {
             long d = c.size(-1);
-            return torch.linear(c, l0.weight().narrow(1, d, d));
+            return condPart != null ? condPart.forward(c) : Linear.apply(c, l0.weight().narrow(1, d, d), null);
+        }
+
+        /** L0's noise half W_e and its halves packed for inference: separate matrices once packed. */
+        private PackedLinear noisePart, condPart;
+
+        void pack(WeightType type) {
+            if (!type.isPacked()) return;
+            long d = l0.weight().size(0);
+            noisePart = PackedLinear.of(l0.weight().narrow(1, 0, d), l0.bias(), type);
+            condPart = PackedLinear.of(l0.weight().narrow(1, d, d), null, type);
+            Linear.release(l0.weight());
+            for (Linear l : new Linear[] {l2, l4, down}) l.pack(type);
         }
 
         /**
@@ -59,7 +73,9 @@ public final class EnergyHead extends GenerativeHead {
          */
         Tensor forward(Tensor e, Tensor cTerm) {
             long d = e.size(-1);
-            Tensor x = torch.linear(inLn.forward(e), l0.weight().narrow(1, 0, d), l0.bias()).add(cTerm);
+            Tensor n = inLn.forward(e);
+            Tensor x = (noisePart != null ? noisePart.forward(n) : Linear.apply(n, l0.weight().narrow(1, 0, d),
+                    l0.bias())).add(cTerm);
             TensorVector gu = l4.forward(torch.silu(l2.forward(torch.silu(x)))).chunk(2, -1);
             return e.add(down.forward(torch.silu(gu.get(0)).mul(gu.get(1))));
         }
@@ -68,7 +84,7 @@ public final class EnergyHead extends GenerativeHead {
     static final class FinalLayer extends Module {
         final LayerNorm inLn;
         final Module linearList;
-        final LinearImpl l0, l2;
+        final Linear l0, l2;
 
         FinalLayer(int d, int latent) {
             inLn = register_module("in_ln", new LayerNorm(d));
@@ -90,7 +106,7 @@ public final class EnergyHead extends GenerativeHead {
     private final int noiseSize;
     private final int numSamples, numTargets; // N head samples and M posterior targets per position
     private final EnergyScore energy;
-    private final LinearImpl noiseEmbd, hiddenEmbd;
+    private final Linear noiseEmbd, hiddenEmbd;
     private final LayerNorm normNoise, normHidden;
     private final Module blockList;
     private final List<Block> blocks = new ArrayList<>();
@@ -107,7 +123,7 @@ public final class EnergyHead extends GenerativeHead {
      * token enters the conditioning as {@code c = LayerNorm(Linear(h) + Linear(E[t1]))}.
      */
     static final class FirstToken extends Module {
-        final LinearImpl proj, embd;
+        final Linear proj, embd;
         final calm4j.nn.RMSNorm norm;
         final org.bytedeco.pytorch.EmbeddingImpl table; // the backbone's, shared
 
@@ -153,6 +169,16 @@ public final class EnergyHead extends GenerativeHead {
     @Override
     public String lossName() {
         return "energy";
+    }
+
+    @Override
+    public void pack(WeightType type) {
+        for (Linear l : new Linear[] {noiseEmbd, hiddenEmbd, finalLayer.l0, finalLayer.l2}) l.pack(type);
+        for (Block b : blocks) b.pack(type);
+        if (firstToken != null) {
+            firstToken.proj.pack(type);
+            firstToken.embd.pack(type);
+        }
     }
 
     @Override

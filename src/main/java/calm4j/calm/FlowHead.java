@@ -6,7 +6,7 @@ import calm4j.nn.Layers;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.LayerNormImpl;
 import org.bytedeco.pytorch.LayerNormOptions;
-import org.bytedeco.pytorch.LinearImpl;
+import calm4j.nn.Linear;
 import org.bytedeco.pytorch.LongVector;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -40,7 +40,7 @@ public final class FlowHead extends GenerativeHead {
     /** {@code x + gate * MLP(modulate(LN(x), shift, scale))}, the adaLN residual block. */
     static final class ResBlock extends Module {
         final LayerNormImpl inLn;
-        final LinearImpl mlp0, mlp2, ada;
+        final Linear mlp0, mlp2, ada;
         final Module mlp, adaLN; // held: libtorch calls back into every registered module's Java object
         final long d;
 
@@ -66,7 +66,7 @@ public final class FlowHead extends GenerativeHead {
     private final long d;
     private final int latent, numTargets;
     private int steps;
-    private final LinearImpl time0, time2, condEmbed, inputProj, finalLinear, finalAda;
+    private final Linear time0, time2, condEmbed, inputProj, finalLinear, finalAda;
     private final List<ResBlock> blocks = new ArrayList<>();
     // Held: libtorch calls back into every registered module's Java object (train/eval recurse through them).
     private final Module net, blockList, time, timeMlp, fin, finAda;
@@ -101,8 +101,8 @@ public final class FlowHead extends GenerativeHead {
         finalAda = finAda.register_module("1", zeroLinear(d, 2L * d));
     }
 
-    static LinearImpl xavierLinear(long in, long out) {
-        LinearImpl l = Layers.linear(in, out, true);
+    static Linear xavierLinear(long in, long out) {
+        Linear l = Layers.linear(in, out, true);
         try (NoGradGuard ng = new NoGradGuard()) {
             torch.xavier_uniform_(l.weight());
             l.bias().zero_();
@@ -111,13 +111,21 @@ public final class FlowHead extends GenerativeHead {
     }
 
     /** A zero-initialised Linear: the adaLN outputs and the final layer start at zero (the identity, and v = 0). */
-    static LinearImpl zeroLinear(long in, long out) {
-        LinearImpl l = Layers.linear(in, out, true);
+    static Linear zeroLinear(long in, long out) {
+        Linear l = Layers.linear(in, out, true);
         try (NoGradGuard ng = new NoGradGuard()) {
             l.weight().zero_();
             l.bias().zero_();
         }
         return l;
+    }
+
+    @Override
+    public void pack(calm4j.nn.WeightType type) {
+        for (Linear l : new Linear[] {time0, time2, condEmbed, inputProj, finalLinear, finalAda}) l.pack(type);
+        for (ResBlock b : blocks) {
+            for (Linear l : new Linear[] {b.mlp0, b.mlp2, b.ada}) l.pack(type);
+        }
     }
 
     @Override

@@ -70,4 +70,7 @@ public abstract class GenerativeHead extends Module {
 
     /** {@code n} samples per row of {@code h} [rows, d] from libtorch's generator, as [n, rows, l]. */
     public abstract Tensor sample(Tensor h, int n);
+
+    /** Packs the head's linear weights for inference (fp16, int8; {@link calm4j.nn.Linear#pack}). */
+    public abstract void pack(calm4j.nn.WeightType type);
 }

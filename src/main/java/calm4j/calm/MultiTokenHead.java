@@ -3,7 +3,7 @@ package calm4j.calm;
 import calm4j.nn.Layers;
 import calm4j.nn.RMSNorm;
 import org.bytedeco.pytorch.EmbeddingImpl;
-import org.bytedeco.pytorch.LinearImpl;
+import calm4j.nn.Linear;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -26,7 +26,7 @@ public final class MultiTokenHead extends Module {
     private final String shape;
     private final int k, vocab, d;
     private final EmbeddingImpl embedding; // the backbone's token table, shared (tied shape only)
-    private final LinearImpl proj;
+    private final Linear proj;
     private final RMSNorm norm;
 
     MultiTokenHead(String shape, int d, int k, int vocab, EmbeddingImpl embedding) {

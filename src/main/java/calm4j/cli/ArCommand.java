@@ -67,10 +67,14 @@ final class ArCommand {
         @Mixin
         EngineOptions engine;
 
+        @Mixin
+        WeightOptions weights;
+
         @Override
         public Integer call() {
             engine.engine();
             TokenLMRun r = TokenLMRun.load(run);
+            r.forInference(weights.type());
             print(r, data, r.evaluate(data, batches, batchSize, engine.quiet));
             return 0;
         }
@@ -113,10 +117,14 @@ final class ArCommand {
         @Mixin
         EngineOptions engine;
 
+        @Mixin
+        WeightOptions weights;
+
         @Override
         public Integer call() {
             engine.engine();
             TokenLMRun r = TokenLMRun.load(run);
+            r.forInference(weights.type());
             Sampling sampling = Sampling.at(temperature).withTopK(topK).withTopP(topP);
             List<GenerationRequest> reqs = new ArrayList<>();
             for (int i = 0; i < batch; i++) {

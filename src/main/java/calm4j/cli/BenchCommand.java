@@ -17,6 +17,7 @@ import calm4j.generate.GenerationOptions;
 import calm4j.generate.GenerationRequest;
 import calm4j.generate.TokenGenerator;
 import calm4j.nn.Layers;
+import calm4j.nn.WeightType;
 import calm4j.serve.CompletionServer;
 import calm4j.serve.LoadGenerator;
 import org.bytedeco.pytorch.AdamW;
@@ -388,8 +389,9 @@ final class BenchCommand {
                 + "or calm-xl (Llama-3 vocabulary); prints build time, resident memory and generation speed")
         String preset;
 
-        @Option(names = "--dtype", split = ",", defaultValue = "fp32,bf16", description = "--preset: weight types "
-                + "to measure (default: ${DEFAULT-VALUE})")
+        @Option(names = "--dtype", split = ",", defaultValue = "fp32,int8", description = "--preset: weight types "
+                + "to measure, each on a model built afresh: fp32, bf16, fp16, int8 (default: ${DEFAULT-VALUE}); give "
+                + "one for a resident-memory figure of that type alone")
         List<String> dtypes;
 
         @Option(names = "--release-tokens", defaultValue = "8", description = "--preset: new tokens per sequence "
@@ -480,33 +482,32 @@ final class BenchCommand {
             CalmConfig c = Configs.section(json, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
             AutoencoderConfig a = Configs.section(json, "autoencoder", AutoencoderConfig.DEFAULTS,
                     AutoencoderConfig.class, where);
-            long t0 = System.nanoTime();
-            CalmModel model = new CalmModel(c, new ChunkAutoencoder(a));
-            model.eval();
-            double build = (System.nanoTime() - t0) / 1e9;
-            System.out.printf("%s: %,d parameters (CALM %,d + autoencoder %,d), vocabulary %,d, K=%d; built with "
-                            + "random weights in %.1f s; resident %.2f GB%n", name, Layers.parameterCount(model, false),
-                    Layers.parameterCount(model, false) - Layers.parameterCount(model.autoencoder(), false),
-                    Layers.parameterCount(model.autoencoder(), false), a.vocabSize(), a.patchSize(), build,
-                    Memory.residentGb());
+            List<WeightType> types = dtypes.stream().map(WeightType::parse).toList();
             System.out.printf("prompt %d tokens, %d new tokens per sequence; T=1/2 draws a pool of 200 candidates "
                     + "per sequence and step, decoded in slices of at most 256 MiB of logits%n", promptTokens,
                     releaseTokens);
-            System.out.println("dtype  batch  T    tokens/s  ms/step  resident GB");
             Random r = new Random(0);
-            for (String dtype : dtypes) {
-                switch (dtype) {
-                    case "fp32" -> model.to(torch.ScalarType.Float, false);
-                    case "bf16" -> model.to(torch.ScalarType.BFloat16, false);
-                    default -> throw new UserError("--dtype takes fp32 and bf16, got " + dtype);
-                }
+            for (WeightType type : types) {
+                System.gc();
+                org.bytedeco.javacpp.Pointer.trimMemory(); // the previous type's model is gone
+                long t0 = System.nanoTime();
+                Engine.seed(0);
+                CalmModel model = new CalmModel(c, new ChunkAutoencoder(a));
+                long params = Layers.parameterCount(model, false), aeParams = Layers.parameterCount(
+                        model.autoencoder(), false);
+                model.forInference(type);
+                double build = (System.nanoTime() - t0) / 1e9;
+                System.out.printf("%s %s: %,d parameters (CALM %,d + autoencoder %,d), vocabulary %,d, K=%d; built "
+                                + "with random weights and prepared in %.1f s; resident %.2f GB%n", name, type, params,
+                        params - aeParams, aeParams, a.vocabSize(), a.patchSize(), build, Memory.residentGb());
+                System.out.println("dtype  batch  T    tokens/s  ms/step  resident GB");
                 for (int batch : new int[] {1, 8}) {
                     for (double t : new double[] {1.0, 0.5}) {
                         var gen = new CalmGenerator(model, a.eosId(), a.padId(),
                                 new GenerationOptions(t == 1 ? 1 : 200, false, 200)).stopAtEos(false);
                         Measured m = timeCalm("", gen, batch, t, promptTokens, releaseTokens, a.vocabSize(), r,
-                                false, 1);
-                        System.out.printf("%-5s  %5d  %-4s %8.1f  %7.0f  %6.2f%n", dtype, batch, t == 1 ? "1" : "1/2",
+                                true, repeats);
+                        System.out.printf("%-5s  %5d  %-4s %8.1f  %7.0f  %6.2f%n", type, batch, t == 1 ? "1" : "1/2",
                                 m.tokensPerS(), m.msPerStep(), Memory.residentGb());
                     }
                 }

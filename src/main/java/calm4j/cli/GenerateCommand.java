@@ -91,6 +91,9 @@ final class GenerateCommand implements Callable<Integer> {
     boolean json;
 
     @Mixin
+    WeightOptions weights;
+
+    @Mixin
     EngineOptions engine;
 
     @Override
@@ -114,7 +117,7 @@ final class GenerateCommand implements Callable<Integer> {
         Sampling sampling = Sampling.at(temperature).withTopP(topP);
         var options = new TextModel.Options(maxTokens, sampling, seed, stop,
                 new GenerationOptions(pool, exact, maxDraws));
-        if (!(LanguageModel.load(run) instanceof CalmRun calm)) {
+        if (!(LanguageModel.load(run, weights.type()) instanceof CalmRun calm)) {
             throw new UserError(run + " is not a CALM run: generate with a token model through calm ar generate");
         }
         ChatTemplate template = chatTemplate != null ? ChatTemplate.file(chatTemplate) : ChatTemplate.of(run);

@@ -105,12 +105,16 @@ final class LmCommand {
         Integer flowSteps;
 
         @Mixin
+        WeightOptions weights;
+
+        @Mixin
         EngineOptions engine;
 
         @Override
         public Integer call() {
             engine.engine();
             CalmRun calm = CalmRun.load(run);
+            calm.forInference(weights.type());
             if (flowSteps != null) {
                 if (!(calm.model().head() instanceof FlowHead flow)) {
                     throw new UserError("--flow-steps is for a CALM with the flow head; " + run + " has the "

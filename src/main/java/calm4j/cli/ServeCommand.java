@@ -71,6 +71,9 @@ final class ServeCommand implements Callable<Integer> {
     @Mixin
     EngineOptions engine;
 
+    @Mixin
+    WeightOptions weights;
+
     @Override
     public Integer call() throws Exception {
         engine.engine();
@@ -88,7 +91,7 @@ final class ServeCommand implements Callable<Integer> {
             System.err.println("calm serve: warning: listening on " + host + ": anyone who can reach this address can "
                     + "use the model (there is no authentication)");
         }
-        CompletionServer server = CompletionServer.start(run, options, chatTemplate);
+        CompletionServer server = CompletionServer.start(run, options, chatTemplate, weights.type());
         CountDownLatch stopped = new CountDownLatch(1);
         // SIGTERM (a service manager, a container stop) and Ctrl-C shut down gracefully and exit 0: running
         // sequences get --shutdown-grace seconds, every stream is ended properly.

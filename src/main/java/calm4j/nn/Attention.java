@@ -2,7 +2,6 @@ package calm4j.nn;
 
 import calm4j.engine.UserError;
 import org.bytedeco.pytorch.DoubleOptional;
-import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
@@ -13,7 +12,7 @@ import org.bytedeco.pytorch.global.torch;
  * libtorch's scaled-dot-product attention. With a {@link KVCache} it attends over the cached positions too.
  */
 public final class Attention extends Module {
-    private final LinearImpl q, k, v, o;
+    private final Linear q, k, v, o;
     private final int heads, kvHeads, headDim;
 
     public Attention(int dim, int heads, int kvHeads) {
@@ -28,6 +27,11 @@ public final class Attention extends Module {
         k = register_module("k_proj", Layers.linear(dim, (long) kvHeads * headDim, false));
         v = register_module("v_proj", Layers.linear(dim, (long) kvHeads * headDim, false));
         o = register_module("o_proj", Layers.linear((long) heads * headDim, dim, false));
+    }
+
+    /** Packs the four projections for inference ({@link Linear#pack}). */
+    public void pack(WeightType type) {
+        for (Linear l : new Linear[] {q, k, v, o}) l.pack(type);
     }
 
     /**

@@ -4,8 +4,6 @@ import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.DeviceOptional;
 import org.bytedeco.pytorch.EmbeddingImpl;
 import org.bytedeco.pytorch.GeneratorOptional;
-import org.bytedeco.pytorch.LinearImpl;
-import org.bytedeco.pytorch.LinearOptions;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.ScalarTypeOptional;
@@ -22,15 +20,8 @@ public final class Layers {
 
     private Layers() {}
 
-    public static LinearImpl linear(long in, long out, boolean bias) {
-        LinearOptions o = new LinearOptions(in, out);
-        o.bias().put(bias);
-        LinearImpl l = new LinearImpl(o);
-        try (var ng = new NoGradGuard()) {
-            l.weight().normal_(0.0, INIT_STD, new GeneratorOptional());
-            if (bias) l.bias().zero_();
-        }
-        return l;
+    public static Linear linear(long in, long out, boolean bias) {
+        return new Linear(in, out, bias);
     }
 
     public static EmbeddingImpl embedding(long vocab, long dim) {

@@ -1,15 +1,14 @@
 package calm4j.nn;
 
-import org.bytedeco.pytorch.LinearImpl;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
 
 /** The SwiGLU MLP of Llama: {@code down(silu(gate(x)) * up(x))}, no biases. */
 public final class SwiGLU extends Module {
-    private final LinearImpl gate;
-    private final LinearImpl up;
-    private final LinearImpl down;
+    private final Linear gate;
+    private final Linear up;
+    private final Linear down;
 
     public SwiGLU(long dim, long hidden) {
         gate = register_module("gate_proj", Layers.linear(dim, hidden, false));
@@ -19,6 +18,13 @@ public final class SwiGLU extends Module {
 
     public Tensor forward(Tensor x) {
         return down.forward(torch.silu(gate.forward(x)).mul(up.forward(x)));
+    }
+
+    /** Packs the three weights for inference ({@link Linear#pack}). */
+    public void pack(WeightType type) {
+        gate.pack(type);
+        up.pack(type);
+        down.pack(type);
     }
 
     /** Multiply-adds per position (for FLOP counts). */

@@ -60,6 +60,14 @@ public final class Transformer extends Module {
         return vocab * dim + layers * block + dim;
     }
 
+    /** Packs every layer's linear weights for inference ({@link Linear#pack}); the token table stays float. */
+    public void pack(WeightType type) {
+        for (Block b : layers) {
+            b.attention.pack(type);
+            b.mlp.pack(type);
+        }
+    }
+
     public EmbeddingImpl embedTokens() {
         return embedTokens;
     }

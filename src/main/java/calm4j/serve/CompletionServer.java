@@ -200,9 +200,15 @@ public final class CompletionServer implements AutoCloseable {
      * @param chatTemplate a Jinja chat template file, or null for the run's own ({@link ChatTemplate#of})
      */
     public static CompletionServer start(Path run, Options options, Path chatTemplate) throws IOException {
+        return start(run, options, chatTemplate, calm4j.nn.WeightType.FP32);
+    }
+
+    /** As {@link #start(Path, Options, Path)}, the model's weights held as {@code weights} for inference. */
+    public static CompletionServer start(Path run, Options options, Path chatTemplate, calm4j.nn.WeightType weights)
+            throws IOException {
         ChatTemplate chat = chatTemplate != null ? ChatTemplate.file(chatTemplate) : null;
-        return start(ServedModel.load(run, new GenerationOptions(options.pool(), false, options.maxDraws()), chat),
-                options);
+        return start(ServedModel.load(run, new GenerationOptions(options.pool(), false, options.maxDraws()), chat,
+                weights), options);
     }
 
     static CompletionServer start(ServedModel model, Options options) throws IOException {

@@ -26,8 +26,8 @@ class ServedModel {
     }
 
     /** The run in {@code run}, named by its folder, chatting with {@code chat} (null: the run's own template). */
-    static ServedModel load(Path run, GenerationOptions options, ChatTemplate chat) {
-        LanguageModel lm = LanguageModel.load(run);
+    static ServedModel load(Path run, GenerationOptions options, ChatTemplate chat, calm4j.nn.WeightType weights) {
+        LanguageModel lm = LanguageModel.load(run, weights);
         String id = run.toAbsolutePath().normalize().getFileName().toString();
         return new ServedModel(id, lm, options, chat != null ? chat : ChatTemplate.of(run));
     }

@@ -61,9 +61,14 @@ class OfficialParityTest {
 
     /** Max abs differences of the CALM's outputs from the authors' for one layout: hidden, samples, loss. */
     static double[] calmDifferences(String layout) {
+        return calmDifferences(layout, calm4j.nn.WeightType.FP32);
+    }
+
+    /** As {@link #calmDifferences(String)}, the CALM's weights held as {@code type} for inference. */
+    static double[] calmDifferences(String layout, calm4j.nn.WeightType type) {
         Path dir = FIXTURE.resolve(layout);
         calm4j.calm.CalmModel calm = HuggingFaceLayout.officialCalm(dir, HuggingFaceLayout.readWeights(dir), null);
-        calm.eval();
+        calm.forInference(type);
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor ids = expected.get("input_ids");                          // [2, 32]
             Tensor h = calm.hidden(ids, null);                               // [2, 8, d]
@@ -84,8 +89,9 @@ class OfficialParityTest {
             Tensor y = mu.unsqueeze(0).add(sigma.unsqueeze(0).mul(expected.get("energy_target_eps")));
             double loss = new calm4j.calm.EnergyScore(calm.config().alpha()).loss(xs, y).item_double();
             double lossDiff = Math.abs(loss - expected.get("energy_loss").item_double());
-            System.out.printf("official %s: max |diff| hidden %.2e, head samples %.2e, energy loss %.2e%n", layout,
-                    hidden, sampleDiff, lossDiff);
+            System.out.printf("official %s (%s): max |diff| hidden %.2e (of max |h| %.2e), head samples %.2e (of "
+                    + "%.2e), energy loss %.2e%n", layout, type, hidden, expected.get("calm_hidden").abs().max()
+                    .item_double(), sampleDiff, expected.get("head_samples").abs().max().item_double(), lossDiff);
             return new double[] {hidden, sampleDiff, lossDiff};
         }
     }
@@ -97,6 +103,37 @@ class OfficialParityTest {
             assertTrue(d[0] < 1e-4, layout + ": hidden states differ by " + d[0]);
             assertTrue(d[1] < 1e-4, layout + ": head samples differ by " + d[1]);
             assertTrue(d[2] < 1e-4, layout + ": energy loss differs by " + d[2]);
+        }
+    }
+
+    @Test
+    void int8AndFp16InferenceWeightsStayCloseToTheAuthorsFloat32Outputs() {
+        // int8: every linear layer quantized per output row (one byte a weight), activations per call; fp16: weights
+        // rounded to half precision. Measured bounds, printed above: see the README's weight-type section.
+        double[] fp16 = calmDifferences("calm", calm4j.nn.WeightType.FP16);
+        assertTrue(fp16[0] < 1e-2 && fp16[1] < 1e-2, java.util.Arrays.toString(fp16));
+        double[] int8 = calmDifferences("calm", calm4j.nn.WeightType.INT8);
+        assertTrue(int8[0] < 0.15 && int8[1] < 0.15, java.util.Arrays.toString(int8));
+        Path dir = FIXTURE.resolve("autoencoder");
+        AutoencoderConfig cfg = HuggingFaceLayout.autoencoderConfig(Configs.readTree(dir.resolve("config.json")),
+                dir.resolve("config.json"));
+        for (calm4j.nn.WeightType type : List.of(calm4j.nn.WeightType.FP16, calm4j.nn.WeightType.INT8)) {
+            ChunkAutoencoder ae = new ChunkAutoencoder(cfg);
+            StateDict.load(ae, StateDict.readFile(dir.resolve("pytorch_model.bin")), dir.toString());
+            ae.eval();
+            ae.packDecoder(type);
+            try (NoGradGuard ng = new NoGradGuard()) {
+                Tensor mu = expected.get("ae_mean").reshape(-1, cfg.latentSize());
+                Tensor logits = ae.decode(mu).reshape(expected.get("ae_logits_of_mean").sizes().vec().get());
+                Tensor want = expected.get("ae_logits_of_mean");
+                double d = maxAbsDiff(logits, want);
+                double agree = logits.argmax(new org.bytedeco.pytorch.LongOptional(-1), false)
+                        .eq(want.argmax(new org.bytedeco.pytorch.LongOptional(-1), false))
+                        .to(org.bytedeco.pytorch.global.torch.ScalarType.Float).mean().item_double();
+                System.out.printf("official autoencoder decoder (%s): max |diff| logits %.2e (of max %.2e), argmax "
+                        + "tokens agree %.1f%%%n", type, d, want.abs().max().item_double(), 100 * agree);
+                assertTrue(agree >= (type == calm4j.nn.WeightType.FP16 ? 1.0 : 0.95), type + ": " + agree);
+            }
         }
     }
 

@@ -339,7 +339,7 @@ class CompletionServerTest {
     }
 
     static ServedModel load(java.nio.file.Path run) {
-        return ServedModel.load(run, new GenerationOptions(50, false, 50), null);
+        return ServedModel.load(run, new GenerationOptions(50, false, 50), null, calm4j.nn.WeightType.FP32);
     }
 
     /** {@code real} with each new session wrapped by {@code wrap}. */

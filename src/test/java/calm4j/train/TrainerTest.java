@@ -12,7 +12,7 @@ import calm4j.run.Checkpoints;
 import calm4j.run.MetricsLog;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.bytedeco.pytorch.EmbeddingImpl;
-import org.bytedeco.pytorch.LinearImpl;
+import calm4j.nn.Linear;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -37,7 +37,7 @@ class TrainerTest {
     /** A tiny bigram language model with dropout, so that the random state matters for exact resume. */
     static final class Bigram extends Module implements Trainable {
         final EmbeddingImpl emb = register_module("emb", Layers.embedding(V, 16));
-        final LinearImpl out = register_module("out", Layers.linear(16, V, true));
+        final Linear out = register_module("out", Layers.linear(16, V, true));
         boolean poison;
 
         @Override
