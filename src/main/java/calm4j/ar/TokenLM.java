@@ -40,12 +40,12 @@ public final class TokenLM extends Module implements NextTokenModel {
     /** Next-token logits [B, L, V] of token ids [B, L]; with a cache, the ids continue the cached positions. */
     @Override
     public Tensor logits(Tensor tokens, KVCache cache) {
-        return project(transformer.forward(transformer.embedTokens().forward(tokens), cache));
+        return project(transformer.forward(transformer.embed(tokens), cache));
     }
 
     /** As {@link #logits(Tensor, KVCache)} for left-padded rows: {@code keyMask} [B, cached + L] is false at pads. */
     public Tensor logits(Tensor tokens, KVCache cache, Tensor keyMask) {
-        return project(transformer.forward(transformer.embedTokens().forward(tokens), cache, keyMask));
+        return project(transformer.forward(transformer.embed(tokens), cache, keyMask));
     }
 
     /**
@@ -64,8 +64,8 @@ public final class TokenLM extends Module implements NextTokenModel {
         if (type == WeightType.BF16) {
             to(torch.ScalarType.BFloat16, false);
         } else if (type.isPacked()) {
+            vocabulary = PackedLinear.of(transformer.embedTokens().weight(), null, type); // before the table goes
             transformer.pack(type);
-            vocabulary = PackedLinear.of(transformer.embedTokens().weight(), null, type);
         }
         org.bytedeco.javacpp.Pointer.trimMemory(); // hand the freed float weights back to the system
     }

@@ -56,7 +56,7 @@ public final class CalmModel extends Module {
         embedIn = embedProj.register_module("0", Layers.linear((long) k * d, 2L * d, true));
         embedOut = embedProj.register_module("2", Layers.linear(2L * d, d, true));
         embedNorm = embedProj.register_module("3", new LayerNorm(d));
-        GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize(), transformer.embedTokens());
+        GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize(), transformer);
         head = register_module(chosen.moduleName(), chosen);
         if (head instanceof EnergyHead e) e.decoder = ae;
         auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
@@ -85,10 +85,11 @@ public final class CalmModel extends Module {
         if (type == WeightType.BF16) {
             to(torch.ScalarType.BFloat16, false);
         } else if (type.isPacked()) {
+            head.pack(type); // first: heads that project onto the token table pack that before the table goes
+            if (auxHead != null) auxHead.pack(type);
             transformer.pack(type);
             embedIn.pack(type);
             embedOut.pack(type);
-            head.pack(type);
             ae.packDecoder(type);
         }
         org.bytedeco.javacpp.Pointer.trimMemory(); // hand the freed float weights back to the system
@@ -109,7 +110,7 @@ public final class CalmModel extends Module {
     /** Input vectors [B, S, d] of token ids [B, S*K]: each chunk's K embeddings concatenated and compressed. */
     public Tensor embedChunks(Tensor tokens) {
         long b = tokens.size(0), s = tokens.size(1) / patchSize();
-        Tensor e = transformer.embedTokens().forward(tokens).reshape(b, s, (long) patchSize() * config.hiddenSize());
+        Tensor e = transformer.embed(tokens).reshape(b, s, (long) patchSize() * config.hiddenSize());
         return embedNorm.forward(embedOut.forward(torch.silu(embedIn.forward(e))));
     }
 

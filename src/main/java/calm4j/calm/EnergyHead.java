@@ -125,23 +125,26 @@ public final class EnergyHead extends GenerativeHead {
     static final class FirstToken extends Module {
         final Linear proj, embd;
         final calm4j.nn.RMSNorm norm;
-        final org.bytedeco.pytorch.EmbeddingImpl table; // the backbone's, shared
+        final calm4j.nn.Transformer backbone; // its token table is shared
 
-        FirstToken(int d, org.bytedeco.pytorch.EmbeddingImpl table) {
-            this.table = table;
+        FirstToken(int d, calm4j.nn.Transformer backbone) {
+            this.backbone = backbone;
             proj = register_module("proj", Layers.linear(d, d, false));
             norm = register_module("norm", new calm4j.nn.RMSNorm(d));
             embd = register_module("embd", Layers.linear(d, d, true));
         }
 
+        PackedLinear tokens; // the projection onto the table, packed for inference
+
         /** Logits [rows, V] of the next chunk's first token. */
         Tensor logits(Tensor h) {
-            return torch.linear(norm.forward(proj.forward(h)), table.weight());
+            Tensor u = norm.forward(proj.forward(h));
+            return tokens != null ? tokens.forward(u) : torch.linear(u, backbone.embedTokens().weight());
         }
 
         /** The conditioning term of tokens {@code t} [...] (long): [..., d]. */
         Tensor condition(Tensor t) {
-            return embd.forward(table.forward(t));
+            return embd.forward(backbone.embed(t));
         }
     }
 
@@ -150,7 +153,7 @@ public final class EnergyHead extends GenerativeHead {
     }
 
     public EnergyHead(int d, int noiseSize, int numBlocks, int latent, int numSamples, int numTargets, double alpha,
-                      org.bytedeco.pytorch.EmbeddingImpl firstTokenTable) {
+                      calm4j.nn.Transformer firstTokenTable) {
         this.noiseSize = noiseSize;
         this.numSamples = numSamples;
         this.numTargets = numTargets;
@@ -178,6 +181,9 @@ public final class EnergyHead extends GenerativeHead {
         if (firstToken != null) {
             firstToken.proj.pack(type);
             firstToken.embd.pack(type);
+            if (type.isPacked()) {
+                firstToken.tokens = PackedLinear.of(firstToken.backbone.embedTokens().weight(), null, type);
+            }
         }
     }
 

@@ -17,7 +17,7 @@ import java.util.Arrays;
  */
 public abstract class GenerativeHead extends Module {
     /** The head a config names: "energy" or "flow". */
-    static GenerativeHead of(CalmConfig c, int latent, org.bytedeco.pytorch.EmbeddingImpl tokenTable) {
+    static GenerativeHead of(CalmConfig c, int latent, calm4j.nn.Transformer tokenTable) {
         return switch (c.head()) {
             case "energy" -> new EnergyHead(c.hiddenSize(), c.noiseSize(), c.numMlpLayers(), latent, c.numSamples(),
                     c.numTargets(), c.alpha(), c.headFirstToken() ? tokenTable : null);

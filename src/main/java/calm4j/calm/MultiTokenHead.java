@@ -1,6 +1,8 @@
 package calm4j.calm;
 
 import calm4j.nn.Layers;
+import calm4j.nn.PackedLinear;
+import calm4j.nn.WeightType;
 import calm4j.nn.RMSNorm;
 import org.bytedeco.pytorch.EmbeddingImpl;
 import calm4j.nn.Linear;
@@ -28,6 +30,7 @@ public final class MultiTokenHead extends Module {
     private final EmbeddingImpl embedding; // the backbone's token table, shared (tied shape only)
     private final Linear proj;
     private final RMSNorm norm;
+    private PackedLinear tokens; // the tied projection packed for inference, or null
 
     MultiTokenHead(String shape, int d, int k, int vocab, EmbeddingImpl embedding) {
         this.shape = shape;
@@ -49,7 +52,16 @@ public final class MultiTokenHead extends Module {
         long p = h.size(0);
         if (norm == null) return proj.forward(h).view(p, k, vocab);
         Tensor u = norm.forward(proj.forward(h).view(p, k, d)); // [P, K, d]
-        return torch.linear(u, embedding.weight());             // [P, K, V]
+        return tokens != null ? tokens.forward(u) : torch.linear(u, embedding.weight()); // [P, K, V]
+    }
+
+    /**
+     * Packs the head for inference (evaluation reads it as a diagnostic): its projection, and for the tied shape the
+     * projection onto the token table, before the backbone frees that table.
+     */
+    void pack(WeightType type) {
+        proj.pack(type);
+        if (norm != null && type.isPacked()) tokens = PackedLinear.of(embedding.weight(), null, type);
     }
 
     /** Mean cross-entropy of the next chunks' tokens {@code targets} [P, K] given hidden states [P, d]. */

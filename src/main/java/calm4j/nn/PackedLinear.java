@@ -68,7 +68,7 @@ public final class PackedLinear {
                             null, null, null);
                 }
                 // Per-row scale: rows of very different magnitude (common in trained layers) keep their precision.
-                Tensor s = w.abs().amax(new long[] {1}, true).clamp_min(new Scalar(1e-12)); // [out, 1]
+                Tensor s = rowAbsMax(w).clamp_min(new Scalar(1e-12)); // [out, 1]
                 T_TensorTensorDoubleLong_T q = torch.fbgemm_linear_quantize_weight(w.div(s));
                 Tensor packed = torch.fbgemm_pack_quantized_matrix(q.get0());
                 // The int8 GEMM reads only the shape of its unpacked-weight argument: an [out, in] view of one zero
@@ -80,6 +80,19 @@ public final class PackedLinear {
                         new Scalar(q.get2()), new Scalar(q.get3()));
             }
         });
+    }
+
+    /**
+     * The largest magnitude of each row of {@code w} [out, in], as [out, 1], in blocks of rows: a release's vocabulary
+     * projection (128k x 2560) would otherwise need a second float copy of itself for abs().
+     */
+    public static Tensor rowAbsMax(Tensor w) {
+        long rows = w.size(0), block = Math.max(1, (16L << 20) / Math.max(1, w.size(1)));
+        org.bytedeco.pytorch.TensorVector parts = new org.bytedeco.pytorch.TensorVector();
+        for (long at = 0; at < rows; at += block) {
+            parts.push_back(w.narrow(0, at, Math.min(block, rows - at)).abs().amax(new long[] {1}, true));
+        }
+        return torch.cat(parts, 0);
     }
 
     /** {@code x} [..., in] -> [..., out]. */

@@ -38,6 +38,7 @@ public final class Transformer extends Module {
     private final List<Block> layers = new ArrayList<>();
     private final RMSNorm norm;
     private final RotaryEmbedding rope;
+    private Tensor tableInt8, tableScale; // the token table as int8 rows and their scales, once packed for int8
 
     public Transformer(int vocab, int dim, int layers, int heads, int kvHeads, int ffn, long maxPositions,
                        double ropeTheta) {
@@ -60,12 +61,47 @@ public final class Transformer extends Module {
         return vocab * dim + layers * block + dim;
     }
 
-    /** Packs every layer's linear weights for inference ({@link Linear#pack}); the token table stays float. */
+    /**
+     * Packs every layer's linear weights for inference ({@link Linear#pack}); with int8, the token table too: each
+     * row stored as int8 with its own scale (a lookup dequantizes the rows it reads), the float table freed. A caller
+     * that also projects onto the table (tied logits) packs that projection first.
+     */
     public void pack(WeightType type) {
         for (Block b : layers) {
             b.attention.pack(type);
             b.mlp.pack(type);
         }
+        if (type == WeightType.INT8) {
+            Tensor w = embedTokens.weight();
+            calm4j.engine.Engine.step(() -> {
+                try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
+                    Tensor scale = PackedLinear.rowAbsMax(w).clamp_min(new org.bytedeco.pytorch.Scalar(1e-12))
+                            .div(new org.bytedeco.pytorch.Scalar(127.0));                       // [V, 1]
+                    tableScale = scale.retainReference();
+                    // in place, block by block: the float table is freed right after, so it can be overwritten
+                    long rows = w.size(0), block = 8192;
+                    org.bytedeco.pytorch.TensorVector q = new org.bytedeco.pytorch.TensorVector();
+                    for (long at = 0; at < rows; at += block) {
+                        long n = Math.min(block, rows - at);
+                        q.push_back(w.narrow(0, at, n).div_(scale.narrow(0, at, n)).round_()
+                                .to(org.bytedeco.pytorch.global.torch.ScalarType.Char));
+                    }
+                    tableInt8 = org.bytedeco.pytorch.global.torch.cat(q, 0).retainReference();   // [V, d]
+                }
+            });
+            Linear.release(w);
+        }
+    }
+
+    /** Input vectors [..., d] of token ids [...]: the table's rows (dequantized when the table is int8). */
+    public Tensor embed(Tensor tokens) {
+        if (tableInt8 == null) return embedTokens.forward(tokens);
+        Tensor flat = tokens.reshape(-1);
+        Tensor rows = tableInt8.index_select(0, flat).to(org.bytedeco.pytorch.global.torch.ScalarType.Float)
+                .mul(tableScale.index_select(0, flat));
+        long[] shape = java.util.Arrays.copyOf(tokens.sizes().vec().get(), (int) tokens.dim() + 1);
+        shape[shape.length - 1] = tableInt8.size(1);
+        return rows.view(shape);
     }
 
     public EmbeddingImpl embedTokens() {
