@@ -35,7 +35,8 @@ class PackageLayersTest {
             Map.entry("generate", 7),
             Map.entry("app", 8),
             Map.entry("release", 9), Map.entry("report", 9), Map.entry("serve", 9), Map.entry("api", 9),
-            Map.entry("cli", 10), Map.entry("langchain4j", 10));
+            Map.entry("bench", 10), Map.entry("langchain4j", 10),
+            Map.entry("cli", 11));
 
     private static final Path MAIN = Path.of("src/main/java/calm4j");
     /** An import or a qualified name of a calm4j class: {@code calm4j.<package>.<Class>}. */

@@ -3,175 +3,63 @@ package calm4j.cli;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.app.CalmRun;
-import calm4j.ar.TokenLM;
-import calm4j.ar.TokenLMConfig;
+import calm4j.bench.Benchmarks;
+import calm4j.bench.Measurement;
+import calm4j.bench.Timing;
 import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
-import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.Memory;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
-import calm4j.generate.CalmGenerator;
-import calm4j.generate.GenerationOptions;
-import calm4j.generate.GenerationRequest;
-import calm4j.generate.TokenGenerator;
 import calm4j.nn.Layers;
 import calm4j.nn.WeightType;
-import calm4j.serve.CompletionServer;
-import calm4j.serve.LoadGenerator;
-import org.bytedeco.pytorch.AdamW;
-import org.bytedeco.pytorch.AdamWOptions;
-import org.bytedeco.pytorch.Generator;
-import org.bytedeco.pytorch.Module;
-import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
-import org.bytedeco.pytorch.global.torch;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
 import java.util.List;
-import java.util.Map;
 import java.util.Random;
 import java.util.concurrent.Callable;
-import java.util.function.Consumer;
-import java.util.function.Supplier;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that measure and print.",
         subcommands = {BenchCommand.All.class, BenchCommand.Ae.class, BenchCommand.Lm.class,
                 BenchCommand.Generate.class, BenchCommand.Serve.class})
 final class BenchCommand {
 
-    /** fp32 GFLOP/s of a 2048x2048 matmul: the yardstick model FLOP/s are compared with in the same run. */
-    static double matmulGflops() {
-        int n = 2048;
-        Tensor a = torch.randn(n, n), b = torch.randn(n, n);
-        Runnable product = () -> Engine.step(() -> {
-            a.matmul(b);
-        });
-        // The median of 10, as the eager reference, after products for a second and a half: just after start-up the
-        // JIT compiles on the same core, and the mean of 5 after one warm-up read 10-20% low.
-        warmUp(product);
-        return 2.0 * n * n * n / medianSeconds(10, product) / 1e9;
-    }
-
-    /**
-     * Median seconds per call of {@code step} over {@code steps} calls, after three warm-up calls (as the PyTorch-eager
-     * reference measures: the JIT compiles on the same core during the first calls).
-     */
-    static double secondsPerStep(Runnable step, int steps) {
-        for (int i = 0; i < 3; i++) step.run();
-        return medianSeconds(steps, step);
-    }
-
-    /**
-     * Runs {@code run} until a second and a half has passed (at least once): the JIT compiles the generation loop on
-     * the pinned core during the first runs (batch 1 here: 18.6, 10.4, then 6-9 ms per step from the third run on).
-     */
-    static void warmUp(Runnable run) {
-        long until = System.nanoTime() + 1_500_000_000L;
-        do run.run(); while (System.nanoTime() < until);
-    }
-
-    /** The median wall-clock seconds of {@code repeats} calls of {@code run}. */
-    static double medianSeconds(int repeats, Runnable run) {
-        double[] seconds = new double[repeats];
-        for (int i = 0; i < repeats; i++) {
-            long t0 = System.nanoTime();
-            run.run();
-            seconds[i] = (System.nanoTime() - t0) / 1e9;
+    /** A table row, or with {@code --json} one object a line. */
+    static void print(Measurement m, double gflops, boolean json) {
+        if (json) {
+            System.out.println(m.json(gflops));
+            return;
         }
-        return median(seconds);
+        double mfu = m.mfu(gflops);
+        String setting = Double.isNaN(m.temperature()) ? "" : m.temperature() == 0 ? " greedy"
+                : " T=" + (m.temperature() == 0.5 ? "1/2" : m.temperature() == 1 ? "1"
+                : String.format("%.3g", m.temperature()));
+        System.out.printf("%-30s %-5s %9.0f %9.1f  +-%3.0f%% %7s %9.2f%n", m.path() + " b" + m.batch() + setting,
+                m.dtype(), m.tokensPerS(), m.msPerStep(), 50 * m.spread(), Double.isNaN(mfu) ? "-"
+                        : String.format("%.1f%%", 100 * mfu), m.residentGb());
     }
 
-    /** Median seconds of one optimizer step on {@code loss} (backward, step, zero the gradients), after warm-ups. */
-    static double trainingSecondsPerStep(Supplier<Tensor> loss, AdamW opt, int steps) {
-        return secondsPerStep(() -> Engine.step(() -> {
-            loss.get().backward();
-            opt.step();
-            opt.zero_grad(true);
-        }), steps);
+    static final String HEADER = "path                           dtype  tokens/s   ms/step  spread     MFU  resident GB";
+
+    static void requireAtLeast(int value, int min, String option) {
+        if (value < min) throw new UserError(option + " must be at least " + min + ", got " + value);
     }
 
-    /** Prints training throughput and model FLOP/s against a matmul timed right after. */
-    static void reportTraining(double tokensPerS, double secondsPerStep, double flopsPerToken) {
-        double gflops = matmulGflops();
-        double model = flopsPerToken * tokensPerS / 1e9;
-        System.out.printf("  training: %,.0f tokens/s (%.1f ms/step)%n", tokensPerS, 1000 * secondsPerStep);
-        System.out.printf("  model: %.2f GFLOP/s = %.1f%% of a 2048^3 fp32 matmul (%.1f GFLOP/s, same run)%n",
-                model, 100 * model / gflops, gflops);
-    }
-
-    /** One measured path: throughput, time per step, model FLOPs per token (training paths; NaN otherwise). */
-    record Measured(String path, double tokensPerS, double msPerStep, double flopsPerToken) {}
-
-    /**
-     * Tokens/s and ms per step of one batch generated by {@code gen} from random prompts: the median of
-     * {@code repeats} timed runs (a run of 16 steps varies by 30% on a busy machine), after {@link #warmUp} when asked.
-     */
-    static Measured timeCalm(String path, CalmGenerator gen, int batch, double t, int prompt,
-                             int newTokens, int vocab, Random r, boolean warmUp, int repeats) {
-        List<GenerationRequest> reqs = new ArrayList<>();
-        for (int b = 0; b < batch; b++) {
-            reqs.add(new GenerationRequest(r.ints(prompt, 3, vocab).toArray(), newTokens, t, b));
-        }
-        if (warmUp) warmUp(() -> gen.generate(reqs, null));
-        List<CalmGenerator.Output> outs = new ArrayList<>();
-        double sec = medianSeconds(repeats, () -> {
-            outs.clear();
-            outs.addAll(gen.generate(reqs, null));
-        });
-        long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum(); // the same in every run
-        int steps = outs.stream().mapToInt(CalmGenerator.Output::steps).max().orElse(1);
-        return new Measured(path, tokens / sec, 1000 * sec / steps, Double.NaN);
-    }
-
-    /** As {@link #timeCalm} for the token model (one token a step; temperature 0 is greedy). */
-    static Measured timeToken(String path, TokenGenerator gen, int batch, double t, int prompt,
-                              int newTokens, int vocab, Random r, int repeats) {
-        List<GenerationRequest> reqs = new ArrayList<>();
-        for (int b = 0; b < batch; b++) {
-            reqs.add(new GenerationRequest(r.ints(prompt, 3, vocab).toArray(), newTokens, t, b));
-        }
-        warmUp(() -> gen.generate(reqs));
-        List<TokenGenerator.Output> outs = new ArrayList<>();
-        double sec = medianSeconds(repeats, () -> {
-            outs.clear();
-            outs.addAll(gen.generate(reqs));
-        });
-        long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum(); // the same in every run
-        return new Measured(path, tokens / sec, 1000 * sec / newTokens, Double.NaN);
-    }
-
-    static double median(double[] values) {
-        double[] sorted = values.clone();
-        Arrays.sort(sorted);
-        int m = sorted.length / 2;
-        return sorted.length % 2 == 1 ? sorted[m] : (sorted[m - 1] + sorted[m]) / 2;
-    }
-
-    /**
-     * Every path on the configuration of docs/method.md §7 (vocabulary 4096; AE d=256 l=128; CALM d=256 x 4 layers,
-     * head 4 blocks, K=4, N=8, M=100; 8 x 1024 tokens per training step; generation from 32-token prompts, 64 new
-     * tokens): training of the autoencoder, the CALM and the token model with the CALM's backbone, and generation
-     * at T=1 and T=1/2 (pool 200) and by the token model (T=1 and greedy) at batch 1, 8 and 16.
-     */
     @Command(name = "all", mixinStandardHelpOptions = true,
             description = "Every training and generation path on the reference benchmark configuration (preset "
-                    + "bench): tokens/s, ms/step, model FLOP/s against a same-run matmul (MFU), resident memory, and "
-                    + "the CALM/token-model generation ratio; --json for tracking.")
+                    + "bench): tokens/s and ms/step (medians, with their spread over the timed runs), model FLOP/s "
+                    + "against a same-run matmul (MFU), resident memory, and the CALM/token-model generation ratio; "
+                    + "--json for tracking.")
     static final class All implements Callable<Integer> {
-        @Option(names = "--json", description = "one JSON object per path and line instead of the table")
+        @Option(names = "--json", description = "one JSON object per measured setting and line instead of the table")
         boolean json;
 
-        @Option(names = "--steps", defaultValue = "5", description = "timed training steps per path (default: "
-                + "${DEFAULT-VALUE}, the median after three warm-up steps)")
+        @Option(names = "--steps", defaultValue = "5", description = "timed training steps per path after three "
+                + "warm-up steps; the median is printed (default: ${DEFAULT-VALUE})")
         int steps;
 
         @Option(names = "--head", defaultValue = "energy", description = "the CALM's head (default: ${DEFAULT-VALUE})")
@@ -184,96 +72,41 @@ final class BenchCommand {
         @Mixin
         EngineOptions engine;
 
-        static final int VOCAB = 4096, BATCH = 8, TOKENS = 1024, PROMPT = 32, NEW = 64;
-
         @Override
         public Integer call() {
-            engine.engine();
+            Engine e = engine.engine();
             Engine.seed(0);
-            if (repeats < 1) throw new UserError("--repeats must be at least 1, got " + repeats);
-            double gflops = matmulGflops();
-            AutoencoderConfig ac = Presets.section("bench", "autoencoder", AutoencoderConfig.class);
-            int k = ac.patchSize(), chunks = TOKENS / k;
-            CalmConfig cc = Presets.section("bench", "model", CalmConfig.class).with("context_chunks", chunks,
-                    "eval_block_chunks", chunks, "head", head);
+            requireAtLeast(repeats, 1, "--repeats");
+            requireAtLeast(steps, 1, "--steps");
+            Benchmarks.Suite suite = Benchmarks.all(head, steps, repeats);
             if (!json) {
-                System.out.printf("calm4j bench all: %s head, vocabulary %d, %d x %d tokens per training step, "
-                        + "%d threads; 2048^3 fp32 matmul %.1f GFLOP/s%n", head, VOCAB, BATCH, TOKENS,
-                        engine.engine().threads(), gflops);
-                System.out.println("path                          tokens/s   ms/step     MFU  resident GB");
+                System.out.printf("calm4j bench all: %s head, vocabulary 4096, 8 x 1024 tokens per training step, "
+                        + "%d threads; 2048^3 fp32 matmul %.1f GFLOP/s; spread = (slowest - fastest) / 2 / median%n",
+                        head, e.threads(), suite.matmulGflops());
+                System.out.println(HEADER);
             }
-            Map<String, Double> rate = new HashMap<>();
-            Consumer<Measured> out = m -> {
-                rate.put(m.path(), m.tokensPerS());
-                print(m, gflops);
-            };
-
-            ChunkAutoencoder ae = new ChunkAutoencoder(ac);
-            ae.train(true);
-            AdamW aeOpt = new AdamW(ae.parameters(), new AdamWOptions(1e-3));
-            Tensor aeTokens = torch.randint(VOCAB, new long[] {TOKENS / k * BATCH, k});
-            double s = trainingSecondsPerStep(() -> ae.loss(aeTokens).total(), aeOpt, steps);
-            out.accept(new Measured("ae_train", BATCH * TOKENS / s, 1000 * s, ac.trainingFlopsPerChunk() / k));
-
-            CalmModel calm = new CalmModel(cc, ae);
-            calm.train(true);
-            AdamW calmOpt = new AdamW(Lm.trainable(calm), new AdamWOptions(3e-4));
-            Tensor blocks = torch.randint(VOCAB, new long[] {BATCH, (long) (chunks + 1) * k});
-            s = trainingSecondsPerStep(() -> calm.loss(blocks), calmOpt, steps);
-            out.accept(new Measured("calm_train", BATCH * TOKENS / s, 1000 * s, cc.trainingFlopsPerChunk(ac) / k));
-
-            var tc = Presets.section("bench", "token_model", TokenLMConfig.class);
-            var token = new TokenLM(tc, VOCAB);
-            token.train(true);
-            AdamW tokenOpt = new AdamW(token.parameters(), new AdamWOptions(3e-4));
-            Tensor seqs = torch.randint(VOCAB, new long[] {BATCH, TOKENS + 1});
-            s = trainingSecondsPerStep(() -> token.loss(seqs), tokenOpt, steps);
-            out.accept(new Measured("token_train", BATCH * TOKENS / s, 1000 * s, tc.trainingFlopsPerToken(VOCAB)));
-
-            calm.eval();
-            token.eval();
-            Random r = new Random(0);
-            for (int batch : new int[] {1, 8, 16}) {
-                for (double t : new double[] {1.0, 0.5}) {
-                    var gen = new CalmGenerator(calm, 0, 1, new GenerationOptions(t == 1 ? 1 : 200, false, 200))
-                            .stopAtEos(false);
-                    out.accept(timeCalm("calm_generate_t" + (t == 1 ? "1" : "0.5") + "_b" + batch, gen, batch, t,
-                            PROMPT, NEW, VOCAB, r, true, repeats));
-                }
-                for (double t : new double[] {1.0, 0.0}) {
-                    var gen = new TokenGenerator(token, 0, 1, k).stopAtEos(false);
-                    out.accept(timeToken("token_generate" + (t == 0 ? "_greedy" : "") + "_b" + batch, gen, batch, t,
-                            PROMPT, NEW, VOCAB, r, repeats));
-                }
-            }
+            for (Measurement m : suite.paths()) print(m, suite.matmulGflops(), json);
             if (!json) {
                 // K tokens a step is the method's ceiling for this ratio: the rest is the head and the decoder
-                System.out.printf("CALM over token model at T=1 (K=%d): batch 1 %.2fx, batch 8 %.2fx, batch 16 %.2fx%n",
-                        k, rate.get("calm_generate_t1_b1") / rate.get("token_generate_b1"),
-                        rate.get("calm_generate_t1_b8") / rate.get("token_generate_b8"),
-                        rate.get("calm_generate_t1_b16") / rate.get("token_generate_b16"));
+                StringBuilder sb = new StringBuilder("CALM over token model at T=1 (K=4):");
+                for (int b : new int[] {1, 8, 16}) {
+                    sb.append(String.format(" batch %d %.2fx", b, suite.find("calm_generate", b, 1).tokensPerS()
+                            / suite.find("token_generate", b, 1).tokensPerS()));
+                }
+                System.out.println(sb);
                 System.out.printf("peak resident memory %.2f GB%n", Memory.peakResidentGb());
             }
             return 0;
         }
+    }
 
-        private void print(Measured m, double gflops) {
-            double mfu = m.flopsPerToken() * m.tokensPerS() / 1e9 / gflops;
-            if (json) {
-                var o = Configs.JSON.createObjectNode();
-                o.put("path", m.path());
-                o.put("tokens_per_s", m.tokensPerS());
-                o.put("ms_per_step", m.msPerStep());
-                if (!Double.isNaN(mfu)) o.put("mfu", mfu);
-                o.put("matmul_gflops", gflops);
-                o.put("resident_gb", Memory.residentGb());
-                o.put("head", head);
-                System.out.println(o.toString());
-            } else {
-                System.out.printf("%-28s %9.0f %9.1f %7s %12.2f%n", m.path(), m.tokensPerS(), m.msPerStep(),
-                        Double.isNaN(mfu) ? "-" : String.format("%.1f%%", 100 * mfu), Memory.residentGb());
-            }
-        }
+    static void reportTraining(Measurement m) {
+        double gflops = Timing.matmulGflops();
+        double model = m.flopsPerToken() * m.tokensPerS() / 1e9;
+        System.out.printf("  training: %,.0f tokens/s (%.1f ms/step, spread +-%.0f%%)%n", m.tokensPerS(),
+                m.msPerStep(), 50 * m.spread());
+        System.out.printf("  model: %.2f GFLOP/s = %.1f%% of a 2048^3 fp32 matmul (%.1f GFLOP/s, same run)%n",
+                model, 100 * model / gflops, gflops);
     }
 
     @Command(name = "ae", mixinStandardHelpOptions = true,
@@ -300,21 +133,12 @@ final class BenchCommand {
         public Integer call() {
             engine.engine();
             Engine.seed(0);
-            AutoencoderConfig d = AutoencoderConfig.DEFAULTS;
-            AutoencoderConfig c = new AutoencoderConfig(vocab, d.hiddenSize(), d.intermediateSize(), d.encoderLayers(),
-                    d.decoderLayers(), d.patchSize(), latent, true, d.tokenDrop(), d.latentDrop(), d.klClamp(),
-                    d.klWeight(), 1, 2, 0);
+            AutoencoderConfig c = AutoencoderConfig.DEFAULTS.with("latent_size", latent).withVocabulary(vocab, 1, 2, 0);
             ChunkAutoencoder ae = new ChunkAutoencoder(c);
-            ae.train(true);
-            AdamW opt = new AdamW(ae.parameters(), new AdamWOptions(1e-3));
-            Tensor tokens = torch.randint(vocab, new long[] {batch, c.patchSize()});
-            double s = trainingSecondsPerStep(() -> ae.loss(tokens).total(), opt, steps);
-            double tokensPerS = (double) batch * c.patchSize() / s;
-            double flopsPerToken = c.trainingFlopsPerChunk() / c.patchSize();
             System.out.printf("autoencoder d=%d ffn=%d K=%d l=%d vocab=%d, %,d parameters, batch %d chunks%n",
                     c.hiddenSize(), c.intermediateSize(), c.patchSize(), c.latentSize(), vocab,
                     Layers.parameterCount(ae, false), batch);
-            reportTraining(tokensPerS, s, flopsPerToken);
+            reportTraining(Benchmarks.autoencoderTraining(ae, batch, steps));
             return 0;
         }
     }
@@ -354,25 +178,12 @@ final class BenchCommand {
             CalmConfig cc = Presets.section("bench", "model", CalmConfig.class).with("context_chunks", chunks,
                     "eval_block_chunks", chunks, "head", head);
             CalmModel model = new CalmModel(cc, new ChunkAutoencoder(ac));
-            model.train(true);
-            AdamW opt = new AdamW(trainable(model), new AdamWOptions(3e-4));
-            Tensor batchTokens = torch.randint(vocab, new long[] {batch, (long) (chunks + 1) * k});
-            double s = trainingSecondsPerStep(() -> model.loss(batchTokens), opt, steps);
-            double tokensPerS = (double) batch * chunks * k / s;
-            double flopsPerToken = cc.trainingFlopsPerChunk(ac) / k;
             System.out.printf("CALM d=%d layers=%d %s head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
                             + "parameters, batch %d x %d tokens%n", cc.hiddenSize(), cc.numHiddenLayers(), cc.head(),
                     cc.numMlpLayers(), cc.numSamples(), cc.numTargets(), k, ac.latentSize(), vocab,
                     Layers.parameterCount(model, true), batch, tokens);
-            reportTraining(tokensPerS, s, flopsPerToken);
+            reportTraining(Benchmarks.calmTraining(model, batch, tokens, steps));
             return 0;
-        }
-
-        static TensorVector trainable(Module m) {
-            TensorVector out = new TensorVector();
-            var ps = m.parameters(true);
-            for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) out.push_back(ps.get(i));
-            return out;
         }
     }
 
@@ -389,9 +200,9 @@ final class BenchCommand {
                 + "or calm-xl (Llama-3 vocabulary); prints build time, resident memory and generation speed")
         String preset;
 
-        @Option(names = "--dtype", split = ",", defaultValue = "fp32,int8", description = "--preset: weight types "
-                + "to measure, each on a model built afresh: fp32, bf16, fp16, int8 (default: ${DEFAULT-VALUE}); give "
-                + "one for a resident-memory figure of that type alone")
+        @Option(names = "--dtype", split = ",", defaultValue = "fp32", description = "weight types to measure, "
+                + "each on the model prepared afresh: fp32, bf16, fp16, int8 (default: ${DEFAULT-VALUE}); with "
+                + "--preset give one for a resident-memory figure of that type alone")
         List<String> dtypes;
 
         @Option(names = "--release-tokens", defaultValue = "8", description = "--preset: new tokens per sequence "
@@ -412,6 +223,9 @@ final class BenchCommand {
                 + "printed (default: ${DEFAULT-VALUE})")
         int repeats;
 
+        @Option(names = "--json", description = "one JSON object per measured setting and line")
+        boolean json;
+
         @Mixin
         EngineOptions engine;
 
@@ -419,100 +233,68 @@ final class BenchCommand {
         public Integer call() {
             engine.engine();
             Engine.seed(0);
-            if (repeats < 1) throw new UserError("--repeats must be at least 1, got " + repeats);
-            if (preset != null) return release(preset);
-            CalmModel model = run != null ? CalmRun.load(run).model()
-                    : new CalmModel(CalmConfig.DEFAULTS.with("head", head), new ChunkAutoencoder(
-                            AutoencoderConfig.DEFAULTS.withVocabulary(4096, 1, 2, 0)));
-            int vocab = model.autoencoder().config().vocabSize();
-            System.out.printf("CALM generation, K=%d, prompt %d tokens, %d new tokens per sequence%n",
-                    model.patchSize(), promptTokens, maxTokens);
-            System.out.println("batch  T    pool  tokens/s  ms/step");
-            Random r = new Random(0);
-            double[] calmT1 = new double[2];
-            int[] batches = {1, 16};
-            for (int bi = 0; bi < 2; bi++) {
-                int batch = batches[bi];
-                for (int pool : new int[] {1, 200}) {
-                    double t = pool == 1 ? 1.0 : 0.5;
-                    var gen = new CalmGenerator(model, 0, 1, new GenerationOptions(pool, false, 2000)).stopAtEos(false);
-                    Measured m = timeCalm("", gen, batch, t, promptTokens, maxTokens, vocab, r, true, repeats);
-                    if (pool == 1) calmT1[bi] = m.tokensPerS();
-                    System.out.printf("%5d  %-4s %4d  %8.0f  %7.1f%n", batch, t == 1 ? "1" : "1/2", pool,
-                            m.tokensPerS(), m.msPerStep());
-                }
+            requireAtLeast(repeats, 1, "--repeats");
+            List<WeightType> types = dtypes.stream().map(WeightType::parse).toList();
+            if (preset != null) return release(types);
+            if (!json) {
+                System.out.printf("CALM generation, prompt %d tokens, %d new tokens per sequence; the token model "
+                        + "with the same backbone at T=1; spread = (slowest - fastest) / 2 / median%n", promptTokens,
+                        maxTokens);
+                System.out.println(HEADER);
             }
-            // The token model with the same backbone, one token a step, sampling at T = 1.
-            var c = model.config();
-            var tokenLm = new TokenLM(new TokenLMConfig(c.hiddenSize(), c.intermediateSize(),
-                    c.numHiddenLayers(), c.numAttentionHeads(), c.numKeyValueHeads(), c.ropeTheta(),
-                    c.contextChunks() * model.patchSize(), c.contextChunks() * model.patchSize()), vocab);
-            System.out.println("token model with the same backbone (T=1), and CALM's speed-up (K=" + model.patchSize()
-                    + " tokens a step):");
-            for (int bi = 0; bi < 2; bi++) {
-                int batch = batches[bi];
-                var gen = new TokenGenerator(tokenLm, 0, 1, model.patchSize()).stopAtEos(false);
-                Measured m = timeToken("", gen, batch, 1.0, promptTokens, maxTokens, vocab, r, repeats);
-                System.out.printf("%5d  token model %8.0f tokens/s  %7.1f ms/step;  CALM/token = %.2fx%n", batch,
-                        m.tokensPerS(), m.msPerStep(), calmT1[bi] / m.tokensPerS());
-            }
-            // Where a CALM step goes beyond the backbone: the head's sample and the autoencoder's decode.
-            for (int batch : batches) {
-                Tensor h = torch.randn(batch, c.hiddenSize());
-                var gens = new Generator[batch];
-                int[] ones = new int[batch];
-                for (int b = 0; b < batch; b++) {
-                    gens[b] = torch.make_generator_cpu();
-                    ones[b] = 1;
-                }
-                double ms = 1000 * secondsPerStep(() -> Engine.step(() -> {
-                    try (var ng = new NoGradGuard()) {
-                        model.sampleChunks(h, ones, gens);
+            for (WeightType type : types) {
+                CalmModel model = model();
+                var token = Benchmarks.tokenModelLike(model);
+                model.forInference(type);
+                token.forInference(type);
+                Random r = new Random(0);
+                for (int batch : new int[] {1, 16}) {
+                    Measurement calmT1 = null;
+                    for (double t : new double[] {1.0, 0.5}) {
+                        Measurement m = Benchmarks.calmGeneration(model, type.label(), batch, t, promptTokens,
+                                maxTokens, r, true, repeats);
+                        if (t == 1) calmT1 = m;
+                        print(m, Double.NaN, json);
                     }
-                }), 20);
-                System.out.printf("%5d  CALM head sample + decode: %.1f ms of each step%n", batch, ms);
+                    Measurement tok = Benchmarks.tokenGeneration(token, type.label(), model.patchSize(), batch, 1.0,
+                            promptTokens, maxTokens, r, repeats);
+                    print(tok, Double.NaN, json);
+                    if (!json) {
+                        System.out.printf("  %s batch %d: CALM/token = %.2fx (K=%d tokens a step); head sample + "
+                                        + "decode %.1f ms of a step%n", type, batch,
+                                calmT1.tokensPerS() / tok.tokensPerS(), model.patchSize(),
+                                Benchmarks.headAndDecodeMillis(model, batch));
+                    }
+                }
             }
             return 0;
         }
 
+        private CalmModel model() {
+            if (run != null) return CalmRun.load(run).model();
+            Engine.seed(0);
+            return new CalmModel(CalmConfig.DEFAULTS.with("head", head), new ChunkAutoencoder(
+                    AutoencoderConfig.DEFAULTS.withVocabulary(4096, 1, 2, 0)));
+        }
+
         /** The release-size benchmark: {@code preset}'s shapes, random weights, each weight type in turn. */
-        private int release(String name) {
-            var json = Presets.readNameOrFile(name);
-            String where = "preset " + name;
-            CalmConfig c = Configs.section(json, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
-            AutoencoderConfig a = Configs.section(json, "autoencoder", AutoencoderConfig.DEFAULTS,
-                    AutoencoderConfig.class, where);
-            List<WeightType> types = dtypes.stream().map(WeightType::parse).toList();
-            System.out.printf("prompt %d tokens, %d new tokens per sequence; T=1/2 draws a pool of 200 candidates "
-                    + "per sequence and step, decoded in slices of at most 256 MiB of logits%n", promptTokens,
-                    releaseTokens);
-            Random r = new Random(0);
-            for (WeightType type : types) {
-                System.gc();
-                org.bytedeco.javacpp.Pointer.trimMemory(); // the previous type's model is gone
-                long t0 = System.nanoTime();
-                Engine.seed(0);
-                CalmModel model = new CalmModel(c, new ChunkAutoencoder(a));
-                long params = Layers.parameterCount(model, false), aeParams = Layers.parameterCount(
-                        model.autoencoder(), false);
-                model.forInference(type);
-                double build = (System.nanoTime() - t0) / 1e9;
-                System.out.printf("%s %s: %,d parameters (CALM %,d + autoencoder %,d), vocabulary %,d, K=%d; built "
-                                + "with random weights and prepared in %.1f s; resident %.2f GB%n", name, type, params,
-                        params - aeParams, aeParams, a.vocabSize(), a.patchSize(), build, Memory.residentGb());
-                System.out.println("dtype  batch  T    tokens/s  ms/step  resident GB");
-                for (int batch : new int[] {1, 8}) {
-                    for (double t : new double[] {1.0, 0.5}) {
-                        var gen = new CalmGenerator(model, a.eosId(), a.padId(),
-                                new GenerationOptions(t == 1 ? 1 : 200, false, 200)).stopAtEos(false);
-                        Measured m = timeCalm("", gen, batch, t, promptTokens, releaseTokens, a.vocabSize(), r,
-                                true, repeats);
-                        System.out.printf("%-5s  %5d  %-4s %8.1f  %7.0f  %6.2f%n", type, batch, t == 1 ? "1" : "1/2",
-                                m.tokensPerS(), m.msPerStep(), Memory.residentGb());
-                    }
-                }
+        private int release(List<WeightType> types) {
+            if (!json) {
+                System.out.printf("prompt %d tokens, %d new tokens per sequence; T=1/2 draws a pool of 200 candidates "
+                        + "per sequence and step, decoded in slices of at most 256 MiB of logits%n", promptTokens,
+                        releaseTokens);
             }
-            System.out.printf("peak resident memory %.2f GB%n", Memory.peakResidentGb());
+            for (Benchmarks.ReleaseRun r : Benchmarks.release(preset, types, promptTokens, releaseTokens, repeats)) {
+                if (!json) {
+                    System.out.printf("%s %s: %,d parameters (CALM %,d + autoencoder %,d); built with random weights "
+                                    + "and prepared in %.1f s; resident %.2f GB%n", preset, r.type(), r.parameters(),
+                            r.parameters() - r.autoencoderParameters(), r.autoencoderParameters(), r.prepareSeconds(),
+                            r.residentGb());
+                    System.out.println(HEADER);
+                }
+                for (Measurement m : r.generation()) print(m, Double.NaN, json);
+            }
+            if (!json) System.out.printf("peak resident memory %.2f GB%n", Memory.peakResidentGb());
             return 0;
         }
     }
@@ -545,21 +327,11 @@ final class BenchCommand {
         @Override
         public Integer call() throws Exception {
             engine.engine();
-            double[] tokensPerSecond = new double[2];
-            int[] batches = {maxBatch, 1};
-            for (int i = 0; i < 2; i++) {
-                var options = new CompletionServer.Options("127.0.0.1", 0, batches[i],
-                        clients * requests, 4096, 600, 1 << 20, 200, 64);
-                try (var server = CompletionServer.start(run, options)) {
-                    LoadGenerator.run(server.url(), 2, 1, maxTokens, 1.0); // warm-up
-                    var r = LoadGenerator.run(server.url(), clients, requests, maxTokens, 1.0);
-                    System.out.printf("%-28s %s%n", batches[i] > 1 ? "shared batching (max " + batches[i] + "):"
-                            : "one sequence at a time:", r.format());
-                    tokensPerSecond[i] = r.tokensPerSecond();
-                }
-            }
+            Benchmarks.Serving s = Benchmarks.serving(run, clients, requests, maxTokens, maxBatch);
+            System.out.printf("%-28s %s%n", "shared batching (max " + maxBatch + "):", s.shared().format());
+            System.out.printf("%-28s %s%n", "one sequence at a time:", s.single().format());
             System.out.printf("throughput with shared batching / without: %.2fx (%d clients, %d tokens each)%n",
-                    tokensPerSecond[0] / tokensPerSecond[1], clients, maxTokens);
+                    s.shared().tokensPerSecond() / s.single().tokensPerSecond(), clients, maxTokens);
             return 0;
         }
     }

@@ -7,15 +7,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 
 /** Small trained runs to serve in tests: a CALM (with its autoencoder) and a token model, trained for a few steps. */
-final class ServedRuns {
-    final Path calm, tokenLm;
+public final class ServedRuns {
+    public final Path calm, tokenLm;
 
     private ServedRuns(Path calm, Path tokenLm) {
         this.calm = calm;
         this.tokenLm = tokenLm;
     }
 
-    static ServedRuns train(Path dir) throws IOException {
+    public static ServedRuns train(Path dir) throws IOException {
         Path corpus = calm4j.Fixtures.corpus(dir, 12, 3, 6);
         Path ae = dir.resolve("ae"), calm = dir.resolve("calm"), ar = dir.resolve("token-lm");
         Files.writeString(dir.resolve("ae.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
@@ -42,7 +42,7 @@ final class ServedRuns {
         if (status != 0) throw new IllegalStateException("training a run to serve failed with status " + status);
     }
 
-    static CompletionServer.Options options(int maxBatch, int queue, double timeoutSeconds) {
+    public static CompletionServer.Options options(int maxBatch, int queue, double timeoutSeconds) {
         return new CompletionServer.Options("127.0.0.1", 0, maxBatch, queue, 400, timeoutSeconds, 4096, 50, 50);
     }
 }

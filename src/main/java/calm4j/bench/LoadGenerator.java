@@ -1,4 +1,4 @@
-package calm4j.serve;
+package calm4j.bench;
 
 import calm4j.engine.Configs;
 import com.fasterxml.jackson.databind.node.ObjectNode;

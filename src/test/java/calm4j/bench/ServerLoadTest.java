@@ -1,4 +1,7 @@
-package calm4j.serve;
+package calm4j.bench;
+
+import calm4j.serve.CompletionServer;
+import calm4j.serve.ServedRuns;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,0 +1,257 @@
+package calm4j.bench;
+
+import calm4j.ae.AutoencoderConfig;
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.ar.TokenLM;
+import calm4j.ar.TokenLMConfig;
+import calm4j.calm.CalmConfig;
+import calm4j.calm.CalmModel;
+import calm4j.engine.Configs;
+import calm4j.engine.Engine;
+import calm4j.engine.Memory;
+import calm4j.engine.Presets;
+import calm4j.generate.CalmGenerator;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.GenerationRequest;
+import calm4j.generate.TokenGenerator;
+import calm4j.nn.Layers;
+import calm4j.nn.WeightType;
+import org.bytedeco.pytorch.AdamW;
+import org.bytedeco.pytorch.AdamWOptions;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.Module;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorVector;
+import org.bytedeco.pytorch.global.torch;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Random;
+import java.util.function.Supplier;
+
+/**
+ * The measurements behind {@code calm bench}: training steps, generation at a batch and temperature, and the
+ * release-size models in each weight type. Each returns {@link Measurement}s; printing is the command's.
+ */
+public final class Benchmarks {
+    private Benchmarks() {}
+
+    /** Timed optimizer steps on {@code loss} (backward, step, zero the gradients), after three warm-ups. */
+    static Timing.Seconds trainingSteps(Supplier<Tensor> loss, AdamW opt, int steps) {
+        return Timing.perStep(() -> Engine.step(() -> {
+            loss.get().backward();
+            opt.step();
+            opt.zero_grad(true);
+        }), steps);
+    }
+
+    /** Parameters that train (a CALM's frozen autoencoder is left out). */
+    static TensorVector trainable(Module m) {
+        TensorVector out = new TensorVector();
+        var ps = m.parameters(true);
+        for (long i = 0; i < ps.size(); i++) if (ps.get(i).requires_grad()) out.push_back(ps.get(i));
+        return out;
+    }
+
+    /** Autoencoder training on random chunks, {@code chunks} per step. */
+    public static Measurement autoencoderTraining(ChunkAutoencoder ae, int chunks, int steps) {
+        AutoencoderConfig c = ae.config();
+        ae.train(true);
+        AdamW opt = new AdamW(ae.parameters(), new AdamWOptions(1e-3));
+        Tensor tokens = torch.randint(c.vocabSize(), new long[] {chunks, c.patchSize()});
+        Timing.Seconds s = trainingSteps(() -> ae.loss(tokens).total(), opt, steps);
+        return Measurement.of("ae_train", "fp32", chunks, Double.NaN, (double) chunks * c.patchSize(), s, 1,
+                c.trainingFlopsPerChunk() / c.patchSize());
+    }
+
+    /** CALM training on random blocks of {@code tokens} tokens, {@code batch} per step. */
+    public static Measurement calmTraining(CalmModel model, int batch, int tokens, int steps) {
+        int k = model.patchSize(), chunks = tokens / k;
+        model.train(true);
+        AdamW opt = new AdamW(trainable(model), new AdamWOptions(3e-4));
+        Tensor blocks = torch.randint(model.autoencoder().config().vocabSize(),
+                new long[] {batch, (long) (chunks + 1) * k});
+        Timing.Seconds s = trainingSteps(() -> model.loss(blocks), opt, steps);
+        return Measurement.of("calm_train", "fp32", batch, Double.NaN, (double) batch * chunks * k, s, 1,
+                model.config().trainingFlopsPerChunk(model.autoencoder().config()) / k);
+    }
+
+    /** Token-model training on random sequences of {@code tokens}, {@code batch} per step. */
+    public static Measurement tokenTraining(TokenLM model, int batch, int tokens, int steps) {
+        model.train(true);
+        AdamW opt = new AdamW(model.parameters(), new AdamWOptions(3e-4));
+        Tensor seqs = torch.randint(model.vocabSize(), new long[] {batch, tokens + 1});
+        Timing.Seconds s = trainingSteps(() -> model.loss(seqs), opt, steps);
+        return Measurement.of("token_train", "fp32", batch, Double.NaN, (double) batch * tokens, s, 1,
+                model.config().trainingFlopsPerToken(model.vocabSize()));
+    }
+
+    /** Random prompts of {@code prompt} tokens (ids from 3 on: no special token), one per row. */
+    static List<GenerationRequest> requests(int batch, int prompt, int newTokens, double t, int vocab, Random r) {
+        List<GenerationRequest> reqs = new ArrayList<>();
+        for (int b = 0; b < batch; b++) reqs.add(new GenerationRequest(r.ints(prompt, 3, vocab).toArray(), newTokens, t, b));
+        return reqs;
+    }
+
+    /**
+     * CALM generation of one batch from random prompts, EOS ignored (every run takes the same steps): the median of
+     * {@code repeats} timed runs, after a warm-up when asked.
+     */
+    public static Measurement calmGeneration(CalmModel model, String dtype, int batch, double t, int prompt,
+                                             int newTokens, Random r, boolean warmUp, int repeats) {
+        var ae = model.autoencoder().config();
+        var gen = new CalmGenerator(model, ae.eosId(), ae.padId(), new GenerationOptions(t == 1 ? 1 : 200, false,
+                200)).stopAtEos(false);
+        List<GenerationRequest> reqs = requests(batch, prompt, newTokens, t, ae.vocabSize(), r);
+        if (warmUp) Timing.warmUp(() -> gen.generate(reqs, null));
+        List<CalmGenerator.Output> outs = new ArrayList<>();
+        Timing.Seconds s = Timing.time(repeats, () -> {
+            outs.clear();
+            outs.addAll(gen.generate(reqs, null));
+        });
+        long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum(); // the same in every run
+        int steps = outs.stream().mapToInt(CalmGenerator.Output::steps).max().orElse(1);
+        return Measurement.of("calm_generate", dtype, batch, t, tokens, s, steps, Double.NaN);
+    }
+
+    /** As {@link #calmGeneration} for the token model (one token a step; temperature 0 is greedy). */
+    public static Measurement tokenGeneration(TokenLM model, String dtype, int k, int batch, double t, int prompt,
+                                              int newTokens, Random r, int repeats) {
+        var gen = new TokenGenerator(model, 0, 1, k).stopAtEos(false);
+        List<GenerationRequest> reqs = requests(batch, prompt, newTokens, t, model.vocabSize(), r);
+        Timing.warmUp(() -> gen.generate(reqs));
+        List<TokenGenerator.Output> outs = new ArrayList<>();
+        Timing.Seconds s = Timing.time(repeats, () -> {
+            outs.clear();
+            outs.addAll(gen.generate(reqs));
+        });
+        long tokens = outs.stream().mapToLong(o -> o.tokens().length).sum();
+        return Measurement.of("token_generate", dtype, batch, t, tokens, s, newTokens, Double.NaN);
+    }
+
+    /** Milliseconds of a CALM step spent beyond the backbone: one head sample per row and the decode, at {@code batch}. */
+    public static double headAndDecodeMillis(CalmModel model, int batch) {
+        Tensor h = torch.randn(batch, model.config().hiddenSize());
+        var gens = new Generator[batch];
+        int[] ones = new int[batch];
+        for (int b = 0; b < batch; b++) {
+            gens[b] = torch.make_generator_cpu();
+            ones[b] = 1;
+        }
+        return 1000 * Timing.perStep(() -> Engine.step(() -> {
+            try (var ng = new NoGradGuard()) {
+                model.sampleChunks(h, ones, gens);
+            }
+        }), 20).median();
+    }
+
+    /** The token model with a CALM's backbone (the comparison at equal backbone). */
+    public static TokenLM tokenModelLike(CalmModel calm) {
+        var c = calm.config();
+        int k = calm.patchSize();
+        return new TokenLM(new TokenLMConfig(c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(),
+                c.numAttentionHeads(), c.numKeyValueHeads(), c.ropeTheta(), c.contextChunks() * k,
+                c.contextChunks() * k), calm.autoencoder().config().vocabSize());
+    }
+
+    /** One weight type of a release-size model: how it was built, and its generation at batch 1 and 8, T=1 and 1/2. */
+    public record ReleaseRun(WeightType type, long parameters, long autoencoderParameters, double prepareSeconds,
+                             double residentGb, List<Measurement> generation) {}
+
+    /**
+     * A model of {@code preset}'s shapes with random weights (speed does not depend on them), built afresh for each
+     * weight type, prepared for inference, and timed generating from {@code prompt}-token prompts.
+     */
+    public static List<ReleaseRun> release(String preset, List<WeightType> types, int prompt, int newTokens,
+                                           int repeats) {
+        var json = Presets.readNameOrFile(preset);
+        String where = "preset " + preset;
+        CalmConfig c = Configs.section(json, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
+        AutoencoderConfig a = Configs.section(json, "autoencoder", AutoencoderConfig.DEFAULTS,
+                AutoencoderConfig.class, where);
+        Random r = new Random(0);
+        List<ReleaseRun> runs = new ArrayList<>();
+        for (WeightType type : types) {
+            System.gc();
+            org.bytedeco.javacpp.Pointer.trimMemory(); // the previous type's model is gone
+            long t0 = System.nanoTime();
+            Engine.seed(0);
+            CalmModel model = new CalmModel(c, new ChunkAutoencoder(a));
+            long params = Layers.parameterCount(model, false), aeParams = Layers.parameterCount(model.autoencoder(),
+                    false);
+            model.forInference(type);
+            double prepare = (System.nanoTime() - t0) / 1e9, resident = Memory.residentGb();
+            List<Measurement> gen = new ArrayList<>();
+            for (int batch : new int[] {1, 8}) {
+                for (double t : new double[] {1.0, 0.5}) {
+                    gen.add(calmGeneration(model, type.label(), batch, t, prompt, newTokens, r, true, repeats));
+                }
+            }
+            runs.add(new ReleaseRun(type, params, aeParams, prepare, resident, gen));
+        }
+        return runs;
+    }
+
+    /** What {@link #all} measured: the paths, and the same-run matmul yardstick. */
+    public record Suite(double matmulGflops, List<Measurement> paths) {
+        /** The first measurement of {@code path} at {@code batch} and temperature {@code t} (NaN: any). */
+        public Measurement find(String path, int batch, double t) {
+            return paths.stream().filter(m -> m.path().equals(path) && m.batch() == batch
+                    && (Double.isNaN(t) || m.temperature() == t)).findFirst().orElseThrow();
+        }
+    }
+
+    /**
+     * Every path on the reference benchmark configuration (docs/method.md §7, preset "bench"): training of the
+     * autoencoder, the CALM and the token model with the CALM's backbone ({@code steps} timed steps each, the median
+     * and spread), then generation from 32-token prompts, 64 new tokens: the CALM at T=1 and T=1/2 (pool 200), the
+     * token model at T=1 and greedy, at batch 1, 8 and 16 ({@code repeats} timed runs each).
+     */
+    public static Suite all(String head, int steps, int repeats) {
+        int vocab = 4096, batch = 8, tokens = 1024, prompt = 32, newTokens = 64;
+        double gflops = Timing.matmulGflops();
+        AutoencoderConfig ac = Presets.section("bench", "autoencoder", AutoencoderConfig.class);
+        int k = ac.patchSize(), chunks = tokens / k;
+        CalmConfig cc = Presets.section("bench", "model", CalmConfig.class).with("context_chunks", chunks,
+                "eval_block_chunks", chunks, "head", head);
+        List<Measurement> out = new ArrayList<>();
+        ChunkAutoencoder ae = new ChunkAutoencoder(ac);
+        out.add(autoencoderTraining(ae, tokens / k * batch, steps));
+        CalmModel calm = new CalmModel(cc, ae);
+        out.add(calmTraining(calm, batch, tokens, steps));
+        TokenLM token = new TokenLM(Presets.section("bench", "token_model", TokenLMConfig.class), vocab);
+        out.add(tokenTraining(token, batch, tokens, steps));
+        calm.eval();
+        token.eval();
+        Random r = new Random(0);
+        for (int b : new int[] {1, 8, 16}) {
+            for (double t : new double[] {1.0, 0.5}) {
+                out.add(calmGeneration(calm, "fp32", b, t, prompt, newTokens, r, true, repeats));
+            }
+            for (double t : new double[] {1.0, 0.0}) {
+                out.add(tokenGeneration(token, "fp32", k, b, t, prompt, newTokens, r, repeats));
+            }
+        }
+        return new Suite(gflops, out);
+    }
+
+    /** Serving throughput with shared batching ({@code maxBatch}) and one sequence at a time, under the same load. */
+    public record Serving(LoadGenerator.Report shared, LoadGenerator.Report single) {}
+
+    /** The run served twice on loopback under a closed-loop load of {@code clients} x {@code requests}. */
+    public static Serving serving(java.nio.file.Path run, int clients, int requests, int maxTokens, int maxBatch)
+            throws java.io.IOException, InterruptedException {
+        LoadGenerator.Report[] reports = new LoadGenerator.Report[2];
+        int[] batches = {maxBatch, 1};
+        for (int i = 0; i < 2; i++) {
+            var options = new calm4j.serve.CompletionServer.Options("127.0.0.1", 0, batches[i], clients * requests,
+                    4096, 600, 1 << 20, 200, 64);
+            try (var server = calm4j.serve.CompletionServer.start(run, options)) {
+                LoadGenerator.run(server.url(), 2, 1, maxTokens, 1.0); // warm-up
+                reports[i] = LoadGenerator.run(server.url(), clients, requests, maxTokens, 1.0);
+            }
+        }
+        return new Serving(reports[0], reports[1]);
+    }
+}
