@@ -172,11 +172,6 @@ public final class ChunkAutoencoder extends Module {
         return decoder.expand.forward(h).reshape(n, config.patchSize(), config.hiddenSize());
     }
 
-    /** Logits [chunks, vocab] of the first token of each latent [chunks, l] (differentiable in z). */
-    public Tensor firstTokenLogits(Tensor z) {
-        return logits(positions(z).select(1, 0));
-    }
-
     /** The rest of the decoder on hidden states [..., d] of single positions: logits [..., vocab]. */
     private Tensor logits(Tensor h) {
         return vocabulary != null ? vocabulary.forward(lastHidden(h)) : torch.linear(lastHidden(h), embedding());

@@ -306,6 +306,22 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         }
     }
 
+    /**
+     * BrierLM of this CALM's sampler at {@code temperature} (< 1): each of {@code samples} chunks per position drawn
+     * from a pool of {@code pool} head samples by the T = 1/n rule, as generation draws them.
+     */
+    public calm4j.eval.BrierLM.Result evaluateTempered(Path data, long batches, int batchSize, int samples,
+                                                       double temperature, int pool, boolean quiet) {
+        Manifest.read(data).requireTokenizer(tokenizer.sha256(), "CALM run " + dir);
+        int k = model.patchSize();
+        BlockBatches val = BlockBatches.forEvaluation(TokenStore.open(data, "val"), k,
+                (model.config().evalBlockChunks() + 1) * k, batchSize, model.autoencoder().config().padId());
+        List<TokenBatch> blocks = CalmEval.blocks(val, batches);
+        try (Progress bar = Progress.start("evaluating", blocks.size(), 0, "batches", quiet)) {
+            return calm4j.generate.TemperedEval.evaluate(model, blocks, samples, Sampling.at(temperature), pool, bar);
+        }
+    }
+
     /** What the authors' evaluation protocol read and scored. */
     public record OfficialEvaluation(CalmEval.Result result, ConcatenatedBlocks.Result blocks, int evaluated) {}
 

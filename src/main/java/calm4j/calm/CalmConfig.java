@@ -24,14 +24,14 @@ import calm4j.engine.UserError;
  * @param auxTokenWeight  weight of the training-only multi-token cross-entropy on the backbone (0: off;
  *                        docs/method.md §10)
  * @param auxTokenHead    its shape: "tied" (K projections into the input embedding) or "linear" (d -> K*V)
- * @param headFirstToken  the energy head draws the next chunk's first token from a softmax and samples the latent
- *                        given it (docs/method.md §11); false: the plain energy head
+ * @param headProposal    the energy head refines chunks proposed by the multi-token head (docs/method.md §11),
+ *                        which then belongs to the model; false: the plain energy head
  */
 public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
                          int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
                          String head, int flowSteps, double auxTokenWeight, String auxTokenHead,
-                         boolean headFirstToken) {
+                         boolean headProposal) {
 
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
@@ -61,7 +61,9 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         require(head != null && (head.equals("energy") || head.equals("flow")), "head must be energy or flow, got "
                 + head);
         require(flowSteps >= 1, "flow_steps must be at least 1");
-        require(!headFirstToken || head.equals("energy"), "head_first_token is for the energy head");
+        require(!headProposal || head.equals("energy"), "head_proposal is for the energy head");
+        require(!headProposal || auxTokenWeight > 0, "head_proposal draws from the multi-token head: give it an "
+                + "aux_token_weight above 0");
         require(auxTokenWeight >= 0, "aux_token_weight must be at least 0 (0 turns the auxiliary loss off)");
         require(auxTokenHead != null && (auxTokenHead.equals("tied") || auxTokenHead.equals("linear")),
                 "aux_token_head must be tied or linear, got " + auxTokenHead);
@@ -102,8 +104,10 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         double head = head().equals("flow") ? d * d + numSamples * flowMacs(d, l)
                 : d * d + numSamples * (noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l);
         double aux = auxTokenWeight > 0 ? MultiTokenHead.macs(auxTokenHead, d, k, ae.vocabSize()) : 0;
-        double first = headFirstToken ? firstTokenMacs(d, ae.vocabSize()) : 0;
-        return 6 * (embed + numHiddenLayers * layer + head + aux + first) + 2 * ae.encoderMacsPerChunk();
+        double proposals = headProposal ? numSamples * proposalMacs(d, l) : 0;
+        // the encoder runs forward only: for the targets, and for each proposal
+        double encoder = 2 * ae.encoderMacsPerChunk() * (1 + (headProposal ? numSamples : 0));
+        return 6 * (embed + numHiddenLayers * layer + head + aux + proposals) + encoder;
     }
 
     /** Whether training adds the multi-token cross-entropy (a module that generation never uses). */
@@ -122,16 +126,17 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + 2 * contextChunks * d;
         double head = head().equals("flow") ? d * d + 2.0 * flowSteps * flowMacs(d, l)
                 : d * d + noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l;
-        double first = headFirstToken ? firstTokenMacs(d, ae.vocabSize()) : 0;
-        return 2 * (embed + numHiddenLayers * layer + head + first + ae.decoderMacsPerChunk()) / k;
+        double proposal = headProposal ? MultiTokenHead.macs(auxTokenHead, d, k, ae.vocabSize()) + proposalMacs(d, l)
+                + ae.encoderMacsPerChunk() : 0;
+        return 2 * (embed + numHiddenLayers * layer + head + proposal + ae.decoderMacsPerChunk()) / k;
     }
 
     /**
-     * Multiply-accumulates per position of the head's first-token softmax and its conditioning (training conditions
-     * the N samples on one true token, so its block terms are per row, as without it).
+     * Multiply-accumulates per sample that a proposal adds to the energy head: embedding z0 into the conditioning,
+     * and each block's conditioning term, now per sample instead of per row.
      */
-    private static double firstTokenMacs(double d, double vocab) {
-        return d * d + d * vocab + d * d;
+    private double proposalMacs(double d, double l) {
+        return l * d + numMlpLayers * d * d;
     }
 
     /** Multiply-accumulates of one velocity evaluation of the flow head (the condition's embedding excluded). */

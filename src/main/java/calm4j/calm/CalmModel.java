@@ -56,11 +56,11 @@ public final class CalmModel extends Module {
         embedIn = embedProj.register_module("0", Layers.linear((long) k * d, 2L * d, true));
         embedOut = embedProj.register_module("2", Layers.linear(2L * d, d, true));
         embedNorm = embedProj.register_module("3", new LayerNorm(d));
-        GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize(), transformer);
+        GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize(), ae);
         head = register_module(chosen.moduleName(), chosen);
-        if (head instanceof EnergyHead e) e.decoder = ae;
         auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
                 k, aeConfig.vocabSize(), transformer.embedTokens())) : null;
+        if (head instanceof EnergyHead e && config.headProposal()) e.proposeWith(auxHead);
     }
 
     /** Where the training-only auxiliary head's parameters live (an export leaves them out). */

@@ -2,10 +2,12 @@ package calm4j.calm;
 
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.nn.LayerNorm;
-import calm4j.nn.Layers;
 import calm4j.nn.PackedLinear;
+import calm4j.nn.Layers;
 import calm4j.nn.WeightType;
 import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.GeneratorOptional;
+import org.bytedeco.pytorch.ScalarTypeOptional;
 import calm4j.nn.Linear;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -111,40 +113,57 @@ public final class EnergyHead extends GenerativeHead {
     private final Module blockList;
     private final List<Block> blocks = new ArrayList<>();
     private final FinalLayer finalLayer;
-    private final FirstToken firstToken; // null unless the head samples the first token itself
-    /** Weight of the consistency cross-entropy (experimental, $CALM4J_CONSISTENCY); the frozen autoencoder. */
-    private final double consistency = Double.parseDouble(System.getenv().getOrDefault("CALM4J_CONSISTENCY", "0"));
-    ChunkAutoencoder decoder;
+    private final Proposal proposal; // null: the plain energy head
 
     /**
-     * Optional: the next chunk's first token drawn from a softmax and given to the generator as a condition, so the
-     * energy score only has to model the rest of the chunk given it (docs/method.md §11). The logits are tied to
-     * the backbone's token table, as the auxiliary head's are: {@code logits = RMSNorm(W h) E^T}, and the drawn
-     * token enters the conditioning as {@code c = LayerNorm(Linear(h) + Linear(E[t1]))}.
+     * A chunk proposed by the multi-token head, refined by the energy head (docs/method.md §11). Each sample first
+     * draws the next chunk's K tokens, each from the multi-token head's softmax for its position (independently:
+     * that head learns each position's marginal fast, by cross-entropy), encodes them with the frozen encoder to
+     * z0 (its posterior mean), and the energy head outputs {@code z = z0 + G(h, z0, eps)} with its conditioning
+     * {@code c = LayerNorm(Linear(h) + Linear(z0))}. G starts at zero, so at first the samples are the proposals'
+     * latents; the energy score then trains G to move them towards the joint distribution of real chunks. Still one
+     * network pass a sample, and the output is a continuous vector the decoder maps to tokens.
      */
-    static final class FirstToken extends Module {
-        final Linear proj, embd;
-        final calm4j.nn.RMSNorm norm;
-        final calm4j.nn.Transformer backbone; // its token table is shared
+    static final class Proposal extends Module {
+        final Linear embd; // z0 -> the conditioning
+        final ChunkAutoencoder ae;    // the frozen autoencoder: not a child here
+        MultiTokenHead tokens;        // the CALM's multi-token head, bound after it is built: not a child here
 
-        FirstToken(int d, calm4j.nn.Transformer backbone) {
-            this.backbone = backbone;
-            proj = register_module("proj", Layers.linear(d, d, false));
-            norm = register_module("norm", new calm4j.nn.RMSNorm(d));
-            embd = register_module("embd", Layers.linear(d, d, true));
+        Proposal(int d, int latent, ChunkAutoencoder ae) {
+            this.ae = ae;
+            embd = register_module("embd", Layers.linear(latent, d, true));
         }
 
-        PackedLinear tokens; // the projection onto the table, packed for inference
-
-        /** Logits [rows, V] of the next chunk's first token. */
-        Tensor logits(Tensor h) {
-            Tensor u = norm.forward(proj.forward(h));
-            return tokens != null ? tokens.forward(u) : torch.linear(u, backbone.embedTokens().weight());
+        /** The latent means [S, l] of proposed chunks [S, K]. */
+        Tensor encode(Tensor chunks) {
+            try (NoGradGuard ng = new NoGradGuard()) {
+                return ae.encode(chunks).mu();
+            }
         }
 
-        /** The conditioning term of tokens {@code t} [...] (long): [..., d]. */
-        Tensor condition(Tensor t) {
-            return embd.forward(backbone.embed(t));
+        /** {@code n} proposed chunks per row of {@code h} [rows, d] from libtorch's generator: [n, rows, K]. */
+        Tensor draw(Tensor h, int n) {
+            try (NoGradGuard ng = new NoGradGuard()) {
+                Tensor logits = tokens.logits(h);                                           // [rows, K, V]
+                long rows = logits.size(0), k = logits.size(1);
+                Tensor probs = torch.softmax(logits.view(rows * k, -1), 1, new ScalarTypeOptional());
+                Tensor t = torch.multinomial(probs, n, true, new GeneratorOptional());      // [rows * K, n]
+                return t.view(rows, k, n).permute(2, 0, 1).contiguous();
+            }
+        }
+
+        /** {@code counts[r]} proposed chunks for row r, each row from its own generator: [sum(counts), K]. */
+        Tensor draw(Tensor h, int[] counts, Generator[] perRow) {
+            try (NoGradGuard ng = new NoGradGuard()) {
+                Tensor probs = torch.softmax(tokens.logits(h), 2, new ScalarTypeOptional())
+                        .to(torch.ScalarType.Float).cpu();                                   // [rows, K, V]
+                TensorVector rows = new TensorVector();
+                for (int r = 0; r < counts.length; r++) {
+                    rows.push_back(torch.multinomial(probs.select(0, r), counts[r], true,
+                            new GeneratorOptional(perRow[r])).t());                         // [count, K]
+                }
+                return torch.cat(rows, 0).to(h.device(), torch.ScalarType.Long);
+            }
         }
     }
 
@@ -152,8 +171,12 @@ public final class EnergyHead extends GenerativeHead {
         this(d, noiseSize, numBlocks, latent, numSamples, numTargets, alpha, null);
     }
 
+    /**
+     * With the frozen autoencoder {@code ae} given, the head refines proposed chunks ({@link Proposal}; the proposing
+     * multi-token head is bound with {@link #proposeWith}); with null, the plain energy head.
+     */
     public EnergyHead(int d, int noiseSize, int numBlocks, int latent, int numSamples, int numTargets, double alpha,
-                      calm4j.nn.Transformer firstTokenTable) {
+                      ChunkAutoencoder ae) {
         this.noiseSize = noiseSize;
         this.numSamples = numSamples;
         this.numTargets = numTargets;
@@ -165,8 +188,12 @@ public final class EnergyHead extends GenerativeHead {
         blockList = register_module("mlp_blocks", new Module());
         for (int i = 0; i < numBlocks; i++) blocks.add(blockList.register_module(String.valueOf(i), new Block(d)));
         finalLayer = register_module("final_layer", new FinalLayer(d, latent));
-        firstToken = firstTokenTable == null ? null
-                : register_module("first_token", new FirstToken(d, firstTokenTable));
+        proposal = ae == null ? null : register_module("proposal", new Proposal(d, latent, ae));
+    }
+
+    /** The multi-token head whose chunks this head refines (the CALM builds it after the head). */
+    void proposeWith(MultiTokenHead tokens) {
+        proposal.tokens = tokens;
     }
 
     @Override
@@ -178,13 +205,7 @@ public final class EnergyHead extends GenerativeHead {
     public void pack(WeightType type) {
         for (Linear l : new Linear[] {noiseEmbd, hiddenEmbd, finalLayer.l0, finalLayer.l2}) l.pack(type);
         for (Block b : blocks) b.pack(type);
-        if (firstToken != null) {
-            firstToken.proj.pack(type);
-            firstToken.embd.pack(type);
-            if (type.isPacked()) {
-                firstToken.tokens = PackedLinear.of(firstToken.backbone.embedTokens().weight(), null, type);
-            }
-        }
+        if (proposal != null) proposal.embd.pack(type);
     }
 
     @Override
@@ -204,22 +225,7 @@ public final class EnergyHead extends GenerativeHead {
                     Layers.on(next.mu(), next.mu().scalar_type()));
             y = next.mu().unsqueeze(0).add(next.sigma().unsqueeze(0).mul(eps)); // [M, P, l]
         }
-        if (firstToken == null) return energy.loss(sample(h, numSamples), y); // samples [N, P, l], one batched pass
-        // Teacher forcing: the samples are conditioned on the true first token, whose softmax is scored by
-        // cross-entropy (a likelihood: the one discrete choice of the chunk).
-        Tensor t1 = nextTokens.select(1, 0);                                          // [P]
-        Tensor ce = torch.cross_entropy(firstToken.logits(h), t1);
-        Tensor eps = noise((long) numSamples * h.size(0), h).view(numSamples, h.size(0), noiseSize);
-        Tensor x = generate(h, firstToken.condition(t1), eps, byRow -> byRow);
-        Tensor loss = energy.loss(x, y).add(ce);
-        if (consistency > 0 && decoder != null) {
-            // The samples must decode to the token they were drawn for: CE of the frozen decoder's first-token
-            // logits on two of the N samples (the others as they are).
-            Tensor two = x.narrow(0, 0, 2).reshape(-1, x.size(2));                       // [2P, l]
-            Tensor target = t1.repeat(2);
-            loss = loss.add(torch.cross_entropy(decoder.firstTokenLogits(two), target).mul(new Scalar(consistency)));
-        }
-        return loss;
+        return energy.loss(sample(h, numSamples), y); // samples [N, P, l], one batched pass
     }
 
     /**
@@ -230,23 +236,13 @@ public final class EnergyHead extends GenerativeHead {
     @Override
     public Tensor sample(Tensor h, int[] counts, Generator[] perRow) {
         // Drawn in fp32 whatever the weights' type, so that bf16 weights see the same noise as fp32 ones.
-        int width = noiseSize + (firstToken == null ? 0 : 1); // one more uniform draws the first token
-        Tensor u = perRowNoise(counts, width, perRow, false).to(h.device(), h.scalar_type());
-        Tensor eps = u.narrow(1, 0, noiseSize).sub(new Scalar(0.5));
+        Tensor eps = perRowNoise(counts, noiseSize, perRow, false).sub(new Scalar(0.5))
+                .to(h.device(), h.scalar_type());
         boolean aligned = Arrays.stream(counts).allMatch(c -> c == 1); // rows and samples already line up
         Tensor rowOf = aligned ? null : rowOfEachSample(counts, h);
         UnaryOperator<Tensor> toSamples = aligned ? byRow -> byRow : byRow -> byRow.index_select(0, rowOf);
-        Tensor t1 = firstToken == null ? null : drawFirstToken(toSamples.apply(h), u.narrow(1, noiseSize, 1));
-        return generate(h, t1 == null ? null : firstToken.condition(t1), eps, toSamples);
-    }
-
-    /** First tokens [S] for hidden states [S, d], by inverse CDF of the softmax at uniforms {@code u} [S, 1]. */
-    private Tensor drawFirstToken(Tensor h, Tensor u) {
-        Tensor cdf = torch.softmax(firstToken.logits(h), 1, new org.bytedeco.pytorch.ScalarTypeOptional())
-                .cumsum(1);                                                           // [S, V]
-        long v = cdf.size(1);
-        return torch.searchsorted(cdf, u.contiguous(), false, false, new org.bytedeco.pytorch.StringViewOptional(),
-                new org.bytedeco.pytorch.TensorOptional()).squeeze(1).clamp_max(new Scalar(v - 1));
+        Tensor z0 = proposal == null ? null : proposal.encode(proposal.draw(h, counts, perRow)).to(h.scalar_type());
+        return generate(h, z0, eps, toSamples);
     }
 
     /** Uniform noise U[-0.5, 0.5] of shape [rows, noiseSize] from libtorch's generator, on {@code like}'s device. */
@@ -256,7 +252,7 @@ public final class EnergyHead extends GenerativeHead {
 
     /** Samples for hidden states {@code h} [rows, d] with noise {@code eps} [rows, noiseSize]: [rows, l]. */
     public Tensor forward(Tensor h, Tensor eps) {
-        if (firstToken != null) throw new IllegalStateException("this head draws its first token: use sample()");
+        if (proposal != null) throw new IllegalStateException("this head draws proposals: use sample()");
         return generate(h, null, eps, byRow -> byRow);
     }
 
@@ -269,25 +265,27 @@ public final class EnergyHead extends GenerativeHead {
     public Tensor sample(Tensor h, int n) {
         long rows = h.size(0);
         Tensor eps = noise(n * rows, h).view(n, rows, noiseSize);
-        Tensor cond = null;
-        if (firstToken != null) {
-            Tensor probs = torch.softmax(firstToken.logits(h), 1, new org.bytedeco.pytorch.ScalarTypeOptional());
-            cond = firstToken.condition(torch.multinomial(probs, n, true, new org.bytedeco.pytorch.GeneratorOptional()).t()); // [n, rows, d]
+        Tensor z0 = null;
+        if (proposal != null) {
+            Tensor chunks = proposal.draw(h, n);                                          // [n, rows, K]
+            z0 = proposal.encode(chunks.view(n * rows, -1)).view(n, rows, -1).to(h.scalar_type());
         }
-        return generate(h, cond, eps, byRow -> byRow); // [rows, d] broadcasts over [n, rows, d]
+        return generate(h, z0, eps, byRow -> byRow); // [rows, d] broadcasts over [n, rows, d]
     }
 
     /**
-     * Samples for noise {@code eps} [..., noiseSize] conditioned on {@code h} [rows, d]; {@code toSamples} takes a
-     * per-row tensor [rows, d] to one that lines up with (or broadcasts over) the samples.
+     * Samples for noise {@code eps} [..., noiseSize] conditioned on {@code h} [rows, d] (and on proposed latents
+     * {@code z0} [..., l], one per sample, or null); {@code toSamples} takes a per-row tensor [rows, d] to one that
+     * lines up with (or broadcasts over) the samples.
      */
-    private Tensor generate(Tensor h, Tensor tokenTerm, Tensor eps, UnaryOperator<Tensor> toSamples) {
-        // c: [rows, d], or [..., d] per sample when a first token conditions each sample
-        Tensor c = tokenTerm == null ? normHidden.forward(hiddenEmbd.forward(h))
-                : normHidden.forward(toSamples.apply(hiddenEmbd.forward(h)).add(tokenTerm));
-        UnaryOperator<Tensor> spread = tokenTerm == null ? toSamples : perSample -> perSample;
+    private Tensor generate(Tensor h, Tensor z0, Tensor eps, UnaryOperator<Tensor> toSamples) {
+        // c: [rows, d], or [..., d] per sample when a proposal conditions each sample
+        Tensor c = z0 == null ? normHidden.forward(hiddenEmbd.forward(h))
+                : normHidden.forward(toSamples.apply(hiddenEmbd.forward(h)).add(proposal.embd.forward(z0)));
+        UnaryOperator<Tensor> spread = z0 == null ? toSamples : perSample -> perSample;
         Tensor e = normNoise.forward(noiseEmbd.forward(eps));  // [..., d]
         for (Block b : blocks) e = b.forward(e, spread.apply(b.conditioning(c)));
-        return finalLayer.forward(e);
+        Tensor out = finalLayer.forward(e);
+        return z0 == null ? out : z0.add(out);
     }
 }

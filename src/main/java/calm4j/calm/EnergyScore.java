@@ -23,8 +23,6 @@ public final class EnergyScore {
     /** Distances are floored here before {@code pow}: coinciding samples give finite values and gradients. */
     static final double MIN_DISTANCE = 1e-6;
     private final double alpha;
-    /** Experimental: weight of the diversity term (1: the proper energy score); $CALM4J_REPULSION. */
-    static final double REPULSION = Double.parseDouble(System.getenv().getOrDefault("CALM4J_REPULSION", "1"));
 
     public EnergyScore(double alpha) {
         if (!(alpha > 0 && alpha < 2)) {
@@ -53,7 +51,7 @@ public final class EnergyScore {
                 torch.eye(n, Layers.on(x, torch.ScalarType.Bool)), new Scalar(0.0));
         Tensor pairs = distance(self).sum(new long[] {1, 2}, false, new ScalarTypeOptional())
                 .sub(new Scalar(n * Math.pow(MIN_DISTANCE, alpha))).div(new Scalar((double) (n * (n - 1))));
-        return fit.sub(pairs.mul(new Scalar(REPULSION))).mean();
+        return fit.sub(pairs).mean();
     }
 
     /** ||a_i - b_j||^2 for a [P, I, l] and b [P, J, l]: [P, I, J]. */

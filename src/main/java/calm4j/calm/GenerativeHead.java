@@ -17,10 +17,10 @@ import java.util.Arrays;
  */
 public abstract class GenerativeHead extends Module {
     /** The head a config names: "energy" or "flow". */
-    static GenerativeHead of(CalmConfig c, int latent, calm4j.nn.Transformer tokenTable) {
+    static GenerativeHead of(CalmConfig c, int latent, ChunkAutoencoder ae) {
         return switch (c.head()) {
             case "energy" -> new EnergyHead(c.hiddenSize(), c.noiseSize(), c.numMlpLayers(), latent, c.numSamples(),
-                    c.numTargets(), c.alpha(), c.headFirstToken() ? tokenTable : null);
+                    c.numTargets(), c.alpha(), c.headProposal() ? ae : null);
             case "flow" -> new FlowHead(c.hiddenSize(), c.numMlpLayers(), latent, c.numSamples(), c.flowSteps());
             default -> throw new IllegalStateException("CalmConfig checks the head's name: " + c.head());
         };

@@ -104,6 +104,15 @@ final class LmCommand {
                 + "flow_steps)")
         Integer flowSteps;
 
+        @Option(names = "--temperature", defaultValue = "1", description = "score the sampler at this temperature "
+                + "(< 1: each sample drawn from a pool of --pool by the T=1/n rule, as generation does; default: "
+                + "${DEFAULT-VALUE}, the model's own distribution)")
+        double temperature;
+
+        @Option(names = "--pool", defaultValue = "200", description = "--temperature < 1: head samples per drawn chunk "
+                + "(default: ${DEFAULT-VALUE})")
+        int pool;
+
         @Mixin
         WeightOptions weights;
 
@@ -124,6 +133,14 @@ final class LmCommand {
             }
             if (protocol.equals("official")) return official(calm);
             if (!protocol.equals("calm4j")) throw new UserError("--protocol must be calm4j or official");
+            if (temperature != 1) {
+                int n = samples != null ? samples : 2;
+                var r = calm.evaluateTempered(data, batches, batchSize, n, temperature, pool, engine.quiet);
+                System.out.printf("CALM %s (step %d) on %s val, sampled at T=%s (pool %d, the T=1/n rule), %d samples "
+                        + "per position%n", calm.dir(), calm.step(), data, temperature, pool, n);
+                System.out.println(r.format());
+                return 0;
+            }
             print(calm, data, calm.evaluate(data, batches, batchSize, blockChunks, samples, engine.quiet));
             return 0;
         }
