@@ -26,12 +26,14 @@ import calm4j.engine.UserError;
  * @param auxTokenHead    its shape: "tied" (K projections into the input embedding) or "linear" (d -> K*V)
  * @param headProposal    the energy head refines chunks proposed by the multi-token head (docs/method.md §11),
  *                        which then belongs to the model; false: the plain energy head
+ * @param auxTokenDecay   the multi-token cross-entropy weighs the next chunk's k-th token by decay^k (scaled to mean
+ *                        1); 1: every position alike
  */
 public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
                          int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
                          String head, int flowSteps, double auxTokenWeight, String auxTokenHead,
-                         boolean headProposal) {
+                         boolean headProposal, double auxTokenDecay) {
 
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
@@ -61,6 +63,7 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         require(head != null && (head.equals("energy") || head.equals("flow")), "head must be energy or flow, got "
                 + head);
         require(flowSteps >= 1, "flow_steps must be at least 1");
+        require(auxTokenDecay > 0 && auxTokenDecay <= 1, "aux_token_decay must lie in (0, 1]");
         require(!headProposal || head.equals("energy"), "head_proposal is for the energy head");
         require(!headProposal || auxTokenWeight > 0, "head_proposal draws from the multi-token head: give it an "
                 + "aux_token_weight above 0");

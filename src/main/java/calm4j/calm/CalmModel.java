@@ -59,7 +59,7 @@ public final class CalmModel extends Module {
         GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize(), ae);
         head = register_module(chosen.moduleName(), chosen);
         auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
-                k, aeConfig.vocabSize(), transformer.embedTokens())) : null;
+                k, aeConfig.vocabSize(), transformer.embedTokens(), config.auxTokenDecay())) : null;
         if (head instanceof EnergyHead e && config.headProposal()) e.proposeWith(auxHead);
     }
 

@@ -26,13 +26,21 @@ import org.bytedeco.pytorch.global.torch;
  */
 public final class MultiTokenHead extends Module {
     private final String shape;
+    private final double decay;             // weight of position k: decay^k (1: all alike)
+    private final Tensor positionWeights;   // [K], mean 1
     private final int k, vocab, d;
     private final EmbeddingImpl embedding; // the backbone's token table, shared (tied shape only)
     private final Linear proj;
     private final RMSNorm norm;
     private PackedLinear tokens; // the tied projection packed for inference, or null
 
-    MultiTokenHead(String shape, int d, int k, int vocab, EmbeddingImpl embedding) {
+    MultiTokenHead(String shape, int d, int k, int vocab, EmbeddingImpl embedding, double decay) {
+        this.decay = decay;
+        double[] w = new double[k];
+        double sum = 0;
+        for (int i = 0; i < k; i++) sum += w[i] = Math.pow(decay, i);
+        for (int i = 0; i < k; i++) w[i] *= k / sum;
+        this.positionWeights = Tensor.create(w).to(torch.ScalarType.Float);
         this.shape = shape;
         this.k = k;
         this.vocab = vocab;
@@ -66,7 +74,12 @@ public final class MultiTokenHead extends Module {
 
     /** Mean cross-entropy of the next chunks' tokens {@code targets} [P, K] given hidden states [P, d]. */
     public Tensor loss(Tensor h, Tensor targets) {
-        return torch.cross_entropy(logits(h).view(-1, vocab), targets.reshape(-1));
+        if (decay == 1) return torch.cross_entropy(logits(h).view(-1, vocab), targets.reshape(-1));
+        // position k weighs decay^k, the weights scaled to mean 1: the nearer tokens, which every Brier-n needs,
+        // count more
+        Tensor logProbs = torch.log_softmax(logits(h), 2, new org.bytedeco.pytorch.ScalarTypeOptional()); // [P, K, V]
+        Tensor perToken = logProbs.gather(2, targets.reshape(-1, k).unsqueeze(2)).squeeze(2).neg();       // [P, K]
+        return perToken.mul(positionWeights.to(perToken.device(), torch.ScalarType.Float)).mean();
     }
 
     /** Multiply-accumulates per chunk position of one forward pass. */
