@@ -252,9 +252,9 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         Engine.seed(train.seed());
         CalmModel calm = new CalmModel(model, src.model().autoencoder());
         Map<String, Tensor> weights = new LinkedHashMap<>(StateDict.of(src.model()));
-        weights.keySet().removeIf(CalmModel::isTrainingOnly);          // the auxiliary head starts afresh, if any
+        weights.keySet().removeIf(src.model()::isTrainingOnly);         // a training-only head starts afresh, if any
         StateDict.of(calm).forEach((name, t) -> {
-            if (CalmModel.isTrainingOnly(name)) weights.put(name, t);
+            if (calm.isTrainingOnly(name) || !weights.containsKey(name)) weights.put(name, t);
         });
         StateDict.load(calm, weights, init.toString());                 // the source's weights; a resume
         Layers.place(calm, dist.device());                                  // then loads its own checkpoint

@@ -66,9 +66,12 @@ public final class CalmModel extends Module {
     /** Where the training-only auxiliary head's parameters live (an export leaves them out). */
     public static final String AUX_MODULE = "aux_token_head";
 
-    /** Whether a parameter name belongs to a training-only module (exports and generation leave those out). */
-    public static boolean isTrainingOnly(String parameterName) {
-        return parameterName.startsWith(AUX_MODULE + ".");
+    /**
+     * Whether a parameter name belongs to a training-only module (exports leave those out): the multi-token head,
+     * unless the generative head draws its proposals from it.
+     */
+    public boolean isTrainingOnly(String parameterName) {
+        return parameterName.startsWith(AUX_MODULE + ".") && !config.headProposal();
     }
 
     public CalmConfig config() {

@@ -191,6 +191,16 @@ public final class EnergyHead extends GenerativeHead {
         proposal = ae == null ? null : register_module("proposal", new Proposal(d, latent, ae));
     }
 
+    /** The proposal stage, or null for the plain energy head. */
+    Proposal proposal() {
+        return proposal;
+    }
+
+    /** Samples refining proposed latents {@code z0} [S, l] for hidden states {@code h} [S, d] with noise [S, noise]. */
+    Tensor refine(Tensor h, Tensor z0, Tensor eps) {
+        return generate(h, z0, eps, byRow -> byRow);
+    }
+
     /** The multi-token head whose chunks this head refines (the CALM builds it after the head). */
     void proposeWith(MultiTokenHead tokens) {
         proposal.tokens = tokens;

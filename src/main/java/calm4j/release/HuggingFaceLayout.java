@@ -114,6 +114,10 @@ public final class HuggingFaceLayout {
         n.put("calm4j_eval_samples", c.evalSamples());
         n.put("calm4j_head", c.head());
         n.put("calm4j_flow_steps", c.flowSteps());
+        if (c.headProposal()) { // the multi-token head proposes chunks: part of the model, exported with it
+            n.put("calm4j_head_proposal", true);
+            n.put("calm4j_aux_token_head", c.auxTokenHead());
+        }
         n.set("ae_config", autoencoderConfig(ae));
         return n;
     }
@@ -134,8 +138,11 @@ public final class HuggingFaceLayout {
                 "eval_samples", n.path("calm4j_eval_samples").asInt(2),
                 "head", n.path("model_type").asText().equals("flow") ? "flow" : n.path("calm4j_head").asText("energy"),
                 "flow_steps", n.path("calm4j_flow_steps").asInt(10),
-                // the authors' models have no auxiliary token head (nor does an export: it is training-only)
-                "aux_token_weight", 0.0);
+                // the authors' models have no multi-token head, nor does an export where it is training-only; a
+                // proposal head's belongs to the model (its weight here only makes it exist)
+                "head_proposal", n.path("calm4j_head_proposal").asBoolean(false),
+                "aux_token_weight", n.path("calm4j_head_proposal").asBoolean(false) ? 1.0 : 0.0,
+                "aux_token_head", n.path("calm4j_aux_token_head").asText("tied"));
     }
 
     private static void require(JsonNode n, Path where, String... fields) {
@@ -165,7 +172,7 @@ public final class HuggingFaceLayout {
             Files.createDirectories(out);
             Configs.write(out.resolve(CONFIG), config);
             Map<String, Tensor> weights = new LinkedHashMap<>(StateDict.of(model));
-            weights.keySet().removeIf(CalmModel::isTrainingOnly); // the auxiliary token head is training-only
+            if (model instanceof CalmModel calm) weights.keySet().removeIf(calm::isTrainingOnly); // not exported
             SafeTensors.write(out.resolve(WEIGHTS), weights, Map.of("format", "pt"));
             Files.copy(tok.path(), out.resolve(TOKENIZER), StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
@@ -394,6 +401,11 @@ public final class HuggingFaceLayout {
             Files.createDirectories(out);
             if (kind.equals(CalmRun.KIND)) {
                 CalmRun r = CalmRun.load(run);
+                if (r.model().config().headProposal()) {
+                    r.tokenizer().close();
+                    throw new UserError(run + "'s head refines chunks proposed by its multi-token head "
+                            + "(head_proposal), which the authors' classes do not have: export it in calm4j's layout");
+                }
                 try (Tokenizer tok = r.tokenizer()) {
                     Path aeDir = out.resolve("autoencoder");
                     writeOfficialAutoencoder(r.model().autoencoder(), aeDir, tok);
@@ -481,7 +493,7 @@ public final class HuggingFaceLayout {
     /** A module's tensors under every name the authors' module tree gives them (their aliases included). */
     static Map<String, Tensor> officialTensors(Module m) {
         Map<String, Tensor> out = new LinkedHashMap<>(StateDict.of(m));
-        out.keySet().removeIf(CalmModel::isTrainingOnly);
+        if (m instanceof CalmModel calm) out.keySet().removeIf(calm::isTrainingOnly);
         Map<String, Tensor> aliases = new LinkedHashMap<>();
         for (var e : out.entrySet()) {
             String name = e.getKey();

@@ -137,9 +137,13 @@ class CalmModelTest {
                     .item_double();
             assertTrue(g > 0, shape + ": no gradient reached the backbone");
             // Training-only: its parameters are named so that exports and generation leave them out.
-            assertTrue(calm4j.nn.Layers.namedParameters(aux).keySet().stream().anyMatch(CalmModel::isTrainingOnly));
+            assertTrue(calm4j.nn.Layers.namedParameters(aux).keySet().stream().anyMatch(aux::isTrainingOnly));
             assertFalse(calm4j.nn.Layers.namedParameters(plain).keySet().stream()
-                    .anyMatch(CalmModel::isTrainingOnly));
+                    .anyMatch(plain::isTrainingOnly));
+            CalmModel proposing = new CalmModel(calmConfig(8).with("aux_token_weight", 0.5, "aux_token_head", shape,
+                    "head_proposal", true), ae);
+            assertFalse(calm4j.nn.Layers.namedParameters(proposing).keySet().stream()
+                    .anyMatch(proposing::isTrainingOnly), "a proposal head's multi-token head is part of the model");
         }
     }
 

@@ -70,6 +70,38 @@ class HuggingFaceLayoutTest {
     }
 
     @Test
+    void aCalmWhoseHeadRefinesProposalsExportsItsMultiTokenHeadAndSamplesAlikeAfterImport() throws Exception {
+        Path run = dir.resolve("proposal"), hf = dir.resolve("hf-proposal"), back = dir.resolve("back-proposal");
+        CalmRun src = CalmRun.load(calmRun);
+        CalmConfig cc = src.model().config().with("head_proposal", true, "aux_token_weight", 1.0);
+        Engine.seed(9);
+        CalmModel m = new CalmModel(cc, src.model().autoencoder());
+        try (NoGradGuard ng = new NoGradGuard()) {
+            StateDict.of(m).values().forEach(t -> t.add_(torch.randn_like(t).mul(new org.bytedeco.pytorch.Scalar(0.05))));
+        }
+        Map<String, Object> sections = new LinkedHashMap<>();
+        sections.put("model", cc);
+        sections.put("autoencoder", src.model().autoencoder().config());
+        RunFolder.createOrResume(run, CalmRun.KIND, sections, Presets.section("calm", "train", TrainConfig.class),
+                src.tokenizer().path());
+        Checkpoints.saveWeights(run, 3, m);
+        HuggingFaceLayout.export(run, hf);
+        assertTrue(SafeTensors.read(hf.resolve("model.safetensors")).keySet().stream()
+                .anyMatch(name -> name.startsWith(CalmModel.AUX_MODULE + ".")), "the proposing head is exported");
+        HuggingFaceLayout.importDir(hf, back);
+        CalmModel a = CalmRun.load(run).model(), b = CalmRun.load(back).model();
+        assertTrue(b.config().headProposal());
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor h = a.hidden(torch.randint(300, new long[] {1, 6 * 4}), null).reshape(6, -1);
+            org.bytedeco.pytorch.Generator[] ga = {torch.make_generator_cpu()}, gb = {torch.make_generator_cpu()};
+            ga[0].set_current_seed(4);
+            gb[0].set_current_seed(4);
+            assertSame(a.head().sample(h.narrow(0, 5, 1), new int[] {5}, ga),
+                    b.head().sample(h.narrow(0, 5, 1), new int[] {5}, gb), "samples for the same seed");
+        }
+    }
+
+    @Test
     void exportThenImportGivesIdenticalOutputs() {
         Path hf = dir.resolve("hf"), back = dir.resolve("back");
         HuggingFaceLayout.export(calmRun, hf);
@@ -113,11 +145,12 @@ class HuggingFaceLayoutTest {
         RunFolder.createOrResume(run, CalmRun.KIND, sections, Presets.section("calm", "train", TrainConfig.class),
                 src.tokenizer().path());
         Checkpoints.saveWeights(run, 3, m);
-        assertTrue(StateDict.of(CalmRun.load(run).model()).keySet().stream().anyMatch(CalmModel::isTrainingOnly),
+        CalmModel loaded = CalmRun.load(run).model();
+        assertTrue(StateDict.of(loaded).keySet().stream().anyMatch(loaded::isTrainingOnly),
                 "the run keeps it (a resume needs it)");
         HuggingFaceLayout.export(run, hf);
         assertFalse(SafeTensors.read(hf.resolve("model.safetensors")).keySet().stream()
-                .anyMatch(CalmModel::isTrainingOnly));
+                .anyMatch(name -> name.startsWith(CalmModel.AUX_MODULE + ".")));
         HuggingFaceLayout.importDir(hf, back);
         CalmModel imported = CalmRun.load(back).model();
         assertFalse(imported.config().hasAuxTokenHead());

@@ -1,0 +1,107 @@
+package calm4j.calm;
+
+import calm4j.ae.ChunkAutoencoder;
+import calm4j.engine.Engine;
+import org.bytedeco.pytorch.Generator;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.global.torch;
+import org.junit.jupiter.api.Test;
+
+import static org.junit.jupiter.api.Assertions.*;
+
+/** The energy head that refines chunks proposed by the multi-token head (docs/method.md §11). */
+class ProposalHeadTest {
+    static CalmModel model(boolean proposal) {
+        return new CalmModel(CalmModelTest.calmConfig(8).with("head_proposal", proposal, "aux_token_weight", 1.0),
+                new ChunkAutoencoder(CalmModelTest.aeConfig(CalmModelTest.K)));
+    }
+
+    @Test
+    void theRefinementStartsAtZeroSoAFreshHeadsSamplesAreTheProposedLatents() {
+        Engine.seed(3);
+        CalmModel m = model(true);
+        EnergyHead head = (EnergyHead) m.head();
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor h = torch.randn(6, m.config().hiddenSize());
+            Tensor z0 = head.proposal().encode(torch.randint(CalmModelTest.V, new long[] {6, CalmModelTest.K}));
+            Tensor eps = head.noise(6, h);
+            assertTrue(torch.equal(head.refine(h, z0, eps), z0), "G = 0 at first");
+            calm4j.nn.Layers.namedParameters(head).forEach((name, p) -> p.normal_());
+            assertFalse(torch.equal(head.refine(h, z0, eps), z0), "and trainable");
+        }
+    }
+
+    @Test
+    void proposedTokensFollowTheMultiTokenHeadsSoftmaxAtEachPosition() {
+        Engine.seed(7);
+        CalmModel m = model(true);
+        EnergyHead head = (EnergyHead) m.head();
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor h = torch.randn(1, m.config().hiddenSize()).mul(new org.bytedeco.pytorch.Scalar(30));
+            Tensor probs = torch.softmax(head.proposal().tokens.logits(h), 2,
+                    new org.bytedeco.pytorch.ScalarTypeOptional()).select(0, 0);            // [K, V]
+            Tensor drawn = head.proposal().draw(h, 8000).select(1, 0);                     // [8000, K]
+            for (int k = 0; k < CalmModelTest.K; k++) {
+                long top = probs.select(0, k).argmax().item_long();
+                double p = probs.select(0, k).select(0, top).item_double();
+                double freq = drawn.select(1, k).eq(new org.bytedeco.pytorch.Scalar(top)).to(torch.ScalarType.Float)
+                        .mean().item_double();
+                assertEquals(p, freq, 4 * Math.sqrt(p * (1 - p) / 8000) + 1e-3, "position " + k);
+            }
+        }
+    }
+
+    @Test
+    void proposalsFollowTheMultiTokenHeadsDistributionRowByRowAndSeedBySeed() {
+        Engine.seed(4);
+        CalmModel m = model(true);
+        m.eval();
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor h = torch.randn(2, m.config().hiddenSize());
+            Generator[] a = {torch.make_generator_cpu(), torch.make_generator_cpu()};
+            Generator[] b = {torch.make_generator_cpu(), torch.make_generator_cpu()};
+            for (int r = 0; r < 2; r++) {
+                a[r].set_current_seed(10 + r);
+                b[r].set_current_seed(10 + r);
+            }
+            Tensor x = m.head().sample(h, new int[] {3, 4}, a);
+            Tensor y = m.head().sample(h, new int[] {3, 4}, b);
+            assertTrue(torch.equal(x, y), "the same generators give the same samples");
+            Generator[] one = {torch.make_generator_cpu()};
+            one[0].set_current_seed(11);
+            Tensor alone = m.head().sample(h.narrow(0, 1, 1), new int[] {4}, one);
+            // (a row alone takes matrix-vector products, a batch matrix products: equal up to rounding)
+            assertTrue(alone.sub(x.narrow(0, 3, 4)).abs().max().item_double() < 1e-4,
+                    "a row's samples do not depend on the batch");
+        }
+    }
+
+    @Test
+    void aProposalHeadNeedsTheMultiTokenHeadToDrawFrom() {
+        var e = assertThrows(calm4j.engine.UserError.class, () -> CalmModelTest.calmConfig(8).with("head_proposal",
+                true, "aux_token_weight", 0.0));
+        assertTrue(e.getMessage().contains("aux_token_weight"), e.getMessage());
+    }
+
+    @Test
+    void positionWeightsFavourTheNearerTokensAndAverageToOne() {
+        Engine.seed(5);
+        MultiTokenHead equal = new MultiTokenHead("tied", 32, 4, 40, calm4j.nn.Layers.embedding(40, 32), 1.0);
+        MultiTokenHead decayed = new MultiTokenHead("tied", 32, 4, 40, calm4j.nn.Layers.embedding(40, 32), 0.5);
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor h = torch.randn(6, 32);
+            Tensor t = torch.randint(40, new long[] {6, 4});
+            // with every position predicted equally badly, the weighted mean equals the plain mean
+            double plain = equal.loss(h, t).item_double();
+            assertTrue(plain > 0);
+            Tensor logits = decayed.logits(h);
+            Tensor lp = torch.log_softmax(logits, 2, new org.bytedeco.pytorch.ScalarTypeOptional());
+            Tensor nll = lp.gather(2, t.unsqueeze(2)).squeeze(2).neg(); // [6, 4]
+            double[] w = {1, 0.5, 0.25, 0.125};
+            double sum = 1.875, expected = 0;
+            for (int k = 0; k < 4; k++) expected += w[k] * 4 / sum * nll.select(1, k).mean().item_double();
+            assertEquals(expected / 4, decayed.loss(h, t).item_double(), 1e-5);
+        }
+    }
+}
