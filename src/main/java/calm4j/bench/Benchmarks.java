@@ -195,10 +195,10 @@ public final class Benchmarks {
 
     /** What {@link #all} measured: the paths, and the same-run matmul yardstick. */
     public record Suite(double matmulGflops, List<Measurement> paths) {
-        /** The first measurement of {@code path} at {@code batch} and temperature {@code t} (NaN: any). */
-        public Measurement find(String path, int batch, double t) {
-            return paths.stream().filter(m -> m.path().equals(path) && m.batch() == batch
-                    && (Double.isNaN(t) || m.temperature() == t)).findFirst().orElseThrow();
+        /** The measurement of {@code path} with weights {@code dtype} at {@code batch} and temperature {@code t}. */
+        public Measurement find(String path, String dtype, int batch, double t) {
+            return paths.stream().filter(m -> m.path().equals(path) && m.dtype().equals(dtype) && m.batch() == batch
+                    && m.temperature() == t).findFirst().orElseThrow();
         }
     }
 
@@ -208,7 +208,7 @@ public final class Benchmarks {
      * and spread), then generation from 32-token prompts, 64 new tokens: the CALM at T=1 and T=1/2 (pool 200), the
      * token model at T=1 and greedy, at batch 1, 8 and 16 ({@code repeats} timed runs each).
      */
-    public static Suite all(String head, int steps, int repeats) {
+    public static Suite all(String head, int steps, int repeats, List<WeightType> types) {
         int vocab = 4096, batch = 8, tokens = 1024, prompt = 32, newTokens = 64;
         double gflops = Timing.matmulGflops();
         AutoencoderConfig ac = Presets.section("bench", "autoencoder", AutoencoderConfig.class);
@@ -222,15 +222,17 @@ public final class Benchmarks {
         out.add(calmTraining(calm, batch, tokens, steps));
         TokenLM token = new TokenLM(Presets.section("bench", "token_model", TokenLMConfig.class), vocab);
         out.add(tokenTraining(token, batch, tokens, steps));
-        calm.eval();
-        token.eval();
-        Random r = new Random(0);
-        for (int b : new int[] {1, 8, 16}) {
-            for (double t : new double[] {1.0, 0.5}) {
-                out.add(calmGeneration(calm, "fp32", b, t, prompt, newTokens, r, true, repeats));
-            }
-            for (double t : new double[] {1.0, 0.0}) {
-                out.add(tokenGeneration(token, "fp32", k, b, t, prompt, newTokens, r, repeats));
+        for (WeightType type : types) { // fp32 first: packing frees the float weights
+            calm.forInference(type);
+            token.forInference(type);
+            Random r = new Random(0);
+            for (int b : new int[] {1, 8, 16}) {
+                for (double t : new double[] {1.0, 0.5}) {
+                    out.add(calmGeneration(calm, type.label(), b, t, prompt, newTokens, r, true, repeats));
+                }
+                for (double t : new double[] {1.0, 0.0}) {
+                    out.add(tokenGeneration(token, type.label(), k, b, t, prompt, newTokens, r, repeats));
+                }
             }
         }
         return new Suite(gflops, out);

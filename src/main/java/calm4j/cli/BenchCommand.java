@@ -69,6 +69,10 @@ final class BenchCommand {
                 + "is printed (default: ${DEFAULT-VALUE})")
         int repeats;
 
+        @Option(names = "--dtype", split = ",", defaultValue = "fp32", description = "weight types the generation "
+                + "paths are measured with, in turn: fp32, fp16, int8 (training is fp32) (default: ${DEFAULT-VALUE})")
+        List<String> dtypes;
+
         @Mixin
         EngineOptions engine;
 
@@ -78,7 +82,8 @@ final class BenchCommand {
             Engine.seed(0);
             requireAtLeast(repeats, 1, "--repeats");
             requireAtLeast(steps, 1, "--steps");
-            Benchmarks.Suite suite = Benchmarks.all(head, steps, repeats);
+            List<WeightType> types = dtypes.stream().map(WeightType::parse).sorted().toList(); // fp32 first
+            Benchmarks.Suite suite = Benchmarks.all(head, steps, repeats, types);
             if (!json) {
                 System.out.printf("calm4j bench all: %s head, vocabulary 4096, 8 x 1024 tokens per training step, "
                         + "%d threads; 2048^3 fp32 matmul %.1f GFLOP/s; spread = (slowest - fastest) / 2 / median%n",
@@ -88,12 +93,14 @@ final class BenchCommand {
             for (Measurement m : suite.paths()) print(m, suite.matmulGflops(), json);
             if (!json) {
                 // K tokens a step is the method's ceiling for this ratio: the rest is the head and the decoder
-                StringBuilder sb = new StringBuilder("CALM over token model at T=1 (K=4):");
-                for (int b : new int[] {1, 8, 16}) {
-                    sb.append(String.format(" batch %d %.2fx", b, suite.find("calm_generate", b, 1).tokensPerS()
-                            / suite.find("token_generate", b, 1).tokensPerS()));
+                for (WeightType type : types) {
+                    StringBuilder sb = new StringBuilder("CALM over token model at T=1 (K=4), " + type + ":");
+                    for (int b : new int[] {1, 8, 16}) {
+                        sb.append(String.format(" batch %d %.2fx", b, suite.find("calm_generate", type.label(), b, 1)
+                                .tokensPerS() / suite.find("token_generate", type.label(), b, 1).tokensPerS()));
+                    }
+                    System.out.println(sb);
                 }
-                System.out.println(sb);
                 System.out.printf("peak resident memory %.2f GB%n", Memory.peakResidentGb());
             }
             return 0;
