@@ -25,7 +25,7 @@ import calm4j.engine.UserError;
  *                        docs/method.md §10)
  * @param auxTokenHead    its shape: "tied" (K projections into the input embedding) or "linear" (d -> K*V)
  * @param headProposal    the energy head refines chunks proposed by the multi-token head (docs/method.md §11),
- *                        which then belongs to the model; false: the plain energy head
+ *                        which then belongs to the model; false: the plain energy head (the flow head ignores it)
  * @param auxTokenDecay   the multi-token cross-entropy weighs the next chunk's k-th token by decay^k (scaled to mean
  *                        1); 1: every position alike
  */
@@ -43,20 +43,22 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
      * saved config that lacks one means this value, not today's preset (the auxiliary loss became the default in
      * the head study, docs/head-study/README.md).
      */
-    public static final java.util.Map<String, Object> BEFORE_PRESET_CHANGE = java.util.Map.of("aux_token_weight", 0.0);
+    public static final java.util.Map<String, Object> BEFORE_PRESET_CHANGE = java.util.Map.of("aux_token_weight", 0.0,
+            "head_proposal", false, "aux_token_decay", 1.0);
 
     /**
      * A run's saved "model" section, read as it was written: keys it lacks take the preset, except those of
      * {@link #BEFORE_PRESET_CHANGE}, which take the value they had then.
      */
     public static CalmConfig saved(com.fasterxml.jackson.databind.JsonNode section, String where) {
-        var root = Configs.JSON.createObjectNode();
-        if (section.isObject()) root.set("model", section);
-        CalmConfig cfg = Configs.section(root, "model", DEFAULTS, CalmConfig.class, where);
-        for (var e : BEFORE_PRESET_CHANGE.entrySet()) {
-            if (!section.has(e.getKey())) cfg = cfg.with(e.getKey(), e.getValue());
+        var model = section.isObject() ? ((com.fasterxml.jackson.databind.node.ObjectNode) section).deepCopy()
+                : Configs.JSON.createObjectNode();
+        for (var e : BEFORE_PRESET_CHANGE.entrySet()) { // keys it lacks: the values it was trained with, at once
+            if (!model.has(e.getKey())) model.set(e.getKey(), Configs.JSON.valueToTree(e.getValue()));
         }
-        return cfg;
+        var root = Configs.JSON.createObjectNode();
+        root.set("model", model);
+        return Configs.section(root, "model", DEFAULTS, CalmConfig.class, where);
     }
 
     public CalmConfig {
@@ -64,9 +66,8 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
                 + head);
         require(flowSteps >= 1, "flow_steps must be at least 1");
         require(auxTokenDecay > 0 && auxTokenDecay <= 1, "aux_token_decay must lie in (0, 1]");
-        require(!headProposal || head.equals("energy"), "head_proposal is for the energy head");
-        require(!headProposal || auxTokenWeight > 0, "head_proposal draws from the multi-token head: give it an "
-                + "aux_token_weight above 0");
+        require(!headProposal || !head.equals("energy") || auxTokenWeight > 0, "head_proposal draws from the "
+                + "multi-token head: give it an aux_token_weight above 0");
         require(auxTokenWeight >= 0, "aux_token_weight must be at least 0 (0 turns the auxiliary loss off)");
         require(auxTokenHead != null && (auxTokenHead.equals("tied") || auxTokenHead.equals("linear")),
                 "aux_token_head must be tied or linear, got " + auxTokenHead);
@@ -107,10 +108,18 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         double head = head().equals("flow") ? d * d + numSamples * flowMacs(d, l)
                 : d * d + numSamples * (noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l);
         double aux = auxTokenWeight > 0 ? MultiTokenHead.macs(auxTokenHead, d, k, ae.vocabSize()) : 0;
-        double proposals = headProposal ? numSamples * proposalMacs(d, l) : 0;
+        double proposals = refinesProposals() ? numSamples * proposalMacs(d, l) : 0;
         // the encoder runs forward only: for the targets, and for each proposal
-        double encoder = 2 * ae.encoderMacsPerChunk() * (1 + (headProposal ? numSamples : 0));
+        double encoder = 2 * ae.encoderMacsPerChunk() * (1 + (refinesProposals() ? numSamples : 0));
         return 6 * (embed + numHiddenLayers * layer + head + aux + proposals) + encoder;
+    }
+
+    /**
+     * Whether the energy head refines chunks proposed by the multi-token head (head_proposal, an energy-head setting:
+     * the flow head ignores it).
+     */
+    public boolean refinesProposals() {
+        return headProposal && head.equals("energy");
     }
 
     /** Whether training adds the multi-token cross-entropy (a module that generation never uses). */
@@ -129,7 +138,7 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + 2 * contextChunks * d;
         double head = head().equals("flow") ? d * d + 2.0 * flowSteps * flowMacs(d, l)
                 : d * d + noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l;
-        double proposal = headProposal ? MultiTokenHead.macs(auxTokenHead, d, k, ae.vocabSize()) + proposalMacs(d, l)
+        double proposal = refinesProposals() ? MultiTokenHead.macs(auxTokenHead, d, k, ae.vocabSize()) + proposalMacs(d, l)
                 + ae.encoderMacsPerChunk() : 0;
         return 2 * (embed + numHiddenLayers * layer + head + proposal + ae.decoderMacsPerChunk()) / k;
     }

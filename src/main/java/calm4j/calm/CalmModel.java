@@ -60,7 +60,7 @@ public final class CalmModel extends Module {
         head = register_module(chosen.moduleName(), chosen);
         auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
                 k, aeConfig.vocabSize(), transformer.embedTokens(), config.auxTokenDecay())) : null;
-        if (head instanceof EnergyHead e && config.headProposal()) e.proposeWith(auxHead);
+        if (head instanceof EnergyHead e && config.refinesProposals()) e.proposeWith(auxHead);
     }
 
     /** Where the training-only auxiliary head's parameters live (an export leaves them out). */
@@ -71,7 +71,7 @@ public final class CalmModel extends Module {
      * unless the generative head draws its proposals from it.
      */
     public boolean isTrainingOnly(String parameterName) {
-        return parameterName.startsWith(AUX_MODULE + ".") && !config.headProposal();
+        return parameterName.startsWith(AUX_MODULE + ".") && !config.refinesProposals();
     }
 
     public CalmConfig config() {

@@ -20,7 +20,7 @@ public abstract class GenerativeHead extends Module {
     static GenerativeHead of(CalmConfig c, int latent, ChunkAutoencoder ae) {
         return switch (c.head()) {
             case "energy" -> new EnergyHead(c.hiddenSize(), c.noiseSize(), c.numMlpLayers(), latent, c.numSamples(),
-                    c.numTargets(), c.alpha(), c.headProposal() ? ae : null);
+                    c.numTargets(), c.alpha(), c.refinesProposals() ? ae : null);
             case "flow" -> new FlowHead(c.hiddenSize(), c.numMlpLayers(), latent, c.numSamples(), c.flowSteps());
             default -> throw new IllegalStateException("CalmConfig checks the head's name: " + c.head());
         };

@@ -80,7 +80,8 @@ final class DemoCommand implements Callable<Integer> {
     Path lmConfig;
 
     @Option(names = "--head", description = "the CALM's generative head, energy or flow (default: the 'calm' "
-            + "preset's, energy with the auxiliary token loss, unless --lm-config names one; see the README, 'Which "
+            + "preset's, the energy head refining the multi-token head's proposals, unless --lm-config names one; "
+            + "see the README, 'Which "
             + "head, at which budget')")
     String head;
 
@@ -191,10 +192,13 @@ final class DemoCommand implements Callable<Integer> {
                 b.lmSteps(), b.arSteps());
         String recipe = (calm.head().equals("flow")
                 ? "the flow-matching head (" + calm.flowSteps() + " midpoint steps, two network evaluations each)"
+                : calm.refinesProposals() ? "the energy head refining chunks proposed by the multi-token head (one "
+                + "network evaluation per sample; docs/method.md §11, the head study's recipe: at 1,000 steps 85% of "
+                + "the token model's Brier-1 at equal training FLOPs on sotu, docs/head-study/README.md)"
                 : "the energy head (one network evaluation per sample)")
-                + (calm.auxTokenWeight() > 0 ? String.format(" and the training-only auxiliary token loss "
-                + "(aux_token_weight %s, %s head; at 1,000 steps it gave 1.8-2.8x the energy head's Brier-1 without "
-                + "it, docs/head-study/README.md)", Plots.human(calm.auxTokenWeight()), calm.auxTokenHead()) : "");
+                + (calm.auxTokenWeight() > 0 && !calm.refinesProposals() ? String.format(" and the training-only "
+                + "auxiliary token loss (aux_token_weight %s, %s head)", Plots.human(calm.auxTokenWeight()),
+                calm.auxTokenHead()) : "");
         String measured = ComparisonReport.versus(c, t, saved.autoencoder().patchSize());
         if (quick) {
             return "**This is a smoke run** (`calm demo --quick`: " + budgets + "). It shows that every stage of "

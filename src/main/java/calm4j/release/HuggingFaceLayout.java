@@ -114,7 +114,7 @@ public final class HuggingFaceLayout {
         n.put("calm4j_eval_samples", c.evalSamples());
         n.put("calm4j_head", c.head());
         n.put("calm4j_flow_steps", c.flowSteps());
-        if (c.headProposal()) { // the multi-token head proposes chunks: part of the model, exported with it
+        if (c.refinesProposals()) { // the multi-token head proposes chunks: part of the model, exported with it
             n.put("calm4j_head_proposal", true);
             n.put("calm4j_aux_token_head", c.auxTokenHead());
         }
@@ -401,7 +401,7 @@ public final class HuggingFaceLayout {
             Files.createDirectories(out);
             if (kind.equals(CalmRun.KIND)) {
                 CalmRun r = CalmRun.load(run);
-                if (r.model().config().headProposal()) {
+                if (r.model().config().refinesProposals()) {
                     r.tokenizer().close();
                     throw new UserError(run + "'s head refines chunks proposed by its multi-token head "
                             + "(head_proposal), which the authors' classes do not have: export it in calm4j's layout");

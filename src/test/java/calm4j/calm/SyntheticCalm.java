@@ -48,7 +48,7 @@ public final class SyntheticCalm {
                 "keep_checkpoints", 1, "log_every", 100, "seed", 1), corpus, dir.resolve("ae"), true,
                 DataParallel.single());
 
-        CalmModel calm = new CalmModel(CalmConfig.DEFAULTS.with("hidden_size", 64, "intermediate_size", 128,
+        CalmModel calm = new CalmModel(CalmConfig.DEFAULTS.with("head_proposal", false, "hidden_size", 64, "intermediate_size", 128,
                 "num_hidden_layers", 2, "num_key_value_heads", 2, "context_chunks", 16, "noise_size", 16,
                 "num_mlp_layers", 2, "num_targets", 16, "eval_block_chunks", 16, "head", head,
                 "aux_token_weight", 0.0), ae); // the head alone learns these languages: the thresholds were set so

@@ -47,7 +47,7 @@ class HuggingFaceLayoutTest {
         Path corpus = Fixtures.corpus(dir.resolve("c"), 4, 2, 3);
         AutoencoderConfig ae = AutoencoderConfig.DEFAULTS.with("vocab_size", 300, "hidden_size", 32,
                 "intermediate_size", 64, "latent_size", 8, "pad_id", 1, "mask_id", 2, "eos_id", 0);
-        CalmConfig cc = CalmConfig.DEFAULTS.with("hidden_size", 32, "intermediate_size", 64, "num_hidden_layers", 2,
+        CalmConfig cc = CalmConfig.DEFAULTS.with("head_proposal", false, "hidden_size", 32, "intermediate_size", 64, "num_hidden_layers", 2,
                 "num_key_value_heads", 2, "context_chunks", 8, "noise_size", 16, "num_mlp_layers", 2,
                 "num_samples", 4, "num_targets", 8, "eval_block_chunks", 8);
         Engine.seed(5);
@@ -90,7 +90,7 @@ class HuggingFaceLayoutTest {
                 .anyMatch(name -> name.startsWith(CalmModel.AUX_MODULE + ".")), "the proposing head is exported");
         HuggingFaceLayout.importDir(hf, back);
         CalmModel a = CalmRun.load(run).model(), b = CalmRun.load(back).model();
-        assertTrue(b.config().headProposal());
+        assertTrue(b.config().refinesProposals());
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor h = a.hidden(torch.randint(300, new long[] {1, 6 * 4}), null).reshape(6, -1);
             org.bytedeco.pytorch.Generator[] ga = {torch.make_generator_cpu()}, gb = {torch.make_generator_cpu()};
