@@ -65,8 +65,12 @@ final class InteropCommands {
             description = "Write a run (autoencoder or CALM) in the Hugging Face layout: config.json with the "
                     + "reference's field names, model.safetensors with its parameter names, tokenizer.json.")
     static final class Export implements Callable<Integer> {
-        @Option(names = "--hf", required = true, description = "the run folder to export")
+        @Option(names = "--ckpt", description = "the run folder to export")
         Path run;
+
+        /** The spelling before 'import --hf DIR' and 'export --ckpt RUN' were told apart: still read, with a note. */
+        @Option(names = "--hf", hidden = true)
+        Path legacyRun;
 
         @Option(names = "--out", required = true, description = "the directory to write")
         Path out;
@@ -81,6 +85,13 @@ final class InteropCommands {
         @Override
         public Integer call() {
             engine.engine();
+            if (legacyRun != null) {
+                if (run != null) throw new UserError("give the run once, with --ckpt");
+                System.err.println("calm export: note: --hf RUN is now --ckpt RUN (--hf names a Hugging Face folder "
+                        + "for import); the old spelling still works");
+                run = legacyRun;
+            }
+            if (run == null) throw new UserError("give the run to export with --ckpt RUN");
             switch (format) {
                 case "official" -> {
                     HuggingFaceLayout.exportOfficial(run, out);

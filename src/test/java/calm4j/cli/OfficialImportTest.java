@@ -82,8 +82,11 @@ class OfficialImportTest {
         Path run = dir.resolve("run"), back = dir.resolve("back");
         assertEquals(0, calm("import", "--hf", FIXTURE.resolve("calm").toString(), "--tokenizer", tok.toString(),
                 "--out", run.toString()).status());
-        CalmCliTest.Run exp = calm("export", "--hf", run.toString(), "--out", back.toString(), "--format", "official");
+        CalmCliTest.Run exp = calm("export", "--ckpt", run.toString(), "--out", back.toString(), "--format", "official");
         assertEquals(0, exp.status(), exp.err());
+        CalmCliTest.Run legacy = calm("export", "--hf", run.toString(), "--out", dir.resolve("legacy").toString());
+        assertEquals(0, legacy.status(), legacy.err());
+        assertTrue(legacy.err().contains("now --ckpt"), "the old spelling still works, with a note: " + legacy.err());
         var original = calm4j.release.HuggingFaceLayout.readWeights(FIXTURE.resolve("calm"));
         var exported = calm4j.release.HuggingFaceLayout.readWeights(back);
         assertEquals(new java.util.TreeSet<>(original.keySet()), new java.util.TreeSet<>(exported.keySet()),
