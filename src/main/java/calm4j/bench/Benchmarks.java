@@ -148,11 +148,15 @@ public final class Benchmarks {
 
     /** The token model with a CALM's backbone (the comparison at equal backbone). */
     public static TokenLM tokenModelLike(CalmModel calm) {
-        var c = calm.config();
-        int k = calm.patchSize();
+        return tokenModelLike(calm.config(), calm.autoencoder().config());
+    }
+
+    /** The token model with the backbone of CALM config {@code c} and the vocabulary of autoencoder {@code a}. */
+    static TokenLM tokenModelLike(CalmConfig c, AutoencoderConfig a) {
+        int k = a.patchSize();
         return new TokenLM(new TokenLMConfig(c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(),
                 c.numAttentionHeads(), c.numKeyValueHeads(), c.ropeTheta(), c.contextChunks() * k,
-                c.contextChunks() * k), calm.autoencoder().config().vocabSize());
+                c.contextChunks() * k), a.vocabSize());
     }
 
     /** One weight type of a release-size model: how it was built, and its generation at batch 1 and 8, T=1 and 1/2. */
@@ -164,7 +168,7 @@ public final class Benchmarks {
      * weight type, prepared for inference, and timed generating from {@code prompt}-token prompts.
      */
     public static List<ReleaseRun> release(String preset, List<WeightType> types, int prompt, int newTokens,
-                                           int repeats) {
+                                           int repeats, boolean withTokenModel) {
         var json = Presets.readNameOrFile(preset);
         String where = "preset " + preset;
         CalmConfig c = Configs.section(json, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
@@ -186,6 +190,16 @@ public final class Benchmarks {
             for (int batch : new int[] {1, 8}) {
                 for (double t : new double[] {1.0, 0.5}) {
                     gen.add(calmGeneration(model, type.label(), batch, t, prompt, newTokens, r, true, repeats));
+                }
+            }
+            if (withTokenModel) { // the token model with this backbone and vocabulary, the same weight type
+                model = null;
+                System.gc();
+                TokenLM token = tokenModelLike(c, a);
+                token.forInference(type);
+                for (int batch : new int[] {1, 8}) {
+                    gen.add(tokenGeneration(token, type.label(), a.patchSize(), batch, 1.0, prompt, newTokens, r,
+                            repeats));
                 }
             }
             runs.add(new ReleaseRun(type, params, aeParams, prepare, resident, gen));

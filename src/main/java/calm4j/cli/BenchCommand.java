@@ -212,6 +212,10 @@ final class BenchCommand {
                 + "--preset give one for a resident-memory figure of that type alone")
         List<String> dtypes;
 
+        @Option(names = "--token-model", description = "--preset: also the token model with the same backbone and "
+                + "vocabulary (built after the CALM is timed; its T=1 speed at batch 1 and 8)")
+        boolean withTokenModel;
+
         @Option(names = "--release-tokens", defaultValue = "8", description = "--preset: new tokens per sequence "
                 + "(default: ${DEFAULT-VALUE}: two steps of K=4)")
         int releaseTokens;
@@ -291,7 +295,8 @@ final class BenchCommand {
                         + "per sequence and step, decoded in slices of at most 256 MiB of logits%n", promptTokens,
                         releaseTokens);
             }
-            for (Benchmarks.ReleaseRun r : Benchmarks.release(preset, types, promptTokens, releaseTokens, repeats)) {
+            for (Benchmarks.ReleaseRun r : Benchmarks.release(preset, types, promptTokens, releaseTokens, repeats,
+                    withTokenModel)) {
                 if (!json) {
                     System.out.printf("%s %s: %,d parameters (CALM %,d + autoencoder %,d); built with random weights "
                                     + "and prepared in %.1f s; resident %.2f GB%n", preset, r.type(), r.parameters(),
