@@ -2,7 +2,6 @@ package calm4j.cli;
 
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.AutoencoderEval;
-import calm4j.ae.ChunkAutoencoder;
 import calm4j.app.AutoencoderRun;
 import calm4j.app.TrainingJob;
 import calm4j.engine.Configs;
@@ -12,8 +11,6 @@ import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Tensor;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;

@@ -6,7 +6,6 @@ import calm4j.app.TokenLMRun;
 import calm4j.app.TrainingJob;
 import calm4j.data.CorpusPreparer;
 import calm4j.calm.CalmConfig;
-import calm4j.engine.Engine;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import calm4j.report.ComparisonReport;
