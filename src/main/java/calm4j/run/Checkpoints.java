@@ -289,13 +289,30 @@ public final class Checkpoints {
      */
     public static State loadLatest(Path runDir, Module model) {
         for (int attempt = 1; ; attempt++) {
-            Path ckpt = latestOf(runDir);
+            Path ckpt;
+            try {
+                ckpt = latestOf(runDir);
+            } catch (UserError e) {
+                // A listing made while training renames a new checkpoint in and prunes the previous one can see
+                // neither (a directory lists in hash order, not by age): list again before saying there is none.
+                if (attempt == 10 || !Files.isDirectory(runDir.resolve(DIR))) throw e;
+                pause(10);
+                continue;
+            }
             try {
                 return load(ckpt, model, null);
             } catch (UserError e) {
                 if (Files.exists(ckpt.resolve("state.json")) || attempt == 10) throw e;
                 // pruned while being read: a newer checkpoint has been written, take that one
             }
+        }
+    }
+
+    private static void pause(long millis) {
+        try {
+            Thread.sleep(millis);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
