@@ -115,7 +115,7 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
         TrainConfig train = job.train(TRAIN);
         Manifest m = Manifest.read(job.data());
         if (model.contextTokens() % k != 0 || model.evalBlockTokens() % k != 0) {
-            throw new UserError("context_tokens and eval_block_tokens must be multiples of --patch-size " + k);
+            throw new UserError("context_tokens and eval_block_tokens must be multiples of the chunk size K = " + k);
         }
         int pad = m.padId() >= 0 ? m.padId() : m.eosId();
         try (Tokenizer tok = Tokenizer.load(job.data().resolve(RunFolder.TOKENIZER))) {

@@ -185,7 +185,7 @@ public final class FlowHead extends GenerativeHead {
 
     /** Sets how many midpoint steps sampling takes (a sampler setting: the weights do not depend on it). */
     public void setSampleSteps(int steps) {
-        if (steps < 1) throw new UserError("flow steps must be at least 1, got " + steps);
+        if (steps < 1) throw UserError.badValue("flow_steps", "must be at least 1, got " + steps);
         this.steps = steps;
     }
 

@@ -36,8 +36,8 @@ public final class Calm implements Runnable {
             if (t instanceof RuntimeException r && !(t instanceof UserError) && LibtorchErrors.isLibtorch(r)) {
                 t = LibtorchErrors.translate(name, r);
             }
-            if (t instanceof UserError) {
-                cmd.getErr().println(name + ": error: " + t.getMessage());
+            if (t instanceof UserError u) {
+                cmd.getErr().println(name + ": error: " + message(u));
                 return 2;
             }
             cmd.getErr().println(name + ": internal error (please report it):");
@@ -45,5 +45,13 @@ public final class Calm implements Runnable {
             return 1;
         });
         return cli.execute(args);
+    }
+
+    /**
+     * A user error as the command line says it: an error about one setting names the flag that sets it
+     * ({@code max_batch} is {@code --max-batch}; every calm4j flag is its parameter's name in kebab case).
+     */
+    static String message(UserError e) {
+        return e.parameter() == null ? e.getMessage() : "--" + e.parameter().replace('_', '-') + " " + e.problem();
     }
 }

@@ -42,7 +42,7 @@ public final class CorpusPreparer {
     public record ValFraction(double fraction) implements Holdout {
         public ValFraction {
             if (!(fraction > 0 && fraction < 1)) {
-                throw new UserError("--val-fraction must lie in (0, 1), got " + fraction);
+                throw UserError.badValue("val_fraction", "must lie in (0, 1), got " + fraction);
             }
         }
 
@@ -60,6 +60,14 @@ public final class CorpusPreparer {
         public double tokensPerSecond() {
             return (manifest.train().tokens() + manifest.val().tokens()) / seconds;
         }
+
+        /** One line: what the corpus in {@code out} holds and how fast it was prepared. */
+        public String summary(Path out) {
+            Manifest m = manifest;
+            return String.format("prepared %s: train %,d documents / %,d tokens, val %,d documents / %,d tokens "
+                    + "(%s, vocabulary %d) in %.1f s, %,.0f tokens/s", out, m.train().documents(), m.train().tokens(),
+                    m.val().documents(), m.val().tokens(), m.dtype(), m.vocabSize(), seconds, tokensPerSecond());
+        }
     }
 
     private final Tokenizer tokenizer;
@@ -74,7 +82,7 @@ public final class CorpusPreparer {
 
     public Result prepare(Documents train, Holdout holdout, Path out) {
         if (Files.exists(out)) {
-            throw new UserError(out + " already exists: remove it or choose another --out (nothing was changed)");
+            throw new UserError(out + " already exists: remove it or choose another output folder (nothing was changed)");
         }
         Path abs = out.toAbsolutePath();
         removeStalePartials(abs);
@@ -109,11 +117,11 @@ public final class CorpusPreparer {
                         : valSplit.documents() == 0
                         ? "the training split is empty: the inputs hold no non-blank documents"
                         : "the training split is empty: all " + valSplit.documents() + " document(s) were held out "
-                        + "(--val-fraction holds out whole documents): give more documents, a smaller "
-                        + "--val-fraction, or the held-out text as --val-input");
+                        + "(the validation fraction holds out whole documents): give more documents, a smaller "
+                        + "validation fraction, or the held-out text as validation inputs");
             }
             if (valSplit.documents() == 0) {
-                throw new UserError("the validation split is empty: give --val-input, or raise --val-fraction "
+                throw new UserError("the validation split is empty: give validation inputs, or raise the validation fraction "
                         + "(documents are held out whole, and there are only " + trainSplit.documents() + ")");
             }
             Manifest m = new Manifest(Manifest.FORMAT, tokenizer.sha256(), tokenizer.vocabSize(), tokenizer.eosId(),

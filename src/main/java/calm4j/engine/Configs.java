@@ -64,7 +64,7 @@ public final class Configs {
         JsonNode was = JSON.valueToTree(from), is = JSON.valueToTree(now);
         for (String key : keys) {
             if (!was.get(key).equals(is.get(key))) {
-                throw new UserError("--init keeps the source's architecture: model." + key + " is " + was.get(key)
+                throw new UserError("fine-tuning keeps the source's architecture: model." + key + " is " + was.get(key)
                         + " in " + source + ", " + is.get(key) + " in " + where);
             }
         }

@@ -33,7 +33,7 @@ public final class Engine {
      *                (see the engine notes: a small model trained 4-13x slower with 2 spinning pools)
      */
     public static Engine create(String device, int threads) {
-        if (threads < 1) throw new UserError("--threads must be at least 1, got " + threads);
+        if (threads < 1) throw UserError.badValue("threads", "must be at least 1, got " + threads);
         torch.set_num_threads(threads);
         return new Engine(parseDevice(device), device, threads);
     }
@@ -58,20 +58,20 @@ public final class Engine {
                 try {
                     index = Integer.parseInt(n.substring(5));
                 } catch (NumberFormatException e) {
-                    throw new UserError("--device " + name + ": expected cuda:N with N a GPU index");
+                    throw UserError.badValue("device", name + ": expected cuda:N with N a GPU index");
                 }
             }
             if (!torch.cuda_is_available()) {
-                throw new UserError("--device " + name + " asked for CUDA, but this libtorch build or machine has no "
-                        + "CUDA device. Use --device cpu, or rebuild with './mvnw -Pcuda package' on a machine with a GPU.");
+                throw UserError.badValue("device", name + " asked for CUDA, but this libtorch build or machine has "
+                        + "no CUDA device. Run on the cpu device, or rebuild with './mvnw -Pcuda package' on a machine with a GPU.");
             }
             int count = torch.cuda_device_count();
             if (index >= count) {
-                throw new UserError("--device " + name + ": this machine has " + count + " CUDA device(s)");
+                throw UserError.badValue("device", name + ": this machine has " + count + " CUDA device(s)");
             }
             return new Device(torch.DeviceType.CUDA, (byte) index);
         }
-        throw new UserError("--device " + name + " is not a device: use cpu, cuda or cuda:N");
+        throw UserError.badValue("device", name + " is not a device: use cpu, cuda or cuda:N");
     }
 
     public Device device() {

@@ -41,7 +41,7 @@ public final class LibtorchErrors {
         if (raw.contains("out of memory") || raw.contains("DefaultCPUAllocator: can't allocate")) {
             hint = "the model or batch does not fit in memory: lower batch_size or the model size in the config";
         } else if (raw.contains("CUDA") && (raw.contains("not available") || raw.contains("no CUDA"))) {
-            hint = "this build or machine has no CUDA: use --device cpu, or build with -Pcuda on a GPU machine";
+            hint = "this build or machine has no CUDA: run on the cpu device, or build with -Pcuda on a GPU machine";
         } else if (raw.contains("PytorchStreamReader") || raw.contains("archive") || raw.contains("file not found")
                 || raw.contains("zip")) {
             hint = "the file is not a complete libtorch archive (truncated or corrupt?): use an earlier checkpoint";

@@ -47,14 +47,14 @@ public final class RunFolder {
                 }
                 if (difference != null) {
                     throw new UserError("run " + run + " exists with a different " + old.path("kind").asText()
-                            + " model config (" + difference + "): choose a new --out, or resume with the same "
+                            + " model config (" + difference + "): choose a new run folder, or resume with the same "
                             + "config");
                 }
                 Path had = run.resolve(TOKENIZER);
                 if (Files.isRegularFile(had) && Files.mismatch(had, tokenizer) != -1) {
                     throw new UserError("run " + run + " was trained with another tokenizer than " + tokenizer
                             + ": its token ids mean other things; resume it on a corpus prepared with "
-                            + had + ", or choose a new --out");
+                            + had + ", or choose a new run folder");
                 }
             } else {
                 List<Path> damaged = new Checkpoints(run, 1).incomplete();

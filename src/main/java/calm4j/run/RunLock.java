@@ -45,7 +45,7 @@ public final class RunLock implements AutoCloseable {
                 String owner = Files.readString(file, StandardCharsets.UTF_8).strip();
                 ch.close();
                 throw new UserError("run " + run + " is being written by another process" + (owner.isEmpty() ? ""
-                        : " (pid " + owner + ")") + ": wait for it to finish, stop it, or choose another --out");
+                        : " (pid " + owner + ")") + ": wait for it to finish, stop it, or choose another run folder");
             }
             ch.truncate(0);
             ch.write(ByteBuffer.wrap(String.valueOf(ProcessHandle.current().pid()).getBytes(StandardCharsets.UTF_8)));

@@ -51,7 +51,7 @@ public final class BpeTrainer {
     public Bpe train(int vocabSize) {
         int base = SPECIALS.size() + 256;
         if (vocabSize < base) {
-            throw new UserError("--vocab-size " + vocabSize + " is too small: byte-level BPE needs at least " + base
+            throw UserError.badValue("vocab_size", vocabSize + " is too small: byte-level BPE needs at least " + base
                     + " (256 bytes and " + SPECIALS.size() + " special tokens)");
         }
         if (pieceCounts.isEmpty()) throw new UserError("the tokenizer corpus is empty: no text to learn merges from");

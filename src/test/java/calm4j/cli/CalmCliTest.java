@@ -61,6 +61,18 @@ class CalmCliTest {
     }
 
     @Test
+    void anErrorAboutOneSettingNamesTheParameterInTheLibraryAndTheFlagOnTheCommandLine(@TempDir Path dir) {
+        calm4j.engine.UserError e = assertThrows(calm4j.engine.UserError.class,
+                () -> calm4j.engine.Engine.create("cpu", 0));
+        assertEquals("threads must be at least 1, got 0", e.getMessage(), "a library caller has no flags");
+        Run r = calm("ae", "eval", "--ckpt", dir.toString(), "--data", dir.toString(), "--threads", "0");
+        assertEquals(2, r.status(), r.err());
+        assertTrue(r.err().contains("error: --threads must be at least 1, got 0"), r.err());
+        Run device = calm("ae", "eval", "--ckpt", dir.toString(), "--data", dir.toString(), "--device", "tpu");
+        assertTrue(device.err().contains("error: --device tpu is not a device"), device.err());
+    }
+
+    @Test
     void configMistakesAreErrorsThatNameTheKey(@TempDir Path dir) throws Exception {
         String[][] cases = {
             {"{\"modle\": {\"hidden_size\": 64}}", "unknown section \"modle\""},

@@ -326,6 +326,6 @@ class CorpusPreparerTest {
         UserError e = assertThrows(UserError.class, () -> new CorpusPreparer(tok, 1, true).prepare(of(emptyTrain),
                 new CorpusPreparer.ValInputs(of(val)), dir.resolve("c-empty")));
         assertTrue(e.getMessage().contains("training inputs hold no non-blank documents")
-                && !e.getMessage().contains("--val-fraction"), e.getMessage());
+                && !e.getMessage().contains("validation fraction"), e.getMessage());
     }
 }

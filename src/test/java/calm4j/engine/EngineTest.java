@@ -10,7 +10,8 @@ class EngineTest {
     void askingForCudaOnACpuOnlyBuildGivesAClearMessage() {
         if (torch.cuda_is_available()) return; // on a GPU machine this request is valid
         UserError e = assertThrows(UserError.class, () -> Engine.create("cuda", 1));
-        assertTrue(e.getMessage().contains("no CUDA") && e.getMessage().contains("--device cpu"), e.getMessage());
+        assertTrue(e.getMessage().contains("no CUDA") && e.getMessage().contains("cpu device"), e.getMessage());
+        assertEquals("device", e.parameter());
         assertThrows(UserError.class, () -> Engine.create("cuda:1", 1));
     }
 
