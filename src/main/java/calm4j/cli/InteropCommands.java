@@ -2,6 +2,7 @@ package calm4j.cli;
 
 import calm4j.data.CorpusFetcher;
 import calm4j.engine.UserError;
+import calm4j.io.WeightFiles;
 import calm4j.release.HubDownload;
 import calm4j.release.HuggingFaceLayout;
 import picocli.CommandLine.Command;
@@ -54,9 +55,6 @@ final class InteropCommands {
             HuggingFaceLayout.Imported r = HuggingFaceLayout.importDir(local, out, tokenizer, ae);
             System.out.printf("imported %s %s with %,d parameters into %s%n", r.kind().startsWith("a") ? "an" : "a",
                     r.kind(), r.parameters(), out);
-            if (!r.unusedTensors().isEmpty()) {
-                System.out.println("tensors in the file that calm4j does not use: " + r.unusedTensors());
-            }
             return 0;
         }
     }
@@ -102,7 +100,7 @@ final class InteropCommands {
                 default -> throw new UserError("--format must be calm4j or official, got " + format);
             }
             System.out.println("wrote " + out.resolve(HuggingFaceLayout.CONFIG) + ", "
-                    + out.resolve(HuggingFaceLayout.WEIGHTS) + " and " + out.resolve(HuggingFaceLayout.TOKENIZER));
+                    + out.resolve(WeightFiles.SAFETENSORS) + " and " + out.resolve(HuggingFaceLayout.TOKENIZER));
             return 0;
         }
     }

@@ -3,6 +3,7 @@ package calm4j.release;
 import calm4j.engine.Configs;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
+import calm4j.io.WeightFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.io.IOException;
@@ -74,8 +75,8 @@ public final class HubDownload {
         Path dir = cache.resolve(repo.replace("/", "--"));
         file(repo, dir, HuggingFaceLayout.CONFIG, true);
         List<String> weights = new ArrayList<>();
-        for (String index : List.of(HuggingFaceLayout.WEIGHTS + ".index.json",
-                HuggingFaceLayout.LEGACY_WEIGHTS + ".index.json")) {
+        for (String index : List.of(WeightFiles.SAFETENSORS + ".index.json",
+                WeightFiles.PYTORCH_BIN + ".index.json")) {
             if (file(repo, dir, index, false)) {
                 JsonNode map = Configs.readTree(dir.resolve(index)).path("weight_map");
                 TreeSet<String> shards = new TreeSet<>();
@@ -85,8 +86,8 @@ public final class HubDownload {
             }
         }
         if (weights.isEmpty()) {
-            if (file(repo, dir, HuggingFaceLayout.WEIGHTS, false)) return withTokenizer(repo, dir);
-            file(repo, dir, HuggingFaceLayout.LEGACY_WEIGHTS, true);
+            if (file(repo, dir, WeightFiles.SAFETENSORS, false)) return withTokenizer(repo, dir);
+            file(repo, dir, WeightFiles.PYTORCH_BIN, true);
             return withTokenizer(repo, dir);
         }
         for (String shard : weights) {
@@ -155,7 +156,7 @@ public final class HubDownload {
                  | HttpConnectTimeoutException e) {
             throw new UserError("cannot reach the Hub at " + endpoint + " (" + e.getClass().getSimpleName()
                     + "): this machine may be offline; set HF_ENDPOINT for a mirror, or download the repository's "
-                    + "files yourself and give their directory to --hf");
+                    + "files yourself and import from their directory");
         } catch (IOException e) {
             throw new UserError("downloading " + uri + " stopped: " + (e.getMessage() != null ? e.getMessage()
                     : e.getClass().getSimpleName()) + " (run the same command again: it resumes where it stopped)");

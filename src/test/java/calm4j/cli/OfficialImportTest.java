@@ -87,14 +87,14 @@ class OfficialImportTest {
         CalmCliTest.Run legacy = calm("export", "--hf", run.toString(), "--out", dir.resolve("legacy").toString());
         assertEquals(0, legacy.status(), legacy.err());
         assertTrue(legacy.err().contains("now --ckpt"), "the old spelling still works, with a note: " + legacy.err());
-        var original = calm4j.release.HuggingFaceLayout.readWeights(FIXTURE.resolve("calm"));
-        var exported = calm4j.release.HuggingFaceLayout.readWeights(back);
+        var original = calm4j.io.WeightFiles.read(FIXTURE.resolve("calm"));
+        var exported = calm4j.io.WeightFiles.read(back);
         assertEquals(new java.util.TreeSet<>(original.keySet()), new java.util.TreeSet<>(exported.keySet()),
                 "the same names, aliases included");
         for (var e : original.entrySet()) {
             assertTrue(org.bytedeco.pytorch.global.torch.equal(e.getValue(), exported.get(e.getKey())), e.getKey());
         }
-        var ae = calm4j.release.HuggingFaceLayout.readWeights(back.resolve("autoencoder"));
+        var ae = calm4j.io.WeightFiles.read(back.resolve("autoencoder"));
         for (var e : ae.entrySet()) {
             assertTrue(org.bytedeco.pytorch.global.torch.equal(e.getValue(), original.get("ae_model." + e.getKey())),
                     e.getKey());

@@ -38,7 +38,7 @@ class OfficialParityTest {
     @Test
     void theOfficialAutoencoderEncodesAndDecodesAsTheirCodeDoes() {
         Path dir = FIXTURE.resolve("autoencoder");
-        AutoencoderConfig cfg = HuggingFaceLayout.autoencoderConfig(Configs.readTree(dir.resolve("config.json")),
+        AutoencoderConfig cfg = calm4j.release.OfficialLayout.autoencoderConfig(Configs.readTree(dir.resolve("config.json")),
                 dir.resolve("config.json"));
         ChunkAutoencoder ae = new ChunkAutoencoder(cfg);
         List<String> unused = StateDict.load(ae, StateDict.readFile(dir.resolve("pytorch_model.bin")),
@@ -67,7 +67,7 @@ class OfficialParityTest {
     /** As {@link #calmDifferences(String)}, the CALM's weights held as {@code type} for inference. */
     static double[] calmDifferences(String layout, calm4j.nn.WeightType type) {
         Path dir = FIXTURE.resolve(layout);
-        calm4j.calm.CalmModel calm = HuggingFaceLayout.officialCalm(dir, HuggingFaceLayout.readWeights(dir), null);
+        calm4j.calm.CalmModel calm = calm4j.release.OfficialLayout.calm(dir, calm4j.io.WeightFiles.read(dir), null);
         calm.forInference(type);
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor ids = expected.get("input_ids");                          // [2, 32]
@@ -115,7 +115,7 @@ class OfficialParityTest {
         double[] int8 = calmDifferences("calm", calm4j.nn.WeightType.INT8);
         assertTrue(int8[0] < 0.15 && int8[1] < 0.15, java.util.Arrays.toString(int8));
         Path dir = FIXTURE.resolve("autoencoder");
-        AutoencoderConfig cfg = HuggingFaceLayout.autoencoderConfig(Configs.readTree(dir.resolve("config.json")),
+        AutoencoderConfig cfg = calm4j.release.OfficialLayout.autoencoderConfig(Configs.readTree(dir.resolve("config.json")),
                 dir.resolve("config.json"));
         for (calm4j.nn.WeightType type : List.of(calm4j.nn.WeightType.FP16, calm4j.nn.WeightType.INT8)) {
             ChunkAutoencoder ae = new ChunkAutoencoder(cfg);
@@ -147,29 +147,29 @@ class OfficialParityTest {
     @Test
     void aReleaseWithAMissingExtraOrMisShapedTensorIsRefusedNamingIt() {
         Path dir = FIXTURE.resolve("calm");
-        Map<String, Tensor> missing = new java.util.LinkedHashMap<>(HuggingFaceLayout.readWeights(dir));
+        Map<String, Tensor> missing = new java.util.LinkedHashMap<>(calm4j.io.WeightFiles.read(dir));
         missing.remove("transformer.layers.1.mlp.up_proj.weight");
         calm4j.engine.UserError m = assertThrows(calm4j.engine.UserError.class,
-                () -> HuggingFaceLayout.officialCalm(dir, missing, null));
+                () -> calm4j.release.OfficialLayout.calm(dir, missing, null));
         assertTrue(m.getMessage().contains("has no tensor transformer.layers.1.mlp.up_proj.weight"), m.getMessage());
 
-        Map<String, Tensor> extra = new java.util.LinkedHashMap<>(HuggingFaceLayout.readWeights(dir));
+        Map<String, Tensor> extra = new java.util.LinkedHashMap<>(calm4j.io.WeightFiles.read(dir));
         extra.put("transformer.layers.9.self_attn.q_proj.weight", org.bytedeco.pytorch.global.torch.zeros(2, 2));
         calm4j.engine.UserError x = assertThrows(calm4j.engine.UserError.class,
-                () -> HuggingFaceLayout.officialCalm(dir, extra, null));
+                () -> calm4j.release.OfficialLayout.calm(dir, extra, null));
         assertTrue(x.getMessage().contains("transformer.layers.9.self_attn.q_proj.weight"), x.getMessage());
 
-        Map<String, Tensor> shaped = new java.util.LinkedHashMap<>(HuggingFaceLayout.readWeights(dir));
+        Map<String, Tensor> shaped = new java.util.LinkedHashMap<>(calm4j.io.WeightFiles.read(dir));
         shaped.put("embed_proj.0.bias", org.bytedeco.pytorch.global.torch.zeros(3));
         calm4j.engine.UserError sh = assertThrows(calm4j.engine.UserError.class,
-                () -> HuggingFaceLayout.officialCalm(dir, shaped, null));
+                () -> calm4j.release.OfficialLayout.calm(dir, shaped, null));
         assertTrue(sh.getMessage().contains("embed_proj.0.bias has shape [3]"), sh.getMessage());
 
-        Map<String, Tensor> differs = new java.util.LinkedHashMap<>(HuggingFaceLayout.readWeights(dir));
+        Map<String, Tensor> differs = new java.util.LinkedHashMap<>(calm4j.io.WeightFiles.read(dir));
         differs.put("generative_head.noise_embd.bias", differs.get("mlp_generator.noise_embd.bias").add(
                 new org.bytedeco.pytorch.Scalar(1.0)));
         calm4j.engine.UserError d = assertThrows(calm4j.engine.UserError.class,
-                () -> HuggingFaceLayout.officialCalm(dir, differs, null));
+                () -> calm4j.release.OfficialLayout.calm(dir, differs, null));
         assertTrue(d.getMessage().contains("generative_head.noise_embd.bias should be the same tensor"),
                 d.getMessage());
     }

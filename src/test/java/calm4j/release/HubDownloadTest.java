@@ -111,7 +111,7 @@ class HubDownloadTest {
                 "pytorch_model-00002-of-00002.bin")) {
             assertEquals(-1, Files.mismatch(local.resolve(f), source.resolve(f)), f);
         }
-        assertEquals(HuggingFaceLayout.readWeights(source).keySet(), HuggingFaceLayout.readWeights(local).keySet());
+        assertEquals(calm4j.io.WeightFiles.read(source).keySet(), calm4j.io.WeightFiles.read(local).keySet());
         ranges.clear();
         hub().fetch(REPO);
         assertEquals(List.of(), ranges, "cached files are not downloaded again");
