@@ -80,37 +80,11 @@ final class ServeCommand implements Callable<Integer> {
         // Every option is checked before the model loads.
         CompletionServer.Options options = new CompletionServer.Options(host, port, maxBatch, queue, maxTokens,
                 timeout, maxBody, pool, maxDraws, allowOrigin);
-        InetAddress address;
-        try {
-            address = InetAddress.getByName(host);
-        } catch (UnknownHostException e) {
-            throw new UserError("--host " + host + " does not resolve (" + e.getMessage() + "): use 127.0.0.1 (the "
-                    + "default), 0.0.0.0, or one of this machine's addresses");
-        }
-        if (!address.isLoopbackAddress()) {
-            System.err.println("calm serve: warning: listening on " + host + ": anyone who can reach this address can "
-                    + "use the model (there is no authentication)");
-        }
         CompletionServer server = CompletionServer.start(run, options, chatTemplate, weights.type());
-        CountDownLatch stopped = new CountDownLatch(1);
-        // SIGTERM (a service manager, a container stop) and Ctrl-C shut down gracefully and exit 0: running
-        // sequences get --shutdown-grace seconds, every stream is ended properly.
-        Runnable graceful = () -> {
-            System.err.println("calm serve: shutting down (sequences under way get " + shutdownGrace + " s)");
-            server.shutdown((long) (shutdownGrace * 1000));
-            stopped.countDown();
-        };
-        for (String signal : new String[] {"TERM", "INT"}) {
-            sun.misc.Signal.handle(new sun.misc.Signal(signal), sig -> new Thread(graceful, "calm4j-shutdown").start());
-        }
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            if (stopped.getCount() > 0) server.close(); // any other exit: stop at once
-        }));
         System.out.println("serving " + server.modelId() + " at " + server.url() + "  (playground: " + server.url()
                 + "/, API: " + server.url() + "/v1/completions and /v1/chat/completions)");
         System.out.flush();
-        stopped.await();
-        System.err.println("calm serve: stopped");
+        server.serveUntilSignalled((long) (shutdownGrace * 1000));
         return 0;
     }
 }

@@ -1,21 +1,11 @@
 package calm4j.serve;
 
-import calm4j.engine.Configs;
+import calm4j.chat.ChatTemplate;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
-import calm4j.generate.Finish;
-import calm4j.generate.TextStream;
 import calm4j.generate.GenerationOptions;
 import calm4j.generate.GenerationRequest;
-import calm4j.generate.StopStrings;
-import calm4j.chat.ChatTemplate;
-import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectReader;
-import com.fasterxml.jackson.databind.ObjectWriter;
-import com.fasterxml.jackson.databind.SerializationFeature;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.eclipse.jetty.server.Handler;
 import org.eclipse.jetty.server.HttpConfiguration;
 import org.eclipse.jetty.server.HttpConnectionFactory;
@@ -32,14 +22,14 @@ import java.io.InputStream;
 import java.net.BindException;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
-import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ThreadLocalRandom;
-import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 
 /**
@@ -66,25 +56,35 @@ public final class CompletionServer implements AutoCloseable {
 
         public Options {
             if (maxBatch < 1 || maxBatch > MAX_BATCH) {
-                throw new UserError("--max-batch must lie in [1, " + MAX_BATCH + "], got " + maxBatch);
+                throw UserError.badValue("max_batch", "must lie in [1, " + MAX_BATCH + "], got " + maxBatch);
             }
             if (queue < 1 || queue > MAX_QUEUE) {
-                throw new UserError("--queue must lie in [1, " + MAX_QUEUE + "], got " + queue);
+                throw UserError.badValue("queue", "must lie in [1, " + MAX_QUEUE + "], got " + queue);
             }
-            if (maxTokens < 1) throw new UserError("--max-tokens must be at least 1, got " + maxTokens);
+            if (maxTokens < 1) throw UserError.badValue("max_tokens", "must be at least 1, got " + maxTokens);
             if (!(timeoutSeconds > 0) || timeoutSeconds > 86_400) {
-                throw new UserError("--timeout must lie in (0, 86400] seconds, got " + timeoutSeconds);
+                throw UserError.badValue("timeout", "must lie in (0, 86400] seconds, got " + timeoutSeconds);
             }
-            if (port < 0 || port > 65535) throw new UserError("--port must lie in [0, 65535], got " + port);
+            if (port < 0 || port > 65535) throw UserError.badValue("port", "must lie in [0, 65535], got " + port);
             if (maxBodyBytes < 1 || maxBodyBytes > MAX_BODY) {
-                throw new UserError("--max-body must lie in [1, " + MAX_BODY + "] bytes, got " + maxBodyBytes);
+                throw UserError.badValue("max_body", "must lie in [1, " + MAX_BODY + "] bytes, got " + maxBodyBytes);
             }
-            if (pool < 1) throw new UserError("--pool must be at least 1, got " + pool);
-            if (maxDraws < 1) throw new UserError("--max-draws must be at least 1, got " + maxDraws);
-            if (host == null || host.isBlank()) throw new UserError("--host must name an address");
+            if (pool < 1) throw UserError.badValue("pool", "must be at least 1, got " + pool);
+            if (maxDraws < 1) throw UserError.badValue("max_draws", "must be at least 1, got " + maxDraws);
+            if (host == null || host.isBlank()) throw UserError.badValue("host", "must name an address");
             if (allowOrigin != null && !allowOrigin.equals("*") && !allowOrigin.matches("https?://[^/\\s]+")) {
-                throw new UserError("--allow-origin must be * or an origin such as https://app.example.com (scheme "
+                throw UserError.badValue("allow_origin", "must be * or an origin such as https://app.example.com (scheme "
                         + "and host, no path), got " + allowOrigin);
+            }
+        }
+
+        /** The address to listen on; a name that does not resolve is refused. */
+        public InetAddress address() {
+            try {
+                return InetAddress.getByName(host);
+            } catch (UnknownHostException e) {
+                throw UserError.badValue("host", host + " is not an address of this machine or a name that resolves ("
+                        + e.getMessage() + "): use 127.0.0.1 (the default), 0.0.0.0, or an interface's address");
             }
         }
 
@@ -101,14 +101,9 @@ public final class CompletionServer implements AutoCloseable {
     private final Server http;
     private final ServerConnector connector;
     private final AtomicLong requestIds = new AtomicLong();
-    private final java.util.concurrent.atomic.AtomicInteger inFlight = new java.util.concurrent.atomic.AtomicInteger();
+    private final AtomicInteger inFlight = new AtomicInteger();
     private volatile boolean draining;
     private final byte[] playground;
-    /** One line per JSON document: server-sent events must not contain newlines inside an event's data. */
-    private static final ObjectWriter COMPACT = Configs.JSON.writer().without(SerializationFeature.INDENT_OUTPUT);
-    /** A body is one JSON document: anything after it is an error, not ignored. */
-    private static final ObjectReader STRICT = Configs.JSON.reader()
-            .with(DeserializationFeature.FAIL_ON_TRAILING_TOKENS);
     /**
      * No tokenizer calm4j serves has a token of more characters than this, so a prompt longer than this many
      * characters per allowed token is refused before it is tokenized (a 1 MB prompt costs nothing).
@@ -123,13 +118,10 @@ public final class CompletionServer implements AutoCloseable {
         try (InputStream in = CompletionServer.class.getResourceAsStream("playground.html")) {
             this.playground = in.readAllBytes();
         }
-        InetAddress address;
-        try {
-            address = InetAddress.getByName(options.host());
-        } catch (UnknownHostException e) {
-            throw new UserError("--host " + options.host() + " is not an address of this machine or a name that "
-                    + "resolves (" + e.getMessage() + "): use 127.0.0.1 (the default), 0.0.0.0, or an interface's "
-                    + "address");
+        InetAddress address = options.address();
+        if (!address.isLoopbackAddress()) {
+            System.err.println("calm serve: warning: listening on " + options.host() + ": anyone who can reach this "
+                    + "address can use the model (there is no authentication)");
         }
         this.scheduler = new Scheduler(model, options.maxBatch(), options.queue());
         // A thread per waiting or running request, and spare ones to answer 503s and health checks at once. Reading
@@ -170,7 +162,7 @@ public final class CompletionServer implements AutoCloseable {
             Throwable cause = e instanceof IOException && e.getCause() != null ? e.getCause() : e;
             if (cause instanceof BindException || e instanceof IOException) {
                 throw new UserError("cannot listen on " + options.host() + ":" + options.port() + " ("
-                        + e.getMessage() + "): choose another --port, or stop what uses it");
+                        + e.getMessage() + "): choose another port, or stop what uses it");
             }
             throw new IOException("the HTTP server did not start: " + e, e);
         }
@@ -206,6 +198,7 @@ public final class CompletionServer implements AutoCloseable {
     /** As {@link #start(Path, Options, Path)}, the model's weights held as {@code weights} for inference. */
     public static CompletionServer start(Path run, Options options, Path chatTemplate, calm4j.nn.WeightType weights)
             throws IOException {
+        options.address(); // a host that does not resolve is refused before the model loads
         ChatTemplate chat = chatTemplate != null ? ChatTemplate.file(chatTemplate) : null;
         return start(ServedModel.load(run, new GenerationOptions(options.pool(), false, options.maxDraws()), chat,
                 weights), options);
@@ -262,6 +255,27 @@ public final class CompletionServer implements AutoCloseable {
         close();
     }
 
+    /**
+     * Serves until SIGTERM (a service manager, a container stop) or SIGINT (Ctrl-C), then {@link #shutdown}s
+     * gracefully with {@code graceMillis} for the sequences under way. Any other exit of the JVM closes at once.
+     */
+    public void serveUntilSignalled(long graceMillis) throws InterruptedException {
+        CountDownLatch stopped = new CountDownLatch(1);
+        Runnable graceful = () -> {
+            System.err.println("calm serve: shutting down (sequences under way get " + graceMillis / 1000.0 + " s)");
+            shutdown(graceMillis);
+            stopped.countDown();
+        };
+        for (String signal : new String[] {"TERM", "INT"}) {
+            sun.misc.Signal.handle(new sun.misc.Signal(signal), sig -> new Thread(graceful, "calm4j-shutdown").start());
+        }
+        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
+            if (stopped.getCount() > 0) close();
+        }));
+        stopped.await();
+        System.err.println("calm serve: stopped");
+    }
+
     private void route(Exchange ex) throws IOException {
         try {
             String path = ex.path();
@@ -274,8 +288,8 @@ public final class CompletionServer implements AutoCloseable {
             if (path.startsWith("/v1/models/")) {
                 String id = path.substring("/v1/models/".length());
                 if (!allow(ex, "GET")) return;
-                if (id.equals(model.id)) sendJson(ex, 200, modelCard());
-                else sendError(ex, 404, "not_found", "model '" + id + "' is not served here; this server serves '"
+                if (id.equals(model.id)) ex.sendJson(200, modelCard());
+                else ex.sendError(404, "not_found", "model '" + id + "' is not served here; this server serves '"
                         + model.id + "'");
                 return;
             }
@@ -287,20 +301,15 @@ public final class CompletionServer implements AutoCloseable {
                     if (allow(ex, "POST")) generate(ex, true);
                 }
                 case "/v1/models" -> {
-                    if (allow(ex, "GET")) {
-                        ObjectNode root = Configs.JSON.createObjectNode();
-                        root.put("object", "list");
-                        root.putArray("data").add(modelCard());
-                        sendJson(ex, 200, root);
-                    }
+                    if (allow(ex, "GET")) ex.sendJson(200, new OpenAiWire.ModelList("list", List.of(modelCard())));
                 }
                 case "/health" -> {
-                    if (allow(ex, "GET")) sendJson(ex, scheduler.isRunning() ? 200 : 500, health());
+                    if (allow(ex, "GET")) ex.sendJson(scheduler.isRunning() ? 200 : 500, health());
                 }
                 case "/", "/index.html" -> {
-                    if (allow(ex, "GET")) send(ex, 200, "text/html; charset=utf-8", playground);
+                    if (allow(ex, "GET")) ex.send(200, "text/html; charset=utf-8", playground);
                 }
-                default -> sendError(ex, 404, "not_found", "no such endpoint: " + method + " " + path
+                default -> ex.sendError(404, "not_found", "no such endpoint: " + method + " " + path
                         + " (calm4j serves POST /v1/completions, POST /v1/chat/completions, GET /v1/models, GET /v1/models/ID, "
                         + "GET /health and the playground at /)");
             }
@@ -312,7 +321,7 @@ public final class CompletionServer implements AutoCloseable {
     private boolean allow(Exchange ex, String method) throws IOException {
         if (ex.method().equals(method)) return true;
         ex.header("Allow", method);
-        sendError(ex, 405, "method_not_allowed", ex.path() + " takes " + method);
+        ex.sendError(405, "method_not_allowed", ex.path() + " takes " + method);
         return false;
     }
 
@@ -330,30 +339,15 @@ public final class CompletionServer implements AutoCloseable {
     }
 
     /** The served model as OpenAI's model object, with what a request can ask of it. */
-    private ObjectNode modelCard() {
-        ObjectNode m = Configs.JSON.createObjectNode();
-        m.put("id", model.id);
-        m.put("object", "model");
-        m.put("created", 0);
-        m.put("owned_by", "calm4j");
-        m.put("kind", model.kind());
-        m.put("tokens_per_step", model.tokensPerStep());
-        m.put("max_prompt_tokens", model.maxPromptTokens());
+    private OpenAiWire.ModelCard modelCard() {
         // What an empty prompt can get: the context bounds it as much as the server's limit does.
-        m.put("max_tokens", Math.min(options.maxTokens(), model.maxNewTokens(0)));
-        m.put("chat_template", model.chat.name());
-        return m;
+        return new OpenAiWire.ModelCard(model.id, "model", 0, "calm4j", model.kind(), model.tokensPerStep(),
+                model.maxPromptTokens(), Math.min(options.maxTokens(), model.maxNewTokens(0)), model.chat.name());
     }
 
-    private ObjectNode health() {
-        ObjectNode root = Configs.JSON.createObjectNode();
-        root.put("status", scheduler.isRunning() ? "ok" : "failed");
-        root.put("model", model.id);
-        root.put("kind", model.kind());
-        root.put("running", scheduler.active());
-        root.put("queued", scheduler.queued());
-        root.put("failed_steps", scheduler.failures());
-        return root;
+    private OpenAiWire.Health health() {
+        return new OpenAiWire.Health(scheduler.isRunning() ? "ok" : "failed", model.id, model.kind(),
+                scheduler.active(), scheduler.queued(), scheduler.failures());
     }
 
     /** {@code POST /v1/completions} and {@code POST /v1/chat/completions}: parse, queue, then stream or collect. */
@@ -362,7 +356,7 @@ public final class CompletionServer implements AutoCloseable {
         try {
             if (draining) {
                 ex.header("Retry-After", "5");
-                sendError(ex, 503, "server_shutting_down", "the server is shutting down: retry with another");
+                ex.sendError(503, "server_shutting_down", "the server is shutting down: retry with another");
                 return;
             }
             generateNow(ex, chat);
@@ -374,7 +368,7 @@ public final class CompletionServer implements AutoCloseable {
     private void generateNow(Exchange ex, boolean chat) throws IOException {
         long started = System.nanoTime();
         if (ex.declaredLength() > options.maxBodyBytes()) { // refused before a byte of it is read
-            sendError(ex, 413, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
+            ex.sendError(413, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
                     + " bytes (the server's limit)");
             return;
         }
@@ -382,17 +376,15 @@ public final class CompletionServer implements AutoCloseable {
         try {
             bytes = ex.readBody(options.maxBodyBytes());
         } catch (Exchange.BadBody e) {
-            ObjectNode root = Configs.JSON.createObjectNode();
-            root.putObject("error").put("message", "the request body could not be read (" + e.getMessage()
-                    + "): send a complete body of the length declared, or valid chunked encoding")
-                    .put("type", "invalid_request_error");
-            ex.sendAndClose(400, "application/json", COMPACT.writeValueAsBytes(root));
+            ex.sendAndClose(400, "application/json", OpenAiWire.bytes(OpenAiWire.ErrorBody.of("invalid_request_error",
+                    "the request body could not be read (" + e.getMessage() + "): send a complete body of the length "
+                    + "declared, or valid chunked encoding")));
             System.err.printf("calm serve: %s %s 400 unreadable body (%s) %d ms%n", ex.method(), ex.path(),
                     e.getMessage(), (System.nanoTime() - started) / 1_000_000);
             return;
         }
         if (bytes.length > options.maxBodyBytes()) {
-            sendError(ex, 413, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
+            ex.sendError(413, "invalid_request_error", "the request body is larger than " + options.maxBodyBytes()
                     + " bytes (the server's limit)");
             return;
         }
@@ -402,7 +394,7 @@ public final class CompletionServer implements AutoCloseable {
         try {
             JsonNode body;
             try {
-                body = STRICT.readTree(bytes);
+                body = OpenAiWire.read(bytes);
             } catch (IOException e) {
                 throw new ApiRequest.Invalid("the body is not valid JSON: " + LibtorchErrors.firstLine(e.getMessage()));
             }
@@ -430,7 +422,7 @@ public final class CompletionServer implements AutoCloseable {
                 maxTokens = req.maxTokens();
             }
         } catch (ApiRequest.Invalid e) {
-            sendError(ex, 400, "invalid_request_error", e.getMessage());
+            ex.sendError(400, "invalid_request_error", e.getMessage());
             return;
         }
         long seed = req.seeded() ? req.seed() : ThreadLocalRandom.current().nextLong();
@@ -445,24 +437,24 @@ public final class CompletionServer implements AutoCloseable {
             }
         }
         if (!scheduler.isRunning()) {
-            sendError(ex, 500, "server_error", "generation has failed on this server (see its log); restart it");
+            ex.sendError(500, "server_error", "generation has failed on this server (see its log); restart it");
             return;
         }
         if (!scheduler.submit(sequences)) {
             ex.header("Retry-After", "1");
-            sendError(ex, 503, "server_busy", "the server is busy (its queue of " + options.queue() + " sequences is "
+            ex.sendError(503, "server_busy", "the server is busy (its queue of " + options.queue() + " sequences is "
                     + "full): retry after a second");
             return;
         }
         List<String> stops = new ArrayList<>(req.stop());
         if (chat) stops.addAll(model.chat.stops());
-        Completion c = new Completion((chat ? "chatcmpl-" : "cmpl-") + requestIds.incrementAndGet(), chat,
-                System.currentTimeMillis() / 1000, sequences, prompts.stream().mapToInt(p -> p.length).sum(), stops);
+        Call c = new Call((chat ? "chatcmpl-" : "cmpl-") + requestIds.incrementAndGet(), chat, model, sequences, out,
+                prompts.stream().mapToInt(p -> p.length).sum(), stops, options.timeoutSeconds());
         try {
             if (req.stream()) {
-                stream(ex, c, out, req.includeUsage());
+                c.stream(ex, req.includeUsage());
             } else {
-                collect(ex, c, out);
+                c.collect(ex);
             }
         } finally {
             log(ex, c, started);
@@ -497,270 +489,9 @@ public final class CompletionServer implements AutoCloseable {
     }
 
     /** One line per generation request on the server's log. */
-    private void log(Exchange ex, Completion c, long started) {
-        StringBuilder finishes = new StringBuilder();
-        for (Finish f : c.finish) finishes.append(finishes.length() == 0 ? "" : ",").append(f == null ? "-" : f);
+    private static void log(Exchange ex, Call c, long started) {
         System.err.printf("calm serve: %s %s %s prompt_tokens=%d completion_tokens=%d finish=%s %d ms%n", c.id,
-                ex.method(), ex.path(), c.promptTokens, c.completionTokens(), finishes,
+                ex.method(), ex.path(), c.promptTokens, c.completionTokens(), c.finishes(),
                 (System.nanoTime() - started) / 1_000_000);
-    }
-
-    /**
-     * The choices of one request as they grow. Each choice's text is decoded from all its tokens so far (UTF-8
-     * safe), then passed through its stop strings; a chat reply's leading whitespace (after "Assistant:") is dropped.
-     */
-    private final class Completion {
-        final String id;
-        final boolean chat;
-        final long created;
-        final int promptTokens;
-        final List<Sequence> sequences;
-        final List<TextStream> decoded = new ArrayList<>();
-        final List<StopStrings> stops = new ArrayList<>();
-        final StringBuilder[] text;
-        final boolean[] started;
-        final Finish[] finish;
-        /** What failed, for a request that ended in an error. */
-        String error;
-        final long giveUpNanos = System.nanoTime() + (long) (options.timeoutSeconds() * 1e9)
-                + GIVE_UP_AFTER_MILLIS * 1_000_000;
-        int finished;
-
-        Completion(String id, boolean chat, long created, List<Sequence> sequences, int promptTokens,
-                   List<String> stopStrings) {
-            this.id = id;
-            this.chat = chat;
-            this.created = created;
-            this.promptTokens = promptTokens;
-            this.sequences = sequences;
-            int n = sequences.size();
-            this.finish = new Finish[n];
-            this.text = new StringBuilder[n];
-            this.started = new boolean[n];
-            for (int i = 0; i < n; i++) {
-                decoded.add(new TextStream(model::decode));
-                stops.add(new StopStrings(stopStrings));
-                text[i] = new StringBuilder();
-            }
-        }
-
-        /** Records a step; returns the choice's new text. A step for a choice already ended is ignored. */
-        String add(Sequence.Step d) {
-            if (d.error() != null) error = d.error();
-            int i = d.index();
-            if (i < 0) { // the whole request ended
-                for (int j = 0; j < finish.length; j++) end(j, d.finish());
-                return "";
-            }
-            if (finish[i] != null) return "";
-            StopStrings stop = stops.get(i);
-            String delta = stop.add(decoded.get(i).add(d.tokens(), d.finish() != null));
-            if (stop.stopped()) {
-                sequences.get(i).cancel(); // nothing after a stop string is generated or sent
-                end(i, Finish.STOP);
-            } else if (d.finish() != null) {
-                delta += stop.flush();
-                end(i, d.finish());
-            }
-            if (chat && !started[i]) {
-                delta = delta.stripLeading();
-                started[i] = !delta.isEmpty();
-            }
-            text[i].append(delta);
-            return delta;
-        }
-
-        private void end(int i, Finish reason) {
-            if (finish[i] != null) return;
-            finish[i] = reason;
-            finished++;
-        }
-
-        boolean done() {
-            return finished == finish.length;
-        }
-
-        int completionTokens() {
-            return decoded.stream().mapToInt(TextStream::size).sum();
-        }
-
-        ObjectNode envelope(boolean chunk) {
-            ObjectNode root = Configs.JSON.createObjectNode();
-            root.put("id", id);
-            root.put("object", chat ? (chunk ? "chat.completion.chunk" : "chat.completion") : "text_completion");
-            root.put("created", created);
-            root.put("model", model.id);
-            return root;
-        }
-
-        ObjectNode usage() {
-            ObjectNode usage = Configs.JSON.createObjectNode();
-            usage.put("prompt_tokens", promptTokens);
-            usage.put("completion_tokens", completionTokens());
-            usage.put("total_tokens", promptTokens + completionTokens());
-            return usage;
-        }
-    }
-
-    /** OpenAI's finish reasons ("stop", "length"); calm4j adds "timeout", "cancelled" and "error". */
-    private static String openAiReason(Finish reason) {
-        return reason == null ? null : reason.openAi();
-    }
-
-    /** The message of a request that ended in an error. */
-    private static String errorMessage(Completion c) {
-        return Finish.ERROR.label() + ": " + c.error;
-    }
-
-    private void collect(Exchange ex, Completion c, BlockingQueue<Sequence.Step> out) throws IOException {
-        try {
-            long nextCheck = System.nanoTime() + CLIENT_CHECK_MILLIS * 1_000_000;
-            while (!c.done()) {
-                Sequence.Step d = out.poll(CLIENT_CHECK_MILLIS, TimeUnit.MILLISECONDS);
-                if (d != null) c.add(d);
-                long now = System.nanoTime();
-                if (now > nextCheck) {
-                    if (ex.clientGone()) { // nobody will read the answer: stop generating it
-                        c.sequences.forEach(Sequence::cancel);
-                        return;
-                    }
-                    nextCheck = now + CLIENT_CHECK_MILLIS * 1_000_000;
-                }
-                if (d == null && now > c.giveUpNanos) c.add(stalled(c.sequences));
-            }
-        } catch (InterruptedException e) {
-            c.sequences.forEach(Sequence::cancel);
-            Thread.currentThread().interrupt();
-            return;
-        }
-        for (Finish reason : c.finish) {
-            if (reason == Finish.ERROR) {
-                sendError(ex, 500, "server_error", errorMessage(c));
-                return;
-            }
-            if (reason == Finish.TIMEOUT) {
-                sendError(ex, 504, "timeout", "generation took longer than the server's limit of "
-                        + options.timeoutSeconds() + " s: ask for fewer tokens, or retry when it is less busy");
-                return;
-            }
-        }
-        ObjectNode root = c.envelope(false);
-        ArrayNode choices = root.putArray("choices");
-        for (int i = 0; i < c.finish.length; i++) {
-            ObjectNode ch = choices.addObject();
-            ch.put("index", i);
-            if (c.chat) {
-                ObjectNode message = ch.putObject("message");
-                message.put("role", "assistant");
-                message.put("content", c.text[i].toString());
-            } else {
-                ch.put("text", c.text[i].toString());
-            }
-            ch.putNull("logprobs");
-            ch.put("finish_reason", openAiReason(c.finish[i]));
-        }
-        root.set("usage", c.usage());
-        sendJson(ex, 200, root);
-    }
-
-    /**
-     * Server-sent events: one event per generation step and choice (a K-token chunk for a CALM), then, when asked,
-     * one with the usage and no choices, then [DONE]. A chat stream opens each choice with its role.
-     */
-    private void stream(Exchange ex, Completion c, BlockingQueue<Sequence.Step> out, boolean includeUsage)
-            throws IOException {
-        ex.startStream("text/event-stream; charset=utf-8");
-        try {
-            if (c.chat) {
-                for (int i = 0; i < c.finish.length; i++) {
-                    ObjectNode event = c.envelope(true);
-                    ObjectNode ch = event.putArray("choices").addObject();
-                    ch.put("index", i);
-                    ch.putObject("delta").put("role", "assistant").put("content", "");
-                    ch.putNull("logprobs");
-                    ch.putNull("finish_reason");
-                    send(ex, event);
-                }
-            }
-            while (!c.done()) {
-                Sequence.Step d = next(out, c.sequences);
-                boolean open = d.index() >= 0 && c.finish[d.index()] == null;
-                String delta = c.add(d);
-                if (d.index() >= 0 && !open) continue; // a choice that ended at a stop string
-                Finish reason = d.index() >= 0 ? c.finish[d.index()] : d.finish();
-                if (c.chat && delta.isEmpty() && reason == null) continue;
-                ObjectNode event = c.envelope(true);
-                ObjectNode ch = event.putArray("choices").addObject();
-                ch.put("index", Math.max(0, d.index()));
-                if (c.chat) {
-                    ObjectNode message = ch.putObject("delta");
-                    if (!delta.isEmpty()) message.put("content", delta);
-                } else {
-                    ch.put("text", delta);
-                }
-                ch.putNull("logprobs");
-                ch.put("finish_reason", openAiReason(reason));
-                event.put("step_tokens", d.tokens().length);
-                if (reason == Finish.ERROR || reason == Finish.TIMEOUT) {
-                    event.putObject("error").put("message", reason == Finish.TIMEOUT
-                            ? "generation took longer than the server's limit of " + options.timeoutSeconds() + " s"
-                            : errorMessage(c));
-                }
-                send(ex, event);
-            }
-            if (includeUsage) {
-                ObjectNode event = c.envelope(true);
-                event.putArray("choices");
-                event.set("usage", c.usage());
-                send(ex, event);
-            }
-            ex.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-            ex.end();
-        } catch (IOException e) {
-            c.sequences.forEach(Sequence::cancel); // the client disconnected: stop generating for it
-            throw e;
-        } catch (InterruptedException e) {
-            c.sequences.forEach(Sequence::cancel);
-            Thread.currentThread().interrupt();
-        }
-    }
-
-    private static void send(Exchange ex, ObjectNode event) throws IOException {
-        ex.write(("data: " + COMPACT.writeValueAsString(event) + "\n\n").getBytes(StandardCharsets.UTF_8));
-    }
-
-    /**
-     * The next step of any of the request's sequences. The scheduler ends each sequence by its deadline; should it
-     * stop answering altogether, the request gives up a little later on its own.
-     */
-    private Sequence.Step next(BlockingQueue<Sequence.Step> out, List<Sequence> sequences)
-            throws InterruptedException {
-        Sequence.Step d = out.poll((long) (options.timeoutSeconds() * 1000) + GIVE_UP_AFTER_MILLIS,
-                TimeUnit.MILLISECONDS);
-        return d != null ? d : stalled(sequences);
-    }
-
-    private static Sequence.Step stalled(List<Sequence> sequences) {
-        sequences.forEach(Sequence::cancel);
-        return Sequence.Step.endAll(Finish.ERROR, "the generation thread stopped answering");
-    }
-
-    /** How often a non-streamed request checks that its client is still there; how long past its deadline it waits. */
-    static final long CLIENT_CHECK_MILLIS = 100, GIVE_UP_AFTER_MILLIS = 30_000;
-
-    private static void sendError(Exchange ex, int status, String type, String message) throws IOException {
-        ObjectNode root = Configs.JSON.createObjectNode();
-        ObjectNode error = root.putObject("error");
-        error.put("message", message);
-        error.put("type", type);
-        sendJson(ex, status, root);
-    }
-
-    private static void sendJson(Exchange ex, int status, JsonNode body) throws IOException {
-        send(ex, status, "application/json", COMPACT.writeValueAsBytes(body));
-    }
-
-    private static void send(Exchange ex, int status, String type, byte[] body) throws IOException {
-        ex.send(status, type, body);
     }
 }

@@ -82,6 +82,16 @@ final class Exchange {
         Content.Sink.write(response, true, ByteBuffer.wrap(body));
     }
 
+    /** A whole response with a JSON body (one of {@link OpenAiWire}'s records). */
+    void sendJson(int status, Object body) throws IOException {
+        send(status, "application/json", OpenAiWire.bytes(body));
+    }
+
+    /** An error in OpenAI's shape: {@code {"error": {"message": ..., "type": ...}}}. */
+    void sendError(int status, String type, String message) throws IOException {
+        sendJson(status, OpenAiWire.ErrorBody.of(type, message));
+    }
+
     /** Starts a streamed 200 response (its length unknown); {@link #write} sends each piece at once. */
     void startStream(String contentType) {
         response.setStatus(200);

@@ -292,19 +292,21 @@ class CompletionServerTest {
     @Test
     void serverOptionsOutsideTheirBoundsAreRefusedAtStartNamingTheOption() {
         String[][] cases = {
-            {"0", "4096", "64", "--max-draws"}, {"-1", "4096", "64", "--max-draws"},
-            {"50", "-1", "64", "--max-body"}, {"50", "2147483647", "64", "--max-body"},
-            {"50", "4096", "2147483647", "--queue"},
+            {"0", "4096", "64", "max_draws"}, {"-1", "4096", "64", "max_draws"},
+            {"50", "-1", "64", "max_body"}, {"50", "2147483647", "64", "max_body"},
+            {"50", "4096", "2147483647", "queue"},
         };
         for (String[] c : cases) {
             calm4j.engine.UserError e = assertThrows(calm4j.engine.UserError.class, () -> new CompletionServer.Options(
                     "127.0.0.1", 0, 4, Integer.parseInt(c[2]), 400, 60, Integer.parseInt(c[1]), 50,
                     Integer.parseInt(c[0])));
-            assertTrue(e.getMessage().startsWith(c[3]), e.getMessage());
+            assertEquals(c[3], e.parameter(), e.getMessage());
+            assertTrue(e.getMessage().startsWith(c[3] + " must "), e.getMessage());
         }
         calm4j.engine.UserError host = assertThrows(calm4j.engine.UserError.class, () -> CompletionServer.start(
                 runs.calm, new CompletionServer.Options("no.such.host.invalid", 0, 4, 8, 400, 60, 4096, 50, 50)));
-        assertTrue(host.getMessage().contains("--host no.such.host.invalid"), host.getMessage());
+        assertEquals("host", host.parameter());
+        assertTrue(host.getMessage().startsWith("host no.such.host.invalid is not an address"), host.getMessage());
     }
 
     /** A generation session that passes everything to another; a test overrides what it changes. */
