@@ -35,7 +35,7 @@ class PackageLayersTest {
             Map.entry("generate", 7),
             Map.entry("app", 8),
             Map.entry("release", 9), Map.entry("report", 9), Map.entry("serve", 9), Map.entry("api", 9),
-            Map.entry("bench", 10), Map.entry("langchain4j", 10),
+            Map.entry("bench", 10), Map.entry("langchain4j", 10), Map.entry("demo", 10),
             Map.entry("cli", 11));
 
     private static final Path MAIN = Path.of("src/main/java/calm4j");

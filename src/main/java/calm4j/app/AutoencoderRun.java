@@ -1,15 +1,5 @@
 package calm4j.app;
 
-import calm4j.engine.UserError;
-
-import java.util.Arrays;
-
-import org.bytedeco.pytorch.Tensor;
-
-import org.bytedeco.pytorch.NoGradGuard;
-
-import calm4j.io.Npy;
-
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.AutoencoderEval;
 import calm4j.ae.AutoencoderTask;
@@ -20,6 +10,8 @@ import calm4j.data.TokenStore;
 import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.Presets;
+import calm4j.engine.UserError;
+import calm4j.io.Npy;
 import calm4j.io.StateDict;
 import calm4j.nn.Layers;
 import calm4j.run.Checkpoints;
@@ -29,8 +21,13 @@ import calm4j.train.DataParallel;
 import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
 import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import org.bytedeco.pytorch.NoGradGuard;
+import org.bytedeco.pytorch.Tensor;
 
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 
@@ -124,9 +121,57 @@ public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokeniz
                 batches);
     }
 
-    /** A text's chunks and their posteriors: {@code tokens} [chunks*K] padded with PAD, {@code mu}, {@code sigma}
-     *  [chunks*l] row-major. */
-    public record Encoding(long[] tokens, int chunks, float[] mu, float[] sigma) {}
+    /**
+     * A text's chunks and their posteriors: {@code tokens} [chunks*K] padded with PAD, {@code mu}, {@code sigma}
+     * [chunks*l] row-major.
+     */
+    public record Encoding(long[] tokens, int chunks, int patchSize, int latentSize, float[] mu, float[] sigma) {
+        /** The posterior means [chunks, l], the vectors a CALM predicts. */
+        public Npy.Matrix means() {
+            return new Npy.Matrix(chunks, latentSize, mu);
+        }
+
+        /** As JSON: patch_size, latent_size, the padded tokens, and mu and sigma as one row per chunk. */
+        public ObjectNode json() {
+            ObjectNode json = Configs.JSON.createObjectNode();
+            json.put("patch_size", patchSize);
+            json.put("latent_size", latentSize);
+            ArrayNode ids = json.putArray("tokens");
+            for (long id : tokens) ids.add(id);
+            json.set("mu", rows(mu));
+            json.set("sigma", rows(sigma));
+            return json;
+        }
+
+        private ArrayNode rows(float[] v) {
+            ArrayNode a = Configs.JSON.createArrayNode();
+            for (int r = 0; r < chunks; r++) {
+                ArrayNode row = a.addArray();
+                for (int c = 0; c < latentSize; c++) row.add(v[r * latentSize + c]);
+            }
+            return a;
+        }
+    }
+
+    /**
+     * Latent vectors from a file: a .npy matrix [chunks, l], or the "mu" rows of {@link Encoding#json()}'s JSON
+     * (with {@code latentSize} columns when it has no rows).
+     */
+    public static Npy.Matrix readLatents(Path file, int latentSize) {
+        if (file.toString().endsWith(".npy")) return Npy.read(file);
+        JsonNode mu = Configs.readTree(file).get("mu");
+        if (mu == null || !mu.isArray()) throw new UserError(file + " has no \"mu\" array of latent vectors");
+        int rows = mu.size(), cols = rows == 0 ? latentSize : mu.get(0).size();
+        float[] data = new float[rows * cols];
+        for (int r = 0; r < rows; r++) {
+            if (mu.get(r).size() != cols) {
+                throw new UserError(file + ": row " + r + " of \"mu\" has " + mu.get(r).size() + " numbers, row 0 "
+                        + "has " + cols);
+            }
+            for (int j = 0; j < cols; j++) data[r * cols + j] = (float) mu.get(r).get(j).asDouble();
+        }
+        return new Npy.Matrix(rows, cols, data);
+    }
 
     /** Text -> tokens -> chunks of K (the last padded) -> the encoder's posterior of each chunk. */
     public Encoding encode(String text) {
@@ -144,7 +189,7 @@ public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokeniz
             q.mu().contiguous().data_ptr_float().get(mu);
             q.sigma().contiguous().data_ptr_float().get(sigma);
         }
-        return new Encoding(padded, chunks, mu, sigma);
+        return new Encoding(padded, chunks, k, c.latentSize(), mu, sigma);
     }
 
     /** Latent vectors [rows, l] -> the argmax tokens of each -> text (PAD left out); no vectors give "". */

@@ -1,5 +1,11 @@
 package calm4j.app;
 
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
+import java.util.ArrayList;
+import calm4j.generate.GenerationRequest;
+import calm4j.engine.Configs;
+
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.calm.CalmConfig;
@@ -88,6 +94,42 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
     public CalmGenerator generator(GenerationOptions options) {
         var ae = model.autoencoder().config();
         return new CalmGenerator(model, ae.eosId(), ae.padId(), options).withPrefix(promptPrefix());
+    }
+
+    /**
+     * Generates a continuation of each prompt (sequence i with seed {@code seed + i}) and reports, as JSON, the
+     * model, the temperature and timing, and each sequence's text, token ids, chunk boundaries and finish reason.
+     */
+    public ObjectNode generateJson(List<String> prompts, int maxTokens, Sampling sampling,
+                                   GenerationOptions options, long seed) {
+        List<GenerationRequest> requests = new ArrayList<>();
+        for (String p : prompts) {
+            requests.add(new GenerationRequest(tokenizer.encode(p), maxTokens, sampling, seed + requests.size()));
+        }
+        long t0 = System.nanoTime();
+        List<CalmGenerator.Output> outs = generator(options).generate(requests, null);
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        ObjectNode root = Configs.JSON.createObjectNode();
+        root.put("model", dir.toString());
+        root.put("patch_size", model.patchSize());
+        root.put("temperature", sampling.temperature());
+        root.put("seconds", seconds);
+        root.put("tokens_per_second", outs.stream().mapToLong(o -> o.tokens().length).sum() / seconds);
+        ArrayNode arr = root.putArray("outputs");
+        for (int i = 0; i < outs.size(); i++) {
+            arr.addObject().put("prompt", prompts.get(i)).put("seed", requests.get(i).seed())
+                    .setAll(outs.get(i).json(tokenizer));
+        }
+        return root;
+    }
+
+    /** Samples with {@code steps} midpoint steps of the flow head's ODE (a sampler setting, not a weight). */
+    public void useFlowSteps(int steps) {
+        if (!(model.head() instanceof calm4j.calm.FlowHead flow)) {
+            throw UserError.badValue("flow_steps", "is for a CALM with the flow head; " + dir + " has the "
+                    + model.config().head() + " head");
+        }
+        flow.setSampleSteps(steps);
     }
 
     @Override
@@ -293,9 +335,9 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         CalmConfig c = model.config();
         int chunks = blockChunks != null ? blockChunks : c.evalBlockChunks();
         int n = samples != null ? samples : c.evalSamples();
-        if (n < 2) throw new UserError("--samples must be at least 2 (BrierLM's collision term needs pairs)");
+        if (n < 2) throw UserError.badValue("samples", "must be at least 2 (BrierLM's collision term needs pairs)");
         if (chunks < 1 || chunks > c.contextChunks()) {
-            throw new UserError("--block-chunks must lie in [1, " + c.contextChunks() + "] (the model's context)");
+            throw UserError.badValue("block_chunks", "must lie in [1, " + c.contextChunks() + "] (the model's context)");
         }
         int k = model.patchSize();
         BlockBatches val = BlockBatches.forEvaluation(TokenStore.open(data, "val"), k, (chunks + 1) * k, batchSize,
@@ -333,12 +375,12 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
                                                boolean quiet) {
         int bos = prompt.bosId() >= 0 ? prompt.bosId() : tokenizer.bosIdOrMinusOne();
         if (bos < 0) {
-            throw new UserError("--protocol official puts the tokenizer's BOS before every document, and neither "
-                    + "run " + dir + " nor its tokenizer names one");
+            throw new UserError("the official evaluation protocol puts the tokenizer's BOS before every document, and "
+                    + "neither run " + dir + " nor its tokenizer names one");
         }
         int k = model.patchSize();
         if (blockTokens % k != 0 || blockTokens / k > model.contextChunks()) {
-            throw new UserError("--block-tokens must be a multiple of K=" + k + " and at most the context, "
+            throw UserError.badValue("block_tokens", "must be a multiple of K=" + k + " and at most the context, "
                     + model.contextChunks() * k + " tokens");
         }
         int n = samples != null ? samples : model.config().evalSamples();

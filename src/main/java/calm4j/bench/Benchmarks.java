@@ -10,6 +10,7 @@ import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.Memory;
 import calm4j.engine.Presets;
+import calm4j.engine.UserError;
 import calm4j.generate.CalmGenerator;
 import calm4j.generate.GenerationOptions;
 import calm4j.generate.GenerationRequest;
@@ -36,6 +37,87 @@ import java.util.function.Supplier;
  */
 public final class Benchmarks {
     private Benchmarks() {}
+
+    /** The reference benchmark's vocabulary (preset "bench", as the PyTorch reference benchmark's). */
+    public static final int BENCH_VOCAB = 4096;
+
+    static void requireAtLeastOne(String parameter, int value) {
+        if (value < 1) throw UserError.badValue(parameter, "must be at least 1, got " + value);
+    }
+
+    /** The reference benchmark's autoencoder (preset "bench") with latent size {@code latent}, random weights. */
+    public static ChunkAutoencoder benchAutoencoder(int vocab, int latent) {
+        return new ChunkAutoencoder(Presets.section("bench", "autoencoder", AutoencoderConfig.class)
+                .with("latent_size", latent).withVocabulary(vocab, 1, 2, 0));
+    }
+
+    /**
+     * The reference benchmark's CALM (preset "bench": AE d=256 with latent 128, CALM d=256 x 4 layers, a 4-block
+     * head, K=4, N=8, M=100) over blocks of {@code tokens} tokens, with {@code head}, random weights.
+     */
+    public static CalmModel benchCalm(int vocab, int tokens, String head) {
+        AutoencoderConfig ac = Presets.section("bench", "autoencoder", AutoencoderConfig.class)
+                .with("vocab_size", vocab);
+        int chunks = tokens / ac.patchSize();
+        return new CalmModel(Presets.section("bench", "model", CalmConfig.class).with("context_chunks", chunks,
+                "eval_block_chunks", chunks, "head", head), new ChunkAutoencoder(ac));
+    }
+
+    /** What the CALM of a benchmark is, in one line. */
+    public static String describe(CalmModel model) {
+        CalmConfig cc = model.config();
+        AutoencoderConfig ac = model.autoencoder().config();
+        return String.format("CALM d=%d layers=%d %s head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
+                + "parameters", cc.hiddenSize(), cc.numHiddenLayers(), cc.head(), cc.numMlpLayers(), cc.numSamples(),
+                cc.numTargets(), ac.patchSize(), ac.latentSize(), ac.vocabSize(), Layers.parameterCount(model, true));
+    }
+
+    /** What the autoencoder of a benchmark is, in one line. */
+    public static String describe(ChunkAutoencoder ae) {
+        AutoencoderConfig c = ae.config();
+        return String.format("autoencoder d=%d ffn=%d K=%d l=%d vocab=%d, %,d parameters", c.hiddenSize(),
+                c.intermediateSize(), c.patchSize(), c.latentSize(), c.vocabSize(), Layers.parameterCount(ae, false));
+    }
+
+    /**
+     * One weight type at one batch of {@code bench generate}: the CALM at T=1 and T=1/2, the token model with the
+     * same backbone at T=1, and the milliseconds of a CALM step beyond the backbone (head sample and decode).
+     */
+    public record GenerationRow(WeightType type, int batch, Measurement calmT1, Measurement calmHalf,
+                                Measurement token, int k, double headAndDecodeMillis) {
+        /** The speed ratio and where the CALM's step goes, in one line. */
+        public String summary() {
+            return String.format("  %s batch %d: CALM/token = %.2fx (K=%d tokens a step); head sample + decode %.1f ms "
+                    + "of a step", type, batch, calmT1.tokensPerS() / token.tokensPerS(), k, headAndDecodeMillis);
+        }
+    }
+
+    /**
+     * CALM generation at batch 1 and 16, T=1 and T=1/2, against the token model with its backbone at T=1: for each
+     * weight type, a model from {@code model} prepared afresh, prompts of {@code prompt} tokens, {@code newTokens} new.
+     */
+    public static List<GenerationRow> generation(Supplier<CalmModel> model, List<WeightType> types, int prompt,
+                                                 int newTokens, int repeats) {
+        requireAtLeastOne("repeats", repeats);
+        List<GenerationRow> rows = new ArrayList<>();
+        for (WeightType type : types) {
+            CalmModel calm = model.get();
+            TokenLM token = tokenModelLike(calm);
+            calm.forInference(type);
+            token.forInference(type);
+            Random r = new Random(0);
+            for (int batch : new int[] {1, 16}) {
+                Measurement t1 = calmGeneration(calm, type.label(), batch, 1.0, prompt, newTokens, r, true, repeats);
+                Measurement half = calmGeneration(calm, type.label(), batch, 0.5, prompt, newTokens, r, true,
+                        repeats);
+                Measurement tok = tokenGeneration(token, type.label(), calm.patchSize(), batch, 1.0, prompt,
+                        newTokens, r, repeats);
+                rows.add(new GenerationRow(type, batch, t1, half, tok, calm.patchSize(),
+                        headAndDecodeMillis(calm, batch)));
+            }
+        }
+        return rows;
+    }
 
     /** Timed optimizer steps on {@code loss} (backward, step, zero the gradients), after three warm-ups. */
     static Timing.Seconds trainingSteps(Supplier<Tensor> loss, AdamW opt, int steps) {
@@ -161,7 +243,14 @@ public final class Benchmarks {
 
     /** One weight type of a release-size model: how it was built, and its generation at batch 1 and 8, T=1 and 1/2. */
     public record ReleaseRun(WeightType type, long parameters, long autoencoderParameters, double prepareSeconds,
-                             double residentGb, List<Measurement> generation) {}
+                             double residentGb, List<Measurement> generation) {
+        /** How the model of {@code preset} was built and how much memory it holds, in one line. */
+        public String summary(String preset) {
+            return String.format("%s %s: %,d parameters (CALM %,d + autoencoder %,d); built with random weights and "
+                    + "prepared in %.1f s; resident %.2f GB", preset, type, parameters,
+                    parameters - autoencoderParameters, autoencoderParameters, prepareSeconds, residentGb);
+        }
+    }
 
     /**
      * A model of {@code preset}'s shapes with random weights (speed does not depend on them), built afresh for each
@@ -169,6 +258,7 @@ public final class Benchmarks {
      */
     public static List<ReleaseRun> release(String preset, List<WeightType> types, int prompt, int newTokens,
                                            int repeats, boolean withTokenModel) {
+        requireAtLeastOne("repeats", repeats);
         var json = Presets.readNameOrFile(preset);
         String where = "preset " + preset;
         CalmConfig c = Configs.section(json, "model", CalmConfig.DEFAULTS, CalmConfig.class, where);
@@ -207,12 +297,25 @@ public final class Benchmarks {
         return runs;
     }
 
-    /** What {@link #all} measured: the paths, and the same-run matmul yardstick. */
-    public record Suite(double matmulGflops, List<Measurement> paths) {
+    /** What {@link #all} measured: the paths, the same-run matmul yardstick, and the CALM's K. */
+    public record Suite(double matmulGflops, int k, List<Measurement> paths) {
         /** The measurement of {@code path} with weights {@code dtype} at {@code batch} and temperature {@code t}. */
         public Measurement find(String path, String dtype, int batch, double t) {
             return paths.stream().filter(m -> m.path().equals(path) && m.dtype().equals(dtype) && m.batch() == batch
                     && m.temperature() == t).findFirst().orElseThrow();
+        }
+
+        /**
+         * The CALM's T=1 tokens/s over the token model's with {@code type} weights at batch 1, 8 and 16: K tokens a
+         * step is the method's ceiling for this ratio, the rest is the head and the decoder.
+         */
+        public String speedRatios(WeightType type) {
+            StringBuilder sb = new StringBuilder("CALM over token model at T=1 (K=" + k + "), " + type + ":");
+            for (int b : new int[] {1, 8, 16}) {
+                sb.append(String.format(" batch %d %.2fx", b, find("calm_generate", type.label(), b, 1).tokensPerS()
+                        / find("token_generate", type.label(), b, 1).tokensPerS()));
+            }
+            return sb.toString();
         }
     }
 
@@ -223,7 +326,9 @@ public final class Benchmarks {
      * token model at T=1 and greedy, at batch 1, 8 and 16 ({@code repeats} timed runs each).
      */
     public static Suite all(String head, int steps, int repeats, List<WeightType> types) {
-        int vocab = 4096, batch = 8, tokens = 1024, prompt = 32, newTokens = 64;
+        requireAtLeastOne("steps", steps);
+        requireAtLeastOne("repeats", repeats);
+        int vocab = BENCH_VOCAB, batch = 8, tokens = 1024, prompt = 32, newTokens = 64;
         double gflops = Timing.matmulGflops();
         AutoencoderConfig ac = Presets.section("bench", "autoencoder", AutoencoderConfig.class);
         int k = ac.patchSize(), chunks = tokens / k;
@@ -249,7 +354,7 @@ public final class Benchmarks {
                 }
             }
         }
-        return new Suite(gflops, out);
+        return new Suite(gflops, k, out);
     }
 
     /** Serving throughput with shared batching ({@code maxBatch}) and one sequence at a time, under the same load. */

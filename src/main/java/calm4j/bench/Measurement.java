@@ -20,6 +20,28 @@ public record Measurement(String path, String dtype, int batch, double temperatu
                 run.spread(), flopsPerToken, Memory.residentGb());
     }
 
+    /** The header of {@link #row}'s table. */
+    public static final String HEADER =
+            "path                           dtype  tokens/s   ms/step  spread     MFU  resident GB";
+
+    /** A table row under {@link #HEADER}; spread is (slowest - fastest) / 2 / median. */
+    public String row(double matmulGflops) {
+        double mfu = mfu(matmulGflops);
+        String setting = Double.isNaN(temperature) ? "" : temperature == 0 ? " greedy"
+                : " T=" + (temperature == 0.5 ? "1/2" : temperature == 1 ? "1" : String.format("%.3g", temperature));
+        return String.format("%-30s %-5s %9.0f %9.1f  +-%3.0f%% %7s %9.2f", path + " b" + batch + setting, dtype,
+                tokensPerS, msPerStep, 50 * spread, Double.isNaN(mfu) ? "-" : String.format("%.1f%%", 100 * mfu),
+                residentGb);
+    }
+
+    /** A training path in two lines: throughput, and model FLOP/s against the same-run matmul. */
+    public String trainingSummary(double matmulGflops) {
+        double model = flopsPerToken * tokensPerS / 1e9;
+        return String.format("  training: %,.0f tokens/s (%.1f ms/step, spread +-%.0f%%)%n  model: %.2f GFLOP/s = "
+                + "%.1f%% of a 2048^3 fp32 matmul (%.1f GFLOP/s, same run)", tokensPerS, msPerStep, 50 * spread,
+                model, 100 * model / matmulGflops, matmulGflops);
+    }
+
     /** Model FLOP/s over {@code matmulGflops} (NaN when this path's FLOPs are not counted). */
     public double mfu(double matmulGflops) {
         return flopsPerToken * tokensPerS / 1e9 / matmulGflops;

@@ -108,9 +108,11 @@ public final class CalmEval {
 
     /**
      * The figures of one evaluation; {@code blockTokens} is the evaluation block size (results depend on it), and
-     * {@code samples} the head samples per position (the standard errors depend on it, the expected values do not).
+     * {@code samples} the head samples per position (the standard errors depend on it, the expected values do not);
+     * {@code headLoss} is the generative head's own training loss on the held-out blocks (the energy loss, or the
+     * flow-matching loss, as {@link GenerativeHead#lossName()} says).
      */
-    public record Result(BrierLM.Result brier, double energyLoss, long blockTokens, int samples,
+    public record Result(BrierLM.Result brier, double headLoss, long blockTokens, int samples,
                          double[] auxBrier1) {
         /**
          * The exact Brier-1 of the training-only auxiliary token head's first-token distribution at the same

@@ -42,7 +42,7 @@ public final class CalmTask implements Trainable {
     public Map<String, Double> evaluate(int batches) {
         CalmEval.Result r = CalmEval.evaluate(model, val, batches, model.config().evalSamples());
         Map<String, Double> m = new LinkedHashMap<>();
-        m.put("loss", r.energyLoss());
+        m.put("loss", r.headLoss());
         m.putAll(r.brier().metrics("")); // a CALM is scored at chunk boundaries only
         if (r.auxBrier1() != null) {
             m.put("aux_brier_1", r.auxBrier1()[0]);

@@ -2,11 +2,9 @@ package calm4j.cli;
 
 import calm4j.app.TokenLMRun;
 import calm4j.app.TrainingJob;
-import calm4j.ar.TokenLMConfig;
-import calm4j.ar.TokenLMTask;
 import calm4j.generate.GenerationRequest;
 import calm4j.generate.Sampling;
-import calm4j.nn.Layers;
+import calm4j.report.Summaries;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -38,13 +36,7 @@ final class ArCommand {
             TrainingJob job = options.job(engine.quiet);
             Trainer.Summary s = options.runAsRank(engine, dist -> TokenLMRun.train(job, k, dist));
             if (s == null) return 0; // another rank reports
-            TokenLMRun run = TokenLMRun.load(options.out);
-            TokenLMConfig c = run.model().config();
-            int v = run.model().vocabSize();
-            options.report("token LM", s, String.format("; %,d parameters; training FLOPs %.3g; inference %.3g "
-                    + "FLOPs/token", Layers.parameterCount(run.model(), true), s.tokensSeen() * c.trainingFlopsPerToken(v),
-                    c.inferenceFlopsPerToken(v)));
-            run.tokenizer().close();
+            options.report("token LM", s, true);
             return 0;
         }
     }
@@ -75,16 +67,8 @@ final class ArCommand {
             engine.engine();
             TokenLMRun r = TokenLMRun.load(run);
             r.forInference(weights.type());
-            print(r, data, r.evaluate(data, batches, batchSize, engine.quiet));
+            System.out.println(Summaries.tokenModel(r, data, r.evaluate(data, batches, batchSize, engine.quiet)));
             return 0;
-        }
-
-        static void print(TokenLMRun r, Path data, TokenLMTask.Result res) {
-            System.out.printf("token LM %s (step %d) on %s val, evaluation blocks of %d tokens%n", r.dir(), r.step(),
-                    data, res.blockTokens());
-            System.out.printf("cross-entropy %.4f nats/token (perplexity %.2f)%n", res.loss(), Math.exp(res.loss()));
-            System.out.println("every position:\n" + res.all().format());
-            System.out.println("chunk-aligned positions (K=" + r.patchSize() + "):\n" + res.aligned().format());
         }
     }
 

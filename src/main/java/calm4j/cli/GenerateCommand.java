@@ -10,6 +10,7 @@ import calm4j.generate.CalmGenerator;
 import calm4j.generate.GenerationOptions;
 import calm4j.generate.GenerationRequest;
 import calm4j.generate.Sampling;
+import calm4j.io.TextFiles;
 import com.fasterxml.jackson.databind.node.ArrayNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.ArgGroup;
@@ -18,13 +19,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.io.IOException;
-import java.nio.ByteBuffer;
-import java.nio.CharBuffer;
-import java.nio.charset.CharsetDecoder;
-import java.nio.charset.CoderResult;
-import java.nio.charset.CodingErrorAction;
-import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -103,8 +97,7 @@ final class GenerateCommand implements Callable<Integer> {
         if (prompt.text != null) {
             prompts.add(prompt.text);
         } else {
-            if (!Files.isRegularFile(prompt.file)) throw new UserError("prompt file " + prompt.file + " does not exist");
-            for (String line : readUtf8(prompt.file).split("\\R")) {
+            for (String line : TextFiles.readUtf8(prompt.file).split("\\R")) {
                 if (!line.isBlank()) prompts.add(line);
             }
             if (prompts.isEmpty()) throw new UserError("prompt file " + prompt.file + " has no prompt");
@@ -131,7 +124,11 @@ final class GenerateCommand implements Callable<Integer> {
         calm.checkSampling(sampling, options.generation());
         List<String> texts = new ArrayList<>();
         for (String p : prompts) for (int b = 0; b < batch; b++) texts.add(p);
-        if (json) return printJson(calm, texts, sampling, options.generation());
+        if (json) {
+            System.out.println(Configs.JSON.writeValueAsString(calm.generateJson(texts, maxTokens, sampling,
+                    options.generation(), seed)));
+            return 0;
+        }
         TextModel model = TextModel.of(calm, template);
         boolean stream = texts.size() == 1;
         boolean[] echoed = {chat}; // the prompt is echoed once generation has accepted it
@@ -156,56 +153,5 @@ final class GenerateCommand implements Callable<Integer> {
             System.out.println((chat ? "" : texts.get(i)) + outs.get(i).text());
         }
         return 0;
-    }
-
-    /** Token ids, chunk boundaries and timing of every sequence, as JSON. */
-    private int printJson(CalmRun calm, List<String> texts, Sampling sampling, GenerationOptions generation)
-            throws IOException {
-        var tok = calm.tokenizer();
-        List<GenerationRequest> requests = new ArrayList<>();
-        for (String p : texts) requests.add(new GenerationRequest(tok.encode(p), maxTokens, sampling,
-                seed + requests.size()));
-        long t0 = System.nanoTime();
-        List<CalmGenerator.Output> outs = calm.generator(generation).generate(requests, null);
-        double seconds = (System.nanoTime() - t0) / 1e9;
-        ObjectNode root = Configs.JSON.createObjectNode();
-        root.put("model", run.toString());
-        root.put("patch_size", calm.model().patchSize());
-        root.put("temperature", temperature);
-        root.put("seconds", seconds);
-        long total = outs.stream().mapToLong(o -> o.tokens().length).sum();
-        root.put("tokens_per_second", total / seconds);
-        ArrayNode arr = root.putArray("outputs");
-        for (int i = 0; i < outs.size(); i++) {
-            CalmGenerator.Output o = outs.get(i);
-            ObjectNode n = arr.addObject();
-            n.put("prompt", texts.get(i));
-            n.put("seed", requests.get(i).seed());
-            n.put("text", tok.decode(o.tokens()));
-            ArrayNode ids = n.putArray("token_ids");
-            for (int t : o.tokens()) ids.add(t);
-            ArrayNode ends = n.putArray("chunk_ends");
-            for (int e : o.chunkEnds()) ends.add(e);
-            n.put("steps", o.steps());
-            n.put("finish_reason", o.finish().label());
-            n.put("forced_prompt_prefix", o.forcedPrefix());
-        }
-        System.out.println(Configs.JSON.writeValueAsString(root));
-        return 0;
-    }
-
-    /** A text file's content, refusing bytes that are not UTF-8 with where they are. */
-    static String readUtf8(Path file) throws IOException {
-        byte[] bytes = Files.readAllBytes(file);
-        CharsetDecoder strict = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                .onUnmappableCharacter(CodingErrorAction.REPORT);
-        ByteBuffer in = ByteBuffer.wrap(bytes);
-        CharBuffer out = CharBuffer.allocate(bytes.length);
-        CoderResult r = strict.decode(in, out, true);
-        if (r.isError()) {
-            throw new UserError(file + " is not valid UTF-8 (bytes at offset " + in.position() + "): save it as "
-                    + "UTF-8");
-        }
-        return out.flip().toString();
     }
 }

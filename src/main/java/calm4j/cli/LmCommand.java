@@ -2,11 +2,8 @@ package calm4j.cli;
 
 import calm4j.app.CalmRun;
 import calm4j.app.TrainingJob;
-import calm4j.calm.CalmEval;
-import calm4j.calm.FlowHead;
-import calm4j.data.ConcatenatedBlocks;
 import calm4j.engine.UserError;
-import calm4j.nn.Layers;
+import calm4j.report.Summaries;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -42,7 +39,6 @@ final class LmCommand {
 
         @Override
         public Integer call() {
-            Path out = options.out;
             if (backboneFrom != null && init != null) {
                 throw new UserError("--backbone-from starts a new CALM; --init fine-tunes one: give one of them");
             }
@@ -53,15 +49,7 @@ final class LmCommand {
             Trainer.Summary s = options.runAsRank(engine, dist -> init != null
                     ? CalmRun.fineTune(init, job, dist) : CalmRun.train(aeRun, backboneFrom, job, dist));
             if (s == null) return 0; // another rank reports
-            CalmRun run = CalmRun.load(out);
-            var cfg = run.model().config();
-            var ae = run.model().autoencoder().config();
-            long tokens = s.tokensSeen();
-            double perToken = cfg.trainingFlopsPerChunk(ae) / ae.patchSize();
-            options.report("CALM", s, String.format("; %,d trainable parameters; training FLOPs %.3g (%,d tokens x "
-                    + "%.3g per token); inference %.3g FLOPs/token", Layers.parameterCount(run.model(), true),
-                    tokens * perToken, tokens, perToken, cfg.inferenceFlopsPerToken(ae)));
-            run.tokenizer().close();
+            options.report("CALM", s, true);
             return 0;
         }
     }
@@ -124,53 +112,20 @@ final class LmCommand {
             engine.engine();
             CalmRun calm = CalmRun.load(run);
             calm.forInference(weights.type());
-            if (flowSteps != null) {
-                if (!(calm.model().head() instanceof FlowHead flow)) {
-                    throw new UserError("--flow-steps is for a CALM with the flow head; " + run + " has the "
-                            + calm.model().config().head() + " head");
-                }
-                flow.setSampleSteps(flowSteps);
-            }
-            if (protocol.equals("official")) return official(calm);
-            if (!protocol.equals("calm4j")) throw new UserError("--protocol must be calm4j or official");
-            if (temperature != 1) {
+            if (flowSteps != null) calm.useFlowSteps(flowSteps);
+            if (protocol.equals("official")) {
+                System.out.println(Summaries.calmOfficial(calm, data, calm.evaluateOfficial(data, batches, blockTokens,
+                        samples, engine.quiet), blockTokens));
+            } else if (!protocol.equals("calm4j")) {
+                throw new UserError("--protocol must be calm4j or official");
+            } else if (temperature != 1) {
                 int n = samples != null ? samples : 2;
-                var r = calm.evaluateTempered(data, batches, batchSize, n, temperature, pool, engine.quiet);
-                System.out.printf("CALM %s (step %d) on %s val, sampled at T=%s (pool %d, the T=1/n rule), %d samples "
-                        + "per position%n", calm.dir(), calm.step(), data, temperature, pool, n);
-                System.out.println(r.format());
-                return 0;
+                System.out.println(Summaries.calmTempered(calm, data, calm.evaluateTempered(data, batches, batchSize,
+                        n, temperature, pool, engine.quiet), temperature, pool, n));
+            } else {
+                System.out.println(Summaries.calm(calm, data, calm.evaluate(data, batches, batchSize, blockChunks,
+                        samples, engine.quiet)));
             }
-            print(calm, data, calm.evaluate(data, batches, batchSize, blockChunks, samples, engine.quiet));
-            return 0;
-        }
-
-        static void print(CalmRun calm, Path data, CalmEval.Result r) {
-            int k = calm.model().patchSize();
-            // a block read from the corpus holds one chunk of context before the chunks it scores
-            System.out.printf("CALM %s (step %d) on %s val, evaluation blocks of %d chunks (%d tokens), K=%d, "
-                    + "%d samples per position%n", calm.dir(), calm.step(), data, r.blockTokens() / k - 1,
-                    r.blockTokens(), k, r.samples());
-            System.out.println(r.brier().format());
-            System.out.printf("%s loss %.4f%n", calm.model().head().lossName(), r.energyLoss());
-            if (r.auxBrier1() != null) {
-                System.out.printf("backbone's Brier-1 (exact, the auxiliary token head) %.3g +- %.2g%n",
-                        r.auxBrier1()[0], r.auxBrier1()[1]);
-            }
-        }
-
-        /** The authors' protocol (docs/method.md §8), on raw documents. */
-        private int official(CalmRun calm) {
-            CalmRun.OfficialEvaluation e = calm.evaluateOfficial(data, batches, blockTokens, samples, engine.quiet);
-            CalmEval.Result r = e.result();
-            ConcatenatedBlocks.Result blocks = e.blocks();
-            int k = calm.model().patchSize();
-            System.out.printf("CALM %s (step %d), the authors' protocol on %s: %,d documents with BOS, %,d tokens, "
-                            + "%,d blocks of %d tokens (%,d evaluated, %,d tokens of remainder dropped), K=%d, %d "
-                            + "samples per position%n", run, calm.step(), data, blocks.documents(), blocks.tokens(),
-                    blocks.blocks().size(), blockTokens, e.evaluated(), blocks.dropped(), k, r.samples());
-            System.out.println(r.brier().format());
-            System.out.printf("%s loss %.4f%n", calm.model().head().lossName(), r.energyLoss());
             return 0;
         }
     }

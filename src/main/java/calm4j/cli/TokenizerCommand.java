@@ -1,7 +1,6 @@
 package calm4j.cli;
 
-import calm4j.data.Documents;
-import calm4j.tokenize.BpeTrainer;
+import calm4j.data.BuiltinCorpus;
 import calm4j.tokenize.Tokenizer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -36,24 +35,11 @@ final class TokenizerCommand {
 
         @Override
         public Integer call() {
-            Tokenizer tok = train(inputs, vocabSize, maxBytes, out);
+            Tokenizer tok = BuiltinCorpus.trainTokenizer(inputs, vocabSize, maxBytes, out);
             System.out.printf("wrote %s: %d tokens (EOS=%d, PAD=%d, MASK=%d)%n", out, tok.vocabSize(), tok.eosId(),
                     tok.padId(), tok.maskId());
             tok.close();
             return 0;
-        }
-
-        static Tokenizer train(List<Path> inputs, int vocabSize, long maxBytes, Path out) {
-            BpeTrainer trainer = new BpeTrainer();
-            long bytes = 0;
-            for (Documents.Document d : Documents.of(inputs, w -> System.err.println("warning: " + w.file() + ": "
-                    + w.message()))) {
-                trainer.add(d.text());
-                bytes += d.text().length();
-                if (bytes >= maxBytes) break;
-            }
-            BpeTrainer.write(trainer.train(vocabSize), out);
-            return Tokenizer.load(out);
         }
     }
 

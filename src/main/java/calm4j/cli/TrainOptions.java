@@ -1,6 +1,8 @@
 package calm4j.cli;
 
+import calm4j.app.LanguageModel;
 import calm4j.app.TrainingJob;
+import calm4j.report.Summaries;
 import calm4j.train.DataParallel;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Option;
@@ -49,12 +51,18 @@ final class TrainOptions {
         }
     }
 
-    /** The lines every train command ends with: where the run got to, at what speed, and its last evaluation. */
-    void report(String what, Trainer.Summary s, String details) {
-        System.out.printf("%s run %s: step %d%s, %.0f s, %,.0f tokens/s%s%n", what, out, s.step(),
-                s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
-                s.tokensPerSecond(), details);
-        if (!s.lastEval().isEmpty()) System.out.println("validation: " + Trainer.format(s.lastEval()));
+    /**
+     * The lines every train command ends with: where the run got to, at what speed, and its last evaluation; with
+     * {@code languageModel}, also the trained model's size and FLOPs (read back from the run folder).
+     */
+    void report(String what, Trainer.Summary s, boolean languageModel) {
+        if (!languageModel) {
+            System.out.println(Summaries.trained(what, out, s, null));
+            return;
+        }
+        try (LanguageModel lm = LanguageModel.load(out)) {
+            System.out.println(Summaries.trained(what, out, s, lm));
+        }
     }
 
     /** What this command line asks to train. */

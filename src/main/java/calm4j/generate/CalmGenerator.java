@@ -1,5 +1,8 @@
 package calm4j.generate;
 
+import calm4j.engine.Configs;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
@@ -38,7 +41,24 @@ import java.util.SplittableRandom;
 public final class CalmGenerator {
     /** What was generated: the new tokens, where each step's chunk ended, and why it stopped. */
     public record Output(int[] tokens, int[] chunkEnds, Finish finish, boolean forcedPrefix, int steps)
-            implements GenerationSession.Result {}
+            implements GenerationSession.Result {
+        /**
+         * This output as JSON: its text, token ids, where each chunk ends, the steps taken, why it finished and
+         * whether the prompt's partial last chunk was forced (docs/method.md).
+         */
+        public ObjectNode json(calm4j.tokenize.Tokenizer tokenizer) {
+            ObjectNode n = Configs.JSON.createObjectNode();
+            n.put("text", tokenizer.decode(tokens));
+            ArrayNode ids = n.putArray("token_ids");
+            for (int t : tokens) ids.add(t);
+            ArrayNode ends = n.putArray("chunk_ends");
+            for (int e : chunkEnds) ends.add(e);
+            n.put("steps", steps);
+            n.put("finish_reason", finish.label());
+            n.put("forced_prompt_prefix", forcedPrefix);
+            return n;
+        }
+    }
 
     /** Called after every step with the tokens each still-running sequence gained. */
     public interface Listener {

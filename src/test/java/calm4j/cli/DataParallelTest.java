@@ -79,7 +79,7 @@ class DataParallelTest {
         }
         List<Process> ranks = new ArrayList<>();
         for (int rank = 0; rank < 2; rank++) {
-            ProcessBuilder pb = new ProcessBuilder(LaunchCommand.javaCommand(List.of("ar", "train", "--data",
+            ProcessBuilder pb = new ProcessBuilder(calm4j.train.Launcher.javaCommand(Calm.class, List.of("ar", "train", "--data",
                     corpus.toString(), "--config", dir.resolve("long.json").toString(), "--out", run.toString(),
                     "--quiet", "--dist-timeout", "10")));
             Map<String, String> env = pb.environment();
