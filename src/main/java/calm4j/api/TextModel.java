@@ -43,9 +43,9 @@ public final class TextModel implements AutoCloseable {
                 GenerationOptions.DEFAULT);
 
         public Options {
-            if (maxTokens < 1) throw new UserError("max tokens must be at least 1, got " + maxTokens);
+            if (maxTokens < 1) throw UserError.badValue("max_tokens", "must be at least 1, got " + maxTokens);
             if (stop.size() > StopStrings.MAX) {
-                throw new UserError("at most " + StopStrings.MAX + " stop strings, got " + stop.size());
+                throw UserError.badValue("stop", "takes at most " + StopStrings.MAX + " strings, got " + stop.size());
             }
             stop = List.copyOf(stop);
         }

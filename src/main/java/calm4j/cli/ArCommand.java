@@ -2,8 +2,6 @@ package calm4j.cli;
 
 import calm4j.app.TokenLMRun;
 import calm4j.app.TrainingJob;
-import calm4j.generate.GenerationRequest;
-import calm4j.generate.Sampling;
 import calm4j.report.Summaries;
 import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
@@ -11,8 +9,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "ar", mixinStandardHelpOptions = true,
@@ -21,8 +17,8 @@ import java.util.concurrent.Callable;
 final class ArCommand {
     @Command(name = "train", mixinStandardHelpOptions = true, description = "Train (or resume) a token baseline.")
     static final class Train implements Callable<Integer> {
-        @Option(names = "--patch-size", defaultValue = "4", description = "pad documents to multiples of this K, "
-                + "as the CALM it is compared with (default: ${DEFAULT-VALUE})")
+        @Option(names = "--patch-size", defaultValue = "4", description = "pad documents to multiples of this K, as "
+                + "the CALM it is compared with")
         int k;
 
         @Mixin
@@ -72,54 +68,6 @@ final class ArCommand {
         }
     }
 
-    @Command(name = "generate", mixinStandardHelpOptions = true, description = "Generate text with a token baseline.")
-    static final class Generate implements Callable<Integer> {
-        @Option(names = "--ckpt", required = true)
-        Path run;
-
-        @Option(names = "--prompt", required = true)
-        String prompt;
-
-        @Option(names = "--max-tokens", defaultValue = "64")
-        int maxTokens;
-
-        @Option(names = "--temperature", defaultValue = "1", description = "0 is greedy (default: ${DEFAULT-VALUE})")
-        double temperature;
-
-        @Option(names = "--top-k", defaultValue = "0", description = "0: off")
-        int topK;
-
-        @Option(names = "--top-p", defaultValue = "1")
-        double topP;
-
-        @Option(names = "--seed", defaultValue = "0")
-        long seed;
-
-        @Option(names = "--batch", defaultValue = "1")
-        int batch;
-
-        @Mixin
-        EngineOptions engine;
-
-        @Mixin
-        WeightOptions weights;
-
-        @Override
-        public Integer call() {
-            engine.engine();
-            TokenLMRun r = TokenLMRun.load(run);
-            r.forInference(weights.type());
-            Sampling sampling = Sampling.at(temperature).withTopK(topK).withTopP(topP);
-            List<GenerationRequest> reqs = new ArrayList<>();
-            for (int i = 0; i < batch; i++) {
-                reqs.add(new GenerationRequest(r.tokenizer().encode(prompt), maxTokens, sampling, seed + i));
-            }
-            var outs = r.generator().generate(reqs);
-            for (int i = 0; i < outs.size(); i++) {
-                System.out.println("--- " + (i + 1) + " (seed " + (seed + i) + ", " + outs.get(i).finish() + ")");
-                System.out.println(prompt + r.tokenizer().decode(outs.get(i).tokens()));
-            }
-            return 0;
-        }
-    }
+    @Command(name = "generate", description = "The same as 'calm generate', which takes either kind of run.")
+    static final class Generate extends GenerateCommand {}
 }

@@ -39,18 +39,18 @@ final class BenchCommand {
         boolean json;
 
         @Option(names = "--steps", defaultValue = "5", description = "timed training steps per path after three "
-                + "warm-up steps; the median is printed (default: ${DEFAULT-VALUE})")
+                + "warm-up steps; the median is printed")
         int steps;
 
-        @Option(names = "--head", defaultValue = "energy", description = "the CALM's head (default: ${DEFAULT-VALUE})")
+        @Option(names = "--head", defaultValue = "energy", description = "the CALM's head")
         String head;
 
         @Option(names = "--repeats", defaultValue = "3", description = "timed runs per generation path; the median "
-                + "is printed (default: ${DEFAULT-VALUE})")
+                + "is printed")
         int repeats;
 
         @Option(names = "--dtype", split = ",", defaultValue = "fp32", description = "weight types the generation "
-                + "paths are measured with, in turn: fp32, fp16, int8 (training is fp32) (default: ${DEFAULT-VALUE})")
+                + "paths are measured with, in turn: fp32, fp16, int8 (training is fp32)")
         List<String> dtypes;
 
         @Mixin
@@ -84,11 +84,11 @@ final class BenchCommand {
         @Option(names = "--vocab", defaultValue = "4096")
         int vocab;
 
-        @Option(names = "--batch", defaultValue = "256", description = "chunks per step (default: ${DEFAULT-VALUE})")
+        @Option(names = "--batch", defaultValue = "256", description = "chunks per step")
         int batch;
 
-        @Option(names = "--latent", defaultValue = "128", description = "latent size l (default: ${DEFAULT-VALUE}, "
-                + "as the reference benchmark; the default training config uses 64)")
+        @Option(names = "--latent", defaultValue = "128", description = "latent size l (the reference "
+                + "benchmark's; the default training config uses 64)")
         int latent;
 
         @Option(names = "--steps", defaultValue = "30")
@@ -115,17 +115,16 @@ final class BenchCommand {
         @Option(names = "--vocab", defaultValue = "4096")
         int vocab;
 
-        @Option(names = "--batch", defaultValue = "8", description = "sequences per step (default: ${DEFAULT-VALUE})")
+        @Option(names = "--batch", defaultValue = "8", description = "sequences per step")
         int batch;
 
-        @Option(names = "--tokens", defaultValue = "1024", description = "tokens per sequence (default: "
-                + "${DEFAULT-VALUE})")
+        @Option(names = "--tokens", defaultValue = "1024", description = "tokens per sequence")
         int tokens;
 
         @Option(names = "--steps", defaultValue = "10")
         int steps;
 
-        @Option(names = "--head", defaultValue = "energy", description = "energy or flow (default: ${DEFAULT-VALUE})")
+        @Option(names = "--head", defaultValue = "energy", description = "energy or flow")
         String head;
 
         @Mixin
@@ -156,9 +155,9 @@ final class BenchCommand {
                 + "or calm-xl (Llama-3 vocabulary); prints build time, resident memory and generation speed")
         String preset;
 
-        @Option(names = "--dtype", split = ",", defaultValue = "fp32", description = "weight types to measure, "
-                + "each on the model prepared afresh: fp32, bf16, fp16, int8 (default: ${DEFAULT-VALUE}); with "
-                + "--preset give one for a resident-memory figure of that type alone")
+        @Option(names = "--dtype", split = ",", defaultValue = "fp32", description = "weight types to measure, each "
+                + "on the model prepared afresh: fp32, bf16, fp16, int8; with --preset give one for a "
+                + "resident-memory figure of that type alone")
         List<String> dtypes;
 
         @Option(names = "--token-model", description = "--preset: also the token model with the same backbone and "
@@ -166,11 +165,11 @@ final class BenchCommand {
         boolean withTokenModel;
 
         @Option(names = "--release-tokens", defaultValue = "8", description = "--preset: new tokens per sequence "
-                + "(default: ${DEFAULT-VALUE}: two steps of K=4)")
+                + "(two steps of K=4)")
         int releaseTokens;
 
         @Option(names = "--head", defaultValue = "energy", description = "without --ckpt: the random model's head, "
-                + "energy or flow (default: ${DEFAULT-VALUE})")
+                + "energy or flow")
         String head;
 
         @Option(names = "--prompt-tokens", defaultValue = "32")
@@ -179,8 +178,7 @@ final class BenchCommand {
         @Option(names = "--max-tokens", defaultValue = "64")
         int maxTokens;
 
-        @Option(names = "--repeats", defaultValue = "3", description = "timed runs per setting; the median is "
-                + "printed (default: ${DEFAULT-VALUE})")
+        @Option(names = "--repeats", defaultValue = "3", description = "timed runs per setting; the median is printed")
         int repeats;
 
         @Option(names = "--json", description = "one JSON object per measured setting and line")
@@ -244,18 +242,16 @@ final class BenchCommand {
         @Option(names = "--ckpt", required = true, description = "a CALM or token-model run folder")
         Path run;
 
-        @Option(names = "--clients", defaultValue = "16", description = "default: ${DEFAULT-VALUE}")
+        @Option(names = "--clients", defaultValue = "16")
         int clients;
 
-        @Option(names = "--requests", defaultValue = "4", description = "requests per client (default: "
-                + "${DEFAULT-VALUE})")
+        @Option(names = "--requests", defaultValue = "4", description = "requests per client")
         int requests;
 
-        @Option(names = "--max-tokens", defaultValue = "32", description = "default: ${DEFAULT-VALUE}")
+        @Option(names = "--max-tokens", defaultValue = "32")
         int maxTokens;
 
-        @Option(names = "--max-batch", defaultValue = "16", description = "the batch when sharing is on (default: "
-                + "${DEFAULT-VALUE})")
+        @Option(names = "--max-batch", defaultValue = "16", description = "the batch when sharing is on")
         int maxBatch;
 
         @Mixin

@@ -30,6 +30,7 @@ public final class Calm implements Runnable {
     /** Runs the CLI and returns its exit status: 0 ok, 1 internal error, 2 user error or bad usage. */
     public static int run(String... args) {
         CommandLine cli = new CommandLine(new Calm());
+        showDefaults(cli);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
             Throwable t = e;
             String name = cmd.getCommandSpec().qualifiedName(); // "calm ae train", not "train"
@@ -45,6 +46,12 @@ public final class Calm implements Runnable {
             return 1;
         });
         return cli.execute(args);
+    }
+
+    /** Every command's help shows each option's default value (no description restates it). */
+    private static void showDefaults(CommandLine cli) {
+        cli.getCommandSpec().usageMessage().showDefaultValues(true);
+        cli.getSubcommands().values().forEach(Calm::showDefaults);
     }
 
     /**

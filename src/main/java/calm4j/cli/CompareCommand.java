@@ -17,7 +17,7 @@ final class CompareCommand implements Callable<Integer> {
     @Option(names = "--runs", required = true, arity = "1..*", description = "CALM and token LM run folders")
     List<Path> runs;
 
-    @Option(names = "--out", defaultValue = "runs/compare", description = "report folder (default: ${DEFAULT-VALUE})")
+    @Option(names = "--out", defaultValue = "runs/compare", description = "report folder")
     Path out;
 
     @Option(names = "--note", description = "a paragraph (Markdown) put at the top of the report")

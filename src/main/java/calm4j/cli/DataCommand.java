@@ -42,7 +42,7 @@ final class DataCommand {
         @ArgGroup(exclusive = true, multiplicity = "1")
         Holdout holdout;
 
-        @Option(names = "--threads", defaultValue = "2", description = "tokenizer threads (default: ${DEFAULT-VALUE})")
+        @Option(names = "--threads", defaultValue = "2", description = "tokenizer threads")
         int threads;
 
         @Option(names = "--quiet", description = "no progress bar")
@@ -76,8 +76,7 @@ final class DataCommand {
         @Option(names = "--tokenizer", description = "use this tokenizer.json instead of training one")
         Path tokenizer;
 
-        @Option(names = "--vocab-size", defaultValue = "" + BuiltinCorpus.DEFAULT_VOCAB_SIZE,
-                description = "default: ${DEFAULT-VALUE}")
+        @Option(names = "--vocab-size", defaultValue = "" + BuiltinCorpus.DEFAULT_VOCAB_SIZE)
         int vocabSize;
 
         @Option(names = "--cache", description = "where downloads are kept (default: $CALM4J_CACHE or "

@@ -19,7 +19,7 @@ final class DemoCommand implements Callable<Integer> {
             + "run: the models barely start learning; it prints its time estimate first)")
     boolean quick;
 
-    @Option(names = "--corpus", defaultValue = "sotu", description = "sotu or gutenberg (default: ${DEFAULT-VALUE})")
+    @Option(names = "--corpus", defaultValue = "sotu", description = "sotu or gutenberg")
     String corpus;
 
     @Option(names = "--dir", description = "where everything goes (default: runs/demo, or runs/demo-quick with "

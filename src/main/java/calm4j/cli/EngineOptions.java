@@ -5,7 +5,7 @@ import picocli.CommandLine.Option;
 
 /** Options every command that runs tensors shares. */
 final class EngineOptions {
-    @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or cuda:N (default: ${DEFAULT-VALUE})")
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu, cuda or cuda:N")
     String device;
 
     @Option(names = "--threads", description = "libtorch intra-op threads (default: $CALM4J_THREADS or 1; "

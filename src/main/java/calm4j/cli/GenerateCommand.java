@@ -6,13 +6,9 @@ import calm4j.app.LanguageModel;
 import calm4j.chat.ChatTemplate;
 import calm4j.engine.Configs;
 import calm4j.engine.UserError;
-import calm4j.generate.CalmGenerator;
 import calm4j.generate.GenerationOptions;
-import calm4j.generate.GenerationRequest;
 import calm4j.generate.Sampling;
 import calm4j.io.TextFiles;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -25,8 +21,9 @@ import java.util.List;
 import java.util.concurrent.Callable;
 
 @Command(name = "generate", mixinStandardHelpOptions = true,
-        description = "Generate text from a prompt with a CALM, K tokens a step, streamed as it is produced.")
-final class GenerateCommand implements Callable<Integer> {
+        description = "Generate text from a prompt with a CALM (K tokens a step) or a token model, streamed as it is "
+                + "produced.")
+class GenerateCommand implements Callable<Integer> {
     static final class Prompt {
         @Option(names = "--prompt", description = "the prompt text")
         String text;
@@ -35,23 +32,27 @@ final class GenerateCommand implements Callable<Integer> {
         Path file;
     }
 
-    @Option(names = "--ckpt", required = true, description = "a CALM run folder")
+    @Option(names = "--ckpt", required = true, description = "a CALM or token-model run folder")
     Path run;
 
     @ArgGroup(exclusive = true, multiplicity = "1")
     Prompt prompt;
 
-    @Option(names = "--max-tokens", defaultValue = "128", description = "default: ${DEFAULT-VALUE}")
+    @Option(names = "--max-tokens", defaultValue = "128")
     int maxTokens;
 
-    @Option(names = "--temperature", defaultValue = "1", description = "in [0, 2]: 1/n for an integer n is exact "
-            + "(1, 0.5, 0.3333, ...), other values use the candidate pool's counts (docs/method.md); 0 is the pool's "
-            + "most frequent chunk (the authors recommend <= 0.5 for fluent text; default: ${DEFAULT-VALUE})")
+    @Option(names = "--temperature", defaultValue = "1", description = "in [0, 2]: 1/n for an integer n is exact (1, "
+            + "0.5, 0.3333, ...), other values use the candidate pool's counts (docs/method.md); 0 is the pool's "
+            + "most frequent chunk (the authors recommend <= 0.5 for fluent text)")
     double temperature;
 
-    @Option(names = "--top-p", defaultValue = "1", description = "nucleus over the candidate pool, in (0, 1] "
-            + "(default: ${DEFAULT-VALUE})")
+    @Option(names = "--top-p", defaultValue = "1", description = "nucleus (a CALM's over its candidate pool), in (0, "
+            + "1]")
     double topP;
+
+    @Option(names = "--top-k", defaultValue = "0", description = "at most this many most likely tokens (a CALM: "
+            + "chunks of its pool); 0 is off")
+    int topK;
 
     @Option(names = "--stop", description = "a string that ends the text (not printed); up to 4")
     List<String> stop = new ArrayList<>();
@@ -64,21 +65,20 @@ final class GenerateCommand implements Callable<Integer> {
     Path chatTemplate;
 
     @Option(names = "--pool", defaultValue = "200", description = "candidate chunks per step when temperature or "
-            + "--top-p choose among candidates (default: ${DEFAULT-VALUE})")
+            + "--top-p choose among candidates")
     int pool;
 
     @Option(names = "--exact", description = "exact temperature: draw n samples until all n agree (capped by "
             + "--max-draws, then the pool rule)")
     boolean exact;
 
-    @Option(names = "--max-draws", defaultValue = "2000", description = "default: ${DEFAULT-VALUE}")
+    @Option(names = "--max-draws", defaultValue = "2000")
     int maxDraws;
 
-    @Option(names = "--seed", defaultValue = "0", description = "sequence i of the batch uses seed + i (default: "
-            + "${DEFAULT-VALUE})")
+    @Option(names = "--seed", defaultValue = "0", description = "sequence i of the batch uses seed + i")
     long seed;
 
-    @Option(names = "--batch", defaultValue = "1", description = "samples per prompt (default: ${DEFAULT-VALUE})")
+    @Option(names = "--batch", defaultValue = "1", description = "samples per prompt")
     int batch;
 
     @Option(names = "--json", description = "print JSON: token ids, chunk boundaries and timing")
@@ -103,16 +103,13 @@ final class GenerateCommand implements Callable<Integer> {
             if (prompts.isEmpty()) throw new UserError("prompt file " + prompt.file + " has no prompt");
         }
         if (batch < 1) throw new UserError("--batch must be at least 1, got " + batch);
-        if (maxTokens < 1) throw new UserError("--max-tokens must be at least 1, got " + maxTokens);
-        if (pool < 1) throw new UserError("--pool must be at least 1, got " + pool);
-        if (maxDraws < 1) throw new UserError("--max-draws must be at least 1, got " + maxDraws);
         if (json && !stop.isEmpty()) throw new UserError("--stop cuts the text; --json prints token ids: use one");
-        Sampling sampling = Sampling.at(temperature).withTopP(topP);
+        Sampling sampling = Sampling.at(temperature).withTopP(topP).withTopK(topK);
         var options = new TextModel.Options(maxTokens, sampling, seed, stop,
                 new GenerationOptions(pool, exact, maxDraws));
-        if (!(LanguageModel.load(run, weights.type()) instanceof CalmRun calm)) {
-            throw new UserError(run + " is not a CALM run: generate with a token model through calm ar generate");
-        }
+        LanguageModel lm = LanguageModel.load(run, weights.type());
+        if (json && !(lm instanceof CalmRun)) throw new UserError("--json reports a CALM's chunks: " + run + " is a "
+                + lm.kind() + " run");
         ChatTemplate template = chatTemplate != null ? ChatTemplate.file(chatTemplate) : ChatTemplate.of(run);
         if (chat) {
             prompts.replaceAll(p -> template.render(List.of(new ChatTemplate.Message("user", p))));
@@ -121,15 +118,15 @@ final class GenerateCommand implements Callable<Integer> {
             options = options.withStop(json ? List.of() : stops);
         }
         // Everything a request can get wrong is checked here, before any text is printed.
-        calm.checkSampling(sampling, options.generation());
+        lm.checkSampling(sampling, options.generation());
         List<String> texts = new ArrayList<>();
         for (String p : prompts) for (int b = 0; b < batch; b++) texts.add(p);
         if (json) {
-            System.out.println(Configs.JSON.writeValueAsString(calm.generateJson(texts, maxTokens, sampling,
+            System.out.println(Configs.JSON.writeValueAsString(((CalmRun) lm).generateJson(texts, maxTokens, sampling,
                     options.generation(), seed)));
             return 0;
         }
-        TextModel model = TextModel.of(calm, template);
+        TextModel model = TextModel.of(lm, template);
         boolean stream = texts.size() == 1;
         boolean[] echoed = {chat}; // the prompt is echoed once generation has accepted it
         long t0 = System.nanoTime();

@@ -16,19 +16,17 @@ import java.util.concurrent.Callable;
                 "Several machines: run the same command on each with --nnodes, its own --node-rank and rank 0's "
                 + "--master-addr; the run folder must be on a filesystem every machine sees."})
 final class LaunchCommand implements Callable<Integer> {
-    @Option(names = "--nproc", defaultValue = "2", description = "processes on this machine (default: "
-            + "${DEFAULT-VALUE})")
+    @Option(names = "--nproc", defaultValue = "2", description = "processes on this machine")
     int nproc;
 
-    @Option(names = "--nnodes", defaultValue = "1", description = "machines in the job (default: ${DEFAULT-VALUE})")
+    @Option(names = "--nnodes", defaultValue = "1", description = "machines in the job")
     int nnodes;
 
     @Option(names = "--node-rank", defaultValue = "0", description = "this machine's index, 0 on the machine that "
-            + "runs rank 0 (default: ${DEFAULT-VALUE})")
+            + "runs rank 0")
     int nodeRank;
 
-    @Option(names = "--master-addr", defaultValue = "127.0.0.1", description = "rank 0's address (default: "
-            + "${DEFAULT-VALUE})")
+    @Option(names = "--master-addr", defaultValue = "127.0.0.1", description = "rank 0's address")
     String masterAddr;
 
     @Option(names = "--master-port", description = "rank 0's rendezvous port (default: a free port; required with "

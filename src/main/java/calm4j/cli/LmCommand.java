@@ -71,7 +71,7 @@ final class LmCommand {
         String protocol;
 
         @Option(names = "--block-tokens", defaultValue = "1024", description = "--protocol official: tokens per block "
-                + "(default: ${DEFAULT-VALUE}, as the authors')")
+                + "(the authors' number)")
         int blockTokens;
 
         @Option(names = "--batches", defaultValue = "1000000", description = "at most this many batches of blocks")
@@ -92,13 +92,13 @@ final class LmCommand {
                 + "flow_steps)")
         Integer flowSteps;
 
-        @Option(names = "--temperature", defaultValue = "1", description = "score the sampler at this temperature "
-                + "(< 1: each sample drawn from a pool of --pool by the T=1/n rule, as generation does; default: "
-                + "${DEFAULT-VALUE}, the model's own distribution)")
+        @Option(names = "--temperature", defaultValue = "1", description = "score the sampler at this temperature (< "
+                + "1: each sample drawn from a pool of --pool by the T=1/n rule, as generation does, the model's own "
+                + "distribution)")
         double temperature;
 
-        @Option(names = "--pool", defaultValue = "200", description = "--temperature < 1: head samples per drawn chunk "
-                + "(default: ${DEFAULT-VALUE})")
+        @Option(names = "--pool", defaultValue = "200", description = "--temperature < 1: head samples per drawn "
+                + "chunk")
         int pool;
 
         @Mixin

@@ -20,39 +20,36 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--ckpt", required = true, description = "a CALM or token-model run folder")
     Path run;
 
-    @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (default: "
-            + "${DEFAULT-VALUE}, this machine only; 0.0.0.0 exposes the server to the network)")
+    @Option(names = "--host", defaultValue = "127.0.0.1", description = "address to listen on (the default serves "
+            + "this machine only; 0.0.0.0 exposes the server to the network)")
     String host;
 
-    @Option(names = "--port", defaultValue = "8080", description = "default: ${DEFAULT-VALUE}; 0 picks a free port")
+    @Option(names = "--port", defaultValue = "8080", description = "0 picks a free port")
     int port;
 
-    @Option(names = "--max-batch", defaultValue = "16", description = "sequences generated together; 1 turns "
-            + "shared batching off (default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-batch", defaultValue = "16", description = "sequences generated together; 1 turns shared "
+            + "batching off")
     int maxBatch;
 
     @Option(names = "--queue", defaultValue = "64", description = "sequences that may wait for the batch; beyond "
-            + "that the server answers 503 with Retry-After (default: ${DEFAULT-VALUE})")
+            + "that the server answers 503 with Retry-After")
     int queue;
 
-    @Option(names = "--max-tokens", defaultValue = "512", description = "the largest max_tokens a request may ask "
-            + "for (default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-tokens", defaultValue = "512", description = "the largest max_tokens a request may ask for")
     int maxTokens;
 
-    @Option(names = "--timeout", defaultValue = "120", description = "seconds after which a request's generation "
-            + "is stopped (default: ${DEFAULT-VALUE})")
+    @Option(names = "--timeout", defaultValue = "120", description = "seconds after which a request's generation is "
+            + "stopped")
     double timeout;
 
-    @Option(names = "--max-body", defaultValue = "1048576", description = "largest request body in bytes "
-            + "(default: ${DEFAULT-VALUE})")
+    @Option(names = "--max-body", defaultValue = "1048576", description = "largest request body in bytes")
     int maxBody;
 
-    @Option(names = "--pool", defaultValue = "200", description = "CALM candidate chunks per step for T < 1 "
-            + "(default: ${DEFAULT-VALUE})")
+    @Option(names = "--pool", defaultValue = "200", description = "CALM candidate chunks per step for T < 1")
     int pool;
 
     @Option(names = "--max-draws", defaultValue = "64", description = "CALM: candidates drawn to continue a prompt "
-            + "that ends inside a chunk before its tokens are forced (each costs a decode; default: ${DEFAULT-VALUE})")
+            + "that ends inside a chunk before its tokens are forced (each costs a decode)")
     int maxDraws;
 
     @Option(names = "--allow-origin", description = "let browser apps from this origin call the API (CORS), e.g. "
@@ -60,8 +57,7 @@ final class ServeCommand implements Callable<Integer> {
     String allowOrigin;
 
     @Option(names = "--shutdown-grace", defaultValue = "10", description = "on SIGTERM or Ctrl-C, seconds that "
-            + "sequences under way may still run before they end with finish reason 'shutdown' (default: "
-            + "${DEFAULT-VALUE})")
+            + "sequences under way may still run before they end with finish reason 'shutdown'")
     double shutdownGrace;
 
     @Option(names = "--chat-template", description = "a Jinja chat template file for /v1/chat/completions (default: "

@@ -23,14 +23,14 @@ final class TokenizerCommand {
                 description = ".txt/.jsonl files (or .gz of them), or folders of them")
         List<Path> inputs;
 
-        @Option(names = "--vocab-size", defaultValue = "4096", description = "default: ${DEFAULT-VALUE}")
+        @Option(names = "--vocab-size", defaultValue = "4096")
         int vocabSize;
 
         @Option(names = "--out", required = true, description = "the tokenizer.json to write")
         Path out;
 
-        @Option(names = "--max-bytes", defaultValue = "200000000",
-                description = "learn merges from at most this much text (default: ${DEFAULT-VALUE})")
+        @Option(names = "--max-bytes", defaultValue = "200000000", description = "learn merges from at most this "
+                + "much text")
         long maxBytes;
 
         @Override

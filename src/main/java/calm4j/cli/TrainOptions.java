@@ -27,11 +27,11 @@ final class TrainOptions {
 
     @Option(names = "--dist-timeout", defaultValue = "300", description = "data-parallel runs: seconds a rank waits "
             + "for the others (rendezvous, gradient averaging) before failing; must exceed an evaluation's duration, "
-            + "which rank 0 runs alone (default: ${DEFAULT-VALUE})")
+            + "which rank 0 runs alone")
     double distTimeout;
 
     @Option(names = "--bucket-mb", defaultValue = "25", description = "data-parallel runs: size of a flat gradient "
-            + "bucket in MB (default: ${DEFAULT-VALUE})")
+            + "bucket in MB")
     double bucketMb;
 
     /**

@@ -15,7 +15,7 @@ public record GenerationOptions(int pool, boolean exact, int maxDraws) {
     public static final GenerationOptions DEFAULT = new GenerationOptions(200, false, 2000);
 
     public GenerationOptions {
-        if (pool < 1) throw new UserError("the candidate pool must be at least 1, got " + pool);
-        if (maxDraws < 1) throw new UserError("the draw limit must be at least 1, got " + maxDraws);
+        if (pool < 1) throw UserError.badValue("pool", "must be at least 1, got " + pool);
+        if (maxDraws < 1) throw UserError.badValue("max_draws", "must be at least 1, got " + maxDraws);
     }
 }
