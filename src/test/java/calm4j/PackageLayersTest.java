@@ -27,16 +27,18 @@ class PackageLayersTest {
     static final Map<String, Integer> LAYERS = Map.ofEntries(
             Map.entry("engine", 0),
             Map.entry("nn", 1), Map.entry("tokenize", 1), Map.entry("eval", 1), Map.entry("chat", 1),
+            Map.entry("fetch", 1),
             Map.entry("data", 2), Map.entry("io", 2),
-            Map.entry("run", 3),
-            Map.entry("train", 4),
-            Map.entry("ae", 5), Map.entry("ar", 5),
-            Map.entry("calm", 6),
-            Map.entry("generate", 7),
-            Map.entry("app", 8),
-            Map.entry("release", 9), Map.entry("report", 9), Map.entry("serve", 9), Map.entry("api", 9),
-            Map.entry("bench", 10), Map.entry("langchain4j", 10), Map.entry("demo", 10),
-            Map.entry("cli", 11));
+            Map.entry("loader", 3),
+            Map.entry("run", 4),
+            Map.entry("train", 5),
+            Map.entry("ae", 6), Map.entry("ar", 6),
+            Map.entry("calm", 7),
+            Map.entry("generate", 8),
+            Map.entry("app", 9),
+            Map.entry("release", 10), Map.entry("report", 10), Map.entry("serve", 10), Map.entry("api", 10),
+            Map.entry("bench", 11), Map.entry("langchain4j", 11), Map.entry("demo", 11),
+            Map.entry("cli", 12));
 
     private static final Path MAIN = Path.of("src/main/java/calm4j");
     /** An import or a qualified name of a calm4j class: {@code calm4j.<package>.<Class>}. */

@@ -1,9 +1,9 @@
 package calm4j.ae;
 
-import calm4j.data.ChunkBatches;
-import calm4j.data.LoaderState;
-import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
+import calm4j.loader.ChunkBatches;
+import calm4j.loader.LoaderState;
+import calm4j.loader.TokenBatch;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;

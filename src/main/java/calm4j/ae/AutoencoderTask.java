@@ -1,7 +1,7 @@
 package calm4j.ae;
 
-import calm4j.data.ChunkBatches;
-import calm4j.data.TokenBatch;
+import calm4j.loader.ChunkBatches;
+import calm4j.loader.TokenBatch;
 import calm4j.nn.Layers;
 import calm4j.train.Trainable;
 import org.bytedeco.pytorch.Device;

@@ -1,11 +1,11 @@
 package calm4j.ar;
 
-import calm4j.data.BlockBatches;
-import calm4j.data.LoaderState;
-import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
 import calm4j.engine.Progress;
 import calm4j.eval.BrierLM;
+import calm4j.loader.BlockBatches;
+import calm4j.loader.LoaderState;
+import calm4j.loader.TokenBatch;
 import calm4j.nn.Layers;
 import calm4j.train.Trainable;
 import org.bytedeco.pytorch.Device;

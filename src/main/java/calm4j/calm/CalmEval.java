@@ -1,12 +1,12 @@
 package calm4j.calm;
 
-import calm4j.data.BlockBatches;
-import calm4j.data.LoaderState;
-import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
+import calm4j.loader.BlockBatches;
+import calm4j.loader.LoaderState;
+import calm4j.loader.TokenBatch;
 import calm4j.nn.KVCache;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.NoGradGuard;

@@ -1,7 +1,7 @@
 package calm4j.calm;
 
-import calm4j.data.BlockBatches;
-import calm4j.data.TokenBatch;
+import calm4j.loader.BlockBatches;
+import calm4j.loader.TokenBatch;
 import calm4j.nn.Layers;
 import calm4j.train.Trainable;
 import org.bytedeco.pytorch.Device;

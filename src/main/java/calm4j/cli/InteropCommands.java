@@ -1,7 +1,7 @@
 package calm4j.cli;
 
-import calm4j.data.CorpusFetcher;
 import calm4j.engine.UserError;
+import calm4j.fetch.Cache;
 import calm4j.io.WeightFiles;
 import calm4j.release.HubDownload;
 import calm4j.release.HuggingFaceLayout;
@@ -48,7 +48,7 @@ final class InteropCommands {
             engine.engine();
             Path local = Path.of(dir);
             if (HubDownload.isRepoName(dir)) {
-                Path hubCache = cache != null ? cache : CorpusFetcher.defaultCache().resolve("hub");
+                Path hubCache = cache != null ? cache : Cache.hub();
                 local = HubDownload.fromEnvironment(hubCache, engine.quiet).fetch(dir);
                 System.out.println("downloaded " + dir + " into " + local);
             }

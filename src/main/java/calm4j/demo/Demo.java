@@ -7,7 +7,7 @@ import calm4j.app.TokenLMRun;
 import calm4j.app.TrainingJob;
 import calm4j.calm.CalmConfig;
 import calm4j.data.BuiltinCorpus;
-import calm4j.data.CorpusPreparer;
+import calm4j.engine.Folders;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import calm4j.report.ComparisonReport;
@@ -181,7 +181,7 @@ public final class Demo {
      */
     private void estimate(Path data) {
         Path scratch = s.root().resolve(".warmup");
-        CorpusPreparer.deleteTree(scratch);
+        Folders.deleteQuietly(scratch);
         out.println("== timing " + WARMUP_STEPS + " warm-up steps of each model to estimate the duration ...");
         try {
             TrainConfig aeCfg = job(data, s.aeConfig(), null).train(AutoencoderRun.TRAIN);
@@ -203,7 +203,7 @@ public final class Demo {
                     + "at temperatures 1 and 1/2, their generation speeds, and a report in "
                     + s.root().resolve("report/report.md") + ". Ctrl-C stops; the same command resumes.");
         } finally {
-            CorpusPreparer.deleteTree(scratch);
+            Folders.deleteQuietly(scratch);
         }
     }
 

@@ -1,11 +1,11 @@
 package calm4j.generate;
 
 import calm4j.calm.CalmModel;
-import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
+import calm4j.loader.TokenBatch;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.NoGradGuard;

@@ -1,32 +1,24 @@
 package calm4j.release;
 
 import calm4j.engine.Configs;
-import calm4j.engine.Progress;
 import calm4j.engine.UserError;
+import calm4j.fetch.Download;
 import calm4j.io.WeightFiles;
 import com.fasterxml.jackson.databind.JsonNode;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.ConnectException;
 import java.net.URI;
-import java.net.http.HttpClient;
 import java.net.http.HttpConnectTimeoutException;
-import java.net.http.HttpRequest;
-import java.net.http.HttpResponse;
+import java.net.http.HttpHeaders;
 import java.nio.channels.UnresolvedAddressException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
-import java.nio.file.StandardOpenOption;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.TreeSet;
 import java.util.regex.Pattern;
 
@@ -47,14 +39,16 @@ public final class HubDownload {
     private final String token;
     private final Path cache;
     private final boolean quiet;
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(30))
-            .followRedirects(HttpClient.Redirect.NEVER).build(); // the first answer carries the checksums
+    private final Download download;
 
     public HubDownload(String endpoint, String token, Path cache, boolean quiet) {
         this.endpoint = endpoint.endsWith("/") ? endpoint.substring(0, endpoint.length() - 1) : endpoint;
         this.token = token == null || token.isBlank() ? null : token;
         this.cache = cache;
         this.quiet = quiet;
+        // credentials go to the Hub only, not to the storage it redirects to
+        this.download = new Download(Duration.ofSeconds(30), Duration.ofMinutes(10), uri -> this.token != null
+                && uri.toString().startsWith(this.endpoint) ? Map.of("Authorization", "Bearer " + this.token) : Map.of());
     }
 
     /** The Hub as the environment names it ({@code HF_ENDPOINT}, {@code HF_TOKEN}), caching under {@code cache}. */
@@ -106,54 +100,20 @@ public final class HubDownload {
 
     /**
      * Makes sure {@code dir/name} holds the repository's file; true when it does, false when the repository has no
-     * such file (an error when {@code required}).
+     * such file (an error when {@code required}). Large (LFS) files are checked against the size and SHA-256 the Hub
+     * gives in its {@code X-Linked-Size} and {@code X-Linked-Etag} headers (small files carry a git hash there, not
+     * a SHA-256, and are checked by size).
      */
     boolean file(String repo, Path dir, String name, boolean required) {
-        Path done = dir.resolve(name);
-        if (Files.isRegularFile(done)) return true;
         URI uri = URI.create(endpoint + "/" + repo + "/resolve/main/" + name);
         try {
-            Files.createDirectories(dir);
-            Path partial = dir.resolve(name + ".incomplete");
-            long have = Files.isRegularFile(partial) ? Files.size(partial) : 0;
-            HttpResponse<InputStream> res = get(uri, have);
-            String sha256 = null;
-            long size = -1;
-            for (int hops = 0; res.statusCode() / 100 == 3; hops++) { // the Hub redirects LFS files to its storage
-                sha256 = header(res, "X-Linked-Etag", sha256);
-                size = Long.parseLong(header(res, "X-Linked-Size", String.valueOf(size)));
-                String location = res.headers().firstValue("Location").orElseThrow(() -> new UserError(
-                        uri + " redirected without a Location"));
-                res.body().close();
-                if (hops > 5) throw new UserError(uri + " redirects too often");
-                res = get(res.uri().resolve(location), have);
-            }
-            if (res.statusCode() == 404) {
-                res.body().close();
-                if (required) throw new UserError("the Hub repository " + repo + " has no " + name + " (" + uri + ")");
-                return false;
-            }
-            if (res.statusCode() == 401 || res.statusCode() == 403) {
-                res.body().close();
-                throw new UserError(uri + " answered HTTP " + res.statusCode() + ": a gated or private repository "
-                        + "needs HF_TOKEN set to a token that may read it");
-            }
-            if (res.statusCode() == 200 && have > 0) have = 0; // the server ignored the Range: start over
-            else if (res.statusCode() != 206 && res.statusCode() != 200) {
-                res.body().close();
-                throw new UserError(uri + " answered HTTP " + res.statusCode());
-            }
-            sha256 = header(res, "X-Linked-Etag", sha256);
-            if (size < 0) {
-                long length = res.headers().firstValueAsLong("Content-Length").orElse(-1);
-                size = length < 0 ? -1 : have + length;
-            }
-            receive(res, partial, have, size, name);
-            verify(partial, size, sha256 != null ? sha256.replace("\"", "").toLowerCase(Locale.ROOT) : null, uri);
-            Files.move(partial, done, StandardCopyOption.ATOMIC_MOVE);
-            return true;
-        } catch (ConnectException | UnresolvedAddressException
-                 | HttpConnectTimeoutException e) {
+            if (download.fetch(uri, dir.resolve(name), "download " + name, quiet, HubDownload::expected)) return true;
+            if (required) throw new UserError("the Hub repository " + repo + " has no " + name + " (" + uri + ")");
+            return false;
+        } catch (Download.HttpStatus e) {
+            throw new UserError(e.getMessage() + (e.status == 401 || e.status == 403 ? ": a gated or private "
+                    + "repository needs HF_TOKEN set to a token that may read it" : ""));
+        } catch (ConnectException | UnresolvedAddressException | HttpConnectTimeoutException e) {
             throw new UserError("cannot reach the Hub at " + endpoint + " (" + e.getClass().getSimpleName()
                     + "): this machine may be offline; set HF_ENDPOINT for a mirror, or download the repository's "
                     + "files yourself and import from their directory");
@@ -166,62 +126,16 @@ public final class HubDownload {
         }
     }
 
-    private static String header(HttpResponse<?> res, String name, String otherwise) {
-        return res.headers().firstValue(name).orElse(otherwise);
-    }
-
-    private HttpResponse<InputStream> get(URI uri, long from) throws IOException, InterruptedException {
-        HttpRequest.Builder b = HttpRequest.newBuilder(uri).timeout(Duration.ofMinutes(10)).GET();
-        if (from > 0) b.header("Range", "bytes=" + from + "-");
-        if (token != null && uri.toString().startsWith(endpoint)) b.header("Authorization", "Bearer " + token);
-        return http.send(b.build(), HttpResponse.BodyHandlers.ofInputStream());
-    }
-
-    private void receive(HttpResponse<InputStream> res, Path partial, long have, long size, String name)
-            throws IOException {
-        try (InputStream in = res.body();
-             OutputStream out = Files.newOutputStream(partial, StandardOpenOption.CREATE, StandardOpenOption.WRITE,
-                     have > 0 ? StandardOpenOption.APPEND : StandardOpenOption.TRUNCATE_EXISTING);
-             Progress bar = Progress.start("download " + name, size < 0 ? -1 : size / 1024, have / 1024, "KiB",
-                     quiet)) {
-            byte[] buf = new byte[1 << 16];
-            long got = have;
-            for (int n; (n = in.read(buf)) > 0; ) {
-                out.write(buf, 0, n);
-                got += n;
-                bar.stepTo(got / 1024);
-            }
+    /** The size and SHA-256 the Hub's answers name (the first that names them: its redirect to storage). */
+    private static Download.Expected expected(List<HttpHeaders> answers) {
+        long size = -1;
+        String sha256 = null;
+        for (HttpHeaders h : answers) {
+            if (sha256 == null) sha256 = h.firstValue("X-Linked-Etag").orElse(null);
+            if (size < 0) size = h.firstValueAsLong("X-Linked-Size").orElse(-1);
         }
-    }
-
-    /** Checks a downloaded file's size and SHA-256; a file that does not match is deleted. */
-    private static void verify(Path file, long size, String sha256, URI uri) throws IOException {
-        long got = Files.size(file);
-        if (size >= 0 && got < size) {
-            throw new IOException("the connection closed after " + got + " of " + size + " bytes");
-        }
-        if (size >= 0 && got != size) {
-            Files.delete(file);
-            throw new UserError(uri + " gave " + got + " bytes where the Hub reports " + size + ": the download was "
-                    + "refused and deleted; run the command again");
-        }
-        if (sha256 == null || !sha256.matches("[0-9a-f]{64}")) return; // small files carry a git hash, not a SHA-256
-        String actual = sha256(file);
-        if (!actual.equals(sha256)) {
-            Files.delete(file);
-            throw new UserError(uri + " does not match the SHA-256 the Hub reports (expected " + sha256 + ", got "
-                    + actual + "): the download was refused and deleted; run the command again");
-        }
-    }
-
-    static String sha256(Path file) throws IOException {
-        try (InputStream in = Files.newInputStream(file)) {
-            MessageDigest md = MessageDigest.getInstance("SHA-256");
-            byte[] buf = new byte[1 << 16];
-            for (int n; (n = in.read(buf)) > 0; ) md.update(buf, 0, n);
-            return HexFormat.of().formatHex(md.digest());
-        } catch (NoSuchAlgorithmException e) {
-            throw new IllegalStateException(e);
-        }
+        if (sha256 != null) sha256 = sha256.replace("\"", "").toLowerCase(Locale.ROOT);
+        return new Download.Expected(size, "SHA-256", sha256 != null && sha256.matches("[0-9a-f]{64}") ? sha256
+                : null, false);
     }
 }

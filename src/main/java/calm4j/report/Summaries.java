@@ -8,8 +8,8 @@ import calm4j.app.LanguageModel;
 import calm4j.app.TokenLMRun;
 import calm4j.ar.TokenLMTask;
 import calm4j.calm.CalmEval;
-import calm4j.data.ConcatenatedBlocks;
 import calm4j.eval.BrierLM;
+import calm4j.loader.ConcatenatedBlocks;
 import calm4j.train.Trainer;
 
 import java.nio.file.Path;

@@ -1,9 +1,10 @@
 package calm4j.run;
 
-import calm4j.data.LoaderState;
+import calm4j.engine.Folders;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.UserError;
 import calm4j.io.TorchArchive;
+import calm4j.loader.LoaderState;
 import calm4j.nn.Layers;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.bytedeco.javacpp.BytePointer;
@@ -65,7 +66,7 @@ public final class Checkpoints {
         Path tmp = dir.resolve(".tmp-" + name);
         try {
             Files.createDirectories(dir);
-            deleteTree(tmp);
+            Folders.delete(tmp);
             Files.createDirectories(tmp);
             OutputArchive m = new OutputArchive();
             LibtorchErrors.guard("saving checkpoint " + target, () -> model.save(m));
@@ -79,11 +80,11 @@ public final class Checkpoints {
             JSON.writerWithDefaultPrettyPrinter().writeValue(tmp.resolve("state.json").toFile(), withSums);
             for (String f : List.of("model.pt", "optimizer.pt", "state.json")) fsync(tmp.resolve(f));
             fsync(tmp);
-            if (Files.exists(target)) deleteTree(target); // re-saving the same step after a resume
+            if (Files.exists(target)) Folders.delete(target); // re-saving the same step after a resume
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
             fsync(dir);
         } catch (IOException e) {
-            deleteTree(tmp);
+            Folders.delete(tmp);
             throw new UserError("could not write checkpoint " + target + ": " + e.getMessage()
                     + " (the previous checkpoint is untouched)");
         }
@@ -110,7 +111,7 @@ public final class Checkpoints {
             Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE);
             return target;
         } catch (IOException e) {
-            deleteTree(tmp);
+            Folders.delete(tmp);
             throw new UserError("could not write " + target + ": " + e.getMessage());
         }
     }
@@ -154,7 +155,7 @@ public final class Checkpoints {
      */
     void prune() {
         List<Path> all = list();
-        for (int i = 0; i < all.size() - keep; i++) deleteTree(all.get(i));
+        for (int i = 0; i < all.size() - keep; i++) Folders.delete(all.get(i));
         if (all.isEmpty()) return;
         String newest = all.get(all.size() - 1).getFileName().toString();
         try (Stream<Path> s = Files.list(dir)) {
@@ -162,7 +163,7 @@ public final class Checkpoints {
                 String name = p.getFileName().toString();
                 String step = name.startsWith(".tmp-") ? name.substring(".tmp-".length()) : name;
                 boolean incomplete = !Files.exists(p.resolve("state.json")) || name.startsWith(".tmp-");
-                if (step.startsWith(PREFIX) && incomplete && step.compareTo(newest) < 0) deleteTree(p);
+                if (step.startsWith(PREFIX) && incomplete && step.compareTo(newest) < 0) Folders.delete(p);
             }
         } catch (IOException e) {
             throw new UserError("cannot list " + dir + ": " + e.getMessage());
@@ -361,17 +362,6 @@ public final class Checkpoints {
         }
         try (FileChannel ch = FileChannel.open(p, StandardOpenOption.WRITE)) {
             ch.force(true);
-        }
-    }
-
-    static void deleteTree(Path p) {
-        if (!Files.exists(p)) return;
-        try (Stream<Path> walk = Files.walk(p)) {
-            List<Path> all = new ArrayList<>(walk.toList());
-            all.sort(Comparator.reverseOrder());
-            for (Path q : all) Files.deleteIfExists(q);
-        } catch (IOException e) {
-            throw new UserError("could not delete " + p + ": " + e.getMessage());
         }
     }
 }

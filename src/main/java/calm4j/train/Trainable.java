@@ -1,6 +1,6 @@
 package calm4j.train;
 
-import calm4j.data.TokenBatch;
+import calm4j.loader.TokenBatch;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 

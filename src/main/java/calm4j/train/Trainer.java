@@ -1,12 +1,12 @@
 package calm4j.train;
 
-import calm4j.data.Batches;
-import calm4j.data.TokenBatch;
 import calm4j.engine.Engine;
 import calm4j.engine.LibtorchErrors;
 import calm4j.engine.Memory;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
+import calm4j.loader.Batches;
+import calm4j.loader.TokenBatch;
 import calm4j.nn.Layers;
 import calm4j.run.Checkpoints;
 import calm4j.run.MetricsLog;

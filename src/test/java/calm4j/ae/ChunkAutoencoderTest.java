@@ -2,9 +2,9 @@ package calm4j.ae;
 
 import calm4j.Fixtures;
 import calm4j.app.AutoencoderRun;
-import calm4j.data.ChunkBatches;
 import calm4j.data.TokenStore;
 import calm4j.engine.Engine;
+import calm4j.loader.ChunkBatches;
 import calm4j.train.TrainConfig;
 import calm4j.train.Trainer;
 import org.bytedeco.pytorch.LongOptional;

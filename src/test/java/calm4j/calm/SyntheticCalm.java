@@ -4,10 +4,10 @@ import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.app.AutoencoderRun;
 import calm4j.app.CalmRun;
-import calm4j.data.BlockBatches;
 import calm4j.data.SyntheticCorpus;
 import calm4j.data.TokenStore;
 import calm4j.engine.Engine;
+import calm4j.loader.BlockBatches;
 import calm4j.train.DataParallel;
 import calm4j.train.Trainer;
 

@@ -69,7 +69,7 @@ class HubDownloadTest {
                     return;
                 }
                 storage.putIfAbsent(name, real);
-                ex.getResponseHeaders().set("X-Linked-Etag", "\"" + HubDownload.sha256(f) + "\"");
+                ex.getResponseHeaders().set("X-Linked-Etag", "\"" + calm4j.fetch.Download.digest(f, "SHA-256", false) + "\"");
                 ex.getResponseHeaders().set("X-Linked-Size", String.valueOf(real.length));
                 ex.getResponseHeaders().set("Location", "/storage/" + name);
                 ex.sendResponseHeaders(302, -1);

@@ -2,8 +2,8 @@ package calm4j.run;
 
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
-import calm4j.data.LoaderState;
 import calm4j.engine.Engine;
+import calm4j.loader.LoaderState;
 import org.bytedeco.pytorch.AdamW;
 import org.bytedeco.pytorch.AdamWOptions;
 import org.junit.jupiter.api.Test;

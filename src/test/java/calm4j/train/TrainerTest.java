@@ -1,18 +1,18 @@
 package calm4j.train;
 
-import calm4j.data.Batches;
-import calm4j.data.LoaderState;
-import calm4j.data.TokenBatch;
 import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
+import calm4j.loader.Batches;
+import calm4j.loader.LoaderState;
+import calm4j.loader.TokenBatch;
 import calm4j.nn.Layers;
+import calm4j.nn.Linear;
 import calm4j.run.Checkpoints;
 import calm4j.run.MetricsLog;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.bytedeco.pytorch.EmbeddingImpl;
-import calm4j.nn.Linear;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;

@@ -1,13 +1,10 @@
-package calm4j.data;
+package calm4j.fetch;
 
-import calm4j.engine.Progress;
 import calm4j.engine.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.net.URI;
 import java.net.URLEncoder;
 import java.net.http.HttpClient;
@@ -16,12 +13,8 @@ import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.security.MessageDigest;
-import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
-import java.util.Base64;
 import java.util.HashMap;
-import java.util.HexFormat;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -129,70 +122,44 @@ public final class NpmRegistry {
     }
 
     /**
-     * Downloads {@code pkg@version}'s tarball to {@code dest} and verifies it; a file that does not match its
-     * checksum is deleted and refused.
+     * Downloads {@code pkg@version}'s tarball to {@code dest} ({@link Download}: resumed if a partial file is there)
+     * and verifies it against the registry's strongest checksum; a file that does not match is deleted and refused.
      */
     public void download(String pkg, String version, Path dest, boolean quiet) {
         Dist dist = dist(pkg, version);
-        HttpResponse<InputStream> res = send(HttpRequest.newBuilder(dist.tarball()), pkg,
-                HttpResponse.BodyHandlers.ofInputStream());
-        requireOk(res.statusCode(), dist.tarball());
-        long total = res.headers().firstValueAsLong("Content-Length").orElse(-1);
-        Checksum check = Checksum.of(dist);
-        try (InputStream in = res.body(); OutputStream out = Files.newOutputStream(dest);
-             Progress bar = Progress.start("fetch " + pkg, total < 0 ? -1 : (total + 1023) / 1024, 0, "KiB", quiet)) {
-            byte[] buf = new byte[1 << 16];
-            long done = 0;
-            for (int n; (n = in.read(buf)) > 0; ) {
-                out.write(buf, 0, n);
-                check.digest.update(buf, 0, n);
-                done += n;
-                bar.stepTo(done / 1024);
+        Download.Expected checksum = checksum(dist);
+        try {
+            if (!new Download(timeout, Duration.ofMinutes(10), uri -> Map.of()).fetch(dist.tarball(), dest,
+                    "fetch " + pkg, quiet, headers -> checksum)) {
+                throw new UserError("the npm registry lists " + dist.tarball() + " for " + pkg + "@" + version
+                        + ", which is not there (HTTP 404)");
             }
+        } catch (Download.HttpStatus e) {
+            requireOk(e.status, e.uri);
         } catch (IOException e) {
-            deleteQuietly(dest);
             throw new UserError("downloading " + dist.tarball() + " failed: " + e.getMessage()
                     + " (run the same command again)");
-        }
-        String got = check.actual();
-        if (!got.equals(check.expected)) {
-            deleteQuietly(dest);
-            throw new UserError("the tarball of " + pkg + "@" + version + " from " + dist.tarball()
-                    + " does not match the registry's " + check.algorithm + " checksum (expected " + check.expected
-                    + ", got " + got + "): it was refused and deleted");
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new UserError("interrupted while fetching " + pkg);
         }
     }
 
     /** The strongest checksum the metadata offers: an SRI sha512 (or sha384/sha256) digest, else the sha1 shasum. */
-    private record Checksum(String algorithm, String expected, MessageDigest digest, boolean base64) {
-        static Checksum of(Dist d) {
-            for (String sri : d.integrity().split("\\s+")) {
-                int dash = sri.indexOf('-');
-                if (dash < 0) continue;
-                String alg = sri.substring(0, dash).toLowerCase(Locale.ROOT);
-                if (List.of("sha512", "sha384", "sha256").contains(alg)) {
-                    return new Checksum(alg, sri.substring(dash + 1), digest("SHA-" + alg.substring(3)), true);
-                }
-            }
-            if (d.shasum().isEmpty()) {
-                throw new UserError("the registry's integrity '" + d.integrity() + "' uses no algorithm calm4j "
-                        + "knows (sha512, sha384, sha256) and there is no shasum");
-            }
-            return new Checksum("sha1", d.shasum().toLowerCase(Locale.ROOT), digest("SHA-1"), false);
-        }
-
-        String actual() {
-            byte[] h = digest.digest();
-            return base64 ? Base64.getEncoder().encodeToString(h) : HexFormat.of().formatHex(h);
-        }
-
-        private static MessageDigest digest(String name) {
-            try {
-                return MessageDigest.getInstance(name);
-            } catch (NoSuchAlgorithmException e) {
-                throw new IllegalStateException(name + " is a standard JDK algorithm", e);
+    static Download.Expected checksum(Dist d) {
+        for (String sri : d.integrity().split("\\s+")) {
+            int dash = sri.indexOf('-');
+            if (dash < 0) continue;
+            String alg = sri.substring(0, dash).toLowerCase(Locale.ROOT);
+            if (List.of("sha512", "sha384", "sha256").contains(alg)) {
+                return new Download.Expected(-1, "SHA-" + alg.substring(3), sri.substring(dash + 1), true);
             }
         }
+        if (d.shasum().isEmpty()) {
+            throw new UserError("the registry's integrity '" + d.integrity() + "' uses no algorithm calm4j knows "
+                    + "(sha512, sha384, sha256) and there is no shasum");
+        }
+        return new Download.Expected(-1, "SHA-1", d.shasum().toLowerCase(Locale.ROOT), false);
     }
 
     private <T> HttpResponse<T> send(HttpRequest.Builder req, String pkg, HttpResponse.BodyHandler<T> body) {
@@ -217,14 +184,6 @@ public final class NpmRegistry {
             throw new UserError("the npm registry answered HTTP " + status + " for " + uri
                     + (status == 401 || status == 403 ? " (a private registry needs credentials npm has; calm4j "
                     + "reads none)" : ""));
-        }
-    }
-
-    private static void deleteQuietly(Path p) {
-        try {
-            Files.deleteIfExists(p);
-        } catch (IOException ignored) {
-            // the caller's work folder is removed as a whole anyway
         }
     }
 }

@@ -1,6 +1,7 @@
-package calm4j.data;
+package calm4j.loader;
 
 import calm4j.Fixtures;
+import calm4j.data.TokenStore;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;

@@ -1,5 +1,6 @@
-package calm4j.data;
+package calm4j.fetch;
 
+import calm4j.engine.Folders;
 import calm4j.engine.UserError;
 import org.apache.commons.compress.archivers.tar.TarArchiveEntry;
 import org.apache.commons.compress.archivers.tar.TarArchiveInputStream;
@@ -61,13 +62,6 @@ public final class CorpusFetcher {
         this.quiet = quiet;
     }
 
-    /** The default cache: $CALM4J_CACHE, else ~/.cache/calm4j. */
-    public static Path defaultCache() {
-        String env = System.getenv("CALM4J_CACHE");
-        return env != null && !env.isBlank() ? Path.of(env) : Path.of(System.getProperty("user.home"), ".cache",
-                "calm4j");
-    }
-
     public Fetched fetch(Builtin corpus) {
         Path dir = cache.resolve(corpus.name().toLowerCase() + "-" + corpus.version);
         if (!Files.isDirectory(dir.resolve(corpus.textDir))) download(corpus, dir);
@@ -102,7 +96,7 @@ public final class CorpusFetcher {
         } catch (IOException e) {
             throw new UserError("could not fetch " + corpus.pkg + " into " + cache + ": " + e.getMessage());
         } finally {
-            CorpusPreparer.deleteTree(work);
+            Folders.deleteQuietly(work);
         }
     }
 

@@ -1,4 +1,4 @@
-package calm4j.data;
+package calm4j.loader;
 
 /** Where a loader is: the epoch and how many items of this rank's share of it were consumed. Saved in checkpoints. */
 public record LoaderState(long epoch, long cursor) {

@@ -1,4 +1,4 @@
-package calm4j.data;
+package calm4j.loader;
 
 import java.util.SplittableRandom;
 

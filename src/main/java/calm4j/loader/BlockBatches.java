@@ -1,5 +1,6 @@
-package calm4j.data;
+package calm4j.loader;
 
+import calm4j.data.TokenStore;
 import calm4j.engine.UserError;
 
 import java.util.Arrays;

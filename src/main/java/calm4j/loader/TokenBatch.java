@@ -1,4 +1,4 @@
-package calm4j.data;
+package calm4j.loader;
 
 import org.bytedeco.pytorch.Device;
 import org.bytedeco.pytorch.Tensor;

@@ -1,4 +1,4 @@
-package calm4j.data;
+package calm4j.loader;
 
 /** An endless, resumable source of training batches; the training loop needs nothing else from data. */
 public interface Batches {

