@@ -189,6 +189,17 @@ public final class ChunkAutoencoder extends Module {
         vocabulary = PackedLinear.of(embedding(), null, type);
     }
 
+    /**
+     * Packs the encoder's matmuls for inference (its token table stays float: the encoder only looks rows up). A
+     * CALM whose head refines proposals encodes every proposed chunk while it generates (docs/method.md §11).
+     */
+    public void packEncoder(WeightType type) {
+        if (!type.isPacked()) return;
+        for (AeLayer l : encoder.layers) l.mlp.pack(type);
+        encoder.squeeze.pack(type);
+        encoder.hiddenToLatent.pack(type);
+    }
+
     /** The decoder's per-position layers and final norm on [..., d]: what the tied embedding projects to logits. */
     private Tensor lastHidden(Tensor h) {
         for (int i = decoder.layers.size() / 2; i < decoder.layers.size(); i++) h = decoder.layers.get(i).forward(h);

@@ -94,6 +94,7 @@ public final class CalmModel extends Module {
             embedIn.pack(type);
             embedOut.pack(type);
             ae.packDecoder(type);
+            if (config.refinesProposals()) ae.packEncoder(type); // proposals are encoded at every step
         }
         org.bytedeco.javacpp.Pointer.trimMemory(); // hand the freed float weights back to the system
     }

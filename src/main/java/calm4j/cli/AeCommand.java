@@ -108,7 +108,8 @@ final class AeCommand {
     }
 
     @Command(name = "decode", mixinStandardHelpOptions = true,
-            description = "Latent vectors (JSON from 'ae encode', using \"mu\", or .npy [chunks, l]) -> tokens -> text.")
+            description = "Latent vectors (JSON from 'ae encode', using \"mu\", or .npy [chunks, l]) -> tokens -> "
+                    + "text.")
     static final class Decode implements Callable<Integer> {
         @Option(names = "--ckpt", required = true, description = "an autoencoder run folder")
         Path run;

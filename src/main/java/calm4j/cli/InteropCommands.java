@@ -1,7 +1,6 @@
 package calm4j.cli;
 
 import calm4j.engine.UserError;
-import calm4j.fetch.Cache;
 import calm4j.io.WeightFiles;
 import calm4j.release.HubDownload;
 import calm4j.release.HuggingFaceLayout;
@@ -46,12 +45,7 @@ final class InteropCommands {
         @Override
         public Integer call() {
             engine.engine();
-            Path local = Path.of(dir);
-            if (HubDownload.isRepoName(dir)) {
-                Path hubCache = cache != null ? cache : Cache.hub();
-                local = HubDownload.fromEnvironment(hubCache, engine.quiet).fetch(dir);
-                System.out.println("downloaded " + dir + " into " + local);
-            }
+            Path local = HubDownload.local(dir, cache, engine.quiet, System.out::println);
             HuggingFaceLayout.Imported r = HuggingFaceLayout.importDir(local, out, tokenizer, ae);
             System.out.printf("imported %s %s with %,d parameters into %s%n", r.kind().startsWith("a") ? "an" : "a",
                     r.kind(), r.parameters(), out);

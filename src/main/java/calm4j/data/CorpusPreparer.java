@@ -82,7 +82,8 @@ public final class CorpusPreparer {
 
     public Result prepare(Documents train, Holdout holdout, Path out) {
         if (Files.exists(out)) {
-            throw new UserError(out + " already exists: remove it or choose another output folder (nothing was changed)");
+            throw new UserError(out + " already exists: remove it or choose another output folder (nothing was "
+                    + "changed)");
         }
         Path abs = out.toAbsolutePath();
         removeStalePartials(abs);
@@ -121,8 +122,8 @@ public final class CorpusPreparer {
                         + "validation fraction, or the held-out text as validation inputs");
             }
             if (valSplit.documents() == 0) {
-                throw new UserError("the validation split is empty: give validation inputs, or raise the validation fraction "
-                        + "(documents are held out whole, and there are only " + trainSplit.documents() + ")");
+                throw new UserError("the validation split is empty: give validation inputs, or raise the validation "
+                        + "fraction (documents are held out whole, and there are only " + trainSplit.documents() + ")");
             }
             Manifest m = new Manifest(Manifest.FORMAT, tokenizer.sha256(), tokenizer.vocabSize(), tokenizer.eosId(),
                     tokenizer.padIdOrMinusOne(), tokenizer.maskIdOrMinusOne(), uint16 ? "uint16" : "int32",

@@ -63,7 +63,8 @@ public final class Engine {
             }
             if (!torch.cuda_is_available()) {
                 throw UserError.badValue("device", name + " asked for CUDA, but this libtorch build or machine has "
-                        + "no CUDA device. Run on the cpu device, or rebuild with './mvnw -Pcuda package' on a machine with a GPU.");
+                        + "no CUDA device. Run on the cpu device, or rebuild with './mvnw -Pcuda package' on a machine "
+                        + "with a GPU.");
             }
             int count = torch.cuda_device_count();
             if (index >= count) {

@@ -40,7 +40,8 @@ final class ConfigTable {
     /** The CALM's fields, in both layouts (the autoencoder's sizes are written beside them from its config). */
     static final List<Field> CALM = List.of(
             new Field("hidden_size", "hidden_size"), new Field("intermediate_size", "intermediate_size"),
-            new Field("num_hidden_layers", "num_hidden_layers"), new Field("num_attention_heads", "num_attention_heads"),
+            new Field("num_hidden_layers", "num_hidden_layers"),
+            new Field("num_attention_heads", "num_attention_heads"),
             new Field("num_key_value_heads", "num_key_value_heads"), new Field("rope_theta", "rope_theta"),
             new Field("max_position_embeddings", "context_chunks"), new Field("noise_size", "noise_size"),
             new Field("num_mlp_layers", "num_mlp_layers"), new Field("num_samples", "num_samples"),

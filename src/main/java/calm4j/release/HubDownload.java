@@ -2,6 +2,7 @@ package calm4j.release;
 
 import calm4j.engine.Configs;
 import calm4j.engine.UserError;
+import calm4j.fetch.Cache;
 import calm4j.fetch.Download;
 import calm4j.io.WeightFiles;
 import com.fasterxml.jackson.databind.JsonNode;
@@ -20,6 +21,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.TreeSet;
+import java.util.function.Consumer;
 import java.util.regex.Pattern;
 
 /**
@@ -47,8 +49,9 @@ public final class HubDownload {
         this.cache = cache;
         this.quiet = quiet;
         // credentials go to the Hub only, not to the storage it redirects to
-        this.download = new Download(Duration.ofSeconds(30), Duration.ofMinutes(10), uri -> this.token != null
-                && uri.toString().startsWith(this.endpoint) ? Map.of("Authorization", "Bearer " + this.token) : Map.of());
+        this.download = new Download(Duration.ofSeconds(30), Duration.ofMinutes(10),
+                uri -> this.token != null && uri.toString().startsWith(this.endpoint)
+                        ? Map.of("Authorization", "Bearer " + this.token) : Map.of());
     }
 
     /** The Hub as the environment names it ({@code HF_ENDPOINT}, {@code HF_TOKEN}), caching under {@code cache}. */
@@ -56,6 +59,17 @@ public final class HubDownload {
         String ep = System.getenv("HF_ENDPOINT");
         return new HubDownload(ep != null && !ep.isBlank() ? ep : "https://huggingface.co", System.getenv("HF_TOKEN"),
                 cache, quiet);
+    }
+
+    /**
+     * The local folder {@code dirOrRepo} names: itself, or a Hub repository by name (owner/name) fetched into
+     * {@code cache} (null: {@link Cache#hub()}) as the environment names the Hub, with a line on {@code log}.
+     */
+    public static Path local(String dirOrRepo, Path cache, boolean quiet, Consumer<String> log) {
+        if (!isRepoName(dirOrRepo)) return Path.of(dirOrRepo);
+        Path dir = fromEnvironment(cache != null ? cache : Cache.hub(), quiet).fetch(dirOrRepo);
+        log.accept("downloaded " + dirOrRepo + " into " + dir);
+        return dir;
     }
 
     /** Whether {@code name} is a Hub repository name rather than a local directory. */

@@ -73,8 +73,8 @@ public final class CompletionServer implements AutoCloseable {
             if (maxDraws < 1) throw UserError.badValue("max_draws", "must be at least 1, got " + maxDraws);
             if (host == null || host.isBlank()) throw UserError.badValue("host", "must name an address");
             if (allowOrigin != null && !allowOrigin.equals("*") && !allowOrigin.matches("https?://[^/\\s]+")) {
-                throw UserError.badValue("allow_origin", "must be * or an origin such as https://app.example.com (scheme "
-                        + "and host, no path), got " + allowOrigin);
+                throw UserError.badValue("allow_origin", "must be * or an origin such as https://app.example.com "
+                        + "(scheme and host, no path), got " + allowOrigin);
             }
         }
 

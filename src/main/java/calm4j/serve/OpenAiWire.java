@@ -9,6 +9,7 @@ import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
 import java.util.List;
 
 import static com.fasterxml.jackson.annotation.JsonInclude.Include.NON_NULL;
@@ -40,7 +41,7 @@ final class OpenAiWire {
     /** One server-sent event. */
     static byte[] event(Object body) {
         try {
-            return ("data: " + JSON.writeValueAsString(body) + "\n\n").getBytes(java.nio.charset.StandardCharsets.UTF_8);
+            return ("data: " + JSON.writeValueAsString(body) + "\n\n").getBytes(StandardCharsets.UTF_8);
         } catch (JsonProcessingException e) {
             throw new UncheckedIOException(e);
         }
