@@ -21,7 +21,7 @@ import java.util.zip.ZipOutputStream;
 import static org.junit.jupiter.api.Assertions.*;
 
 class TorchArchiveTest {
-    static final Path FIXTURE = Path.of("../shared/fixtures/official-tiny/autoencoder/pytorch_model.bin");
+    static final Path FIXTURE = calm4j.Fixtures.OFFICIAL_TINY.resolve("autoencoder/pytorch_model.bin");
 
     /** The opcodes torch.save writes for {@code {name: tensor}}: enough to forge any lie about a tensor. */
     static final class Pickle {
