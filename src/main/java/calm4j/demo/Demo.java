@@ -207,19 +207,23 @@ public final class Demo {
         }
     }
 
-    /** A warm-up run: a few steps, then an evaluation of one held-out batch. */
+    /**
+     * A warm-up run: a few steps with an evaluation of one held-out batch halfway and at the end (the first pays for
+     * what libtorch and the JVM set up once; the second is what the run's evaluations cost).
+     */
     private static TrainingJob warmup(Path data, Path config, Path out) {
-        return new TrainingJob(data, out, config, true).withMaxSteps(WARMUP_STEPS).withTrainKey("eval_batches", 1);
+        return new TrainingJob(data, out, config, true).withMaxSteps(WARMUP_STEPS).withTrainKey("eval_batches", 1)
+                .withTrainKey("eval_every", WARMUP_STEPS / 2);
     }
 
     /**
      * Seconds a run of {@code steps} takes, from a warm-up run's summary: its steps at their measured rate, and an
-     * evaluation of eval_batches batches (the warm-up timed one) every eval_every steps.
+     * evaluation of eval_batches batches (the warm-up's last timed one) every eval_every steps.
      */
     private static double seconds(Trainer.Summary warmup, long steps, TrainConfig cfg) {
         double perStep = warmup.tokensSeen() / (double) warmup.step() / warmup.tokensPerSecond();
-        double perEvalBatch = Math.max(0, warmup.seconds() - warmup.step() * perStep);
-        return steps * perStep + Math.ceil((double) steps / cfg.evalEvery()) * cfg.evalBatches() * perEvalBatch;
+        return steps * perStep + Math.ceil((double) steps / cfg.evalEvery()) * cfg.evalBatches()
+                * warmup.lastEvalSeconds();
     }
 
     /** A CALM's job with the head chosen, over the config file's. */

@@ -49,7 +49,8 @@ import java.util.function.Supplier;
 public final class Trainer {
     /** What a finished (or interrupted) run reports. */
     public record Summary(long step, boolean interrupted, double lastLoss, Map<String, Double> lastEval,
-                          double seconds, double tokensPerSecond, long tokensSeen, double commMillisPerStep) {}
+                          double seconds, double tokensPerSecond, long tokensSeen, double commMillisPerStep,
+                          double lastEvalSeconds) {}
 
     private final TrainConfig cfg;
     private final Path runDir;
@@ -107,6 +108,7 @@ public final class Trainer {
         int badInARow;
         double lastLoss = Double.NaN;
         Map<String, Double> lastEval = Map.of();
+        double lastEvalSeconds;             // how long the last evaluation took
         final Map<String, Double> window = new LinkedHashMap<>(); // sums since the last log line
         int windowSteps;
 
@@ -136,7 +138,7 @@ public final class Trainer {
         resume(st, checkpoints, metrics, module, optimizer);
         if (st.step >= cfg.maxSteps()) {
             if (!quiet) System.err.printf("run %s already reached max_steps=%d%n", runDir, cfg.maxSteps());
-            return new Summary(st.step, false, Double.NaN, Map.of(), st.priorSeconds, 0, st.tokensSeen, 0);
+            return new Summary(st.step, false, Double.NaN, Map.of(), st.priorSeconds, 0, st.tokensSeen, 0, 0);
         }
         dist.broadcastParameters(module); // every rank starts from rank 0's weights (fresh or resumed)
 
@@ -175,7 +177,9 @@ public final class Trainer {
                 stepMetrics.forEach((k, v) -> row.put(k, v / cfg.gradAccum()));
                 log(st, row, lr, tps, metrics);
                 if (writer && (st.step % cfg.evalEvery() == 0 || st.step == cfg.maxSteps())) {
+                    long evalStart = System.nanoTime();
                     st.lastEval = evaluate(module);
+                    st.lastEvalSeconds = (System.nanoTime() - evalStart) / 1e9;
                     metrics.append(st.step, "val", st.lastEval);
                     if (!quiet) System.err.printf("%nstep %d: val %s%n", st.step, format(st.lastEval));
                 }
@@ -191,7 +195,7 @@ public final class Trainer {
         if (writer && Files.exists(runDir.resolve(MetricsLog.FILE))) Plots.write(runDir);
         return new Summary(st.step, st.step < cfg.maxSteps(), st.lastLoss, st.lastEval,
                 st.priorSeconds + st.seconds(), st.tokensPerSecond(dist.world()), st.tokensSeen,
-                1000 * st.commSeconds / Math.max(st.sessionSteps, 1));
+                1000 * st.commSeconds / Math.max(st.sessionSteps, 1), st.lastEvalSeconds);
     }
 
     /** Continues from the newest checkpoint if there is one: weights, optimizer, loader position and counters. */
