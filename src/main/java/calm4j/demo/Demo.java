@@ -220,7 +220,7 @@ public final class Demo {
      * Seconds a run of {@code steps} takes, from a warm-up run's summary: its steps at their measured rate, and an
      * evaluation of eval_batches batches (the warm-up's last timed one) every eval_every steps.
      */
-    private static double seconds(Trainer.Summary warmup, long steps, TrainConfig cfg) {
+    static double seconds(Trainer.Summary warmup, long steps, TrainConfig cfg) {
         double perStep = warmup.tokensSeen() / (double) warmup.step() / warmup.tokensPerSecond();
         return steps * perStep + Math.ceil((double) steps / cfg.evalEvery()) * cfg.evalBatches()
                 * warmup.lastEvalSeconds();
