@@ -226,7 +226,9 @@ class CompletionServerTest {
 
     @Test
     void generationStopsWhenTheStreamingClientDisconnects() throws Exception {
-        try (CompletionServer server = CompletionServer.start(runs.tokenLm, ServedRuns.options(4, 4, 600))) {
+        // slowed: the tiny model could otherwise generate all 400 tokens before the first check (it did, once)
+        ServedModel slow = slowed(load(runs.tokenLm), 20); // 400 tokens: at least 8 s
+        try (CompletionServer server = CompletionServer.start(slow, ServedRuns.options(4, 4, 600))) {
             URI uri = URI.create(server.url());
             String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"stream\": true, \"seed\": 1}";
             try (Socket s = new Socket(uri.getHost(), uri.getPort())) {
