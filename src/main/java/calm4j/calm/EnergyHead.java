@@ -2,17 +2,19 @@ package calm4j.calm;
 
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.nn.LayerNorm;
-import calm4j.nn.PackedLinear;
 import calm4j.nn.Layers;
+import calm4j.nn.Linear;
+import calm4j.nn.PackedLinear;
 import calm4j.nn.WeightType;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
-import org.bytedeco.pytorch.ScalarTypeOptional;
-import calm4j.nn.Linear;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
+import org.bytedeco.pytorch.ScalarTypeOptional;
+import org.bytedeco.pytorch.StringViewOptional;
 import org.bytedeco.pytorch.Tensor;
+import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
@@ -152,18 +154,36 @@ public final class EnergyHead extends GenerativeHead {
             }
         }
 
-        /** {@code counts[r]} proposed chunks for row r, each row from its own generator: [sum(counts), K]. */
+        /**
+         * {@code counts[r]} proposed chunks for row r, each row from its own generator: [sum(counts), K]. Sampled by
+         * inverse CDF: one uniform per proposed token from the row's generator, searched in the cumulative softmax
+         * (a multinomial call per row cost 280 us at K x 4,096, 70% of a batch-16 head step).
+         */
         Tensor draw(Tensor h, int[] counts, Generator[] perRow) {
             try (NoGradGuard ng = new NoGradGuard()) {
-                Tensor probs = torch.softmax(tokens.logits(h), 2, new ScalarTypeOptional())
-                        .to(torch.ScalarType.Float).cpu();                                   // [rows, K, V]
-                TensorVector rows = new TensorVector();
-                for (int r = 0; r < counts.length; r++) {
-                    rows.push_back(torch.multinomial(probs.select(0, r), counts[r], true,
-                            new GeneratorOptional(perRow[r])).t());                         // [count, K]
+                Tensor cdf = torch.softmax(tokens.logits(h), 2, new ScalarTypeOptional())
+                        .to(torch.ScalarType.Float).cpu().cumsum(2);                        // [rows, K, V]
+                long k = cdf.size(1), last = cdf.size(2) - 1;
+                Tensor total = cdf.narrow(2, last, 1);                                      // [rows, K, 1], ~1
+                Tensor u = GenerativeHead.perRowNoise(counts, k, perRow, false);            // [sum(counts), K]
+                Tensor t;
+                if (Arrays.stream(counts).allMatch(c -> c == 1)) {
+                    t = search(cdf, u.unsqueeze(2).mul(total)).squeeze(2);                  // [rows, K]
+                } else { // per row: a row's cdf is not copied once per sample
+                    TensorVector rows = new TensorVector();
+                    for (int r = 0, at = 0; r < counts.length; at += counts[r++]) {
+                        Tensor ur = u.narrow(0, at, counts[r]).t().contiguous();            // [K, count]
+                        rows.push_back(search(cdf.select(0, r), ur.mul(total.select(0, r))).t());
+                    }
+                    t = torch.cat(rows, 0);
                 }
-                return torch.cat(rows, 0).to(h.device(), torch.ScalarType.Long);
+                return t.clamp_max(new Scalar(last)).to(h.device(), torch.ScalarType.Long);
             }
+        }
+
+        /** The first index where {@code cdf} [..., V] exceeds each value [..., n]: a token of positive probability. */
+        static Tensor search(Tensor cdf, Tensor values) {
+            return torch.searchsorted(cdf, values, false, true, new StringViewOptional(), new TensorOptional());
         }
     }
 
