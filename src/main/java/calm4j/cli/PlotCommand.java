@@ -1,5 +1,6 @@
 package calm4j.cli;
 
+import calm4j.engine.UserError;
 import calm4j.run.Plots;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Parameters;
@@ -15,6 +16,7 @@ final class PlotCommand implements Callable<Integer> {
 
     @Override
     public Integer call() {
+        if (!Plots.canDraw()) throw new UserError(Plots.NO_FONTS);
         for (Path p : Plots.write(run)) System.out.println("wrote " + p);
         return 0;
     }

@@ -141,8 +141,9 @@ public final class ComparisonReport {
                 + "is twice the rate at which a sample matches the true n tokens minus the rate at which two samples "
                 + "match each other, so a model whose samples agree with each other more often than with the text "
                 + "scores below 0, and one that knows nothing scores about 0.\n\n");
-        boolean plotted = writeChart(rows, out.resolve("brier_vs_flops.png"));
+        boolean plotted = Plots.canDraw() && writeChart(rows, out.resolve("brier_vs_flops.png"));
         md.append(plotted ? "![Brier-1..4 against training FLOPs](brier_vs_flops.png)\n"
+                : !Plots.canDraw() ? "(No plot: " + Plots.NO_FONTS + ".)\n"
                 : "(No plot: no run logged two validation evaluations; lower train.eval_every for a curve.)\n");
         try {
             Files.createDirectories(out);

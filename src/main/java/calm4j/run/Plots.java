@@ -7,6 +7,7 @@ import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
+import java.awt.GraphicsEnvironment;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -17,12 +18,41 @@ import java.util.TreeMap;
 
 /** PNG plots of a run's metrics (XChart): one chart per metric, train and validation series together. */
 public final class Plots {
+    /** Why nothing is drawn on a machine without fonts. */
+    public static final String NO_FONTS = "this machine has no fonts to draw plots with: install one (Debian: "
+            + "apt-get install fonts-dejavu-core)";
+
     private Plots() {}
 
-    /** Writes {@code RUN/plots/<metric>.png} for every metric in metrics.jsonl; returns the files written. */
+    /** Whether charts can be drawn here: Java2D needs at least one installed font for their text. */
+    public static boolean canDraw() {
+        return Fonts.FOUND;
+    }
+
+    /** Looked up once: without any font the JDK's font manager fails with "No physical fonts found". */
+    private static final class Fonts {
+        static final boolean FOUND = found();
+
+        private static boolean found() {
+            try {
+                return GraphicsEnvironment.getLocalGraphicsEnvironment().getAvailableFontFamilyNames().length > 0;
+            } catch (Error noFonts) { // java.lang.Error from sun.font.SunFontManager: no font files at all
+                return false;
+            }
+        }
+    }
+
+    /**
+     * Writes {@code RUN/plots/<metric>.png} for every metric in metrics.jsonl; returns the files written (none, with a
+     * line saying why, on a machine without fonts: training does not fail for want of a chart).
+     */
     public static List<Path> write(Path runDir) {
         List<JsonNode> rows = MetricsLog.read(runDir);
         if (rows.isEmpty()) throw new UserError(runDir + " has no metrics yet (no " + MetricsLog.FILE + ")");
+        if (!canDraw()) {
+            System.err.println("plots skipped: " + NO_FONTS);
+            return List.of();
+        }
         // metric -> split -> (steps, values)
         Map<String, Map<String, List<double[]>>> series = new TreeMap<>();
         for (JsonNode row : rows) {
