@@ -33,19 +33,27 @@ public final class CutRecords {
                 records.put(e.getName(), b);
             }
         }
-        try (ZipOutputStream z = new ZipOutputStream(Files.newOutputStream(to))) {
+        zip(to, records, false);
+        return cut;
+    }
+
+    /** A zip of named records, in order; {@code deflate} compresses them (torch.save stores them). */
+    public static Path zip(Path file, Map<String, byte[]> records, boolean deflate) throws IOException {
+        try (ZipOutputStream z = new ZipOutputStream(Files.newOutputStream(file))) {
             for (var e : records.entrySet()) {
                 ZipEntry entry = new ZipEntry(e.getKey());
-                CRC32 crc = new CRC32();
-                crc.update(e.getValue());
-                entry.setMethod(ZipEntry.STORED);
-                entry.setSize(e.getValue().length);
-                entry.setCrc(crc.getValue());
+                if (!deflate) {
+                    CRC32 crc = new CRC32();
+                    crc.update(e.getValue());
+                    entry.setMethod(ZipEntry.STORED);
+                    entry.setSize(e.getValue().length);
+                    entry.setCrc(crc.getValue());
+                }
                 z.putNextEntry(entry);
                 z.write(e.getValue());
                 z.closeEntry();
             }
         }
-        return cut;
+        return file;
     }
 }

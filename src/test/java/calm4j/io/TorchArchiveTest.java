@@ -15,8 +15,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.zip.CRC32;
-import java.util.zip.ZipEntry;
-import java.util.zip.ZipOutputStream;
 
 import static org.junit.jupiter.api.Assertions.*;
 
@@ -69,26 +67,6 @@ class TorchArchiveTest {
         }
     }
 
-    /** A zip of named records; {@code deflate} compresses them (torch.save stores them). */
-    static Path zip(Path file, Map<String, byte[]> records, boolean deflate) throws IOException {
-        try (ZipOutputStream z = new ZipOutputStream(Files.newOutputStream(file))) {
-            for (var e : records.entrySet()) {
-                ZipEntry entry = new ZipEntry(e.getKey());
-                if (!deflate) {
-                    CRC32 crc = new CRC32();
-                    crc.update(e.getValue());
-                    entry.setMethod(ZipEntry.STORED);
-                    entry.setSize(e.getValue().length);
-                    entry.setCrc(crc.getValue());
-                }
-                z.putNextEntry(entry);
-                z.write(e.getValue());
-                z.closeEntry();
-            }
-        }
-        return file;
-    }
-
     static byte[] floats(float... v) {
         ByteBuffer b = ByteBuffer.allocate(4 * v.length).order(ByteOrder.LITTLE_ENDIAN);
         for (float x : v) b.putFloat(x);
@@ -109,7 +87,7 @@ class TorchArchiveTest {
         // w = storage[1:7] seen as a 2 x 3 matrix's transpose: shape [3, 2], strides [1, 3], offset 1
         r.put("m/data.pkl", Pickle.stateDict("w", "0", 8, 1, new long[] {3, 2}, new long[] {1, 3}));
         r.put("m/data/0", floats(0, 1, 2, 3, 4, 5, 6, 7));
-        try (TorchArchive a = TorchArchive.open(zip(dir.resolve("m.bin"), r, false))) {
+        try (TorchArchive a = TorchArchive.open(CutRecords.zip(dir.resolve("m.bin"), r, false))) {
             Tensor w = a.readStateDict().get("w");
             assertArrayEquals(new long[] {3, 2}, w.sizes().vec().get());
             float[] v = new float[6];
@@ -133,16 +111,16 @@ class TorchArchiveTest {
         Map<String, byte[]> r = new LinkedHashMap<>();
         r.put("m/data.pkl", Pickle.stateDict("w", "0", 4, 2, new long[] {2, 2}, new long[] {2, 1}));
         r.put("m/data/0", floats(0, 1, 2, 3));
-        String past = refusal(zip(dir.resolve("past.bin"), r, false));
+        String past = refusal(CutRecords.zip(dir.resolve("past.bin"), r, false));
         assertTrue(past.contains("reaches element 5 of storage 0, which has 4"), past);
 
         r.put("m/data.pkl", Pickle.stateDict("w", "0", 4, -1, new long[] {1}, new long[] {1}));
-        String negative = refusal(zip(dir.resolve("neg.bin"), r, false));
+        String negative = refusal(CutRecords.zip(dir.resolve("neg.bin"), r, false));
         assertTrue(negative.contains("negative offset"), negative);
 
         r.put("m/data.pkl", Pickle.stateDict("w", "0", 4, 0, new long[] {1L << 40, 1L << 40},
                 new long[] {1L << 40, 1}));
-        String overflow = refusal(zip(dir.resolve("huge.bin"), r, false));
+        String overflow = refusal(CutRecords.zip(dir.resolve("huge.bin"), r, false));
         assertTrue(overflow.contains("extent past any storage"), overflow);
     }
 
@@ -150,7 +128,7 @@ class TorchArchiveTest {
     void aPickleThatNamesAnyOtherFunctionIsRefusedWithoutRunningIt(@TempDir Path dir) throws IOException {
         Pickle p = new Pickle().op(0x80, 2).global("os", "system").op('(').str("touch " + dir.resolve("pwned"))
                 .op('t', 'R', '.');
-        String m = refusal(zip(dir.resolve("evil.bin"), Map.of("m/data.pkl", p.out.toByteArray()), false));
+        String m = refusal(CutRecords.zip(dir.resolve("evil.bin"), Map.of("m/data.pkl", p.out.toByteArray()), false));
         assertTrue(m.contains("os.system") && m.contains("refused"), m);
         assertFalse(Files.exists(dir.resolve("pwned")));
     }
@@ -161,7 +139,7 @@ class TorchArchiveTest {
         Map<String, byte[]> r = new LinkedHashMap<>();
         r.put("m/data.pkl", Pickle.stateDict("w", "0", 4, 0, new long[] {4}, new long[] {1}));
         r.put("m/data/0", new byte[64 << 20]);
-        Path bomb = zip(dir.resolve("bomb.bin"), r, true);
+        Path bomb = CutRecords.zip(dir.resolve("bomb.bin"), r, true);
         assertTrue(Files.size(bomb) < (1 << 20));
         String m = refusal(bomb);
         assertTrue(m.contains("record data/0 has " + (64 << 20) + " bytes") && m.contains("needs 16"), m);
