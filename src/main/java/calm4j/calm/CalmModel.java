@@ -172,9 +172,14 @@ public final class CalmModel extends Module {
         try (NoGradGuard ng = new NoGradGuard()) {
             q = ae.encode(targets);
         }
-        Tensor headLoss = head.loss(h, q, targets);
-        if (auxHead == null) return new Loss(headLoss, headLoss, null);
-        Tensor aux = auxHead.loss(h, targets);
+        if (auxHead == null) {
+            Tensor headLoss = head.loss(h, q, targets);
+            return new Loss(headLoss, headLoss, null);
+        }
+        Tensor logits = auxHead.logits(h); // [B*S, K, V]: the auxiliary loss's, and the proposals' when there are
+        Tensor headLoss = head instanceof EnergyHead e && config.refinesProposals() ? e.lossWithProposals(h, q, logits)
+                : head.loss(h, q, targets);
+        Tensor aux = auxHead.lossOfLogits(logits, targets);
         return new Loss(headLoss.add(aux.mul(new Scalar(config.auxTokenWeight()))), headLoss, aux);
     }
 

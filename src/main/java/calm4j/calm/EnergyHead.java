@@ -146,7 +146,13 @@ public final class EnergyHead extends GenerativeHead {
         /** {@code n} proposed chunks per row of {@code h} [rows, d] from libtorch's generator: [n, rows, K]. */
         Tensor draw(Tensor h, int n) {
             try (NoGradGuard ng = new NoGradGuard()) {
-                Tensor logits = tokens.logits(h);                                           // [rows, K, V]
+                return drawFrom(tokens.logits(h), n);
+            }
+        }
+
+        /** {@code n} proposed chunks per row of the multi-token head's {@code logits} [rows, K, V]: [n, rows, K]. */
+        Tensor drawFrom(Tensor logits, int n) {
+            try (NoGradGuard ng = new NoGradGuard()) {
                 long rows = logits.size(0), k = logits.size(1);
                 Tensor probs = torch.softmax(logits.view(rows * k, -1), 1, new ScalarTypeOptional());
                 Tensor t = torch.multinomial(probs, n, true, new GeneratorOptional());      // [rows * K, n]
@@ -249,13 +255,21 @@ public final class EnergyHead extends GenerativeHead {
      */
     @Override
     public Tensor loss(Tensor h, ChunkAutoencoder.Posterior next, Tensor nextTokens) {
+        return lossWithProposals(h, next, proposal == null ? null : proposal.tokens.logits(h));
+    }
+
+    /**
+     * The energy loss with the proposals drawn from the multi-token head's {@code logits} [P, K, V] (null for the
+     * plain head): a training step computes them once for its auxiliary loss and its proposals.
+     */
+    Tensor lossWithProposals(Tensor h, ChunkAutoencoder.Posterior next, Tensor logits) {
         Tensor y;
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor eps = torch.randn(new long[] {numTargets, next.mu().size(0), next.mu().size(1)},
                     Layers.on(next.mu(), next.mu().scalar_type()));
             y = next.mu().unsqueeze(0).add(next.sigma().unsqueeze(0).mul(eps)); // [M, P, l]
         }
-        return energy.loss(sample(h, numSamples), y); // samples [N, P, l], one batched pass
+        return energy.loss(sample(h, numSamples, logits), y); // samples [N, P, l], one batched pass
     }
 
     /**
@@ -293,11 +307,16 @@ public final class EnergyHead extends GenerativeHead {
      */
     @Override
     public Tensor sample(Tensor h, int n) {
+        return sample(h, n, proposal == null ? null : proposal.tokens.logits(h));
+    }
+
+    /** As {@link #sample(Tensor, int)}, the proposals drawn from the multi-token head's {@code logits} [rows, K, V]. */
+    private Tensor sample(Tensor h, int n, Tensor logits) {
         long rows = h.size(0);
         Tensor eps = noise(n * rows, h).view(n, rows, noiseSize);
         Tensor z0 = null;
         if (proposal != null) {
-            Tensor chunks = proposal.draw(h, n);                                          // [n, rows, K]
+            Tensor chunks = proposal.drawFrom(logits, n);                                     // [n, rows, K]
             z0 = proposal.encode(chunks.view(n * rows, -1)).view(n, rows, -1).to(h.scalar_type());
         }
         return generate(h, z0, eps, byRow -> byRow); // [rows, d] broadcasts over [n, rows, d]

@@ -74,10 +74,15 @@ public final class MultiTokenHead extends Module {
 
     /** Mean cross-entropy of the next chunks' tokens {@code targets} [P, K] given hidden states [P, d]. */
     public Tensor loss(Tensor h, Tensor targets) {
-        if (decay == 1) return torch.cross_entropy(logits(h).view(-1, vocab), targets.reshape(-1));
+        return lossOfLogits(logits(h), targets);
+    }
+
+    /** Mean cross-entropy of {@code targets} [P, K] under this head's {@code logits} [P, K, V]. */
+    Tensor lossOfLogits(Tensor logits, Tensor targets) {
+        if (decay == 1) return torch.cross_entropy(logits.view(-1, vocab), targets.reshape(-1));
         // position k weighs decay^k, the weights scaled to mean 1: the nearer tokens, which every Brier-n needs,
         // count more
-        Tensor logProbs = torch.log_softmax(logits(h), 2, new org.bytedeco.pytorch.ScalarTypeOptional()); // [P, K, V]
+        Tensor logProbs = torch.log_softmax(logits, 2, new org.bytedeco.pytorch.ScalarTypeOptional()); // [P, K, V]
         Tensor perToken = logProbs.gather(2, targets.reshape(-1, k).unsqueeze(2)).squeeze(2).neg();       // [P, K]
         return perToken.mul(positionWeights.to(perToken.device(), torch.ScalarType.Float)).mean();
     }
