@@ -8,6 +8,7 @@ import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.nn.Layers;
 import calm4j.nn.Transformer;
+import calm4j.nn.TransformerConfig;
 import org.junit.jupiter.api.Test;
 
 import static org.junit.jupiter.api.Assertions.*;
@@ -17,8 +18,9 @@ class ModelSizeTest {
     @Test
     void theParameterCountsFromAConfigAreThoseOfTheBuiltModels() {
         Engine.cpu();
-        Transformer t = new Transformer(97, 32, 3, 4, 2, 88, 16, 10000);
-        assertEquals(Layers.parameterCount(t, false), (long) Transformer.parameterCount(97, 32, 3, 4, 2, 88));
+        TransformerConfig shape = new TransformerConfig(32, 88, 3, 4, 2, 10000);
+        Transformer t = new Transformer(shape, 97, 16);
+        assertEquals(Layers.parameterCount(t, false), (long) shape.parameterCount(97));
         AutoencoderConfig ae = AutoencoderConfig.DEFAULTS.with("hidden_size", 48, "intermediate_size", 80,
                 "latent_size", 12).withVocabulary(97, 1, 2, 0);
         assertEquals(Layers.parameterCount(new ChunkAutoencoder(ae), false), (long) ChunkAutoencoder.parameterCount(ae));

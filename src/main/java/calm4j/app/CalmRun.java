@@ -24,6 +24,7 @@ import calm4j.loader.BlockBatches;
 import calm4j.loader.ConcatenatedBlocks;
 import calm4j.loader.TokenBatch;
 import calm4j.nn.Layers;
+import calm4j.nn.TransformerConfig;
 import calm4j.run.Checkpoints;
 import calm4j.run.RunFolder;
 import calm4j.tokenize.Tokenizer;
@@ -53,8 +54,8 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
     /** How a CALM is trained unless a config says otherwise (preset "calm"). */
     public static final TrainConfig TRAIN = Presets.section("calm", "train", TrainConfig.class);
     /** The architecture: what a fine-tuned model must keep of its source (everything else may change). */
-    public static final List<String> ARCHITECTURE = List.of("hidden_size", "intermediate_size", "num_hidden_layers",
-            "num_attention_heads", "num_key_value_heads", "rope_theta", "noise_size", "num_mlp_layers");
+    public static final List<String> ARCHITECTURE = java.util.stream.Stream.concat(
+            TransformerConfig.KEYS.stream(), java.util.stream.Stream.of("noise_size", "num_mlp_layers")).toList();
 
     /** A run's model and autoencoder configs as written, read without loading any weights. */
     public record SavedConfig(CalmConfig model, AutoencoderConfig autoencoder) {}
@@ -67,10 +68,25 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
     }
 
     public static CalmRun load(Path dir) {
+        return load(dir, null);
+    }
+
+    /**
+     * The run in {@code dir}, its flow head sampling with {@code flowSteps} midpoint steps (null: the config's
+     * flow_steps). The steps are a sampler setting, not a weight: a head is built with them and never changed.
+     */
+    public static CalmRun load(Path dir, Integer flowSteps) {
         JsonNode root = RunFolder.config(dir, KIND);
         String where = dir.resolve(RunFolder.CONFIG).toString();
         SavedConfig saved = readConfig(dir);
         CalmConfig cfg = saved.model();
+        if (flowSteps != null) {
+            if (!cfg.head().equals("flow")) {
+                throw UserError.badValue("flow_steps", "is for a CALM with the flow head; " + dir + " has the "
+                        + cfg.head() + " head");
+            }
+            cfg = cfg.with("flow_steps", flowSteps);
+        }
         AutoencoderConfig ae = saved.autoencoder();
         Tokenizer tok = Tokenizer.load(dir.resolve(RunFolder.TOKENIZER));
         tok.requireVocabulary(ae.vocabSize(), "CALM run " + dir);
@@ -121,15 +137,6 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         return root;
     }
 
-    /** Samples with {@code steps} midpoint steps of the flow head's ODE (a sampler setting, not a weight). */
-    public void useFlowSteps(int steps) {
-        if (!(model.head() instanceof calm4j.calm.FlowHead flow)) {
-            throw UserError.badValue("flow_steps", "is for a CALM with the flow head; " + dir + " has the "
-                    + model.config().head() + " head");
-        }
-        flow.setSampleSteps(steps);
-    }
-
     @Override
     public void forInference(calm4j.nn.WeightType type) {
         model.forInference(type);
@@ -172,13 +179,12 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
 
     @Override
     public double trainingFlopsPerToken() {
-        var ae = model.autoencoder().config();
-        return model.config().trainingFlopsPerChunk(ae) / ae.patchSize();
+        return model.trainingFlopsPerChunk() / model.patchSize();
     }
 
     @Override
     public double inferenceFlopsPerToken() {
-        return model.config().inferenceFlopsPerToken(model.autoencoder().config());
+        return model.inferenceFlopsPerToken();
     }
 
     /**
@@ -222,6 +228,11 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         TokenLMRun source = null;
         if (backboneFrom != null) {
             source = TokenLMRun.load(backboneFrom);
+            if (!source.model().config().backbone().equals(model.backbone())) {
+                throw new UserError("token model run " + backboneFrom + " has the backbone "
+                        + source.model().config().backbone() + ", the CALM " + model.backbone() + ": a backbone warm "
+                        + "start needs the same " + TransformerConfig.KEYS);
+            }
             if (!source.tokenizer().sha256().equals(ae.tokenizer().sha256())) {
                 throw new UserError("token model run " + backboneFrom + " was trained with another tokenizer than "
                         + "autoencoder run " + aeRun + ": a backbone warm start needs the same token table");
@@ -246,25 +257,19 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         return train(calm, train, job.data(), job.out(), job.quiet(), dist);
     }
 
-    /** The token model's Transformer weights into the CALM's (every {@code transformer.*} tensor, shapes checked). */
+    /**
+     * The token model's Transformer weights into the CALM's (every {@code transformer.*} tensor; the backbones' shapes
+     * and tokenizers were compared before, and the state dict checks each tensor's shape again).
+     */
     private static void copyBackbone(TokenLMRun source, CalmModel calm, Path from) {
-        Map<String, Tensor> target = StateDict.of(calm), weights = new LinkedHashMap<>(target);
+        Map<String, Tensor> weights = new LinkedHashMap<>(StateDict.of(calm));
         int copied = 0;
         for (var e : StateDict.of(source.model()).entrySet()) {
             if (!e.getKey().startsWith("transformer.")) continue;
-            if (!target.containsKey(e.getKey())) {
-                throw new UserError("token model run " + from + " has " + e.getKey() + ", which the CALM's backbone "
-                        + "lacks: the two backbones differ (compare num_hidden_layers)");
-            }
             weights.put(e.getKey(), e.getValue());
             copied++;
         }
-        try {
-            StateDict.load(calm, weights, "token model run " + from);
-        } catch (UserError e) {
-            throw new UserError(e.getMessage() + "; a backbone warm start needs the CALM's hidden_size, "
-                    + "intermediate_size, num_hidden_layers and heads equal to the token model's");
-        }
+        StateDict.load(calm, weights, "token model run " + from);
         System.err.printf("backbone: %d tensors from token model run %s (step %d)%n", copied, from, source.step());
     }
 

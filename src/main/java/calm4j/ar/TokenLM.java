@@ -23,9 +23,8 @@ public final class TokenLM extends Module implements NextTokenModel {
     public TokenLM(TokenLMConfig config, int vocab) {
         this.config = config;
         this.vocab = vocab;
-        transformer = register_module("transformer", new Transformer(vocab, config.hiddenSize(),
-                config.numHiddenLayers(), config.numAttentionHeads(), config.numKeyValueHeads(),
-                config.intermediateSize(), config.contextTokens() + 4, config.ropeTheta()));
+        transformer = register_module("transformer", new Transformer(config.backbone(), vocab,
+                config.contextTokens() + 4));
     }
 
     public TokenLMConfig config() {

@@ -3,23 +3,23 @@ package calm4j.ar;
 import calm4j.engine.Configs;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
+import calm4j.nn.TransformerConfig;
+import com.fasterxml.jackson.annotation.JsonUnwrapped;
 
 /**
  * The token-level baseline: the same Llama-style backbone as a CALM, reading and predicting one token per step.
  *
- * @param contextTokens the longest sequence the backbone sees
+ * @param backbone        the Transformer's shape, shared with a CALM's (its keys flat in JSON)
+ * @param contextTokens   the longest sequence the backbone sees
+ * @param evalBlockTokens tokens per block when the Brier scores are estimated
  */
-public record TokenLMConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
-                            int numKeyValueHeads, double ropeTheta, int contextTokens, int evalBlockTokens) {
+public record TokenLMConfig(@JsonUnwrapped TransformerConfig backbone, int contextTokens, int evalBlockTokens) {
 
     /** The backbone of the default CALM (CalmConfig.DEFAULTS), over the same 128 tokens (32 chunks of 4). */
     public static final TokenLMConfig DEFAULTS = Presets.section("token-lm", "model", TokenLMConfig.class);
 
     public TokenLMConfig {
-        if (hiddenSize <= 0 || intermediateSize <= 0 || numHiddenLayers <= 0 || numAttentionHeads <= 0
-                || numKeyValueHeads <= 0) {
-            throw new UserError("token LM config: sizes and head counts must be positive");
-        }
+        if (backbone == null) throw new UserError("token LM config: the backbone's keys are missing");
         if (contextTokens < 2 || evalBlockTokens < 2 || evalBlockTokens > contextTokens) {
             throw new UserError("token LM config: context_tokens >= 2 and eval_block_tokens in [2, context_tokens]");
         }
@@ -36,8 +36,7 @@ public record TokenLMConfig(int hiddenSize, int intermediateSize, int numHiddenL
     }
 
     private double macsPerToken(int vocab, double keys) {
-        double d = hiddenSize, f = intermediateSize, kv = d * numKeyValueHeads / numAttentionHeads;
-        return numHiddenLayers * (2 * d * d + 2 * d * kv + 3 * d * f + 2 * keys * d) + d * vocab;
+        return backbone.macsPerPosition(keys) + (double) backbone.hiddenSize() * vocab; // the tied output layer
     }
 
     /** This config with the named keys changed: {@code with("KEY", value, ...)}, keys as in the JSON files. */

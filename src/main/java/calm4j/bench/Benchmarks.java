@@ -2,6 +2,7 @@ package calm4j.bench;
 
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
+import calm4j.app.CalmRun;
 import calm4j.ar.TokenLM;
 import calm4j.ar.TokenLMConfig;
 import calm4j.calm.CalmConfig;
@@ -63,13 +64,24 @@ public final class Benchmarks {
                 "eval_block_chunks", chunks, "head", head), new ChunkAutoencoder(ac));
     }
 
+    /**
+     * The CALM of {@code run}, or without one the default configuration's with random weights and the bench
+     * vocabulary (generation speed does not depend on the weights).
+     */
+    public static CalmModel calmOf(java.nio.file.Path run, String head) {
+        if (run != null) return CalmRun.load(run).model();
+        Engine.seed(0);
+        return new CalmModel(CalmConfig.DEFAULTS.with("head", head), new ChunkAutoencoder(
+                AutoencoderConfig.DEFAULTS.withVocabulary(BENCH_VOCAB, 1, 2, 0)));
+    }
+
     /** What the CALM of a benchmark is, in one line. */
     public static String describe(CalmModel model) {
         CalmConfig cc = model.config();
         AutoencoderConfig ac = model.autoencoder().config();
         return String.format("CALM d=%d layers=%d %s head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
-                + "parameters", cc.hiddenSize(), cc.numHiddenLayers(), cc.head(), cc.numMlpLayers(), cc.numSamples(),
-                cc.numTargets(), ac.patchSize(), ac.latentSize(), ac.vocabSize(), Layers.parameterCount(model, true));
+                + "parameters", cc.backbone().hiddenSize(), cc.backbone().numHiddenLayers(), cc.head(),
+                cc.numMlpLayers(), cc.numSamples(), cc.numTargets(), ac.patchSize(), ac.latentSize(), ac.vocabSize(), Layers.parameterCount(model, true));
     }
 
     /** What the autoencoder of a benchmark is, in one line. */
@@ -156,7 +168,7 @@ public final class Benchmarks {
                 new long[] {batch, (long) (chunks + 1) * k});
         Timing.Seconds s = trainingSteps(() -> model.loss(blocks), opt, steps);
         return Measurement.of("calm_train", "fp32", batch, Double.NaN, (double) batch * chunks * k, s, 1,
-                model.config().trainingFlopsPerChunk(model.autoencoder().config()) / k);
+                model.trainingFlopsPerChunk() / k);
     }
 
     /** Token-model training on random sequences of {@code tokens}, {@code batch} per step. */
@@ -214,7 +226,7 @@ public final class Benchmarks {
 
     /** Milliseconds of a CALM step spent beyond the backbone: one head sample per row and the decode, at {@code batch}. */
     public static double headAndDecodeMillis(CalmModel model, int batch) {
-        Tensor h = torch.randn(batch, model.config().hiddenSize());
+        Tensor h = torch.randn(batch, model.config().backbone().hiddenSize());
         var gens = new Generator[batch];
         int[] ones = new int[batch];
         for (int b = 0; b < batch; b++) {
@@ -236,9 +248,8 @@ public final class Benchmarks {
     /** The token model with the backbone of CALM config {@code c} and the vocabulary of autoencoder {@code a}. */
     static TokenLM tokenModelLike(CalmConfig c, AutoencoderConfig a) {
         int k = a.patchSize();
-        return new TokenLM(new TokenLMConfig(c.hiddenSize(), c.intermediateSize(), c.numHiddenLayers(),
-                c.numAttentionHeads(), c.numKeyValueHeads(), c.ropeTheta(), c.contextChunks() * k,
-                c.contextChunks() * k), a.vocabSize());
+        return new TokenLM(new TokenLMConfig(c.backbone(), c.contextChunks() * k, c.contextChunks() * k),
+                a.vocabSize());
     }
 
     /** One weight type of a release-size model: how it was built, and its generation at batch 1 and 8, T=1 and 1/2. */

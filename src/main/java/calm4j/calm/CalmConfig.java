@@ -1,14 +1,16 @@
 package calm4j.calm;
 
-import calm4j.ae.AutoencoderConfig;
 import calm4j.engine.Configs;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
+import calm4j.nn.TransformerConfig;
+import com.fasterxml.jackson.annotation.JsonUnwrapped;
 
 /**
  * A CALM's backbone, energy head and energy loss (docs/method.md §2 and §4). Read from the {@code "model"} section of
  * {@code calm.json}; K, l and the vocabulary come from the autoencoder it is trained on.
  *
+ * @param backbone        the Transformer's shape (its keys flat in JSON, as the token model's)
  * @param contextChunks   the longest sequence of chunks the backbone sees (its rotary table's length)
  * @param noiseSize       the energy head's uniform noise size
  * @param numMlpLayers    residual blocks in the energy head
@@ -29,8 +31,7 @@ import calm4j.engine.UserError;
  * @param auxTokenDecay   the multi-token cross-entropy weighs the next chunk's k-th token by decay^k (scaled to mean
  *                        1); 1: every position alike
  */
-public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLayers, int numAttentionHeads,
-                         int numKeyValueHeads, double ropeTheta, int contextChunks, int noiseSize, int numMlpLayers,
+public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
                          String head, int flowSteps, double auxTokenWeight, String auxTokenHead,
                          boolean headProposal, double auxTokenDecay) {
@@ -71,8 +72,7 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         require(auxTokenWeight >= 0, "aux_token_weight must be at least 0 (0 turns the auxiliary loss off)");
         require(auxTokenHead != null && (auxTokenHead.equals("tied") || auxTokenHead.equals("linear")),
                 "aux_token_head must be tied or linear, got " + auxTokenHead);
-        require(hiddenSize > 0 && intermediateSize > 0 && numHiddenLayers > 0, "sizes must be positive");
-        require(numAttentionHeads > 0 && numKeyValueHeads > 0, "head counts must be positive");
+        require(backbone != null, "the backbone's keys are missing");
         require(contextChunks >= 2, "context_chunks must be at least 2");
         require(noiseSize > 0 && numMlpLayers > 0, "noise_size and num_mlp_layers must be positive");
         require(numSamples >= (head.equals("energy") ? 2 : 1), "num_samples (N) must be at least 2: the energy score's "
@@ -95,26 +95,6 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
     }
 
     /**
-     * Training FLOPs per chunk position, counted from the matmuls: 6 x the trainable multiply-accumulates (forward,
-     * and twice that backward), plus 2 x the frozen encoder's forward MACs for the targets. Attention scores count
-     * the causal average of S/2 keys per query (q.k and p.v), and the auxiliary token head's when it is on.
-     * Elementwise work (norms, energy distances) is left out.
-     */
-    public double trainingFlopsPerChunk(AutoencoderConfig ae) {
-        double d = hiddenSize, f = intermediateSize, k = ae.patchSize(), l = ae.latentSize();
-        double kvDim = d * numKeyValueHeads / numAttentionHeads;
-        double embed = k * d * 2 * d + 2 * d * d;
-        double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + contextChunks * d;
-        double head = head().equals("flow") ? d * d + numSamples * flowMacs(d, l)
-                : d * d + numSamples * (noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l);
-        double aux = auxTokenWeight > 0 ? MultiTokenHead.macs(auxTokenHead, d, k, ae.vocabSize()) : 0;
-        double proposals = refinesProposals() ? numSamples * proposalMacs(d, l) : 0;
-        // the encoder runs forward only: for the targets, and for each proposal
-        double encoder = 2 * ae.encoderMacsPerChunk() * (1 + (refinesProposals() ? numSamples : 0));
-        return 6 * (embed + numHiddenLayers * layer + head + aux + proposals) + encoder;
-    }
-
-    /**
      * Whether the energy head refines chunks proposed by the multi-token head (head_proposal, an energy-head setting:
      * the flow head ignores it).
      */
@@ -127,32 +107,9 @@ public record CalmConfig(int hiddenSize, int intermediateSize, int numHiddenLaye
         return auxTokenWeight > 0;
     }
 
-    /**
-     * Inference FLOPs per generated token at T = 1: one backbone step, one head sample and one decode per chunk,
-     * divided by K (2 FLOPs per MAC; attention over a full context).
-     */
-    public double inferenceFlopsPerToken(AutoencoderConfig ae) {
-        double d = hiddenSize, f = intermediateSize, k = ae.patchSize(), l = ae.latentSize();
-        double kvDim = d * numKeyValueHeads / numAttentionHeads;
-        double embed = k * d * 2 * d + 2 * d * d;
-        double layer = 2 * d * d + 2 * d * kvDim + 3 * d * f + 2 * contextChunks * d;
-        double head = head().equals("flow") ? d * d + 2.0 * flowSteps * flowMacs(d, l)
-                : d * d + noiseSize * d + numMlpLayers * 6 * d * d + d * d + d * l;
-        double proposal = refinesProposals() ? MultiTokenHead.macs(auxTokenHead, d, k, ae.vocabSize()) + proposalMacs(d, l)
-                + ae.encoderMacsPerChunk() : 0;
-        return 2 * (embed + numHiddenLayers * layer + head + proposal + ae.decoderMacsPerChunk()) / k;
-    }
-
-    /**
-     * Multiply-accumulates per sample that a proposal adds to the energy head: embedding z0 into the conditioning,
-     * and each block's conditioning term, now per sample instead of per row.
-     */
-    private double proposalMacs(double d, double l) {
-        return l * d + numMlpLayers * d * d;
-    }
-
-    /** Multiply-accumulates of one velocity evaluation of the flow head (the condition's embedding excluded). */
-    private double flowMacs(double d, double l) {
-        return l * d + 256 * d + d * d + numMlpLayers * 5 * d * d + 2 * d * d + d * l;
+    /** The head's settings as its kind has them (num_samples is N for the energy head, targets for the flow head). */
+    public HeadConfig headConfig() {
+        return head.equals("flow") ? new HeadConfig.Flow(numMlpLayers, numSamples, flowSteps)
+                : new HeadConfig.Energy(noiseSize, numMlpLayers, numSamples, numTargets, alpha, refinesProposals());
     }
 }

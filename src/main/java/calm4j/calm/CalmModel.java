@@ -7,10 +7,10 @@ import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import calm4j.nn.LayerNorm;
 import calm4j.nn.Layers;
+import calm4j.nn.Linear;
 import calm4j.nn.Transformer;
 import calm4j.nn.WeightType;
 import org.bytedeco.pytorch.Generator;
-import calm4j.nn.Linear;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
@@ -46,17 +46,16 @@ public final class CalmModel extends Module {
     public CalmModel(CalmConfig config, ChunkAutoencoder autoencoder) {
         this.config = config;
         this.aeConfig = autoencoder.config();
-        int d = config.hiddenSize(), k = aeConfig.patchSize();
+        int d = config.backbone().hiddenSize(), k = aeConfig.patchSize();
         ae = register_module("ae_model", autoencoder);
         Layers.freeze(ae);
-        transformer = register_module("transformer", new Transformer(aeConfig.vocabSize(), d,
-                config.numHiddenLayers(), config.numAttentionHeads(), config.numKeyValueHeads(),
-                config.intermediateSize(), config.contextChunks() + BrierLM.MAX_N, config.ropeTheta()));
+        transformer = register_module("transformer", new Transformer(config.backbone(), aeConfig.vocabSize(),
+                config.contextChunks() + BrierLM.MAX_N));
         embedProj = register_module("embed_proj", new Module());
         embedIn = embedProj.register_module("0", Layers.linear((long) k * d, 2L * d, true));
         embedOut = embedProj.register_module("2", Layers.linear(2L * d, d, true));
         embedNorm = embedProj.register_module("3", new LayerNorm(d));
-        GenerativeHead chosen = GenerativeHead.of(config, aeConfig.latentSize(), ae);
+        GenerativeHead chosen = config.headConfig().build(d, aeConfig.latentSize(), ae);
         head = register_module(chosen.moduleName(), chosen);
         auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
                 k, aeConfig.vocabSize(), transformer.embedTokens(), config.auxTokenDecay())) : null;
@@ -99,6 +98,35 @@ public final class CalmModel extends Module {
         org.bytedeco.javacpp.Pointer.trimMemory(); // hand the freed float weights back to the system
     }
 
+    /**
+     * Training FLOPs per chunk position, counted from the matmuls each module reports: 6 x the trainable
+     * multiply-accumulates (forward, and twice that backward) of the input compression, the backbone (attention over
+     * the causal average of S/2 keys), the head with all its samples and the multi-token head when it is on; plus
+     * 2 x the frozen encoder's forward MACs, for the targets and for each proposal. Elementwise work is left out.
+     */
+    public double trainingFlopsPerChunk() {
+        double trainable = embedMacs() + config.backbone().macsPerPosition(config.contextChunks() / 2.0)
+                + head.trainingMacsPerPosition() + (auxHead != null ? auxHead.macs() : 0);
+        return 6 * trainable + 2 * aeConfig.encoderMacsPerChunk() * (1 + head.encodedPerPosition());
+    }
+
+    /**
+     * Inference FLOPs per generated token at T = 1: a chunk's compression, one backbone step over a full context, one
+     * head sample (with its proposal: the multi-token head and the encoder) and one decode, divided by K.
+     */
+    public double inferenceFlopsPerToken() {
+        double proposal = config.refinesProposals() ? auxHead.macs() + aeConfig.encoderMacsPerChunk() : 0;
+        double macs = embedMacs() + config.backbone().macsPerPosition(config.contextChunks()) + head.samplingMacs()
+                + proposal + aeConfig.decoderMacsPerChunk();
+        return 2 * macs / aeConfig.patchSize();
+    }
+
+    /** Multiply-accumulates of compressing one chunk's K embeddings: K*d -> 2d -> d. */
+    private double embedMacs() {
+        double d = config.backbone().hiddenSize();
+        return aeConfig.patchSize() * d * 2 * d + 2 * d * d;
+    }
+
     public ChunkAutoencoder autoencoder() {
         return ae;
     }
@@ -114,7 +142,7 @@ public final class CalmModel extends Module {
     /** Input vectors [B, S, d] of token ids [B, S*K]: each chunk's K embeddings concatenated and compressed. */
     public Tensor embedChunks(Tensor tokens) {
         long b = tokens.size(0), s = tokens.size(1) / patchSize();
-        Tensor e = transformer.embed(tokens).reshape(b, s, (long) patchSize() * config.hiddenSize());
+        Tensor e = transformer.embed(tokens).reshape(b, s, (long) patchSize() * config.backbone().hiddenSize());
         return embedNorm.forward(embedOut.forward(torch.silu(embedIn.forward(e))));
     }
 
@@ -167,7 +195,7 @@ public final class CalmModel extends Module {
         long len = tokens.size(1), k = patchSize();
         Tensor inputs = tokens.narrow(1, 0, len - k);
         Tensor targets = chunks(tokens.narrow(1, k, len - k)); // [B*S, K]
-        Tensor h = hidden(inputs, null).reshape(-1, config.hiddenSize()); // [B*S, d]
+        Tensor h = hidden(inputs, null).reshape(-1, config.backbone().hiddenSize()); // [B*S, d]
         ChunkAutoencoder.Posterior q;
         try (NoGradGuard ng = new NoGradGuard()) {
             q = ae.encode(targets);

@@ -107,7 +107,7 @@ public final class EnergyHead extends GenerativeHead {
         }
     }
 
-    private final int noiseSize;
+    private final int d, latent, noiseSize;
     private final int numSamples, numTargets; // N head samples and M posterior targets per position
     private final EnergyScore energy;
     private final Linear noiseEmbd, hiddenEmbd;
@@ -193,28 +193,52 @@ public final class EnergyHead extends GenerativeHead {
         }
     }
 
-    public EnergyHead(int d, int noiseSize, int numBlocks, int latent, int numSamples, int numTargets, double alpha) {
-        this(d, noiseSize, numBlocks, latent, numSamples, numTargets, alpha, null);
-    }
-
     /**
-     * With the frozen autoencoder {@code ae} given, the head refines proposed chunks ({@link Proposal}; the proposing
-     * multi-token head is bound with {@link #proposeWith}); with null, the plain energy head.
+     * The head {@code c} describes over hidden states of width {@code d}. With the frozen autoencoder {@code ae}
+     * given, it refines proposed chunks ({@link Proposal}; the proposing multi-token head is bound with
+     * {@link #proposeWith}); with null, it is the plain energy head.
      */
-    public EnergyHead(int d, int noiseSize, int numBlocks, int latent, int numSamples, int numTargets, double alpha,
-                      ChunkAutoencoder ae) {
-        this.noiseSize = noiseSize;
-        this.numSamples = numSamples;
-        this.numTargets = numTargets;
-        this.energy = new EnergyScore(alpha);
+    EnergyHead(int d, int latent, HeadConfig.Energy c, ChunkAutoencoder ae) {
+        this.d = d;
+        this.latent = latent;
+        this.noiseSize = c.noiseSize();
+        this.numSamples = c.samples();
+        this.numTargets = c.targets();
+        this.energy = new EnergyScore(c.alpha());
         noiseEmbd = register_module("noise_embd", Layers.linear(noiseSize, d, true));
         hiddenEmbd = register_module("hidden_embd", Layers.linear(d, d, true));
         normHidden = register_module("norm_hidden", new LayerNorm(d));
         normNoise = register_module("norm_noise", new LayerNorm(d));
         blockList = register_module("mlp_blocks", new Module());
-        for (int i = 0; i < numBlocks; i++) blocks.add(blockList.register_module(String.valueOf(i), new Block(d)));
+        for (int i = 0; i < c.numBlocks(); i++) blocks.add(blockList.register_module(String.valueOf(i), new Block(d)));
         finalLayer = register_module("final_layer", new FinalLayer(d, latent));
         proposal = ae == null ? null : register_module("proposal", new Proposal(d, latent, ae));
+    }
+
+    /**
+     * Multiply-accumulates of one sample: the noise embedding, each block's four linears (L0 over [e; c] counted
+     * whole) and the final layer; with proposals also z0's embedding and each block's conditioning, now per sample.
+     * The drawing and encoding of the proposal are the multi-token head's and the encoder's.
+     */
+    private double macsPerSample() {
+        double dd = (double) d * d, blocksMacs = blocks.size() * 6 * dd;
+        double refine = proposal != null ? (double) latent * d + blocks.size() * dd : 0;
+        return noiseSize * d + blocksMacs + dd + (double) d * latent + refine;
+    }
+
+    @Override
+    public double trainingMacsPerPosition() {
+        return (double) d * d + numSamples * macsPerSample(); // the hidden state's embedding once, then N samples
+    }
+
+    @Override
+    public double samplingMacs() {
+        return (double) d * d + macsPerSample();
+    }
+
+    @Override
+    public int encodedPerPosition() {
+        return proposal != null ? numSamples : 0;
     }
 
     /** The proposal stage, or null for the plain energy head. */

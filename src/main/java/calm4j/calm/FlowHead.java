@@ -1,12 +1,11 @@
 package calm4j.calm;
 
 import calm4j.ae.ChunkAutoencoder;
-import calm4j.engine.UserError;
 import calm4j.nn.Layers;
+import calm4j.nn.Linear;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.LayerNormImpl;
 import org.bytedeco.pytorch.LayerNormOptions;
-import calm4j.nn.Linear;
 import org.bytedeco.pytorch.LongVector;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
@@ -64,22 +63,19 @@ public final class FlowHead extends GenerativeHead {
     }
 
     private final long d;
-    private final int latent, numTargets;
-    private int steps;
+    private final int latent, numTargets, steps;
     private final Linear time0, time2, condEmbed, inputProj, finalLinear, finalAda;
     private final List<ResBlock> blocks = new ArrayList<>();
     // Held: libtorch calls back into every registered module's Java object (train/eval recurse through them).
     private final Module net, blockList, time, timeMlp, fin, finAda;
 
-    /**
-     * @param numTargets posterior samples z1 per position in the loss (the config's num_samples)
-     * @param steps      midpoint steps from noise to a sample
-     */
-    public FlowHead(int d, int numBlocks, int latent, int numTargets, int steps) {
+    /** The head {@code c} describes over hidden states of width {@code d} and latents of size {@code latent}. */
+    FlowHead(int d, int latent, HeadConfig.Flow c) {
         this.d = d;
         this.latent = latent;
-        this.numTargets = numTargets;
-        this.steps = steps;
+        this.numTargets = c.targets();
+        this.steps = c.steps();
+        int numBlocks = c.numBlocks();
         net = register_module("net", new Module());
         time = net.register_module("time_embed", new Module());
         timeMlp = time.register_module("mlp", new Module());
@@ -183,10 +179,23 @@ public final class FlowHead extends GenerativeHead {
         return velocityLoss(hs, z1, z0, t);
     }
 
-    /** Sets how many midpoint steps sampling takes (a sampler setting: the weights do not depend on it). */
-    public void setSampleSteps(int steps) {
-        if (steps < 1) throw UserError.badValue("flow_steps", "must be at least 1, got " + steps);
-        this.steps = steps;
+    /**
+     * Multiply-accumulates of one velocity evaluation, the condition's embedding excluded: the input and time
+     * embeddings (over {@value #FREQUENCIES} frequencies), each block's MLP and adaLN, and the final layer.
+     */
+    private double velocityMacs() {
+        double dd = (double) d * d;
+        return (double) latent * d + FREQUENCIES * d + dd + blocks.size() * 5 * dd + 2 * dd + (double) d * latent;
+    }
+
+    @Override
+    public double trainingMacsPerPosition() {
+        return (double) d * d + numTargets * velocityMacs(); // one velocity evaluation per posterior target
+    }
+
+    @Override
+    public double samplingMacs() {
+        return (double) d * d + 2.0 * steps * velocityMacs(); // two evaluations per midpoint step
     }
 
     /** Integrates dz/dt = v(z, t, h) from z(0) = z0 to t = 1 with {@code steps} midpoint steps. */

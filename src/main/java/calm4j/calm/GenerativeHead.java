@@ -16,16 +16,6 @@ import java.util.Arrays;
  * score; {@link FlowHead} integrates a learned velocity field and is trained by flow matching.
  */
 public abstract class GenerativeHead extends Module {
-    /** The head a config names: "energy" or "flow". */
-    static GenerativeHead of(CalmConfig c, int latent, ChunkAutoencoder ae) {
-        return switch (c.head()) {
-            case "energy" -> new EnergyHead(c.hiddenSize(), c.noiseSize(), c.numMlpLayers(), latent, c.numSamples(),
-                    c.numTargets(), c.alpha(), c.refinesProposals() ? ae : null);
-            case "flow" -> new FlowHead(c.hiddenSize(), c.numMlpLayers(), latent, c.numSamples(), c.flowSteps());
-            default -> throw new IllegalStateException("CalmConfig checks the head's name: " + c.head());
-        };
-    }
-
     /** The name the head's parameters live under in a checkpoint (the reference's). */
     abstract String moduleName();
 
@@ -70,6 +60,17 @@ public abstract class GenerativeHead extends Module {
 
     /** {@code n} samples per row of {@code h} [rows, d] from libtorch's generator, as [n, rows, l]. */
     public abstract Tensor sample(Tensor h, int n);
+
+    /** Multiply-accumulates per position of one training pass: every sample the loss draws, the condition once. */
+    public abstract double trainingMacsPerPosition();
+
+    /** Multiply-accumulates of drawing one sample when generating. */
+    public abstract double samplingMacs();
+
+    /** Proposed chunks the frozen encoder encodes per position in training (0 unless the head refines proposals). */
+    public int encodedPerPosition() {
+        return 0;
+    }
 
     /** Packs the head's linear weights for inference (fp16, int8; {@link calm4j.nn.Linear#pack}). */
     public abstract void pack(calm4j.nn.WeightType type);

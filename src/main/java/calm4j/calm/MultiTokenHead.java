@@ -1,11 +1,11 @@
 package calm4j.calm;
 
 import calm4j.nn.Layers;
-import calm4j.nn.PackedLinear;
-import calm4j.nn.WeightType;
-import calm4j.nn.RMSNorm;
-import org.bytedeco.pytorch.EmbeddingImpl;
 import calm4j.nn.Linear;
+import calm4j.nn.PackedLinear;
+import calm4j.nn.RMSNorm;
+import calm4j.nn.WeightType;
+import org.bytedeco.pytorch.EmbeddingImpl;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -87,8 +87,9 @@ public final class MultiTokenHead extends Module {
         return perToken.mul(positionWeights.to(perToken.device(), torch.ScalarType.Float)).mean();
     }
 
-    /** Multiply-accumulates per chunk position of one forward pass. */
-    static double macs(String shape, double d, double k, double vocab) {
-        return shape.equals("tied") ? d * k * d + k * d * vocab : d * k * vocab;
+    /** Multiply-accumulates per chunk position of one forward pass: tied, d -> K*d then each onto the table. */
+    double macs() {
+        double dk = (double) d * k;
+        return shape.equals("tied") ? dk * d + dk * vocab : dk * vocab;
     }
 }

@@ -110,9 +110,8 @@ final class LmCommand {
         @Override
         public Integer call() {
             engine.engine();
-            CalmRun calm = CalmRun.load(run);
+            CalmRun calm = CalmRun.load(run, flowSteps);
             calm.forInference(weights.type());
-            if (flowSteps != null) calm.useFlowSteps(flowSteps);
             if (protocol.equals("official")) {
                 System.out.println(Summaries.calmOfficial(calm, data, calm.evaluateOfficial(data, batches, blockTokens,
                         samples, engine.quiet), blockTokens));

@@ -96,14 +96,15 @@ public final class Configs {
                     throw new UserError(where + ": \"" + e.getKey() + "\"" + (section == null ? "" : " in \""
                             + section + "\"") + " is " + e.getValue().asText() + ", which is not a finite number");
                 }
+                // checked here, not by Jackson, which lets unknown keys through a record with an unwrapped part
+                if (!merged.has(e.getKey())) throw unknownKey(where, e.getKey(), section, known);
                 merged.set(e.getKey(), e.getValue());
             }
         }
         try {
             return JSON.treeToValue(merged, type);
         } catch (UnrecognizedPropertyException e) {
-            throw new UserError(where + ": unknown key \"" + e.getPropertyName() + "\""
-                    + (section == null ? "" : " in \"" + section + "\"") + "; known keys: " + known);
+            throw unknownKey(where, e.getPropertyName(), section, known);
         } catch (IOException e) {
             Throwable c = e.getCause();
             String msg = c instanceof UserError ? c.getMessage()
@@ -116,6 +117,11 @@ public final class Configs {
             throw new UserError(where + ": " + (key != null && c == null ? "\"" + key + "\"" + (section == null ? ""
                     : " in \"" + section + "\"") + ": " : "") + msg);
         }
+    }
+
+    private static UserError unknownKey(String where, String key, String section, List<String> known) {
+        return new UserError(where + ": unknown key \"" + key + "\"" + (section == null ? "" : " in \"" + section
+                + "\"") + "; known keys: " + known);
     }
 
     /**

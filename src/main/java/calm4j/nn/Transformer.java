@@ -40,25 +40,20 @@ public final class Transformer extends Module {
     private final RotaryEmbedding rope;
     private Tensor tableInt8, tableScale; // the token table as int8 rows and their scales, once packed for int8
 
-    public Transformer(int vocab, int dim, int layers, int heads, int kvHeads, int ffn, long maxPositions,
-                       double ropeTheta) {
-        calm4j.engine.Memory.requireWeightsFit(parameterCount(vocab, dim, layers, heads, kvHeads, ffn),
-                "a Transformer of " + layers + " layers of width " + dim);
+    /** A Transformer of {@code config}'s shape over a {@code vocab}-token table, with rotary positions up to
+     * {@code maxPositions}. */
+    public Transformer(TransformerConfig config, int vocab, long maxPositions) {
+        calm4j.engine.Memory.requireWeightsFit(config.parameterCount(vocab), "a Transformer of "
+                + config.numHiddenLayers() + " layers of width " + config.hiddenSize());
+        int dim = config.hiddenSize();
         embedTokens = register_module("embed_tokens", Layers.embedding(vocab, dim));
         layerList = register_module("layers", new Module());
-        for (int i = 0; i < layers; i++) {
-            this.layers.add(layerList.register_module(String.valueOf(i), new Block(dim, heads, kvHeads, ffn)));
+        for (int i = 0; i < config.numHiddenLayers(); i++) {
+            layers.add(layerList.register_module(String.valueOf(i), new Block(dim, config.numAttentionHeads(),
+                    config.numKeyValueHeads(), config.intermediateSize())));
         }
         norm = register_module("norm", new RMSNorm(dim));
-        rope = new RotaryEmbedding(dim / heads, maxPositions, ropeTheta);
-    }
-
-    /** The parameters such a Transformer has, computed from its sizes before any is allocated. */
-    public static double parameterCount(double vocab, double dim, double layers, double heads, double kvHeads,
-                                        double ffn) {
-        double kvDim = dim / heads * kvHeads;
-        double block = 2 * dim * dim + 2 * dim * kvDim + 3 * dim * ffn + 2 * dim; // attention, MLP, two norms
-        return vocab * dim + layers * block + dim;
+        rope = new RotaryEmbedding(dim / config.numAttentionHeads(), maxPositions, config.ropeTheta());
     }
 
     /**

@@ -149,10 +149,11 @@ class CalmModelTest {
 
     @Test
     void theAuxiliaryHeadsFlopsAreCountedInTrainingButNotInInference() {
-        AutoencoderConfig ae = aeConfig(K);
-        CalmConfig off = calmConfig(8).with("aux_token_weight", 0.0), on = off.with("aux_token_weight", 1.0);
+        ChunkAutoencoder ae = new ChunkAutoencoder(aeConfig(K));
+        CalmModel off = new CalmModel(calmConfig(8).with("aux_token_weight", 0.0), ae);
+        CalmModel on = new CalmModel(off.config().with("aux_token_weight", 1.0), ae);
         double d = 64;
-        assertEquals(6 * (d * K * d + K * d * V), on.trainingFlopsPerChunk(ae) - off.trainingFlopsPerChunk(ae), 1e-3);
-        assertEquals(off.inferenceFlopsPerToken(ae), on.inferenceFlopsPerToken(ae));
+        assertEquals(6 * (d * K * d + K * d * V), on.trainingFlopsPerChunk() - off.trainingFlopsPerChunk(), 1e-3);
+        assertEquals(off.inferenceFlopsPerToken(), on.inferenceFlopsPerToken());
     }
 }

@@ -17,7 +17,7 @@ class FlowHeadTest {
     @Test
     void theVelocityLossIsTheMeanSquaredErrorToZ1MinusZ0() {
         Engine.cpu();
-        FlowHead head = new FlowHead(8, 2, 2, 1, 4);
+        FlowHead head = new FlowHead(8, 2, new HeadConfig.Flow(2, 1, 4));
         // The final layer starts at zero; with a bias c the predicted velocity is c whatever the input.
         double[] c = {0.5, -1.0};
         try (NoGradGuard ng = new NoGradGuard()) {
@@ -36,7 +36,7 @@ class FlowHeadTest {
     void trainedOnATwoDimensionalGaussianMixtureItsSamplesHaveTheMixturesMeanAndCovariance() {
         Engine.cpu();
         torch.manual_seed(3);
-        FlowHead head = new FlowHead(64, 2, 2, 1, 10);
+        FlowHead head = new FlowHead(64, 2, new HeadConfig.Flow(2, 1, 10));
         AdamW opt = new AdamW(head.parameters(), new AdamWOptions(3e-3));
         Tensor h = torch.zeros(256, 64); // one condition: the head must learn the mixture itself
         for (int step = 0; step < 1200; step++) {

@@ -23,7 +23,7 @@ class ProposalHeadTest {
         CalmModel m = model(true);
         EnergyHead head = (EnergyHead) m.head();
         try (NoGradGuard ng = new NoGradGuard()) {
-            Tensor h = torch.randn(6, m.config().hiddenSize());
+            Tensor h = torch.randn(6, m.config().backbone().hiddenSize());
             Tensor z0 = head.proposal().encode(torch.randint(CalmModelTest.V, new long[] {6, CalmModelTest.K}));
             Tensor eps = head.noise(6, h);
             assertTrue(torch.equal(head.refine(h, z0, eps), z0), "G = 0 at first");
@@ -38,7 +38,7 @@ class ProposalHeadTest {
         CalmModel m = model(true);
         EnergyHead head = (EnergyHead) m.head();
         try (NoGradGuard ng = new NoGradGuard()) {
-            Tensor h = torch.randn(1, m.config().hiddenSize()).mul(new org.bytedeco.pytorch.Scalar(30));
+            Tensor h = torch.randn(1, m.config().backbone().hiddenSize()).mul(new org.bytedeco.pytorch.Scalar(30));
             Tensor probs = torch.softmax(head.proposal().tokens.logits(h), 2,
                     new org.bytedeco.pytorch.ScalarTypeOptional()).select(0, 0);            // [K, V]
             Tensor drawn = head.proposal().draw(h, 8000).select(1, 0);                     // [8000, K]
@@ -58,7 +58,7 @@ class ProposalHeadTest {
         CalmModel m = model(true);
         m.eval();
         try (NoGradGuard ng = new NoGradGuard()) {
-            Tensor h = torch.randn(2, m.config().hiddenSize());
+            Tensor h = torch.randn(2, m.config().backbone().hiddenSize());
             Generator[] a = {torch.make_generator_cpu(), torch.make_generator_cpu()};
             Generator[] b = {torch.make_generator_cpu(), torch.make_generator_cpu()};
             for (int r = 0; r < 2; r++) {

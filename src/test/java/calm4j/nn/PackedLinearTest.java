@@ -61,7 +61,7 @@ class PackedLinearTest {
     @Test
     void anInt8TokenTableLooksUpItsRowsWithinAHalfStepOfEachRowsScale() {
         Engine.cpu();
-        Transformer t = new Transformer(50, 32, 1, 4, 4, 64, 16, 10000);
+        Transformer t = new Transformer(new TransformerConfig(32, 64, 1, 4, 4, 10000), 50, 16);
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor ids = torch.randint(50, new long[] {3, 5});
             Tensor want = t.embed(ids).clone();

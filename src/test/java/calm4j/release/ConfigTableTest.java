@@ -57,8 +57,8 @@ class ConfigTableTest {
         assertEquals(1.5, json.get("beta").asDouble(), "the energy score's exponent is their beta");
         assertEquals(40, json.get("max_position_embeddings").asInt());
         CalmConfig back = ConfigTable.calm(json, WHERE);
-        assertEquals(96, back.hiddenSize());
-        assertEquals(3, back.numKeyValueHeads());
+        assertEquals(96, back.backbone().hiddenSize());
+        assertEquals(3, back.backbone().numKeyValueHeads());
         assertEquals(5, back.numSamples());
         assertEquals(100, back.numTargets(), "a field they do not write takes their default");
         assertEquals(10, back.flowSteps(), "their flow head samples with 10 midpoint steps");
