@@ -134,6 +134,21 @@ public final class TextModel implements AutoCloseable {
         return new Completion(c.text().stripLeading(), c.promptTokens(), c.completionTokens(), c.finish());
     }
 
+    /**
+     * The assistant's replies to {@code userMessages}, each the user's message of its own chat, generated as one
+     * batch through the chat template (whose stop strings are added to the options').
+     */
+    public List<Completion> replies(List<String> userMessages, Options options, Listener listener) {
+        List<String> stops = new ArrayList<>(options.stop());
+        stops.addAll(chat.stops());
+        return generate(userMessages.stream().map(this::userTurn).toList(), options, stops, listener);
+    }
+
+    /** The prompt text a chat of one user message becomes. */
+    public String userTurn(String userMessage) {
+        return chatPrompt(List.of(new ChatTemplate.Message("user", userMessage)));
+    }
+
     /** The prompt text a chat becomes. */
     public String chatPrompt(List<ChatTemplate.Message> messages) {
         return chat.render(messages);

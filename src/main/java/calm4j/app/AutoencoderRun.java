@@ -143,6 +143,20 @@ public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokeniz
             return json;
         }
 
+        /** Writes it to {@code out}, a .npy file (the means [chunks, l]) or JSON, and says what was written. */
+        public String writeTo(Path out) {
+            if (out.toString().endsWith(".npy")) {
+                Npy.write(out, means());
+                return String.format("wrote %s: %d chunks x %d (posterior means)", out, chunks, latentSize);
+            }
+            try {
+                Configs.JSON.writeValue(out.toFile(), json());
+            } catch (java.io.IOException e) {
+                throw new UserError("could not write " + out + ": " + e.getMessage());
+            }
+            return String.format("wrote %s: %d chunks x %d", out, chunks, latentSize);
+        }
+
         private ArrayNode rows(float[] v) {
             ArrayNode a = Configs.JSON.createArrayNode();
             for (int r = 0; r < chunks; r++) {

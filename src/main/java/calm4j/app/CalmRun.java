@@ -114,6 +114,7 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
      * Generates a continuation of each prompt (sequence i with seed {@code seed + i}) and reports, as JSON, the
      * model, the temperature and timing, and each sequence's text, token ids, chunk boundaries and finish reason.
      */
+    @Override
     public ObjectNode generateJson(List<String> prompts, int maxTokens, Sampling sampling,
                                    GenerationOptions options, long seed) {
         List<GenerationRequest> requests = new ArrayList<>();

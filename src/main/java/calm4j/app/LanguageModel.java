@@ -92,6 +92,16 @@ public sealed interface LanguageModel extends AutoCloseable permits CalmRun, Tok
     /** Trainable parameters that take part in generation (a CALM's frozen autoencoder is left out). */
     long parameterCount();
 
+    /**
+     * Generates a continuation of each prompt (sequence i with seed {@code seed + i}) and reports it as JSON with the
+     * model's chunk boundaries: a CALM's report; a token model has no chunks and refuses.
+     */
+    default com.fasterxml.jackson.databind.node.ObjectNode generateJson(List<String> prompts, int maxTokens,
+                                                                        Sampling sampling, GenerationOptions options,
+                                                                        long seed) {
+        throw UserError.badValue("json", "reports a CALM's chunks: " + dir() + " is a " + kind() + " run");
+    }
+
     /** Training FLOPs per token: forward and backward, everything a step computes (see docs/method.md). */
     double trainingFlopsPerToken();
 

@@ -48,6 +48,7 @@ public final class Benchmarks {
 
     /** The reference benchmark's autoencoder (preset "bench") with latent size {@code latent}, random weights. */
     public static ChunkAutoencoder benchAutoencoder(int vocab, int latent) {
+        Engine.seed(0); // every benchmark starts from seed 0: two runs measure the same work
         return new ChunkAutoencoder(Presets.section("bench", "autoencoder", AutoencoderConfig.class)
                 .with("latent_size", latent).withVocabulary(vocab, 1, 2, 0));
     }
@@ -57,6 +58,7 @@ public final class Benchmarks {
      * head, K=4, N=8, M=100) over blocks of {@code tokens} tokens, with {@code head}, random weights.
      */
     public static CalmModel benchCalm(int vocab, int tokens, String head) {
+        Engine.seed(0);
         AutoencoderConfig ac = Presets.section("bench", "autoencoder", AutoencoderConfig.class)
                 .with("vocab_size", vocab);
         int chunks = tokens / ac.patchSize();
@@ -110,6 +112,7 @@ public final class Benchmarks {
      */
     public static List<GenerationRow> generation(Supplier<CalmModel> model, List<WeightType> types, int prompt,
                                                  int newTokens, int repeats) {
+        Engine.seed(0);
         requireAtLeastOne("repeats", repeats);
         List<GenerationRow> rows = new ArrayList<>();
         for (WeightType type : types) {
@@ -269,6 +272,7 @@ public final class Benchmarks {
      */
     public static List<ReleaseRun> release(String preset, List<WeightType> types, int prompt, int newTokens,
                                            int repeats, boolean withTokenModel) {
+        Engine.seed(0);
         requireAtLeastOne("repeats", repeats);
         var json = Presets.readNameOrFile(preset);
         String where = "preset " + preset;
@@ -337,6 +341,7 @@ public final class Benchmarks {
      * token model at T=1 and greedy, at batch 1, 8 and 16 ({@code repeats} timed runs each).
      */
     public static Suite all(String head, int steps, int repeats, List<WeightType> types) {
+        Engine.seed(0);
         requireAtLeastOne("steps", steps);
         requireAtLeastOne("repeats", repeats);
         int vocab = BENCH_VOCAB, batch = 8, tokens = 1024, prompt = 32, newTokens = 64;

@@ -1,13 +1,11 @@
 package calm4j.cli;
 
 import calm4j.app.AutoencoderRun;
-import calm4j.app.TrainingJob;
 import calm4j.engine.Configs;
 import calm4j.engine.UserError;
 import calm4j.io.Npy;
 import calm4j.io.TextFiles;
 import calm4j.report.Summaries;
-import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -33,12 +31,8 @@ final class AeCommand {
 
         @Override
         public Integer call() {
-            TrainingJob job = options.job(engine.quiet);
-            Trainer.Summary s = options.runAsRank(engine, dist -> init != null
+            return options.run(engine, "autoencoder", false, (job, dist) -> init != null
                     ? AutoencoderRun.fineTune(init, job, dist) : AutoencoderRun.train(job, dist));
-            if (s == null) return 0; // another rank reports
-            options.report("autoencoder", s, false);
-            return 0;
         }
     }
 
@@ -94,15 +88,7 @@ final class AeCommand {
             if ((text == null) == (input == null)) throw new UserError("give exactly one of --text and --input");
             String t = text != null ? text : TextFiles.readUtf8(input);
             AutoencoderRun.Encoding enc = AutoencoderRun.load(run).encode(t);
-            if (out != null && out.toString().endsWith(".npy")) {
-                Npy.write(out, enc.means());
-                System.out.printf("wrote %s: %d chunks x %d (posterior means)%n", out, enc.chunks(), enc.latentSize());
-            } else if (out != null) {
-                Configs.JSON.writeValue(out.toFile(), enc.json());
-                System.out.printf("wrote %s: %d chunks x %d%n", out, enc.chunks(), enc.latentSize());
-            } else {
-                System.out.println(Configs.JSON.writeValueAsString(enc.json()));
-            }
+            System.out.println(out != null ? enc.writeTo(out) : Configs.JSON.writeValueAsString(enc.json()));
             return 0;
         }
     }

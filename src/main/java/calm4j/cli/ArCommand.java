@@ -1,9 +1,7 @@
 package calm4j.cli;
 
 import calm4j.app.TokenLMRun;
-import calm4j.app.TrainingJob;
 import calm4j.report.Summaries;
-import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -29,11 +27,7 @@ final class ArCommand {
 
         @Override
         public Integer call() {
-            TrainingJob job = options.job(engine.quiet);
-            Trainer.Summary s = options.runAsRank(engine, dist -> TokenLMRun.train(job, k, dist));
-            if (s == null) return 0; // another rank reports
-            options.report("token LM", s, true);
-            return 0;
+            return options.run(engine, "token LM", true, (job, dist) -> TokenLMRun.train(job, k, dist));
         }
     }
 

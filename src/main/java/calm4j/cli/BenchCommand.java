@@ -1,15 +1,11 @@
 package calm4j.cli;
 
-import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
-import calm4j.app.CalmRun;
 import calm4j.bench.Benchmarks;
-import calm4j.bench.Measurement;
+import calm4j.bench.Tables;
 import calm4j.bench.Timing;
-import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
 import calm4j.engine.Engine;
-import calm4j.engine.Memory;
 import calm4j.nn.WeightType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -23,11 +19,6 @@ import java.util.concurrent.Callable;
         subcommands = {BenchCommand.All.class, BenchCommand.Ae.class, BenchCommand.Lm.class,
                 BenchCommand.Generate.class, BenchCommand.Serve.class})
 final class BenchCommand {
-
-    /** A table row, or with {@code --json} one object a line. */
-    static void print(Measurement m, double gflops, boolean json) {
-        System.out.println(json ? m.json(gflops).toString() : m.row(gflops));
-    }
 
     @Command(name = "all", mixinStandardHelpOptions = true,
             description = "Every training and generation path on the reference benchmark configuration (preset "
@@ -59,31 +50,26 @@ final class BenchCommand {
         @Override
         public Integer call() {
             Engine e = engine.engine();
-            Engine.seed(0);
             List<WeightType> types = dtypes.stream().map(WeightType::parse).sorted().toList(); // fp32 first
-            Benchmarks.Suite suite = Benchmarks.all(head, steps, repeats, types);
-            if (!json) {
-                System.out.printf("calm4j bench all: %s head, vocabulary %d, 8 x 1024 tokens per training step, "
-                        + "%d threads; 2048^3 fp32 matmul %.1f GFLOP/s; spread = (slowest - fastest) / 2 / median%n",
-                        head, Benchmarks.BENCH_VOCAB, e.threads(), suite.matmulGflops());
-                System.out.println(Measurement.HEADER);
-            }
-            for (Measurement m : suite.paths()) print(m, suite.matmulGflops(), json);
-            if (!json) {
-                for (WeightType type : types) System.out.println(suite.speedRatios(type));
-                System.out.printf("peak resident memory %.2f GB%n", Memory.peakResidentGb());
-            }
+            System.out.println(Tables.suite(Benchmarks.all(head, steps, repeats, types), head, e.threads(), types,
+                    json));
             return 0;
         }
+    }
+
+    /** The options both training benchmarks have: the vocabulary and the engine. */
+    abstract static class TrainingBench implements Callable<Integer> {
+        @Option(names = "--vocab", defaultValue = "4096")
+        int vocab;
+
+        @Mixin
+        EngineOptions engine;
     }
 
     @Command(name = "ae", mixinStandardHelpOptions = true,
             description = "Autoencoder training throughput (tokens/s) and model FLOP/s as a fraction of a "
                     + "2048x2048 fp32 matmul measured in the same run.")
-    static final class Ae implements Callable<Integer> {
-        @Option(names = "--vocab", defaultValue = "4096")
-        int vocab;
-
+    static final class Ae extends TrainingBench {
         @Option(names = "--batch", defaultValue = "256", description = "chunks per step")
         int batch;
 
@@ -91,16 +77,12 @@ final class BenchCommand {
                 + "benchmark's; the default training config uses 64)")
         int latent;
 
-        @Option(names = "--steps", defaultValue = "30")
+        @Option(names = "--steps", defaultValue = "30", description = "timed training steps")
         int steps;
-
-        @Mixin
-        EngineOptions engine;
 
         @Override
         public Integer call() {
             engine.engine();
-            Engine.seed(0);
             ChunkAutoencoder ae = Benchmarks.benchAutoencoder(vocab, latent);
             System.out.println(Benchmarks.describe(ae) + ", batch " + batch + " chunks");
             System.out.println(Benchmarks.autoencoderTraining(ae, batch, steps).trainingSummary(Timing.matmulGflops()));
@@ -111,29 +93,22 @@ final class BenchCommand {
     @Command(name = "lm", mixinStandardHelpOptions = true,
             description = "CALM training throughput (tokens/s) and model FLOP/s as a fraction of a 2048x2048 fp32 "
                     + "matmul measured in the same run. Defaults: the small configuration of docs/method.md §7.")
-    static final class Lm implements Callable<Integer> {
-        @Option(names = "--vocab", defaultValue = "4096")
-        int vocab;
-
+    static final class Lm extends TrainingBench {
         @Option(names = "--batch", defaultValue = "8", description = "sequences per step")
         int batch;
 
         @Option(names = "--tokens", defaultValue = "1024", description = "tokens per sequence")
         int tokens;
 
-        @Option(names = "--steps", defaultValue = "10")
+        @Option(names = "--steps", defaultValue = "10", description = "timed training steps")
         int steps;
 
         @Option(names = "--head", defaultValue = "energy", description = "energy or flow")
         String head;
 
-        @Mixin
-        EngineOptions engine;
-
         @Override
         public Integer call() {
             engine.engine();
-            Engine.seed(0);
             CalmModel model = Benchmarks.benchCalm(vocab, tokens, head);
             System.out.println(Benchmarks.describe(model) + ", batch " + batch + " x " + tokens + " tokens");
             System.out.println(Benchmarks.calmTraining(model, batch, tokens, steps).trainingSummary(
@@ -190,46 +165,11 @@ final class BenchCommand {
         @Override
         public Integer call() {
             engine.engine();
-            Engine.seed(0);
             List<WeightType> types = dtypes.stream().map(WeightType::parse).toList();
-            if (preset != null) return release(types);
-            if (!json) {
-                System.out.printf("CALM generation, prompt %d tokens, %d new tokens per sequence; the token model "
-                        + "with the same backbone at T=1; spread = (slowest - fastest) / 2 / median%n", promptTokens,
-                        maxTokens);
-                System.out.println(Measurement.HEADER);
-            }
-            for (Benchmarks.GenerationRow row : Benchmarks.generation(this::model, types, promptTokens, maxTokens,
-                    repeats)) {
-                for (Measurement m : List.of(row.calmT1(), row.calmHalf(), row.token())) print(m, Double.NaN, json);
-                if (!json) System.out.println(row.summary());
-            }
-            return 0;
-        }
-
-        private CalmModel model() {
-            if (run != null) return CalmRun.load(run).model();
-            Engine.seed(0);
-            return new CalmModel(CalmConfig.DEFAULTS.with("head", head), new ChunkAutoencoder(
-                    AutoencoderConfig.DEFAULTS.withVocabulary(Benchmarks.BENCH_VOCAB, 1, 2, 0)));
-        }
-
-        /** The release-size benchmark: {@code preset}'s shapes, random weights, each weight type in turn. */
-        private int release(List<WeightType> types) {
-            if (!json) {
-                System.out.printf("prompt %d tokens, %d new tokens per sequence; T=1/2 draws a pool of 200 candidates "
-                        + "per sequence and step, decoded in slices of at most 256 MiB of logits%n", promptTokens,
-                        releaseTokens);
-            }
-            for (Benchmarks.ReleaseRun r : Benchmarks.release(preset, types, promptTokens, releaseTokens, repeats,
-                    withTokenModel)) {
-                if (!json) {
-                    System.out.println(r.summary(preset));
-                    System.out.println(Measurement.HEADER);
-                }
-                for (Measurement m : r.generation()) print(m, Double.NaN, json);
-            }
-            if (!json) System.out.printf("peak resident memory %.2f GB%n", Memory.peakResidentGb());
+            System.out.println(preset != null ? Tables.release(preset, Benchmarks.release(preset, types, promptTokens,
+                    releaseTokens, repeats, withTokenModel), promptTokens, releaseTokens, json)
+                    : Tables.generation(Benchmarks.generation(() -> Benchmarks.calmOf(run, head), types, promptTokens, maxTokens, repeats),
+                    promptTokens, maxTokens, json));
             return 0;
         }
     }
@@ -260,11 +200,8 @@ final class BenchCommand {
         @Override
         public Integer call() throws Exception {
             engine.engine();
-            Benchmarks.Serving s = Benchmarks.serving(run, clients, requests, maxTokens, maxBatch);
-            System.out.printf("%-28s %s%n", "shared batching (max " + maxBatch + "):", s.shared().format());
-            System.out.printf("%-28s %s%n", "one sequence at a time:", s.single().format());
-            System.out.printf("throughput with shared batching / without: %.2fx (%d clients, %d tokens each)%n",
-                    s.shared().tokensPerSecond() / s.single().tokensPerSecond(), clients, maxTokens);
+            System.out.println(Tables.serving(Benchmarks.serving(run, clients, requests, maxTokens, maxBatch),
+                    maxBatch, clients, maxTokens));
             return 0;
         }
     }

@@ -6,7 +6,6 @@ import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.concurrent.Callable;
 
@@ -29,9 +28,7 @@ final class CompareCommand implements Callable<Integer> {
     @Override
     public Integer call() {
         engine.engine();
-        List<ComparisonReport.Row> rows = new ArrayList<>();
-        for (Path r : runs) rows.add(ComparisonReport.measure(r));
-        System.out.println(ComparisonReport.write(rows, out, note));
+        System.out.println(ComparisonReport.write(runs.stream().map(ComparisonReport::measure).toList(), out, note));
         System.out.println("wrote " + out.resolve("report.md"));
         return 0;
     }

@@ -52,9 +52,7 @@ final class DataCommand {
         public Integer call() {
             try (Tokenizer tok = Tokenizer.load(tokenizer)) {
                 Documents train = Documents.of(inputs, BuiltinCorpus::warn);
-                CorpusPreparer.Holdout h = holdout.valInputs != null
-                        ? new CorpusPreparer.ValInputs(Documents.of(holdout.valInputs, BuiltinCorpus::warn))
-                        : new CorpusPreparer.ValFraction(holdout.valFraction);
+                var h = CorpusPreparer.Holdout.of(holdout.valInputs, holdout.valFraction, BuiltinCorpus::warn);
                 System.out.println(new CorpusPreparer(tok, threads, quiet).prepare(train, h, out).summary(out));
             }
             return 0;

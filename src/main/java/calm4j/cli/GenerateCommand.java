@@ -1,7 +1,6 @@
 package calm4j.cli;
 
 import calm4j.api.TextModel;
-import calm4j.app.CalmRun;
 import calm4j.app.LanguageModel;
 import calm4j.chat.ChatTemplate;
 import calm4j.engine.Configs;
@@ -17,6 +16,7 @@ import picocli.CommandLine.Option;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.Callable;
 
@@ -93,56 +93,40 @@ class GenerateCommand implements Callable<Integer> {
     @Override
     public Integer call() throws IOException {
         engine.engine();
-        List<String> prompts = new ArrayList<>();
-        if (prompt.text != null) {
-            prompts.add(prompt.text);
-        } else {
-            for (String line : TextFiles.readUtf8(prompt.file).split("\\R")) {
-                if (!line.isBlank()) prompts.add(line);
-            }
-            if (prompts.isEmpty()) throw new UserError("prompt file " + prompt.file + " has no prompt");
-        }
         if (batch < 1) throw new UserError("--batch must be at least 1, got " + batch);
         if (json && !stop.isEmpty()) throw new UserError("--stop cuts the text; --json prints token ids: use one");
+        List<String> prompts = prompt.text != null ? List.of(prompt.text)
+                : TextFiles.nonBlankLines(prompt.file, "prompt");
+        List<String> texts = prompts.stream().flatMap(p -> Collections.nCopies(batch, p).stream()).toList();
         Sampling sampling = Sampling.at(temperature).withTopP(topP).withTopK(topK);
         var options = new TextModel.Options(maxTokens, sampling, seed, stop,
                 new GenerationOptions(pool, exact, maxDraws));
-        LanguageModel lm = LanguageModel.load(run, weights.type());
-        if (json && !(lm instanceof CalmRun)) throw new UserError("--json reports a CALM's chunks: " + run + " is a "
-                + lm.kind() + " run");
-        ChatTemplate template = chatTemplate != null ? ChatTemplate.file(chatTemplate) : ChatTemplate.of(run);
-        if (chat) {
-            prompts.replaceAll(p -> template.render(List.of(new ChatTemplate.Message("user", p))));
-            List<String> stops = new ArrayList<>(stop);
-            stops.addAll(template.stops());
-            options = options.withStop(json ? List.of() : stops);
-        }
-        // Everything a request can get wrong is checked here, before any text is printed.
-        lm.checkSampling(sampling, options.generation());
-        List<String> texts = new ArrayList<>();
-        for (String p : prompts) for (int b = 0; b < batch; b++) texts.add(p);
+        TextModel model = TextModel.of(LanguageModel.load(run, weights.type()),
+                chatTemplate != null ? ChatTemplate.file(chatTemplate) : ChatTemplate.of(run));
+        model.model().checkSampling(sampling, options.generation()); // every mistake before any text is printed
         if (json) {
-            System.out.println(Configs.JSON.writeValueAsString(((CalmRun) lm).generateJson(texts, maxTokens, sampling,
+            List<String> in = chat ? texts.stream().map(model::userTurn).toList() : texts;
+            System.out.println(Configs.JSON.writeValueAsString(model.model().generateJson(in, maxTokens, sampling,
                     options.generation(), seed)));
             return 0;
         }
-        TextModel model = TextModel.of(lm, template);
         boolean stream = texts.size() == 1;
-        boolean[] echoed = {chat}; // the prompt is echoed once generation has accepted it
-        long t0 = System.nanoTime();
-        List<TextModel.Completion> outs = model.complete(texts, options, (i, text) -> {
+        boolean[] echoed = {chat}; // a streamed prompt is echoed once generation has accepted it
+        TextModel.Listener print = (i, text) -> {
             if (!stream) return;
             if (!echoed[0]) System.out.print(texts.get(0));
             echoed[0] = true;
             System.out.print(text);
             System.out.flush();
-        });
-        double seconds = (System.nanoTime() - t0) / 1e9;
+        };
+        long t0 = System.nanoTime();
+        List<TextModel.Completion> outs = chat ? model.replies(texts, options, print)
+                : model.complete(texts, options, print);
         if (stream) {
             if (!echoed[0]) System.out.print(texts.get(0));
             System.out.println();
-            System.err.printf("[%d tokens, %.2f s, %s]%n", outs.get(0).completionTokens(), seconds,
-                    outs.get(0).finish());
+            System.err.printf("[%d tokens, %.2f s, %s]%n", outs.get(0).completionTokens(),
+                    (System.nanoTime() - t0) / 1e9, outs.get(0).finish());
             return 0;
         }
         for (int i = 0; i < outs.size(); i++) {

@@ -1,7 +1,6 @@
 package calm4j.cli;
 
 import calm4j.engine.UserError;
-import calm4j.io.WeightFiles;
 import calm4j.release.HubDownload;
 import calm4j.release.HuggingFaceLayout;
 import picocli.CommandLine.Command;
@@ -84,17 +83,7 @@ final class InteropCommands {
                 run = legacyRun;
             }
             if (run == null) throw new UserError("give the run to export with --ckpt RUN");
-            switch (format) {
-                case "official" -> {
-                    HuggingFaceLayout.exportOfficial(run, out);
-                    System.out.println("wrote " + out + " in the authors' layout");
-                    return 0;
-                }
-                case "calm4j" -> HuggingFaceLayout.export(run, out);
-                default -> throw new UserError("--format must be calm4j or official, got " + format);
-            }
-            System.out.println("wrote " + out.resolve(HuggingFaceLayout.CONFIG) + ", "
-                    + out.resolve(WeightFiles.SAFETENSORS) + " and " + out.resolve(HuggingFaceLayout.TOKENIZER));
+            System.out.println(HuggingFaceLayout.export(run, out, format));
             return 0;
         }
     }

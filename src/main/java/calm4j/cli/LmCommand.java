@@ -1,10 +1,8 @@
 package calm4j.cli;
 
 import calm4j.app.CalmRun;
-import calm4j.app.TrainingJob;
 import calm4j.engine.UserError;
 import calm4j.report.Summaries;
-import calm4j.train.Trainer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -45,12 +43,8 @@ final class LmCommand {
             if ((aeRun == null) == (init == null)) {
                 throw new UserError("give either --ae AE_RUN (a new CALM) or --init CALM_RUN (fine-tuning)");
             }
-            TrainingJob job = options.job(engine.quiet);
-            Trainer.Summary s = options.runAsRank(engine, dist -> init != null
+            return options.run(engine, "CALM", true, (job, dist) -> init != null
                     ? CalmRun.fineTune(init, job, dist) : CalmRun.train(aeRun, backboneFrom, job, dist));
-            if (s == null) return 0; // another rank reports
-            options.report("CALM", s, true);
-            return 0;
         }
     }
 
@@ -112,19 +106,8 @@ final class LmCommand {
             engine.engine();
             CalmRun calm = CalmRun.load(run, flowSteps);
             calm.forInference(weights.type());
-            if (protocol.equals("official")) {
-                System.out.println(Summaries.calmOfficial(calm, data, calm.evaluateOfficial(data, batches, blockTokens,
-                        samples, engine.quiet), blockTokens));
-            } else if (!protocol.equals("calm4j")) {
-                throw new UserError("--protocol must be calm4j or official");
-            } else if (temperature != 1) {
-                int n = samples != null ? samples : 2;
-                System.out.println(Summaries.calmTempered(calm, data, calm.evaluateTempered(data, batches, batchSize,
-                        n, temperature, pool, engine.quiet), temperature, pool, n));
-            } else {
-                System.out.println(Summaries.calm(calm, data, calm.evaluate(data, batches, batchSize, blockChunks,
-                        samples, engine.quiet)));
-            }
+            System.out.println(Summaries.calmScored(calm, data, new Summaries.CalmScoring(protocol, batches,
+                    batchSize, blockChunks, samples, blockTokens, temperature, pool), engine.quiet));
             return 0;
         }
     }

@@ -1,16 +1,12 @@
 package calm4j.cli;
 
-import calm4j.engine.UserError;
 import calm4j.serve.CompletionServer;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-import java.net.InetAddress;
-import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
 
 @Command(name = "serve", mixinStandardHelpOptions = true,
         description = {"Serve a CALM or token model over HTTP: an OpenAI-compatible POST /v1/completions (streamed as "
@@ -77,8 +73,7 @@ final class ServeCommand implements Callable<Integer> {
         CompletionServer.Options options = new CompletionServer.Options(host, port, maxBatch, queue, maxTokens,
                 timeout, maxBody, pool, maxDraws, allowOrigin);
         CompletionServer server = CompletionServer.start(run, options, chatTemplate, weights.type());
-        System.out.println("serving " + server.modelId() + " at " + server.url() + "  (playground: " + server.url()
-                + "/, API: " + server.url() + "/v1/completions and /v1/chat/completions)");
+        System.out.println(server.banner());
         System.out.flush();
         server.serveUntilSignalled((long) (shutdownGrace * 1000));
         return 0;

@@ -35,10 +35,9 @@ final class TokenizerCommand {
 
         @Override
         public Integer call() {
-            Tokenizer tok = BuiltinCorpus.trainTokenizer(inputs, vocabSize, maxBytes, out);
-            System.out.printf("wrote %s: %d tokens (EOS=%d, PAD=%d, MASK=%d)%n", out, tok.vocabSize(), tok.eosId(),
-                    tok.padId(), tok.maskId());
-            tok.close();
+            try (Tokenizer tok = BuiltinCorpus.trainTokenizer(inputs, vocabSize, maxBytes, out)) {
+                System.out.println("wrote " + out + ": " + tok.describe());
+            }
             return 0;
         }
     }

@@ -1,6 +1,5 @@
 package calm4j.cli;
 
-import calm4j.app.LanguageModel;
 import calm4j.app.TrainingJob;
 import calm4j.report.Summaries;
 import calm4j.train.DataParallel;
@@ -8,7 +7,7 @@ import calm4j.train.Trainer;
 import picocli.CommandLine.Option;
 
 import java.nio.file.Path;
-import java.util.function.Function;
+import java.util.function.BiFunction;
 
 /** The options every {@code train} command shares, and how its config file is read. */
 final class TrainOptions {
@@ -35,38 +34,21 @@ final class TrainOptions {
     double bucketMb;
 
     /**
-     * Runs {@code train} in this process: one rank of a data-parallel job when started with torchrun's variables, or
-     * alone. Returns the summary on the process that reports (rank 0), null on the others.
+     * Trains in this process, as one rank of a data-parallel job or alone, what {@code train} builds from this command
+     * line's job; the rank that reports prints where the run got to (with {@code languageModel}, the model's size and
+     * FLOPs too). The exit status.
      */
-    Trainer.Summary runAsRank(EngineOptions engine, Function<DataParallel, Trainer.Summary> train) {
-        try (DataParallel dist = DataParallel.fromEnvironment(System.getenv(), engine.engine().device(),
-                (long) (distTimeout * 1000), (long) (bucketMb * 1e6))) {
-            Trainer.Summary s = train.apply(dist);
-            if (!dist.isWriter()) return null;
-            if (dist.isDistributed()) {
-                System.out.printf("data-parallel over %d ranks: %.1f ms per step averaging gradients%n",
-                        dist.world(), s.commMillisPerStep());
-            }
-            return s;
-        }
-    }
-
-    /**
-     * The lines every train command ends with: where the run got to, at what speed, and its last evaluation; with
-     * {@code languageModel}, also the trained model's size and FLOPs (read back from the run folder).
-     */
-    void report(String what, Trainer.Summary s, boolean languageModel) {
-        if (!languageModel) {
-            System.out.println(Summaries.trained(what, out, s, null));
-            return;
-        }
-        try (LanguageModel lm = LanguageModel.load(out)) {
-            System.out.println(Summaries.trained(what, out, s, lm));
-        }
+    int run(EngineOptions engine, String what, boolean languageModel,
+            BiFunction<TrainingJob, DataParallel, Trainer.Summary> train) {
+        TrainingJob job = job(engine.quiet);
+        Trainer.Summary s = DataParallel.runAsRank(System.getenv(), engine.engine().device(),
+                (long) (distTimeout * 1000), (long) (bucketMb * 1e6), dist -> train.apply(job, dist));
+        if (s != null) System.out.println(Summaries.trained(what, out, s, languageModel)); // null: another rank reports
+        return 0;
     }
 
     /** What this command line asks to train. */
-    TrainingJob job(boolean quiet) {
+    private TrainingJob job(boolean quiet) {
         TrainingJob job = new TrainingJob(data, out, config, quiet);
         return maxSteps != null ? job.withMaxSteps(maxSteps) : job;
     }

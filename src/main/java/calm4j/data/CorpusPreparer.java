@@ -18,6 +18,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.function.Consumer;
 import java.util.stream.Stream;
 
 /**
@@ -33,7 +34,12 @@ public final class CorpusPreparer {
     static final long SHARD_TOKENS = 1L << 26;
 
     /** How the held-out split is chosen. */
-    public sealed interface Holdout permits ValInputs, ValFraction {}
+    public sealed interface Holdout permits ValInputs, ValFraction {
+        /** The documents of {@code valInputs} when given (warnings to {@code warn}), else {@code fraction}. */
+        static Holdout of(List<Path> valInputs, Double fraction, Consumer<Documents.Warning> warn) {
+            return valInputs != null ? new ValInputs(Documents.of(valInputs, warn)) : new ValFraction(fraction);
+        }
+    }
 
     /** Validation documents come from separate inputs. */
     public record ValInputs(Documents documents) implements Holdout {}

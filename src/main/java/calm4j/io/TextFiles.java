@@ -12,6 +12,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
+import java.util.List;
 
 /** Text files a user hands over (prompts, text to encode): UTF-8 or a clear refusal. */
 public final class TextFiles {
@@ -40,5 +41,12 @@ public final class TextFiles {
                     + "UTF-8");
         }
         return out.flip().toString();
+    }
+
+    /** The non-blank lines of a UTF-8 file, one {@code what} each (a prompt, say); a file without one is an error. */
+    public static List<String> nonBlankLines(Path file, String what) {
+        List<String> lines = readUtf8(file).lines().filter(l -> !l.isBlank()).toList();
+        if (lines.isEmpty()) throw new UserError(file + " has no " + what + ": give one per line");
+        return lines;
     }
 }

@@ -45,6 +45,25 @@ public final class HuggingFaceLayout {
         OfficialLayout.export(run, out);
     }
 
+    /**
+     * Writes a run in the layout {@code format} names, "calm4j" or "official" (the authors'), and says what it
+     * wrote.
+     */
+    public static String export(Path run, Path out, String format) {
+        switch (format) {
+            case "official" -> {
+                exportOfficial(run, out);
+                return "wrote " + out + " in the authors' layout";
+            }
+            case "calm4j" -> {
+                export(run, out);
+                return "wrote " + out.resolve(CONFIG) + ", " + out.resolve(WeightFiles.SAFETENSORS) + " and "
+                        + out.resolve(TOKENIZER);
+            }
+            default -> throw UserError.badValue("format", "must be calm4j or official, got " + format);
+        }
+    }
+
     /** What an import made: the run's kind and its parameter count. */
     public record Imported(String kind, long parameters) {}
 

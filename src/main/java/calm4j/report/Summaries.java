@@ -8,6 +8,7 @@ import calm4j.app.LanguageModel;
 import calm4j.app.TokenLMRun;
 import calm4j.ar.TokenLMTask;
 import calm4j.calm.CalmEval;
+import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
 import calm4j.loader.ConcatenatedBlocks;
 import calm4j.train.Trainer;
@@ -23,6 +24,14 @@ public final class Summaries {
     private Summaries() {}
 
     /** Where a training run got to, at what speed, its size and FLOPs, and its last evaluation. */
+    public static String trained(String what, Path out, Trainer.Summary s, boolean languageModel) {
+        if (!languageModel) return trained(what, out, s, null);
+        try (LanguageModel lm = LanguageModel.load(out)) { // its size and FLOPs, as written
+            return trained(what, out, s, lm);
+        }
+    }
+
+    /** As {@link #trained(String, Path, Trainer.Summary, boolean)} with {@code lm} the trained model, or null. */
     public static String trained(String what, Path out, Trainer.Summary s, LanguageModel lm) {
         String details = lm == null ? "" : String.format("; %,d trainable parameters; training FLOPs %.3g (%,d "
                 + "tokens x %.3g per token); inference %.3g FLOPs/token", lm.parameterCount(),
@@ -31,6 +40,10 @@ public final class Summaries {
         String line = String.format("%s run %s: step %d%s, %.0f s, %,.0f tokens/s%s", what, out, s.step(),
                 s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
                 s.tokensPerSecond(), details);
+        if (s.ranks() > 1) {
+            line = String.format("data-parallel over %d ranks: %.1f ms per step averaging gradients%n%s", s.ranks(),
+                    s.commMillisPerStep(), line);
+        }
         return s.lastEval().isEmpty() ? line : line + "\nvalidation: " + Trainer.format(s.lastEval());
     }
 
@@ -58,6 +71,36 @@ public final class Summaries {
             }
         }
         return sb.toString();
+    }
+
+    /**
+     * How a CALM is scored ({@code calm lm eval}).
+     *
+     * @param protocol    "calm4j" (blocks of the prepared corpus) or "official" (the authors': raw documents with BOS,
+     *                    concatenated and cut into blocks of {@code blockTokens})
+     * @param blockChunks calm4j: chunks per block (null: the config's eval_block_chunks)
+     * @param samples     head samples per position (null: the config's eval_samples; 2 below T = 1)
+     * @param temperature below 1: the sampler at that temperature, each sample drawn from {@code pool} candidates
+     */
+    public record CalmScoring(String protocol, long batches, int batchSize, Integer blockChunks, Integer samples,
+                              int blockTokens, double temperature, int pool) {}
+
+    /** Scores {@code calm} on {@code data} as {@code s} asks, and says what it found. */
+    public static String calmScored(CalmRun calm, Path data, CalmScoring s, boolean quiet) {
+        if (s.protocol().equals("official")) {
+            return calmOfficial(calm, data, calm.evaluateOfficial(data, s.batches(), s.blockTokens(), s.samples(),
+                    quiet), s.blockTokens());
+        }
+        if (!s.protocol().equals("calm4j")) {
+            throw UserError.badValue("protocol", "must be calm4j or official, got " + s.protocol());
+        }
+        if (s.temperature() == 1) {
+            return calm(calm, data, calm.evaluate(data, s.batches(), s.batchSize(), s.blockChunks(), s.samples(),
+                    quiet));
+        }
+        int n = s.samples() != null ? s.samples() : 2;
+        return calmTempered(calm, data, calm.evaluateTempered(data, s.batches(), s.batchSize(), n, s.temperature(),
+                s.pool(), quiet), s.temperature(), s.pool(), n);
     }
 
     /** A CALM's BrierLM on blocks of the prepared corpus, its head's loss, and the backbone's exact Brier-1. */

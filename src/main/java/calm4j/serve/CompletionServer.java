@@ -219,6 +219,12 @@ public final class CompletionServer implements AutoCloseable {
         return "http://" + (host.contains(":") ? "[" + host + "]" : host) + ":" + connector.getLocalPort();
     }
 
+    /** The line a server started from the command line says first: what it serves and where. */
+    public String banner() {
+        return "serving " + modelId() + " at " + url() + "  (playground: " + url() + "/, API: " + url()
+                + "/v1/completions and /v1/chat/completions)";
+    }
+
     public String modelId() {
         return model.id;
     }

@@ -175,6 +175,11 @@ public final class Tokenizer implements AutoCloseable {
     }
 
     /** SHA-256 of the tokenizer.json bytes: a prepared corpus and a trained model record it, and both are checked. */
+    /** Its size and special tokens, in one line. */
+    public String describe() {
+        return String.format("%d tokens (EOS=%d, PAD=%d, MASK=%d)", vocabSize(), eosId(), padId(), maskId());
+    }
+
     public String sha256() {
         return sha256;
     }

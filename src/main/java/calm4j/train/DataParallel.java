@@ -14,7 +14,6 @@ import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Optimizer;
 import org.bytedeco.pytorch.ProcessGroupGloo;
 import org.bytedeco.pytorch.ReduceOp;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Store;
 import org.bytedeco.pytorch.TCPStore;
 import org.bytedeco.pytorch.TCPStoreOptions;
@@ -30,6 +29,9 @@ import java.net.UnknownHostException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Function;
+
+import static calm4j.nn.Tensors.c;
 
 /**
  * Data-parallel training over PyTorch's c10d: every process (rank) holds the whole model and trains on its own shard
@@ -76,6 +78,19 @@ public final class DataParallel implements AutoCloseable {
     /** One process on {@code device}, nothing shared. */
     public static DataParallel single(Device device) {
         return new DataParallel(0, 1, 0, null, null, 0, 0, device);
+    }
+
+    /**
+     * Runs {@code train} in this process: one rank of a data-parallel job when {@code env} has torchrun's variables,
+     * or alone ({@link #fromEnvironment} says what the other arguments are). Returns the summary on the rank that
+     * writes and reports (rank 0), null on the others.
+     */
+    public static Trainer.Summary runAsRank(Map<String, String> env, Device device, long timeoutMillis,
+                                            long bucketBytes, Function<DataParallel, Trainer.Summary> train) {
+        try (DataParallel dist = fromEnvironment(env, device, timeoutMillis, bucketBytes)) {
+            Trainer.Summary s = train.apply(dist);
+            return dist.isWriter() ? s : null;
+        }
     }
 
     /**
@@ -252,7 +267,7 @@ public final class DataParallel implements AutoCloseable {
         }
         for (int b = 0; b < buckets.size(); b++) {
             await(works.get(b), "averaging gradients");
-            buckets.get(b).div_(new Scalar((double) world));
+            buckets.get(b).div_(c((double) world));
         }
         double[] out = {first.select(0, n - 2).item_double(), first.select(0, n - 1).item_double() * world};
         commNanos += System.nanoTime() - t0;

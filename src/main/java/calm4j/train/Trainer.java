@@ -35,6 +35,8 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 
+import static calm4j.nn.Tensors.c;
+
 /**
  * The one training loop every calm4j model uses: AdamW with decay and no-decay groups, warmup then a constant or
  * cosine rate, gradient accumulation and clipping, periodic evaluation, skipping of non-finite steps, atomic
@@ -50,7 +52,7 @@ public final class Trainer {
     /** What a finished (or interrupted) run reports. */
     public record Summary(long step, boolean interrupted, double lastLoss, Map<String, Double> lastEval,
                           double seconds, double tokensPerSecond, long tokensSeen, double commMillisPerStep,
-                          double lastEvalSeconds) {}
+                          double lastEvalSeconds, int ranks) {}
 
     private final TrainConfig cfg;
     private final Path runDir;
@@ -138,7 +140,8 @@ public final class Trainer {
         resume(st, checkpoints, metrics, module, optimizer);
         if (st.step >= cfg.maxSteps()) {
             if (!quiet) System.err.printf("run %s already reached max_steps=%d%n", runDir, cfg.maxSteps());
-            return new Summary(st.step, false, Double.NaN, Map.of(), st.priorSeconds, 0, st.tokensSeen, 0, 0);
+            return new Summary(st.step, false, Double.NaN, Map.of(), st.priorSeconds, 0, st.tokensSeen, 0, 0,
+                    dist.world());
         }
         dist.broadcastParameters(module); // every rank starts from rank 0's weights (fresh or resumed)
 
@@ -195,7 +198,7 @@ public final class Trainer {
         if (writer && Files.exists(runDir.resolve(MetricsLog.FILE))) Plots.write(runDir);
         return new Summary(st.step, st.step < cfg.maxSteps(), st.lastLoss, st.lastEval,
                 st.priorSeconds + st.seconds(), st.tokensPerSecond(dist.world()), st.tokensSeen,
-                1000 * st.commSeconds / Math.max(st.sessionSteps, 1), st.lastEvalSeconds);
+                1000 * st.commSeconds / Math.max(st.sessionSteps, 1), st.lastEvalSeconds, dist.world());
     }
 
     /** Continues from the newest checkpoint if there is one: weights, optimizer, loader position and counters. */
@@ -223,7 +226,7 @@ public final class Trainer {
     /** Forward and backward over grad_accum micro-batches; returns this rank's loss (the mean of the micro-batches). */
     private double accumulateGradients(State st, Map<String, Double> stepMetrics, boolean autocast) {
         double loss = 0;
-        Scalar microBatches = new Scalar((double) cfg.gradAccum());
+        Scalar microBatches = c((double) cfg.gradAccum());
         for (int micro = 0; micro < cfg.gradAccum(); micro++) {
             TokenBatch batch = data.next();
             loss += Engine.step(() -> {
