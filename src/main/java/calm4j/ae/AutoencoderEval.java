@@ -7,7 +7,6 @@ import calm4j.loader.TokenBatch;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -15,6 +14,8 @@ import org.bytedeco.pytorch.global.torch;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
+
+import static calm4j.nn.Tensors.c;
 
 /**
  * Held-out quality of a chunk autoencoder: how exactly chunks come back, how robust the latent is to noise, and how
@@ -63,7 +64,7 @@ public final class AutoencoderEval {
                 TokenBatch batch = data.next();
                 long[] counts = Engine.step(() -> {
                     Tensor x = batch.tensor(device);
-                    Tensor real = x.ne(new Scalar((long) c.padId()));
+                    Tensor real = x.ne(c((long) c.padId()));
                     ChunkAutoencoder.Posterior q = ae.encode(x);
                     Tensor logits = ae.decode(q.mu());
                     Tensor hit = logits.argmax(new LongOptional(-1), false).eq(x);
@@ -72,7 +73,7 @@ public final class AutoencoderEval {
                     out[1] = hit.logical_and(real).sum().item_long();
                     out[2] = hit.all(1).sum().item_long();
                     for (int i = 0; i < NOISE_SIGMAS.length; i++) {
-                        Tensor z = q.mu().add(torch.randn_like(q.mu()).mul(new Scalar(NOISE_SIGMAS[i])));
+                        Tensor z = q.mu().add(torch.randn_like(q.mu()).mul(c(NOISE_SIGMAS[i])));
                         out[4 + i] = ae.decodeTokens(z).eq(x).logical_and(real).sum().item_long();
                     }
                     Tensor klDims = q.klPerDim();

@@ -1,16 +1,14 @@
 package calm4j.ae;
 
 import calm4j.nn.Layers;
-import calm4j.nn.RMSNorm;
-import calm4j.nn.SwiGLU;
-import org.bytedeco.pytorch.Device;
-import org.bytedeco.pytorch.EmbeddingImpl;
 import calm4j.nn.Linear;
 import calm4j.nn.PackedLinear;
+import calm4j.nn.RMSNorm;
+import calm4j.nn.SwiGLU;
 import calm4j.nn.WeightType;
+import org.bytedeco.pytorch.Device;
+import org.bytedeco.pytorch.EmbeddingImpl;
 import org.bytedeco.pytorch.Module;
-import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
@@ -21,6 +19,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.IntStream;
+
+import static calm4j.nn.Tensors.c;
+import static calm4j.nn.Tensors.sum;
 
 /**
  * The chunk autoencoder of CALM: K tokens <-> one latent vector of size l (docs/method.md §1). Context-free: each chunk
@@ -103,8 +104,8 @@ public final class ChunkAutoencoder extends Module {
 
         /** Per-dimension KL(N(mu, sigma^2) || N(0, 1)) = 0.5 (mu^2 + sigma^2 - 1 - 2 log sigma), [chunks, l]. */
         public Tensor klPerDim() {
-            return mu.square().add(logSigma.mul(new Scalar(2.0)).exp()).sub(new Scalar(1.0))
-                    .sub(logSigma.mul(new Scalar(2.0))).mul(new Scalar(0.5));
+            Tensor twoLogSigma = logSigma.mul(c(2.0)), sigmaSquared = twoLogSigma.exp();
+            return mu.square().add(sigmaSquared).sub(c(1.0)).sub(twoLogSigma).mul(c(0.5));
         }
     }
 
@@ -350,8 +351,8 @@ public final class ChunkAutoencoder extends Module {
         Tensor input = tokens;
         if (training && config.tokenDrop() > 0) {
             Tensor drop = torch.rand(tokens.sizes().vec().get(), Layers.on(tokens, torch.ScalarType.Float))
-                    .lt(new Scalar(config.tokenDrop()));
-            input = torch.where(drop, new Scalar((long) config.maskId()), tokens);
+                    .lt(c(config.tokenDrop()));
+            input = torch.where(drop, c((long) config.maskId()), tokens);
         }
         Posterior q = encode(input);
         Tensor z = config.variational() && training ? q.sample() : q.mu();
@@ -360,13 +361,13 @@ public final class ChunkAutoencoder extends Module {
         Tensor reconstruction = reconstruction(logits, tokens);
         if (!config.variational()) return new Loss(reconstruction, reconstruction, torch.zeros_like(reconstruction));
         Tensor kl = clippedKl(q.klPerDim());
-        return new Loss(reconstruction.add(kl.mul(new Scalar(config.klWeight()))), reconstruction, kl);
+        return new Loss(reconstruction.add(kl.mul(c(config.klWeight()))), reconstruction, kl);
     }
 
     /** K times the mean token cross-entropy of {@code logits} [chunks, K, V] against {@code tokens} [chunks, K]. */
     Tensor reconstruction(Tensor logits, Tensor tokens) {
         Tensor ce = torch.cross_entropy(logits.reshape(-1, config.vocabSize()), tokens.reshape(-1));
-        return ce.mul(new Scalar((double) config.patchSize()));
+        return ce.mul(c((double) config.patchSize()));
     }
 
     /**
@@ -375,13 +376,12 @@ public final class ChunkAutoencoder extends Module {
      * without it 71 of 128 dimensions collapsed).
      */
     Tensor clippedKl(Tensor klPerDim) {
-        return klPerDim.clamp_min(new Scalar(config.klClamp()))
-                .sum(new long[] {-1}, false, new ScalarTypeOptional()).mean();
+        return sum(klPerDim.clamp_min(c(config.klClamp())), -1).mean();
     }
 
     /** The evaluation-mode loss from already computed logits (decoded from the mean) and per-dimension KL. */
     public Tensor evalLoss(Tensor logits, Tensor tokens, Tensor klPerDim) {
         Tensor r = reconstruction(logits, tokens);
-        return config.variational() ? r.add(clippedKl(klPerDim).mul(new Scalar(config.klWeight()))) : r;
+        return config.variational() ? r.add(clippedKl(klPerDim).mul(c(config.klWeight()))) : r;
     }
 }

@@ -4,11 +4,12 @@ import calm4j.eval.BrierLM;
 import calm4j.nn.KVCache;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.GeneratorOptional;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
+
+import static calm4j.nn.Tensors.c;
+import static calm4j.nn.Tensors.cat;
 
 /**
  * BrierLM estimates for a model with explicit next-token probabilities (docs/method.md §4). At position t, for the
@@ -43,7 +44,7 @@ public final class TokenBrier {
             float[] c1 = floats(probs.narrow(1, 0, positions).square().sum(new long[] {2}, false,
                     new ScalarTypeOptional()));
             for (int i = 0; i < b * positions; i++) collision[i * n] = c1[i];
-            Tensor rows = torch.arange(new Scalar(b), Layers.on(probs, torch.ScalarType.Long)).repeat(2);
+            Tensor rows = torch.arange(c(b), Layers.on(probs, torch.ScalarType.Long)).repeat(2);
             for (long t = 0; t < positions; t++) {
                 rollout(model, cache, rows, probs.select(1, t), t, b, collision, positions);
             }
@@ -67,7 +68,7 @@ public final class TokenBrier {
         int n = BrierLM.MAX_N;
         KVCache prefix = cache.prefix(t + 1, rows);
         try {
-            Tensor p = torch.cat(new TensorVector(first, first), 0); // [2B, V]: both samples start from position t
+            Tensor p = cat(0, first, first); // [2B, V]: both samples start from position t
             Tensor agree = torch.ones(new long[] {b}, Layers.on(first, torch.ScalarType.Bool));
             for (int k = 1; k < n; k++) {
                 Tensor x = torch.multinomial(p, 1, true, new GeneratorOptional()); // [2B, 1]

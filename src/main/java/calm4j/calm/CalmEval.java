@@ -10,14 +10,16 @@ import calm4j.loader.TokenBatch;
 import calm4j.nn.KVCache;
 import calm4j.nn.Layers;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
 import java.util.List;
+
+import static calm4j.nn.Tensors.c;
+import static calm4j.nn.Tensors.cat;
+import static calm4j.nn.Tensors.sum;
 
 /**
  * BrierLM for a CALM (docs/method.md §4): at every chunk boundary of a held-out block, independent head samples (two
@@ -139,15 +141,14 @@ public final class CalmEval {
                     .narrow(2, 0, BrierLM.MAX_N);
             // The true continuation of position i: rollChunks*K tokens from chunk i+1 on (PAD past the block).
             Tensor pad = torch.full(new long[] {b, (long) rollChunks * k},
-                    new Scalar((long) model.autoencoder().config().padId()), Layers.on(tokens, torch.ScalarType.Long));
-            Tensor truth = torch.cat(new TensorVector(tokens, pad), 1).unfold(1, (long) rollChunks * k, k)
+                    c((long) model.autoencoder().config().padId()), Layers.on(tokens, torch.ScalarType.Long));
+            Tensor truth = cat(1, tokens, pad).unfold(1, (long) rollChunks * k, k)
                     .narrow(1, 1, s).reshape(p, (long) rollChunks * k).narrow(1, 0, BrierLM.MAX_N);
             if (backbone != null) {
                 Tensor p1 = model.firstTokenProbabilities(h); // [P, V], null without the auxiliary head
                 if (p1 != null) {
                     Tensor y = truth.select(1, 0).unsqueeze(1);                              // [P, 1]
-                    Tensor exact = p1.gather(1, y).squeeze(1).mul(new Scalar(2.0))
-                            .sub(p1.square().sum(new long[] {1}, false, new ScalarTypeOptional()));
+                    Tensor exact = p1.gather(1, y).squeeze(1).mul(c(2.0)).sub(sum(p1.square(), 1)); // 2 p(y) - |p|^2
                     backbone.add(doubles(exact));
                 }
             }
@@ -156,9 +157,9 @@ public final class CalmEval {
             // For each n-gram length g+1: per position, the samples that hit and the pairs that agree.
             long[][] hits = new long[BrierLM.MAX_N][], pairs = new long[BrierLM.MAX_N][];
             for (int g = 0; g < BrierLM.MAX_N; g++) {
-                hits[g] = longs(hitRuns.gt(new Scalar(g)).sum(new long[] {0}, false, new ScalarTypeOptional()));
+                hits[g] = longs(sum(hitRuns.gt(c(g)), 0));
                 // Ordered pairs including each sample with itself (always agreeing): (count - n) / 2 unordered.
-                pairs[g] = longs(pairRuns.gt(new Scalar(g)).sum(new long[] {0, 1}, false, new ScalarTypeOptional()));
+                pairs[g] = longs(sum(pairRuns.gt(c(g)), 0, 1));
                 for (int i = 0; i < p; i++) pairs[g][i] = (pairs[g][i] - n) / 2;
             }
             for (int i = 0; i < p; i++) {
@@ -173,7 +174,7 @@ public final class CalmEval {
 
     /** How many leading tokens of {@code a} and {@code b} (broadcast, last dimension MAX_N) are equal. */
     static Tensor prefixRuns(Tensor a, Tensor b) {
-        return a.eq(b).to(torch.ScalarType.Long).cumprod(-1).sum(new long[] {-1}, false, new ScalarTypeOptional());
+        return sum(a.eq(b).to(torch.ScalarType.Long).cumprod(-1), -1);
     }
 
     private static double[] doubles(Tensor t) {
@@ -198,7 +199,7 @@ public final class CalmEval {
     static Tensor rollout(CalmModel model, Tensor first, KVCache cache, long b, long s, int chunks) {
         int k = model.patchSize();
         long n = first.size(0);
-        Tensor rows = torch.arange(new Scalar(b), Layers.on(first, torch.ScalarType.Long)).repeat(n); // row r*B + j
+        Tensor rows = torch.arange(c(b), Layers.on(first, torch.ScalarType.Long)).repeat(n); // row r*B + j
         Tensor firstBySeq = first.view(n, b, s, k);
         Tensor[] perPosition = new Tensor[(int) s];
         for (long i = 0; i < s; i++) {

@@ -13,10 +13,11 @@ import calm4j.nn.WeightType;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
+
+import static calm4j.nn.Tensors.c;
 
 /**
  * A Continuous Autoregressive Language Model (docs/method.md §2), top to bottom in the order data flows:
@@ -208,7 +209,7 @@ public final class CalmModel extends Module {
         Tensor headLoss = head instanceof EnergyHead e && config.refinesProposals() ? e.lossWithProposals(h, q, logits)
                 : head.loss(h, q, targets);
         Tensor aux = auxHead.lossOfLogits(logits, targets);
-        return new Loss(headLoss.add(aux.mul(new Scalar(config.auxTokenWeight()))), headLoss, aux);
+        return new Loss(headLoss.add(aux.mul(c(config.auxTokenWeight()))), headLoss, aux);
     }
 
     /**

@@ -10,7 +10,6 @@ import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.GeneratorOptional;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.StringViewOptional;
 import org.bytedeco.pytorch.Tensor;
@@ -22,6 +21,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.function.UnaryOperator;
+
+import static calm4j.nn.Tensors.c;
 
 /**
  * The energy-based generative head (docs/method.md §2): one forward pass turns a hidden state and uniform noise into a
@@ -183,7 +184,7 @@ public final class EnergyHead extends GenerativeHead {
                     }
                     t = torch.cat(rows, 0);
                 }
-                return t.clamp_max(new Scalar(last)).to(h.device(), torch.ScalarType.Long);
+                return t.clamp_max(c(last)).to(h.device(), torch.ScalarType.Long);
             }
         }
 
@@ -304,7 +305,7 @@ public final class EnergyHead extends GenerativeHead {
     @Override
     public Tensor sample(Tensor h, int[] counts, Generator[] perRow) {
         // Drawn in fp32 whatever the weights' type, so that bf16 weights see the same noise as fp32 ones.
-        Tensor eps = perRowNoise(counts, noiseSize, perRow, false).sub(new Scalar(0.5))
+        Tensor eps = perRowNoise(counts, noiseSize, perRow, false).sub(c(0.5))
                 .to(h.device(), h.scalar_type());
         boolean aligned = Arrays.stream(counts).allMatch(c -> c == 1); // rows and samples already line up
         Tensor rowOf = aligned ? null : rowOfEachSample(counts, h);
@@ -315,7 +316,7 @@ public final class EnergyHead extends GenerativeHead {
 
     /** Uniform noise U[-0.5, 0.5] of shape [rows, noiseSize] from libtorch's generator, on {@code like}'s device. */
     public Tensor noise(long rows, Tensor like) {
-        return torch.rand(new long[] {rows, noiseSize}, Layers.on(like, like.scalar_type())).sub(new Scalar(0.5));
+        return torch.rand(new long[] {rows, noiseSize}, Layers.on(like, like.scalar_type())).sub(c(0.5));
     }
 
     /** Samples for hidden states {@code h} [rows, d] with noise {@code eps} [rows, noiseSize]: [rows, l]. */

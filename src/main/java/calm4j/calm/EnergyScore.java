@@ -2,10 +2,12 @@ package calm4j.calm;
 
 import calm4j.engine.UserError;
 import calm4j.nn.Layers;
-import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
+
+import static calm4j.nn.Tensors.c;
+import static calm4j.nn.Tensors.sum;
+import static calm4j.nn.Tensors.sumKeep;
 
 /**
  * The energy loss: a Monte Carlo estimate of the negative energy score, a strictly proper scoring rule for
@@ -42,29 +44,27 @@ public final class EnergyScore {
         if (n < 2) throw new UserError("the energy score needs at least 2 model samples per position, got " + n);
         Tensor x = samples.transpose(0, 1); // [P, N, l]
         Tensor y = targets.transpose(0, 1); // [P, M, l]
-        Tensor fit = distance(squaredDistances(x, y)).sum(new long[] {1, 2}, false, new ScalarTypeOptional())
-                .mul(new Scalar(2.0 / (n * m)));
+        Tensor fit = sum(distance(squaredDistances(x, y)), 1, 2).mul(c(2.0 / (n * m)));     // [P]
         // The diagonal n == k is set to exactly zero first: |x|^2 + |x|^2 - 2 x.x leaves rounding error there, and
         // pow(alpha/2) of a tiny positive number would send large, meaningless gradients back. Floored, each
         // diagonal term is MIN_DISTANCE^alpha with no gradient; subtract it so the sum is over n != k.
         Tensor self = squaredDistances(x, x).masked_fill(
-                torch.eye(n, Layers.on(x, torch.ScalarType.Bool)), new Scalar(0.0));
-        Tensor pairs = distance(self).sum(new long[] {1, 2}, false, new ScalarTypeOptional())
-                .sub(new Scalar(n * Math.pow(MIN_DISTANCE, alpha))).div(new Scalar((double) (n * (n - 1))));
+                torch.eye(n, Layers.on(x, torch.ScalarType.Bool)), c(0.0));
+        Tensor pairs = sum(distance(self), 1, 2).sub(c(n * Math.pow(MIN_DISTANCE, alpha)))   // [P]
+                .div(c((double) (n * (n - 1))));
         return fit.sub(pairs).mean();
     }
 
     /** ||a_i - b_j||^2 for a [P, I, l] and b [P, J, l]: [P, I, J]. */
     static Tensor squaredDistances(Tensor a, Tensor b) {
-        Tensor aa = a.square().sum(new long[] {-1}, true, new ScalarTypeOptional());            // [P, I, 1]
-        Tensor bb = b.square().sum(new long[] {-1}, false, new ScalarTypeOptional()).unsqueeze(1); // [P, 1, J]
-        return torch.baddbmm(aa.add(bb), a, b.transpose(1, 2), new Scalar(1.0), new Scalar(-2.0));
+        Tensor aa = sumKeep(a.square(), -1);           // [P, I, 1]
+        Tensor bb = sum(b.square(), -1).unsqueeze(1);  // [P, 1, J]
+        return torch.baddbmm(aa.add(bb), a, b.transpose(1, 2), c(1.0), c(-2.0));
     }
 
     /** ||.||^alpha from squared distances, floored at MIN_DISTANCE (zero gradient below it). */
     private Tensor distance(Tensor squared) {
-        Tensor floored = squared.clamp_min(new Scalar(MIN_DISTANCE * MIN_DISTANCE));
-        return floored.pow(new Scalar(alpha / 2));
+        Tensor floored = squared.clamp_min(c(MIN_DISTANCE * MIN_DISTANCE));
+        return floored.pow(c(alpha / 2));
     }
-
 }

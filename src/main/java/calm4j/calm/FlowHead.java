@@ -9,7 +9,6 @@ import org.bytedeco.pytorch.LayerNormOptions;
 import org.bytedeco.pytorch.LongVector;
 import org.bytedeco.pytorch.Module;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.TensorVector;
@@ -17,6 +16,9 @@ import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
 import java.util.List;
+
+import static calm4j.nn.Tensors.c;
+import static calm4j.nn.Tensors.cat;
 
 /**
  * The flow-matching head (docs/method.md §9): a small MLP with adaptive LayerNorm predicts the velocity that carries
@@ -57,7 +59,7 @@ public final class FlowHead extends GenerativeHead {
 
         Tensor forward(Tensor x, Tensor y) {
             TensorVector m = ada.forward(torch.silu(y)).chunk(3, -1); // shift, scale, gate: each [rows, d]
-            Tensor h = inLn.forward(x).mul(m.get(1).add(new Scalar(1.0))).add(m.get(0));
+            Tensor h = inLn.forward(x).mul(m.get(1).add(c(1.0))).add(m.get(0));
             return x.add(m.get(2).mul(mlp2.forward(torch.silu(mlp0.forward(h)))));
         }
     }
@@ -137,11 +139,11 @@ public final class FlowHead extends GenerativeHead {
     /** Sinusoidal features of floor(1000 t) [rows] -> [rows, 256]: cos then sin, periods up to 10000. */
     static Tensor timeFeatures(Tensor t) {
         long half = FREQUENCIES / 2;
-        Tensor steps = t.mul(new Scalar(1000.0)).floor().to(torch.ScalarType.Float);
-        Tensor freqs = torch.arange(new Scalar(half), Layers.on(t, torch.ScalarType.Float))
-                .mul(new Scalar(-Math.log(MAX_PERIOD) / half)).exp();
+        Tensor steps = t.mul(c(1000.0)).floor().to(torch.ScalarType.Float);
+        Tensor freqs = torch.arange(c(half), Layers.on(t, torch.ScalarType.Float))
+                .mul(c(-Math.log(MAX_PERIOD) / half)).exp();
         Tensor args = steps.unsqueeze(1).mul(freqs.unsqueeze(0));
-        return torch.cat(new TensorVector(args.cos(), args.sin()), -1).to(t.scalar_type());
+        return cat(-1, args.cos(), args.sin()).to(t.scalar_type());
     }
 
     /** The velocity at z_t [rows, l], times t [rows], for conditions c = cond_embed(h) [rows, d]. */
@@ -151,7 +153,7 @@ public final class FlowHead extends GenerativeHead {
         for (ResBlock b : blocks) x = b.forward(x, y);
         TensorVector m = finalAda.forward(torch.silu(y)).chunk(2, -1); // shift, scale
         Tensor n = torch.layer_norm(x, new long[] {d}, new TensorOptional(), new TensorOptional(), EPS, false);
-        return finalLinear.forward(n.mul(m.get(1).add(new Scalar(1.0))).add(m.get(0)));
+        return finalLinear.forward(n.mul(m.get(1).add(c(1.0))).add(m.get(0)));
     }
 
     /**
@@ -160,7 +162,7 @@ public final class FlowHead extends GenerativeHead {
      */
     public Tensor velocityLoss(Tensor h, Tensor z1, Tensor z0, Tensor t) {
         Tensor tt = t.unsqueeze(1);
-        Tensor zt = z0.mul(tt.neg().add(new Scalar(1.0))).add(z1.mul(tt));
+        Tensor zt = z0.mul(tt.neg().add(c(1.0))).add(z1.mul(tt));
         return velocity(zt, t, condEmbed.forward(h)).sub(z1.sub(z0)).square().mean();
     }
 
@@ -203,11 +205,11 @@ public final class FlowHead extends GenerativeHead {
         double dt = 1.0 / steps;
         Tensor z = z0;
         for (int i = 0; i < steps; i++) {
-            Tensor t = torch.full(new long[] {z.size(0)}, new Scalar(i * dt), Layers.on(z, z.scalar_type()));
+            Tensor t = torch.full(new long[] {z.size(0)}, c(i * dt), Layers.on(z, z.scalar_type()));
             Tensor k1 = velocity(z, t, c);
-            Tensor mid = z.add(k1.mul(new Scalar(dt / 2)));
-            Tensor k2 = velocity(mid, t.add(new Scalar(dt / 2)), c);
-            z = z.add(k2.mul(new Scalar(dt)));
+            Tensor mid = z.add(k1.mul(c(dt / 2)));
+            Tensor k2 = velocity(mid, t.add(c(dt / 2)), c);
+            z = z.add(k2.mul(c(dt)));
         }
         return z;
     }

@@ -1,13 +1,13 @@
 package calm4j.generate;
 
-import calm4j.engine.Configs;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
 import calm4j.calm.CalmModel;
+import calm4j.engine.Configs;
 import calm4j.engine.Engine;
 import calm4j.engine.UserError;
 import calm4j.generate.GenerationSession.Event;
 import calm4j.nn.KVCache;
+import com.fasterxml.jackson.databind.node.ArrayNode;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.bytedeco.pytorch.Generator;
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Tensor;

@@ -3,12 +3,13 @@ package calm4j.generate;
 import calm4j.engine.Engine;
 import calm4j.nn.BatchKVCache;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
 import java.util.List;
 import java.util.function.ToIntFunction;
+
+import static calm4j.nn.Tensors.cat;
 
 /**
  * The rows of a live generation batch, as both generation sessions keep them: each running sequence's state, its
@@ -38,7 +39,7 @@ final class RunningRows<S> {
 
     /** Adds prefilled rows: their sequences and their {@code next} rows (the cache rows were added by the caller). */
     void append(List<S> joined, Tensor joinedNext) {
-        set(next == null ? joinedNext : torch.cat(new TensorVector(next, joinedNext), 0));
+        set(next == null ? joinedNext : cat(0, next, joinedNext));
         active.addAll(joined);
     }
 

@@ -7,7 +7,6 @@ import calm4j.generate.GenerationSession.Event;
 import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.LongOptional;
 import org.bytedeco.pytorch.NoGradGuard;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.global.torch;
@@ -16,6 +15,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.SplittableRandom;
+
+import static calm4j.nn.Tensors.c;
 
 /**
  * Generation with the token baseline, one token a step: prompts prefilled once into a KV cache (left-padded to a
@@ -242,7 +243,7 @@ public final class TokenGenerator {
         Tensor u = Tensor.create(uniforms, n, 1).mul(cdf.narrow(1, vocab - 1, 1));
         long[] drawn = new long[n];
         cdf.lt(u).sum(new long[] {-1}, false, new ScalarTypeOptional(torch.ScalarType.Long))
-                .clamp_max(new Scalar(vocab - 1)).contiguous().data_ptr_long().get(drawn);
+                .clamp_max(c(vocab - 1)).contiguous().data_ptr_long().get(drawn);
         long[] out = new long[n];
         for (int i = 0; i < n; i++) out[i] = requests.get(i).temperature() == 0 ? greedy[i] : drawn[i];
         return out;
@@ -279,7 +280,7 @@ public final class TokenGenerator {
             // keep the smallest set of most likely tokens whose mass reaches top-p
             var sorted = p.sort(0, true);
             Tensor cum = sorted.get0().cumsum(0, new ScalarTypeOptional());
-            Tensor keepSorted = cum.sub(sorted.get0()).lt(new Scalar(topP));
+            Tensor keepSorted = cum.sub(sorted.get0()).lt(c(topP));
             Tensor keep = torch.zeros_like(p).scatter(0, sorted.get1(), keepSorted.to(torch.ScalarType.Float));
             p = p.mul(keep);
         }

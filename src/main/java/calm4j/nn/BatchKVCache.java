@@ -1,8 +1,9 @@
 package calm4j.nn;
 
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
+
+import static calm4j.nn.Tensors.cat;
 
 /**
  * The KV cache of a decoding batch whose rows join and leave between steps (continuous batching). Rows are
@@ -41,7 +42,7 @@ public final class BatchKVCache {
      */
     public Tensor extendMask(long columns) {
         Tensor added = torch.ones(new long[] {rows(), columns}, Layers.on(mask, torch.ScalarType.Bool));
-        setMask(torch.cat(new TensorVector(mask, added), 1), padded); // true columns leave padding as it was
+        setMask(cat(1, mask, added), padded); // true columns leave padding as it was
         return padded ? mask : null;
     }
 
@@ -59,15 +60,14 @@ public final class BatchKVCache {
         Tensor m = mask, gm = groupMask;
         if (delta > 0) {
             cache.realign(delta, rope);
-            m = torch.cat(new TensorVector(torch.zeros(new long[] {rows(), delta}, Layers.on(m, torch.ScalarType.Bool)),
-                    m), 1);
+            m = cat(1, torch.zeros(new long[] {rows(), delta}, Layers.on(m, torch.ScalarType.Bool)), m);
         } else if (delta < 0) {
             group.realign(-delta, rope);
-            gm = torch.cat(new TensorVector(torch.zeros(new long[] {gm.size(0), -delta},
-                    Layers.on(gm, torch.ScalarType.Bool)), gm), 1);
+            gm = cat(1, torch.zeros(new long[] {gm.size(0), -delta},
+                    Layers.on(gm, torch.ScalarType.Bool)), gm);
         }
         cache.appendRows(group);
-        setMask(torch.cat(new TensorVector(m, gm), 0));
+        setMask(cat(0, m, gm));
     }
 
     /** Keeps only the rows {@code rows} (in that order), then drops leading columns that no remaining row uses. */

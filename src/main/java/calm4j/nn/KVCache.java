@@ -4,8 +4,9 @@ import org.bytedeco.pytorch.DeviceOptional;
 import org.bytedeco.pytorch.ScalarTypeOptional;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptions;
-import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
+
+import static calm4j.nn.Tensors.cat;
 
 /**
  * Keys and values of the positions already processed, one pair per layer, for incremental decoding. Tensors are
@@ -32,8 +33,8 @@ public final class KVCache {
 
     /** Appends keys and values [batch, heads, length, headDim] for {@code layer}; returns the full ones. */
     public Tensor[] append(int layer, Tensor k, Tensor v) {
-        Tensor nk = keys[layer] == null ? k : torch.cat(new TensorVector(keys[layer], k), 2);
-        Tensor nv = values[layer] == null ? v : torch.cat(new TensorVector(values[layer], v), 2);
+        Tensor nk = keys[layer] == null ? k : cat(2, keys[layer], k);
+        Tensor nv = values[layer] == null ? v : cat(2, values[layer], v);
         replace(layer, nk, nv);
         return new Tensor[] {nk, nv};
     }
@@ -93,8 +94,8 @@ public final class KVCache {
                 Tensor zeros = torch.zeros(new long[] {k.size(0), k.size(1), delta, k.size(3)},
                         new TensorOptions().dtype(new ScalarTypeOptional(
                                 k.scalar_type())).device(new DeviceOptional(k.device())));
-                k = torch.cat(new TensorVector(zeros, k), 2);
-                v = torch.cat(new TensorVector(zeros, v), 2);
+                k = cat(2, zeros, k);
+                v = cat(2, zeros, v);
             } else {
                 k = k.narrow(2, -delta, k.size(2) + delta);
                 v = v.narrow(2, -delta, v.size(2) + delta);
@@ -109,8 +110,8 @@ public final class KVCache {
             if (keys[l] == null) {
                 replace(l, other.keys[l], other.values[l]);
             } else {
-                replace(l, torch.cat(new TensorVector(keys[l], other.keys[l]), 0),
-                        torch.cat(new TensorVector(values[l], other.values[l]), 0));
+                replace(l, cat(0, keys[l], other.keys[l]),
+                        cat(0, values[l], other.values[l]));
             }
         }
     }

@@ -7,6 +7,8 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 
+import static calm4j.nn.Tensors.c;
+
 /**
  * An inference-only linear map {@code y = x W^T + b} whose weight is packed once for fbgemm, the CPU GEMM library
  * inside libtorch (its legacy dynamic-quantization entry points, which the bytedeco presets expose):
@@ -68,7 +70,7 @@ public final class PackedLinear {
                             null, null, null);
                 }
                 // Per-row scale: rows of very different magnitude (common in trained layers) keep their precision.
-                Tensor s = rowAbsMax(w).clamp_min(new Scalar(1e-12)); // [out, 1]
+                Tensor s = rowAbsMax(w).clamp_min(c(1e-12)); // [out, 1]
                 T_TensorTensorDoubleLong_T q = torch.fbgemm_linear_quantize_weight(w.div(s));
                 Tensor packed = torch.fbgemm_pack_quantized_matrix(q.get0());
                 // The int8 GEMM reads only the shape of its unpacked-weight argument: an [out, in] view of one zero
@@ -77,7 +79,7 @@ public final class PackedLinear {
                         new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Char)).expand(out, in);
                 // get1() points into the tuple q, freed with this scope: a Tensor of its own holds the offsets
                 return new PackedLinear(type, in, out, packed, b, shape, new Tensor(q.get1()), s.view(out),
-                        new Scalar(q.get2()), new Scalar(q.get3()));
+                        c(q.get2()), c(q.get3()));
             }
         });
     }

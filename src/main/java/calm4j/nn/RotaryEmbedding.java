@@ -1,10 +1,12 @@
 package calm4j.nn;
 
 import calm4j.engine.UserError;
-import org.bytedeco.pytorch.Scalar;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorVector;
 import org.bytedeco.pytorch.global.torch;
+
+import static calm4j.nn.Tensors.c;
+import static calm4j.nn.Tensors.cat;
 
 /**
  * Rotary position embeddings in Llama's half-rotation layout: the head dimension is split into halves (x1, x2) and
@@ -19,11 +21,11 @@ public final class RotaryEmbedding {
 
     public RotaryEmbedding(long headDim, long maxPositions, double theta) {
         this.maxPositions = maxPositions;
-        this.invFreq = torch.pow(new Scalar(theta), torch.arange(new Scalar(0), new Scalar(headDim), new Scalar(2))
-                .to(torch.ScalarType.Float).div(new Scalar((double) headDim))).reciprocal();
-        Tensor positions = torch.arange(new Scalar(maxPositions)).to(torch.ScalarType.Float);
+        this.invFreq = torch.pow(c(theta), torch.arange(c(0), c(headDim), c(2))
+                .to(torch.ScalarType.Float).div(c((double) headDim))).reciprocal();
+        Tensor positions = torch.arange(c(maxPositions)).to(torch.ScalarType.Float);
         Tensor freqs = torch.outer(positions, this.invFreq);
-        Tensor emb = torch.cat(new TensorVector(freqs, freqs), -1);
+        Tensor emb = cat(-1, freqs, freqs);
         this.cos = emb.cos();
         this.sin = emb.sin();
     }
@@ -42,7 +44,7 @@ public final class RotaryEmbedding {
         Tensor c = cos.narrow(0, offset, len).to(x.device(), x.scalar_type());
         Tensor s = sin.narrow(0, offset, len).to(x.device(), x.scalar_type());
         TensorVector halves = x.chunk(2, -1);
-        Tensor rotated = torch.cat(new TensorVector(halves.get(1).neg(), halves.get(0)), -1);
+        Tensor rotated = cat(-1, halves.get(1).neg(), halves.get(0));
         return x.mul(c).add(rotated.mul(s));
     }
 
@@ -53,10 +55,10 @@ public final class RotaryEmbedding {
      */
     public Tensor shift(Tensor x, long delta) {
         if (delta == 0) return x;
-        Tensor angles = invFreq.mul(new Scalar((double) delta));
-        Tensor emb = torch.cat(new TensorVector(angles, angles), -1).to(x.device(), x.scalar_type());
+        Tensor angles = invFreq.mul(c((double) delta));
+        Tensor emb = cat(-1, angles, angles).to(x.device(), x.scalar_type());
         TensorVector halves = x.chunk(2, -1);
-        Tensor rotated = torch.cat(new TensorVector(halves.get(1).neg(), halves.get(0)), -1);
+        Tensor rotated = cat(-1, halves.get(1).neg(), halves.get(0));
         return x.mul(emb.cos()).add(rotated.mul(emb.sin()));
     }
 }

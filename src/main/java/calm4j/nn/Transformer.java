@@ -7,6 +7,8 @@ import org.bytedeco.pytorch.Tensor;
 import java.util.ArrayList;
 import java.util.List;
 
+import static calm4j.nn.Tensors.c;
+
 /**
  * The Llama-style decoder both CALM and the token baseline use: a token embedding table (each model decides how
  * inputs are embedded), pre-RMSNorm blocks of causal self-attention and SwiGLU MLP, and a final RMSNorm.
@@ -70,8 +72,8 @@ public final class Transformer extends Module {
             Tensor w = embedTokens.weight();
             calm4j.engine.Engine.step(() -> {
                 try (var ng = new org.bytedeco.pytorch.NoGradGuard()) {
-                    Tensor scale = PackedLinear.rowAbsMax(w).clamp_min(new org.bytedeco.pytorch.Scalar(1e-12))
-                            .div(new org.bytedeco.pytorch.Scalar(127.0));                       // [V, 1]
+                    Tensor scale = PackedLinear.rowAbsMax(w).clamp_min(c(1e-12))
+                            .div(c(127.0));                       // [V, 1]
                     tableScale = scale.retainReference();
                     // in place, block by block: the float table is freed right after, so it can be overwritten
                     long rows = w.size(0), block = 8192;
