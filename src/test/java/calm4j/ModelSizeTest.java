@@ -27,6 +27,18 @@ class ModelSizeTest {
     }
 
     @Test
+    void theBackbonesMultiplyAccumulatesAreOnePerLinearWeightPlusTheAttentionOverItsKeys() {
+        Engine.cpu();
+        TransformerConfig shape = new TransformerConfig(32, 88, 3, 4, 2, 10000);
+        Transformer t = new Transformer(shape, 97, 16);
+        double norms = 3 * 2 * 32 + 32, table = 97 * 32;
+        assertEquals(Layers.parameterCount(t, false) - norms - table, shape.macsPerPosition(0), 1e-9,
+                "each linear weight is one multiply-accumulate per position");
+        assertEquals(3 * 2 * 10 * 32, shape.macsPerPosition(10) - shape.macsPerPosition(0), 1e-9,
+                "q.k and p.v: 2 d per key and layer");
+    }
+
+    @Test
     void aConfigAskingForABillionLayersIsRefusedAtOnceWithTheFigures() {
         Engine.cpu();
         long start = System.nanoTime();

@@ -3,6 +3,7 @@ package calm4j.ae;
 import calm4j.engine.Configs;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
+import calm4j.nn.SwiGLU;
 
 /**
  * The chunk autoencoder's shape and regularisers (docs/method.md §1). Read from the {@code "model"} section of
@@ -53,18 +54,25 @@ public record AutoencoderConfig(int vocabSize, int hiddenSize, int intermediateS
         require(tokenDrop == 0 || (maskId >= 0 && maskId < vocabSize), "token_drop needs a MASK token");
     }
 
-    /** Multiply-accumulates of encoding one chunk (matmuls only). */
+    /**
+     * Multiply-accumulates of encoding one chunk (matmuls only): the layers before the squeeze run on each of the K
+     * positions, K*d -> d squeezes them, the layers after run once, and d -> 2l gives mean and log-sigma.
+     */
     public double encoderMacsPerChunk() {
-        double d = hiddenSize, f = intermediateSize, k = patchSize, l = latentSize;
+        double d = hiddenSize, k = patchSize, l = latentSize, mlp = SwiGLU.macs(hiddenSize, intermediateSize);
         int before = encoderLayers / 2, after = encoderLayers - before;
-        return k * before * 3 * d * f + k * d * d + after * 3 * d * f + d * 2 * l;
+        return k * before * mlp + k * d * d + after * mlp + d * 2 * l;
     }
 
-    /** Multiply-accumulates of decoding one latent to K tokens' logits; the tied output layer (K d V) dominates. */
+    /**
+     * Multiply-accumulates of decoding one latent to K tokens' logits, the encoder's steps reversed; the tied output
+     * layer (K d V) dominates.
+     */
     public double decoderMacsPerChunk() {
-        double d = hiddenSize, f = intermediateSize, k = patchSize, l = latentSize, v = vocabSize;
+        double d = hiddenSize, k = patchSize, l = latentSize, v = vocabSize, mlp = SwiGLU.macs(hiddenSize,
+                intermediateSize);
         int before = decoderLayers / 2, after = decoderLayers - before;
-        return l * d + before * 3 * d * f + d * k * d + k * after * 3 * d * f + k * d * v;
+        return l * d + before * mlp + d * k * d + k * after * mlp + k * d * v;
     }
 
     /** Training FLOPs per chunk: 6 x the forward MACs (2 forward, 4 backward), the usual dense estimate. */

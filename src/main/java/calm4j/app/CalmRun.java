@@ -353,18 +353,18 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
     }
 
     /**
-     * BrierLM of this CALM's sampler at {@code temperature} (< 1): each of {@code samples} chunks per position drawn
-     * from a pool of {@code pool} head samples by the T = 1/n rule, as generation draws them.
+     * BrierLM of this CALM's sampler at {@code sampling}'s temperature (< 1): each of {@code samples} chunks per
+     * position drawn as generation with {@code options} draws it (a pool of head samples, the T = 1/n rule).
      */
     public calm4j.eval.BrierLM.Result evaluateTempered(Path data, long batches, int batchSize, int samples,
-                                                       double temperature, int pool, boolean quiet) {
+                                                       Sampling sampling, GenerationOptions options, boolean quiet) {
         Manifest.read(data).requireTokenizer(tokenizer.sha256(), "CALM run " + dir);
         int k = model.patchSize();
         BlockBatches val = BlockBatches.forEvaluation(TokenStore.open(data, "val"), k,
                 (model.config().evalBlockChunks() + 1) * k, batchSize, model.autoencoder().config().padId());
         List<TokenBatch> blocks = CalmEval.blocks(val, batches);
         try (Progress bar = Progress.start("evaluating", blocks.size(), 0, "batches", quiet)) {
-            return calm4j.generate.TemperedEval.evaluate(model, blocks, samples, Sampling.at(temperature), pool, bar);
+            return calm4j.generate.TemperedEval.evaluate(model, blocks, samples, sampling, options, bar);
         }
     }
 

@@ -147,8 +147,10 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
         return new Trainer(train, out, new TokenLMTask(lm, valData, k), trainData, quiet, dist).run();
     }
 
-    /** Held-out cross-entropy and BrierLM on the corpus's val split, every position and chunk-aligned ones. */
-    /** Held-out loss and BrierLM on the corpus's val split; a progress bar unless {@code quiet}. */
+    /**
+     * Held-out cross-entropy and BrierLM on the corpus's val split, at every position and at chunk-aligned ones; a
+     * progress bar unless {@code quiet}.
+     */
     public TokenLMTask.Result evaluate(Path data, long batches, int batchSize, boolean quiet) {
         Manifest.read(data).requireTokenizer(tokenizer.sha256(), "token LM run " + dir);
         int block = model.config().evalBlockTokens();

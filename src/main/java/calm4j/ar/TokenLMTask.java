@@ -32,6 +32,12 @@ public final class TokenLMTask implements Trainable {
     }
 
     @Override
+    public Cost cost() {
+        return new Cost(Layers.parameterCount(model, true), model.config().trainingFlopsPerToken(model.vocabSize()),
+                model.config().inferenceFlopsPerToken(model.vocabSize()));
+    }
+
+    @Override
     public Module module() {
         return model;
     }

@@ -41,6 +41,8 @@ public final class Benchmarks {
 
     /** The reference benchmark's vocabulary (preset "bench", as the PyTorch reference benchmark's). */
     public static final int BENCH_VOCAB = 4096;
+    /** The special ids of the benchmark models' vocabulary; prompts are drawn from the ids above them. */
+    static final int BENCH_EOS = 0, BENCH_PAD = 1, BENCH_MASK = 2;
 
     static void requireAtLeastOne(String parameter, int value) {
         if (value < 1) throw UserError.badValue(parameter, "must be at least 1, got " + value);
@@ -50,7 +52,7 @@ public final class Benchmarks {
     public static ChunkAutoencoder benchAutoencoder(int vocab, int latent) {
         Engine.seed(0); // every benchmark starts from seed 0: two runs measure the same work
         return new ChunkAutoencoder(Presets.section("bench", "autoencoder", AutoencoderConfig.class)
-                .with("latent_size", latent).withVocabulary(vocab, 1, 2, 0));
+                .with("latent_size", latent).withVocabulary(vocab, BENCH_PAD, BENCH_MASK, BENCH_EOS));
     }
 
     /**
@@ -74,7 +76,7 @@ public final class Benchmarks {
         if (run != null) return CalmRun.load(run).model();
         Engine.seed(0);
         return new CalmModel(CalmConfig.DEFAULTS.with("head", head), new ChunkAutoencoder(
-                AutoencoderConfig.DEFAULTS.withVocabulary(BENCH_VOCAB, 1, 2, 0)));
+                AutoencoderConfig.DEFAULTS.withVocabulary(BENCH_VOCAB, BENCH_PAD, BENCH_MASK, BENCH_EOS)));
     }
 
     /** What the CALM of a benchmark is, in one line. */
@@ -83,7 +85,8 @@ public final class Benchmarks {
         AutoencoderConfig ac = model.autoencoder().config();
         return String.format("CALM d=%d layers=%d %s head blocks=%d N=%d M=%d, K=%d l=%d vocab=%d, %,d trainable "
                 + "parameters", cc.backbone().hiddenSize(), cc.backbone().numHiddenLayers(), cc.head(),
-                cc.numMlpLayers(), cc.numSamples(), cc.numTargets(), ac.patchSize(), ac.latentSize(), ac.vocabSize(), Layers.parameterCount(model, true));
+                cc.numMlpLayers(), cc.numSamples(), cc.numTargets(), ac.patchSize(), ac.latentSize(), ac.vocabSize(),
+                Layers.parameterCount(model, true));
     }
 
     /** What the autoencoder of a benchmark is, in one line. */
@@ -184,10 +187,12 @@ public final class Benchmarks {
                 model.config().trainingFlopsPerToken(model.vocabSize()));
     }
 
-    /** Random prompts of {@code prompt} tokens (ids from 3 on: no special token), one per row. */
+    /** Random prompts of {@code prompt} tokens (ids above the special ones), one per row. */
     static List<GenerationRequest> requests(int batch, int prompt, int newTokens, double t, int vocab, Random r) {
         List<GenerationRequest> reqs = new ArrayList<>();
-        for (int b = 0; b < batch; b++) reqs.add(new GenerationRequest(r.ints(prompt, 3, vocab).toArray(), newTokens, t, b));
+        for (int b = 0; b < batch; b++) {
+            reqs.add(new GenerationRequest(r.ints(prompt, BENCH_MASK + 1, vocab).toArray(), newTokens, t, b));
+        }
         return reqs;
     }
 
@@ -215,7 +220,7 @@ public final class Benchmarks {
     /** As {@link #calmGeneration} for the token model (one token a step; temperature 0 is greedy). */
     public static Measurement tokenGeneration(TokenLM model, String dtype, int k, int batch, double t, int prompt,
                                               int newTokens, Random r, int repeats) {
-        var gen = new TokenGenerator(model, 0, 1, k).stopAtEos(false);
+        var gen = new TokenGenerator(model, BENCH_EOS, BENCH_PAD, k).stopAtEos(false);
         List<GenerationRequest> reqs = requests(batch, prompt, newTokens, t, model.vocabSize(), r);
         Timing.warmUp(() -> gen.generate(reqs));
         List<TokenGenerator.Output> outs = new ArrayList<>();
@@ -227,7 +232,7 @@ public final class Benchmarks {
         return Measurement.of("token_generate", dtype, batch, t, tokens, s, newTokens, Double.NaN);
     }
 
-    /** Milliseconds of a CALM step spent beyond the backbone: one head sample per row and the decode, at {@code batch}. */
+    /** Milliseconds of a CALM step beyond the backbone: one head sample per row and the decode, at {@code batch}. */
     public static double headAndDecodeMillis(CalmModel model, int batch) {
         Tensor h = torch.randn(batch, model.config().backbone().hiddenSize());
         var gens = new Generator[batch];

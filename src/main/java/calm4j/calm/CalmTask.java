@@ -24,6 +24,12 @@ public final class CalmTask implements Trainable {
     }
 
     @Override
+    public Cost cost() {
+        return new Cost(Layers.parameterCount(model, true), model.trainingFlopsPerChunk() / model.patchSize(),
+                model.inferenceFlopsPerToken());
+    }
+
+    @Override
     public Module module() {
         return model;
     }

@@ -31,7 +31,7 @@ final class AeCommand {
 
         @Override
         public Integer call() {
-            return options.run(engine, "autoencoder", false, (job, dist) -> init != null
+            return options.run(engine, "autoencoder", (job, dist) -> init != null
                     ? AutoencoderRun.fineTune(init, job, dist) : AutoencoderRun.train(job, dist));
         }
     }

@@ -27,7 +27,7 @@ final class ArCommand {
 
         @Override
         public Integer call() {
-            return options.run(engine, "token LM", true, (job, dist) -> TokenLMRun.train(job, k, dist));
+            return options.run(engine, "token LM", (job, dist) -> TokenLMRun.train(job, k, dist));
         }
     }
 

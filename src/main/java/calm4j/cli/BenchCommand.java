@@ -168,8 +168,8 @@ final class BenchCommand {
             List<WeightType> types = dtypes.stream().map(WeightType::parse).toList();
             System.out.println(preset != null ? Tables.release(preset, Benchmarks.release(preset, types, promptTokens,
                     releaseTokens, repeats, withTokenModel), promptTokens, releaseTokens, json)
-                    : Tables.generation(Benchmarks.generation(() -> Benchmarks.calmOf(run, head), types, promptTokens, maxTokens, repeats),
-                    promptTokens, maxTokens, json));
+                    : Tables.generation(Benchmarks.generation(() -> Benchmarks.calmOf(run, head), types,
+                    promptTokens, maxTokens, repeats), promptTokens, maxTokens, json));
             return 0;
         }
     }

@@ -2,6 +2,8 @@ package calm4j.cli;
 
 import calm4j.app.CalmRun;
 import calm4j.engine.UserError;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.Sampling;
 import calm4j.report.Summaries;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -43,7 +45,7 @@ final class LmCommand {
             if ((aeRun == null) == (init == null)) {
                 throw new UserError("give either --ae AE_RUN (a new CALM) or --init CALM_RUN (fine-tuning)");
             }
-            return options.run(engine, "CALM", true, (job, dist) -> init != null
+            return options.run(engine, "CALM", (job, dist) -> init != null
                     ? CalmRun.fineTune(init, job, dist) : CalmRun.train(aeRun, backboneFrom, job, dist));
         }
     }
@@ -106,8 +108,9 @@ final class LmCommand {
             engine.engine();
             CalmRun calm = CalmRun.load(run, flowSteps);
             calm.forInference(weights.type());
+            var generation = new GenerationOptions(pool, false, GenerationOptions.DEFAULT.maxDraws());
             System.out.println(Summaries.calmScored(calm, data, new Summaries.CalmScoring(protocol, batches,
-                    batchSize, blockChunks, samples, blockTokens, temperature, pool), engine.quiet));
+                    batchSize, blockChunks, samples, blockTokens, Sampling.at(temperature), generation), engine.quiet));
             return 0;
         }
     }

@@ -35,15 +35,13 @@ final class TrainOptions {
 
     /**
      * Trains in this process, as one rank of a data-parallel job or alone, what {@code train} builds from this command
-     * line's job; the rank that reports prints where the run got to (with {@code languageModel}, the model's size and
-     * FLOPs too). The exit status.
+     * line's job; the rank that reports prints where the run got to. The exit status.
      */
-    int run(EngineOptions engine, String what, boolean languageModel,
-            BiFunction<TrainingJob, DataParallel, Trainer.Summary> train) {
+    int run(EngineOptions engine, String what, BiFunction<TrainingJob, DataParallel, Trainer.Summary> train) {
         TrainingJob job = job(engine.quiet);
         Trainer.Summary s = DataParallel.runAsRank(System.getenv(), engine.engine().device(),
                 (long) (distTimeout * 1000), (long) (bucketMb * 1e6), dist -> train.apply(job, dist));
-        if (s != null) System.out.println(Summaries.trained(what, out, s, languageModel)); // null: another rank reports
+        if (s != null) System.out.println(Summaries.trained(what, out, s)); // null: another rank reports
         return 0;
     }
 

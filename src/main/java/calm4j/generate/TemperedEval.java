@@ -29,8 +29,13 @@ public final class TemperedEval {
     /** Positions whose pools are drawn and decoded together (16 x 200 candidates, as a generation batch of 16). */
     static final int ROWS = 16;
 
+    /**
+     * BrierLM over {@code blocks} of {@code samples} chunks per position, each drawn at {@code sampling}'s
+     * temperature from a pool of {@code options.pool()} head samples, as a generator with these settings draws.
+     */
     public static BrierLM.Result evaluate(CalmModel model, List<TokenBatch> blocks, int samples, Sampling sampling,
-                                          int pool, Progress progress) {
+                                          GenerationOptions options, Progress progress) {
+        int pool = options.pool();
         int k = model.patchSize();
         if (k < BrierLM.MAX_N) throw new UserError("a tempered evaluation needs K >= 4, this CALM has K=" + k);
         if (samples < 2) throw new UserError("BrierLM needs at least 2 samples per position");

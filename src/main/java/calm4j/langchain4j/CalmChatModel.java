@@ -5,7 +5,6 @@ import dev.langchain4j.model.chat.ChatModel;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.response.ChatResponse;
 
-
 /**
  * A calm4j model as a langchain4j {@link ChatModel}, in-process (no HTTP). Requests carry temperature, top_p, top_k,
  * max output tokens and stop sequences; tools are refused. Calls are served one at a time. langchain4j-core is an

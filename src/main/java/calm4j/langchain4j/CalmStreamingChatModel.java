@@ -6,7 +6,6 @@ import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.chat.response.StreamingChatResponseHandler;
 
-
 /**
  * A calm4j model as a langchain4j {@link StreamingChatModel}, in-process: the reply's text is handed on as each
  * K-token chunk is decoded (held back where it may begin a stop sequence). See {@link CalmChatModel}.

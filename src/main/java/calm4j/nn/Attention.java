@@ -29,6 +29,14 @@ public final class Attention extends Module {
         o = register_module("o_proj", Layers.linear((long) heads * headDim, dim, false));
     }
 
+    /**
+     * Multiply-accumulates of one position attending to {@code keys} keys: the q and o projections (d x d), the k
+     * and v projections (d x kv), then q.k and p.v over the keys. The softmax is left out.
+     */
+    static double macs(double dim, double kvSize, double keys) {
+        return 2 * dim * dim + 2 * dim * kvSize + 2 * keys * dim;
+    }
+
     /** Packs the four projections for inference ({@link Linear#pack}). */
     public void pack(WeightType type) {
         for (Linear l : new Linear[] {q, k, v, o}) l.pack(type);

@@ -27,9 +27,8 @@ public final class SwiGLU extends Module {
         down.pack(type);
     }
 
-    /** Multiply-adds per position (for FLOP counts). */
-    public static long macs(long dim, long hidden) {
+    /** Multiply-accumulates per position: gate, up and down, each dim x hidden. */
+    public static double macs(double dim, double hidden) {
         return 3 * dim * hidden;
     }
-
 }

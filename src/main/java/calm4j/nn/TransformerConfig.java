@@ -52,7 +52,7 @@ public record TransformerConfig(int hiddenSize, int intermediateSize, int numHid
      * attention projections, the SwiGLU MLP, and q.k and p.v over the keys. Norms and softmax are left out.
      */
     public double macsPerPosition(double keys) {
-        double d = hiddenSize;
-        return numHiddenLayers * (2 * d * d + 2 * d * kvSize() + 3 * d * intermediateSize + 2 * keys * d);
+        double layer = Attention.macs(hiddenSize, kvSize(), keys) + SwiGLU.macs(hiddenSize, intermediateSize);
+        return numHiddenLayers * layer;
     }
 }

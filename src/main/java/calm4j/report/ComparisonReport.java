@@ -7,14 +7,12 @@ import calm4j.generate.GenerationOptions;
 import calm4j.generate.GenerationRequest;
 import calm4j.run.MetricsLog;
 import calm4j.run.Plots;
-import calm4j.run.RunFolder;
 import com.fasterxml.jackson.databind.JsonNode;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
-import javax.imageio.ImageIO;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
@@ -24,6 +22,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Random;
 import java.util.stream.IntStream;
+import javax.imageio.ImageIO;
 
 /**
  * CALM against the token baseline on the same data (docs/method.md §5 at our scale): a Markdown table of parameters,
@@ -32,7 +31,7 @@ import java.util.stream.IntStream;
  * until all four are positive, so at small budgets only the Brier-n show progress).
  *
  * <p>FLOPs are counted analytically from the matmuls (2 per multiply-accumulate; training 3x forward), see
- * {@code CalmConfig.trainingFlopsPerChunk} and {@code TokenLMConfig.trainingFlopsPerToken}; norms, softmax and
+ * {@code CalmModel.trainingFlopsPerChunk} and {@code TokenLMConfig.trainingFlopsPerToken}; norms, softmax and
  * the energy distances are left out.
  */
 public final class ComparisonReport {
@@ -54,7 +53,6 @@ public final class ComparisonReport {
                       double trainTokensPerSecond, double[] generateTokensPerSecond, Scores last, List<Scores> curve) {}
 
     public static Row measure(Path run) {
-        String kind = RunFolder.config(run, null).path("kind").asText();
         List<JsonNode> rows = MetricsLog.read(run);
         if (rows.isEmpty()) throw new UserError(run + " has no metrics: train it first");
         List<JsonNode> train = rows.stream().filter(r -> r.path("split").asText().equals("train")).toList();
@@ -64,7 +62,9 @@ public final class ComparisonReport {
         double flopsPerToken, inference;
         double[] generate;
         long params;
+        String kind;
         try (LanguageModel lm = LanguageModel.load(run)) {
+            kind = lm.kind();
             flopsPerToken = lm.trainingFlopsPerToken();
             inference = lm.inferenceFlopsPerToken();
             params = lm.parameterCount();

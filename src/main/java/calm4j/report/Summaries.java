@@ -4,13 +4,15 @@ import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.AutoencoderEval;
 import calm4j.app.AutoencoderRun;
 import calm4j.app.CalmRun;
-import calm4j.app.LanguageModel;
 import calm4j.app.TokenLMRun;
 import calm4j.ar.TokenLMTask;
 import calm4j.calm.CalmEval;
 import calm4j.engine.UserError;
 import calm4j.eval.BrierLM;
+import calm4j.generate.GenerationOptions;
+import calm4j.generate.Sampling;
 import calm4j.loader.ConcatenatedBlocks;
+import calm4j.train.Trainable;
 import calm4j.train.Trainer;
 
 import java.nio.file.Path;
@@ -23,20 +25,13 @@ import java.util.Arrays;
 public final class Summaries {
     private Summaries() {}
 
-    /** Where a training run got to, at what speed, its size and FLOPs, and its last evaluation. */
-    public static String trained(String what, Path out, Trainer.Summary s, boolean languageModel) {
-        if (!languageModel) return trained(what, out, s, null);
-        try (LanguageModel lm = LanguageModel.load(out)) { // its size and FLOPs, as written
-            return trained(what, out, s, lm);
-        }
-    }
-
-    /** As {@link #trained(String, Path, Trainer.Summary, boolean)} with {@code lm} the trained model, or null. */
-    public static String trained(String what, Path out, Trainer.Summary s, LanguageModel lm) {
-        String details = lm == null ? "" : String.format("; %,d trainable parameters; training FLOPs %.3g (%,d "
-                + "tokens x %.3g per token); inference %.3g FLOPs/token", lm.parameterCount(),
-                s.tokensSeen() * lm.trainingFlopsPerToken(), s.tokensSeen(), lm.trainingFlopsPerToken(),
-                lm.inferenceFlopsPerToken());
+    /** Where a training run got to, at what speed, a language model's size and FLOPs, and its last evaluation. */
+    public static String trained(String what, Path out, Trainer.Summary s) {
+        Trainable.Cost c = s.cost();
+        String details = c == null ? "" : String.format("; %,d trainable parameters; training FLOPs %.3g (%,d "
+                + "tokens x %.3g per token); inference %.3g FLOPs/token", c.parameters(),
+                s.tokensSeen() * c.trainingFlopsPerToken(), s.tokensSeen(), c.trainingFlopsPerToken(),
+                c.inferenceFlopsPerToken());
         String line = String.format("%s run %s: step %d%s, %.0f s, %,.0f tokens/s%s", what, out, s.step(),
                 s.interrupted() ? " (stopped early; run the same command to resume)" : "", s.seconds(),
                 s.tokensPerSecond(), details);
@@ -80,10 +75,11 @@ public final class Summaries {
      *                    concatenated and cut into blocks of {@code blockTokens})
      * @param blockChunks calm4j: chunks per block (null: the config's eval_block_chunks)
      * @param samples     head samples per position (null: the config's eval_samples; 2 below T = 1)
-     * @param temperature below 1: the sampler at that temperature, each sample drawn from {@code pool} candidates
+     * @param sampling    below T = 1: the sampler at that temperature, each sample drawn as generation with
+     *                    {@code generation} draws it (from a pool of candidates)
      */
     public record CalmScoring(String protocol, long batches, int batchSize, Integer blockChunks, Integer samples,
-                              int blockTokens, double temperature, int pool) {}
+                              int blockTokens, Sampling sampling, GenerationOptions generation) {}
 
     /** Scores {@code calm} on {@code data} as {@code s} asks, and says what it found. */
     public static String calmScored(CalmRun calm, Path data, CalmScoring s, boolean quiet) {
@@ -94,13 +90,13 @@ public final class Summaries {
         if (!s.protocol().equals("calm4j")) {
             throw UserError.badValue("protocol", "must be calm4j or official, got " + s.protocol());
         }
-        if (s.temperature() == 1) {
+        if (s.sampling().temperature() == 1) {
             return calm(calm, data, calm.evaluate(data, s.batches(), s.batchSize(), s.blockChunks(), s.samples(),
                     quiet));
         }
         int n = s.samples() != null ? s.samples() : 2;
-        return calmTempered(calm, data, calm.evaluateTempered(data, s.batches(), s.batchSize(), n, s.temperature(),
-                s.pool(), quiet), s.temperature(), s.pool(), n);
+        return calmTempered(calm, data, calm.evaluateTempered(data, s.batches(), s.batchSize(), n, s.sampling(),
+                s.generation(), quiet), s.sampling().temperature(), s.generation().pool(), n);
     }
 
     /** A CALM's BrierLM on blocks of the prepared corpus, its head's loss, and the backbone's exact Brier-1. */

@@ -19,4 +19,15 @@ public interface Trainable {
 
     /** Held-out metrics, computed in evaluation mode without gradients; "loss" if it has one. */
     Map<String, Double> evaluate(int batches);
+
+    /**
+     * What a language model costs, for the run's summary: trainable parameters, and FLOPs per token in training and
+     * in generation (each model counts its own, from its modules' multiply-accumulates).
+     */
+    record Cost(long parameters, double trainingFlopsPerToken, double inferenceFlopsPerToken) {}
+
+    /** This model's cost, or null when it is not a language model (the autoencoder). */
+    default Cost cost() {
+        return null;
+    }
 }

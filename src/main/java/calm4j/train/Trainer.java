@@ -52,7 +52,7 @@ public final class Trainer {
     /** What a finished (or interrupted) run reports. */
     public record Summary(long step, boolean interrupted, double lastLoss, Map<String, Double> lastEval,
                           double seconds, double tokensPerSecond, long tokensSeen, double commMillisPerStep,
-                          double lastEvalSeconds, int ranks) {}
+                          double lastEvalSeconds, int ranks, Trainable.Cost cost) {}
 
     private final TrainConfig cfg;
     private final Path runDir;
@@ -141,7 +141,7 @@ public final class Trainer {
         if (st.step >= cfg.maxSteps()) {
             if (!quiet) System.err.printf("run %s already reached max_steps=%d%n", runDir, cfg.maxSteps());
             return new Summary(st.step, false, Double.NaN, Map.of(), st.priorSeconds, 0, st.tokensSeen, 0, 0,
-                    dist.world());
+                    dist.world(), model.cost());
         }
         dist.broadcastParameters(module); // every rank starts from rank 0's weights (fresh or resumed)
 
@@ -198,7 +198,8 @@ public final class Trainer {
         if (writer && Files.exists(runDir.resolve(MetricsLog.FILE))) Plots.write(runDir);
         return new Summary(st.step, st.step < cfg.maxSteps(), st.lastLoss, st.lastEval,
                 st.priorSeconds + st.seconds(), st.tokensPerSecond(dist.world()), st.tokensSeen,
-                1000 * st.commSeconds / Math.max(st.sessionSteps, 1), st.lastEvalSeconds, dist.world());
+                1000 * st.commSeconds / Math.max(st.sessionSteps, 1), st.lastEvalSeconds, dist.world(),
+                model.cost());
     }
 
     /** Continues from the newest checkpoint if there is one: weights, optimizer, loader position and counters. */

@@ -147,6 +147,26 @@ class CalmModelTest {
         }
     }
 
+    /** Elements of a module's matrices (its linear layers' weights): one multiply-accumulate each per input row. */
+    static double linearWeights(org.bytedeco.pytorch.Module m) {
+        return calm4j.nn.Layers.namedParameters(m).values().stream().filter(p -> p.dim() == 2)
+                .mapToDouble(Tensor::numel).sum();
+    }
+
+    @Test
+    void eachHeadReportsItsOwnLinearWeightsAsItsMultiplyAccumulates() {
+        Engine.cpu();
+        int d = 64, latent = 16;
+        GenerativeHead energy = new HeadConfig.Energy(16, 2, 4, 8, 1.0, false).build(d, latent, null);
+        assertEquals(linearWeights(energy), energy.samplingMacs(), 1e-9, "one sample: every matrix once");
+        assertEquals(d * d + 4 * (energy.samplingMacs() - d * d), energy.trainingMacsPerPosition(), 1e-9,
+                "N = 4 samples share the hidden state's embedding");
+        GenerativeHead flow = new HeadConfig.Flow(2, 1, 3).build(d, latent, null);
+        assertEquals(linearWeights(flow), flow.trainingMacsPerPosition(), 1e-9, "one target: one velocity evaluation");
+        assertEquals(d * d + 2 * 3 * (linearWeights(flow) - d * d), flow.samplingMacs(), 1e-9,
+                "3 midpoint steps of two evaluations each");
+    }
+
     @Test
     void theAuxiliaryHeadsFlopsAreCountedInTrainingButNotInInference() {
         ChunkAutoencoder ae = new ChunkAutoencoder(aeConfig(K));
