@@ -35,13 +35,18 @@ import java.util.Map;
  * The chunk autoencoder as an application: train one on a prepared corpus (or fine-tune a trained one), load a
  * trained run from its folder, evaluate it. Commands, the demo and the tests go through here.
  */
-public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokenizer, long step) {
+public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokenizer, long step) implements TrainedRun {
     public static final String KIND = "autoencoder";
     /** How an autoencoder is trained unless a config says otherwise (preset "autoencoder"). */
     public static final TrainConfig TRAIN = Presets.section("autoencoder", "train", TrainConfig.class);
     /** What a fine-tuned autoencoder must keep of its source; its training settings may change. */
     public static final List<String> ARCHITECTURE = List.of("vocab_size", "hidden_size", "intermediate_size",
             "encoder_layers", "decoder_layers", "patch_size", "latent_size", "pad_id", "mask_id", "eos_id");
+
+    @Override
+    public String kind() {
+        return KIND;
+    }
 
     public static AutoencoderRun load(Path dir) {
         JsonNode root = RunFolder.config(dir, KIND);

@@ -5,8 +5,6 @@ import calm4j.generate.GenerationOptions;
 import calm4j.generate.GenerationRequest;
 import calm4j.generate.GenerationSession;
 import calm4j.generate.Sampling;
-import calm4j.run.RunFolder;
-import calm4j.tokenize.Tokenizer;
 
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -15,9 +13,9 @@ import java.util.List;
 /**
  * A trained language-model run, whichever kind: what serving, the comparison report, the demo and the library need
  * of a model without knowing whether it steps K tokens at a time (a {@link CalmRun}) or one ({@link TokenLMRun}).
- * {@link #load} reads a run's kind once; nothing else switches on it.
+ * {@link #load} takes what {@link TrainedRun#load}, the one place that reads a run's kind, returns.
  */
-public sealed interface LanguageModel extends AutoCloseable permits CalmRun, TokenLMRun {
+public sealed interface LanguageModel extends TrainedRun permits CalmRun, TokenLMRun {
     /**
      * Loads the run in {@code dir}, of either kind, with its weights held as {@code type} for inference (fp16 and
      * int8 are packed from the float weights here, which takes seconds for a release-size model: a line says so).
@@ -33,26 +31,17 @@ public sealed interface LanguageModel extends AutoCloseable permits CalmRun, Tok
         return lm;
     }
 
-    /** Loads the run in {@code dir}, of either kind. */
+    /** Loads the run in {@code dir}, of either kind; another kind of run is refused. */
     static LanguageModel load(Path dir) {
-        String kind = RunFolder.config(dir, null).path("kind").asText();
-        return switch (kind) {
-            case CalmRun.KIND -> CalmRun.load(dir);
-            case TokenLMRun.KIND -> TokenLMRun.load(dir);
-            default -> throw new UserError(dir + " is a " + kind + " run, not a language model: train a CALM "
-                    + "(calm lm train) or a token model (calm ar train)");
-        };
+        TrainedRun run = TrainedRun.load(dir);
+        if (run instanceof LanguageModel lm) return lm;
+        run.close();
+        throw new UserError(dir + " is an " + run.kind() + " run, not a language model: train a CALM (calm lm train) "
+                + "or a token model (calm ar train)");
     }
 
     /** Readies the model's weights for inference as {@code type} (see {@link calm4j.nn.WeightType}). */
     void forInference(calm4j.nn.WeightType type);
-
-    /** {@link CalmRun#KIND} or {@link TokenLMRun#KIND}. */
-    String kind();
-
-    Path dir();
-
-    Tokenizer tokenizer();
 
     /** Tokens one generation step produces: K for a CALM, 1 for a token model. */
     int tokensPerStep();
@@ -107,10 +96,4 @@ public sealed interface LanguageModel extends AutoCloseable permits CalmRun, Tok
 
     /** Generation FLOPs per token. */
     double inferenceFlopsPerToken();
-
-    /** Frees the tokenizer's native memory (the model's tensors are freed by libtorch's reference counts). */
-    @Override
-    default void close() {
-        tokenizer().close();
-    }
 }

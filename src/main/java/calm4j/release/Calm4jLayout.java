@@ -4,6 +4,7 @@ import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.app.AutoencoderRun;
 import calm4j.app.CalmRun;
+import calm4j.app.TrainedRun;
 import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
 import calm4j.engine.Configs;
@@ -12,8 +13,6 @@ import calm4j.io.SafeTensors;
 import calm4j.io.StateDict;
 import calm4j.io.WeightFiles;
 import calm4j.nn.RMSNorm;
-import calm4j.run.RunFolder;
-import calm4j.tokenize.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
 import org.bytedeco.pytorch.Module;
@@ -67,31 +66,27 @@ final class Calm4jLayout {
 
     /** Writes the run in {@code run} (a CALM or an autoencoder) to {@code out}. */
     static void export(Path run, Path out) {
-        ObjectNode config;
-        Module model;
-        Tokenizer tok;
-        if (RunFolder.config(run, null).path("kind").asText().equals(CalmRun.KIND)) {
-            CalmRun r = CalmRun.load(run);
-            config = calmConfig(r.model().config(), r.model().autoencoder().config());
-            model = r.model();
-            tok = r.tokenizer();
-        } else {
-            AutoencoderRun r = AutoencoderRun.load(run);
-            config = autoencoderConfig(r.model().config());
-            model = r.model();
-            tok = r.tokenizer();
-        }
-        try {
+        try (TrainedRun r = TrainedRun.load(run)) {
+            ObjectNode config;
+            Map<String, Tensor> weights;
+            if (r instanceof CalmRun calm) {
+                config = calmConfig(calm.model().config(), calm.model().autoencoder().config());
+                weights = new LinkedHashMap<>(StateDict.of(calm.model()));
+                weights.keySet().removeIf(calm.model()::isTrainingOnly); // not exported
+            } else if (r instanceof AutoencoderRun ae) {
+                config = autoencoderConfig(ae.model().config());
+                weights = StateDict.of(ae.model());
+            } else {
+                throw new UserError(run + " is a " + r.kind() + " run: calm4j's release layout holds CALMs and "
+                        + "autoencoders");
+            }
             Files.createDirectories(out);
             Configs.write(out.resolve(HuggingFaceLayout.CONFIG), config);
-            Map<String, Tensor> weights = new LinkedHashMap<>(StateDict.of(model));
-            if (model instanceof CalmModel calm) weights.keySet().removeIf(calm::isTrainingOnly); // not exported
             SafeTensors.write(out.resolve(WeightFiles.SAFETENSORS), weights, Map.of("format", "pt"));
-            Files.copy(tok.path(), out.resolve(HuggingFaceLayout.TOKENIZER), StandardCopyOption.REPLACE_EXISTING);
+            Files.copy(r.tokenizer().path(), out.resolve(HuggingFaceLayout.TOKENIZER),
+                    StandardCopyOption.REPLACE_EXISTING);
         } catch (IOException e) {
             throw new UserError("cannot write " + out + ": " + e.getMessage());
-        } finally {
-            tok.close();
         }
     }
 

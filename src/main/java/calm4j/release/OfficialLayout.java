@@ -4,6 +4,7 @@ import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.app.AutoencoderRun;
 import calm4j.app.CalmRun;
+import calm4j.app.TrainedRun;
 import calm4j.calm.CalmConfig;
 import calm4j.calm.CalmModel;
 import calm4j.engine.Configs;
@@ -12,7 +13,6 @@ import calm4j.io.SafeTensors;
 import calm4j.io.StateDict;
 import calm4j.io.WeightFiles;
 import calm4j.nn.RMSNorm;
-import calm4j.run.RunFolder;
 import calm4j.tokenize.Tokenizer;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.node.ObjectNode;
@@ -117,30 +117,25 @@ public final class OfficialLayout {
      * named by {@code ae_path}; an autoencoder run as that release alone.
      */
     public static void export(Path run, Path out) {
-        String kind = RunFolder.config(run, null).path("kind").asText();
-        try {
+        try (TrainedRun r = TrainedRun.load(run)) {
             Files.createDirectories(out);
-            if (kind.equals(CalmRun.KIND)) {
-                CalmRun r = CalmRun.load(run);
-                if (r.model().config().refinesProposals()) {
-                    r.tokenizer().close();
+            if (r instanceof CalmRun calm) {
+                if (calm.model().config().refinesProposals()) {
                     throw new UserError(run + "'s head refines chunks proposed by its multi-token head "
                             + "(head_proposal), which the authors' classes do not have: export it in calm4j's layout");
                 }
-                try (Tokenizer tok = r.tokenizer()) {
-                    Path aeDir = out.resolve("autoencoder");
-                    writeAutoencoder(r.model().autoencoder(), aeDir, tok);
-                    Configs.write(out.resolve(HuggingFaceLayout.CONFIG), calmConfig(r.model().config(),
-                            r.model().autoencoder().config(), aeDir.toAbsolutePath()));
-                    SafeTensors.write(out.resolve(WeightFiles.SAFETENSORS), tensors(r.model()), Map.of("format", "pt"));
-                    Files.copy(tok.path(), out.resolve(HuggingFaceLayout.TOKENIZER),
-                            StandardCopyOption.REPLACE_EXISTING);
-                }
+                Path aeDir = out.resolve("autoencoder");
+                writeAutoencoder(calm.model().autoencoder(), aeDir, calm.tokenizer());
+                Configs.write(out.resolve(HuggingFaceLayout.CONFIG), calmConfig(calm.model().config(),
+                        calm.model().autoencoder().config(), aeDir.toAbsolutePath()));
+                SafeTensors.write(out.resolve(WeightFiles.SAFETENSORS), tensors(calm.model()), Map.of("format", "pt"));
+                Files.copy(calm.tokenizer().path(), out.resolve(HuggingFaceLayout.TOKENIZER),
+                        StandardCopyOption.REPLACE_EXISTING);
+            } else if (r instanceof AutoencoderRun ae) {
+                writeAutoencoder(ae.model(), out, ae.tokenizer());
             } else {
-                AutoencoderRun r = AutoencoderRun.load(run);
-                try (Tokenizer tok = r.tokenizer()) {
-                    writeAutoencoder(r.model(), out, tok);
-                }
+                throw new UserError(run + " is a " + r.kind() + " run: the authors' layout holds CALMs and "
+                        + "autoencoders");
             }
         } catch (IOException e) {
             throw new UserError("cannot write " + out + ": " + e.getMessage());

@@ -122,6 +122,10 @@ class CalmCliTest {
         assertEquals(0, fromNpy.status(), fromNpy.err());
         assertEquals(fromNpy.out(), fromJson.out(), "the .npy and JSON latents decode alike");
         emptyInputsAreAClearErrorOrAnEmptyResult(dir, ae);
+        Run notALanguageModel = calm("generate", "--ckpt", ae.toString(), "--prompt", "The people");
+        assertEquals(2, notALanguageModel.status());
+        assertTrue(notALanguageModel.err().contains("is an autoencoder run, not a language model"),
+                notALanguageModel.err());
 
         Files.writeString(dir.resolve("calm.json"), "{\"model\": {\"hidden_size\": 32, \"intermediate_size\": 64, "
                 + "\"num_hidden_layers\": 1, \"num_attention_heads\": 2, \"num_key_value_heads\": 1, "
@@ -248,6 +252,13 @@ class CalmCliTest {
                 "--batches", "2");
         assertEquals(0, eval.status(), eval.err());
         assertTrue(eval.out().contains("chunk-aligned positions") && eval.out().contains("BrierLM"), eval.out());
+        for (String format : new String[] {"calm4j", "official"}) {
+            Run export = calm("export", "--ckpt", ar.toString(), "--out", dir.resolve("hf").toString(), "--format",
+                    format);
+            assertEquals(2, export.status(), format);
+            assertTrue(export.err().contains("is a token-lm run") && export.err().contains("CALMs and autoencoders"),
+                    export.err());
+        }
 
         Run gen = calm("ar", "generate", "--ckpt", ar.toString(), "--prompt", "The people", "--max-tokens", "6",
                 "--top-k", "5", "--top-p", "0.9", "--seed", "2", "--batch", "2");
