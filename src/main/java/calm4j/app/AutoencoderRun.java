@@ -7,7 +7,6 @@ import calm4j.ae.ChunkAutoencoder;
 import calm4j.data.Manifest;
 import calm4j.data.TokenStore;
 import calm4j.engine.Configs;
-import calm4j.engine.Engine;
 import calm4j.engine.Presets;
 import calm4j.engine.UserError;
 import calm4j.io.Npy;
@@ -70,10 +69,8 @@ public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokeniz
         try (Tokenizer tok = Tokenizer.load(job.data().resolve(RunFolder.TOKENIZER))) {
             m.requireTokenizer(tok.sha256(), "the corpus's tokenizer.json");
             model = model.withVocabulary(tok.vocabSize(), tok.padId(), tok.maskId(), tok.eosId());
-            if (dist.isWriter()) RunFolder.createOrResume(job.out(), KIND, Map.of("model", model), train, tok.path());
+            job.openRun(KIND, Map.of("model", model), train, tok.path(), dist);
         }
-        dist.barrier();
-        Engine.seed(train.seed());
         ChunkAutoencoder ae = new ChunkAutoencoder(model);
         Layers.place(ae, dist.device());
         return train(ae, train, job.data(), job.out(), job.quiet(), dist);
@@ -87,13 +84,9 @@ public record AutoencoderRun(Path dir, ChunkAutoencoder model, Tokenizer tokeniz
         Configs.requireUnchanged(from, model, ARCHITECTURE, init.toString(), job.where());
         TrainConfig train = job.train(TRAIN);
         Manifest.read(job.data()).requireTokenizer(src.tokenizer().sha256(), "autoencoder run " + init);
-        if (dist.isWriter()) {
-            RunFolder.createOrResume(job.out(), KIND, Map.of("model", model, "init", Map.of("run",
-                    init.toAbsolutePath().normalize().toString(), "step", src.step())), train, src.tokenizer().path());
-        }
+        job.openRun(KIND, Map.of("model", model, "init", Map.of("run", init.toAbsolutePath().normalize().toString(),
+                "step", src.step())), train, src.tokenizer().path(), dist);
         src.tokenizer().close();
-        dist.barrier();
-        Engine.seed(train.seed());
         ChunkAutoencoder ae = new ChunkAutoencoder(model);
         StateDict.load(ae, StateDict.of(src.model()), init.toString());
         Layers.place(ae, dist.device());

@@ -11,7 +11,6 @@ import calm4j.data.Documents;
 import calm4j.data.Manifest;
 import calm4j.data.TokenStore;
 import calm4j.engine.Configs;
-import calm4j.engine.Engine;
 import calm4j.engine.Presets;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
@@ -244,11 +243,8 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
                     "step", source.step(), "training_flops", flops));
         }
         boolean fresh = new Checkpoints(job.out(), 1).latest().isEmpty();
-        if (dist.isWriter()) RunFolder.createOrResume(job.out(), KIND, sections, train, ae.tokenizer().path());
+        job.openRun(KIND, sections, train, ae.tokenizer().path(), dist);
         ae.tokenizer().close();
-        dist.barrier();
-
-        Engine.seed(train.seed());
         CalmModel calm = new CalmModel(model, ae.model());
         if (source != null) {
             if (fresh) copyBackbone(source, calm, backboneFrom);
@@ -291,11 +287,8 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         sections.put("autoencoder", src.model().autoencoder().config());
         sections.put("init", Map.of("run", init.toAbsolutePath().normalize().toString(), "step", src.step()));
         sections.put("prompt", src.prompt()); // documents begin as the source saw them begin
-        if (dist.isWriter()) RunFolder.createOrResume(job.out(), KIND, sections, train, src.tokenizer().path());
+        job.openRun(KIND, sections, train, src.tokenizer().path(), dist);
         src.tokenizer().close();
-        dist.barrier();
-
-        Engine.seed(train.seed());
         CalmModel calm = new CalmModel(model, src.model().autoencoder());
         Map<String, Tensor> weights = new LinkedHashMap<>(StateDict.of(src.model()));
         weights.keySet().removeIf(src.model()::isTrainingOnly);         // a training-only head starts afresh, if any

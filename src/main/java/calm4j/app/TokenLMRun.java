@@ -6,7 +6,6 @@ import calm4j.ar.TokenLMTask;
 import calm4j.data.Manifest;
 import calm4j.data.TokenStore;
 import calm4j.engine.Configs;
-import calm4j.engine.Engine;
 import calm4j.engine.Presets;
 import calm4j.engine.Progress;
 import calm4j.engine.UserError;
@@ -123,10 +122,8 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
             Map<String, Object> sections = new LinkedHashMap<>();
             sections.put("model", model);
             sections.put("data", new DataLayout(m.vocabSize(), k, pad));
-            if (dist.isWriter()) RunFolder.createOrResume(job.out(), KIND, sections, train, tok.path());
+            job.openRun(KIND, sections, train, tok.path(), dist);
         }
-        dist.barrier();
-        Engine.seed(train.seed());
         TokenLM lm = new TokenLM(model, m.vocabSize());
         Layers.place(lm, dist.device());
         return train(lm, train, job.data(), job.out(), k, pad, job.quiet(), dist);

@@ -1,6 +1,9 @@
 package calm4j.app;
 
 import calm4j.engine.Configs;
+import calm4j.engine.Engine;
+import calm4j.run.RunFolder;
+import calm4j.train.DataParallel;
 import calm4j.train.TrainConfig;
 import com.fasterxml.jackson.databind.JsonNode;
 
@@ -39,6 +42,20 @@ public record TrainingJob(Path data, Path out, Path config, boolean quiet, Map<S
     /** This job with "train" key {@code key} set to {@code value}, over what the config file says. */
     public TrainingJob withTrainKey(String key, Object value) {
         return new TrainingJob(data, out, config, quiet, model, put(train, key, value));
+    }
+
+    /**
+     * Creates this job's run folder, or checks it to resume, on the rank that writes (the others wait until it is
+     * there), then seeds every rank alike: what each model's training does before it builds the model.
+     *
+     * @param sections  the config.json sections besides "train" ("model", and what else the kind records)
+     * @param tokenizer the tokenizer.json the run keeps a copy of
+     */
+    public void openRun(String kind, Map<String, Object> sections, TrainConfig train, Path tokenizer,
+                        DataParallel dist) {
+        if (dist.isWriter()) RunFolder.createOrResume(out, kind, sections, train, tokenizer);
+        dist.barrier();
+        Engine.seed(train.seed());
     }
 
     /** The config file's JSON (an empty object without one); an unknown section is refused. */
