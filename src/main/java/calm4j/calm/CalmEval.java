@@ -217,6 +217,6 @@ public final class CalmEval {
                 prefix.clear();
             }
         }
-        return torch.cat(new TensorVector(perPosition), 2).reshape(n, b * s, (long) chunks * k);
+        return cat(2, perPosition).reshape(n, b * s, (long) chunks * k);
     }
 }

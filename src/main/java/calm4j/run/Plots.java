@@ -7,7 +7,9 @@ import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.knowm.xchart.style.markers.SeriesMarkers;
 
+import java.awt.Font;
 import java.awt.GraphicsEnvironment;
+import java.awt.font.FontRenderContext;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -29,13 +31,22 @@ public final class Plots {
         return Fonts.FOUND;
     }
 
-    /** Looked up once: without any font the JDK's font manager fails with "No physical fonts found". */
+    /**
+     * Looked up once, by measuring a line of text as a chart's title does: without a font file the JDK's font manager
+     * fails with "No physical fonts found". Listing the font families is not enough: fontconfig's cache can still
+     * name fonts whose files are gone.
+     */
     private static final class Fonts {
         static final boolean FOUND = found();
 
         private static boolean found() {
             try {
-                return GraphicsEnvironment.getLocalGraphicsEnvironment().getAvailableFontFamilyNames().length > 0;
+                if (GraphicsEnvironment.getLocalGraphicsEnvironment().getAvailableFontFamilyNames().length == 0) {
+                    return false;
+                }
+                new Font(Font.SANS_SERIF, Font.PLAIN, 12).getLineMetrics("0.5", new FontRenderContext(null, true,
+                        true));
+                return true;
             } catch (Error noFonts) { // java.lang.Error from sun.font.SunFontManager: no font files at all
                 return false;
             }
