@@ -127,12 +127,22 @@ class OfficialParityTest {
                 Tensor logits = ae.decode(mu).reshape(expected.get("ae_logits_of_mean").sizes().vec().get());
                 Tensor want = expected.get("ae_logits_of_mean");
                 double d = maxAbsDiff(logits, want);
-                double agree = logits.argmax(new org.bytedeco.pytorch.LongOptional(-1), false)
+                Tensor same = logits.argmax(new org.bytedeco.pytorch.LongOptional(-1), false)
                         .eq(want.argmax(new org.bytedeco.pytorch.LongOptional(-1), false))
-                        .to(org.bytedeco.pytorch.global.torch.ScalarType.Float).mean().item_double();
+                        .to(org.bytedeco.pytorch.global.torch.ScalarType.Float);                 // [.., K]
+                double agree = same.mean().item_double();
+                // A position whose two best logits (the authors') lie more than 2 d apart cannot change its token
+                // when no logit moves by more than d; closer ones may, and which do depends on the CPU's kernels
+                // (the fixture's closest pair is 0.0095 apart, under fp16's 0.010 here).
+                Tensor best2 = org.bytedeco.pytorch.global.torch.topk(want, 2, -1, true, true).get0();
+                Tensor clear = best2.select(-1, 0).sub(best2.select(-1, 1)).gt(new org.bytedeco.pytorch.Scalar(2 * d));
+                double agreeWhereClear = same.masked_select(clear).mean().item_double();
                 System.out.printf("official autoencoder decoder (%s): max |diff| logits %.2e (of max %.2e), argmax "
-                        + "tokens agree %.1f%%%n", type, d, want.abs().max().item_double(), 100 * agree);
-                assertTrue(agree >= (type == calm4j.nn.WeightType.FP16 ? 1.0 : 0.95), type + ": " + agree);
+                        + "tokens agree %.1f%% (%.1f%% where the authors' two best are > 2 x that apart)%n", type, d,
+                        want.abs().max().item_double(), 100 * agree, 100 * agreeWhereClear);
+                assertTrue(d < (type == calm4j.nn.WeightType.FP16 ? 0.05 : 1.5), type + ": logits moved by " + d);
+                assertEquals(1.0, agreeWhereClear, type + ": a clearly decided token changed");
+                assertTrue(agree >= (type == calm4j.nn.WeightType.FP16 ? 0.95 : 0.9), type + ": " + agree);
             }
         }
     }
