@@ -144,13 +144,6 @@ public final class EnergyHead extends GenerativeHead {
             }
         }
 
-        /** {@code n} proposed chunks per row of {@code h} [rows, d] from libtorch's generator: [n, rows, K]. */
-        Tensor draw(Tensor h, int n) {
-            try (NoGradGuard ng = new NoGradGuard()) {
-                return drawFrom(tokens.logits(h), n);
-            }
-        }
-
         /** {@code n} proposed chunks per row of the multi-token head's {@code logits} [rows, K, V]: [n, rows, K]. */
         Tensor drawFrom(Tensor logits, int n) {
             try (NoGradGuard ng = new NoGradGuard()) {

@@ -97,6 +97,16 @@ public final class TokenStore {
         return docStarts.get((int) d + 1);
     }
 
+    /**
+     * Chunks of {@code k} tokens before each document, each document's last chunk padded: {@code [documents + 1]},
+     * entry d the chunks of documents 0..d-1 (the last entry all of them). Both loaders index the corpus by it.
+     */
+    public long[] chunksBefore(int k) {
+        long[] before = new long[(int) documents + 1];
+        for (int d = 0; d < documents; d++) before[d + 1] = before[d] + (docEnd(d) - docStart(d) + k - 1) / k;
+        return before;
+    }
+
     public int token(long pos) {
         int s = shardOf(pos);
         int i = (int) (pos - shardStart[s]);

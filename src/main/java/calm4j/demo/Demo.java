@@ -92,10 +92,10 @@ public final class Demo {
         if (train("autoencoder training", () -> AutoencoderRun.train(job(data, s.aeConfig(), ae)
                 .withMaxSteps(b.aeSteps()), one))) return 130;
         stage("autoencoder evaluation", () -> {
-            AutoencoderRun run = AutoencoderRun.load(ae);
-            out.println(Summaries.autoencoder(run, data, run.evaluate(data, b.evalBatches()), false));
-            run.tokenizer().close();
-            return ae;
+            try (AutoencoderRun run = AutoencoderRun.load(ae)) {
+                out.println(Summaries.autoencoder(run, data, run.evaluate(data, b.evalBatches()), false));
+                return ae;
+            }
         });
 
         out.println("== 3/6 CALM: " + lm);

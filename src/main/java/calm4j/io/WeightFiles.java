@@ -21,12 +21,14 @@ import java.util.TreeSet;
 public final class WeightFiles {
     public static final String SAFETENSORS = "model.safetensors";
     public static final String PYTORCH_BIN = "pytorch_model.bin";
+    /** The index files a sharded folder may have, in the order they are looked for. */
+    public static final List<String> INDEXES = List.of(SAFETENSORS + ".index.json", PYTORCH_BIN + ".index.json");
 
     private WeightFiles() {}
 
     /** Every tensor of the folder {@code dir}, by name; floating tensors come back as float32. */
     public static Map<String, Tensor> read(Path dir) {
-        for (String index : List.of(SAFETENSORS + ".index.json", PYTORCH_BIN + ".index.json")) {
+        for (String index : INDEXES) {
             Path indexFile = dir.resolve(index);
             if (Files.isRegularFile(indexFile)) return readShards(dir, indexFile);
         }
@@ -37,14 +39,28 @@ public final class WeightFiles {
                 + " or a sharded set with its .index.json");
     }
 
-    /** The shards an index's {@code weight_map} names, each inside {@code dir}, holding every tensor it lists. */
-    private static Map<String, Tensor> readShards(Path dir, Path indexFile) {
+    /** The shard files an index's {@code weight_map} names, each once, sorted. */
+    public static Set<String> shards(Path indexFile) {
+        return shardsOf(weightMap(indexFile));
+    }
+
+    private static JsonNode weightMap(Path indexFile) {
         JsonNode map = Configs.readTree(indexFile).path("weight_map");
         if (!map.isObject() || map.isEmpty()) throw new UserError(indexFile + " has no \"weight_map\"");
-        Map<String, Tensor> all = new LinkedHashMap<>();
+        return map;
+    }
+
+    private static Set<String> shardsOf(JsonNode map) {
         Set<String> shards = new TreeSet<>();
         map.fields().forEachRemaining(e -> shards.add(e.getValue().asText()));
-        for (String shard : shards) {
+        return shards;
+    }
+
+    /** The shards an index's {@code weight_map} names, each inside {@code dir}, holding every tensor it lists. */
+    private static Map<String, Tensor> readShards(Path dir, Path indexFile) {
+        JsonNode map = weightMap(indexFile);
+        Map<String, Tensor> all = new LinkedHashMap<>();
+        for (String shard : shardsOf(map)) {
             Path f = dir.resolve(shard).normalize();
             if (!f.startsWith(dir.normalize()) || !Files.isRegularFile(f)) {
                 throw new UserError(indexFile + " names the shard " + shard + ", which is not in " + dir);

@@ -46,13 +46,8 @@ public final class BlockBatches implements Batches {
         this.pad = padId;
         this.seed = seed;
         this.shuffle = shuffle;
-        int docs = (int) store.documents();
-        this.paddedBefore = new long[docs + 1];
-        for (int d = 0; d < docs; d++) {
-            long len = store.docEnd(d) - store.docStart(d);
-            paddedBefore[d + 1] = paddedBefore[d] + (len + k - 1) / k * k;
-        }
-        long blocks = paddedBefore[docs] / blockTokens - (shuffle ? 1 : 0); // one spare block for the epoch shift
+        this.paddedBefore = Arrays.stream(store.chunksBefore(k)).map(c -> c * k).toArray(); // tokens, padded to K
+        long blocks = paddedBefore[paddedBefore.length - 1] / blockTokens - (shuffle ? 1 : 0); // one spare block for the epoch shift
         if (blocks / world < batchBlocks) {
             throw new UserError("the corpus has " + Math.max(0, blocks) + " blocks of " + blockTokens
                     + " tokens, fewer than one batch of " + batchBlocks + " per process: lower batch_size or "

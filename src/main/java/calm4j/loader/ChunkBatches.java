@@ -36,13 +36,8 @@ public final class ChunkBatches implements Batches {
         this.k = k;
         this.batchChunks = batchChunks;
         this.pad = padId;
-        int docs = (int) store.documents();
-        this.chunksBefore = new long[docs + 1];
-        for (int d = 0; d < docs; d++) {
-            long len = store.docEnd(d) - store.docStart(d);
-            chunksBefore[d + 1] = chunksBefore[d] + (len + k - 1) / k;
-        }
-        long total = chunksBefore[docs];
+        this.chunksBefore = store.chunksBefore(k);
+        long total = chunksBefore[chunksBefore.length - 1];
         if (total > Integer.MAX_VALUE) throw new UserError("more than 2^31 chunks: shard the corpus");
         if (total / world < batchChunks) {
             throw new UserError("the corpus has " + total + " chunks, fewer than one batch of " + batchChunks

@@ -1,11 +1,9 @@
 package calm4j.release;
 
-import calm4j.engine.Configs;
 import calm4j.engine.UserError;
 import calm4j.fetch.Cache;
 import calm4j.fetch.Download;
 import calm4j.io.WeightFiles;
-import com.fasterxml.jackson.databind.JsonNode;
 
 import java.io.IOException;
 import java.net.ConnectException;
@@ -20,7 +18,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.TreeSet;
 import java.util.function.Consumer;
 import java.util.regex.Pattern;
 
@@ -83,13 +80,9 @@ public final class HubDownload {
         Path dir = cache.resolve(repo.replace("/", "--"));
         file(repo, dir, HuggingFaceLayout.CONFIG, true);
         List<String> weights = new ArrayList<>();
-        for (String index : List.of(WeightFiles.SAFETENSORS + ".index.json",
-                WeightFiles.PYTORCH_BIN + ".index.json")) {
+        for (String index : WeightFiles.INDEXES) {
             if (file(repo, dir, index, false)) {
-                JsonNode map = Configs.readTree(dir.resolve(index)).path("weight_map");
-                TreeSet<String> shards = new TreeSet<>();
-                map.fields().forEachRemaining(e -> shards.add(e.getValue().asText()));
-                weights.addAll(shards);
+                weights.addAll(WeightFiles.shards(dir.resolve(index)));
                 break;
             }
         }

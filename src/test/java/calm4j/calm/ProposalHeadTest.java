@@ -39,9 +39,9 @@ class ProposalHeadTest {
         EnergyHead head = (EnergyHead) m.head();
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor h = torch.randn(1, m.config().backbone().hiddenSize()).mul(new org.bytedeco.pytorch.Scalar(30));
-            Tensor probs = torch.softmax(head.proposal().tokens.logits(h), 2,
-                    new org.bytedeco.pytorch.ScalarTypeOptional()).select(0, 0);            // [K, V]
-            Tensor drawn = head.proposal().draw(h, 8000).select(1, 0);                     // [8000, K]
+            Tensor logits = head.proposal().tokens.logits(h);                              // [1, K, V]
+            Tensor probs = torch.softmax(logits, 2, new org.bytedeco.pytorch.ScalarTypeOptional()).select(0, 0);
+            Tensor drawn = head.proposal().drawFrom(logits, 8000).select(1, 0);            // [8000, K]
             for (int k = 0; k < CalmModelTest.K; k++) {
                 long top = probs.select(0, k).argmax().item_long();
                 double p = probs.select(0, k).select(0, top).item_double();
