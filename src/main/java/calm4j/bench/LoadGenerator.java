@@ -70,7 +70,7 @@ public final class LoadGenerator {
                     try {
                         HttpResponse<String> res = http.send(HttpRequest.newBuilder(URI.create(baseUrl
                                         + "/v1/completions")).timeout(Duration.ofMinutes(5))
-                                .POST(HttpRequest.BodyPublishers.ofString(body.toString())).build(),
+                                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body.toString())).build(),
                                 HttpResponse.BodyHandlers.ofString());
                         if (res.statusCode() == 200) {
                             latencies.add(System.nanoTime() - start);

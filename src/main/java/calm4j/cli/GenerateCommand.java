@@ -64,16 +64,12 @@ class GenerateCommand implements Callable<Integer> {
     @Option(names = "--chat-template", description = "a Jinja chat template file for --chat")
     Path chatTemplate;
 
-    @Option(names = "--pool", defaultValue = "200", description = "candidate chunks per step when temperature or "
-            + "--top-p choose among candidates")
-    int pool;
-
     @Option(names = "--exact", description = "exact temperature: draw n samples until all n agree (capped by "
             + "--max-draws, then the pool rule)")
     boolean exact;
 
-    @Option(names = "--max-draws", defaultValue = "2000")
-    int maxDraws;
+    @picocli.CommandLine.Mixin
+    CandidateOptions candidates;
 
     @Option(names = "--seed", defaultValue = "0", description = "sequence i of the batch uses seed + i")
     long seed;
@@ -100,7 +96,7 @@ class GenerateCommand implements Callable<Integer> {
         List<String> texts = prompts.stream().flatMap(p -> Collections.nCopies(batch, p).stream()).toList();
         Sampling sampling = Sampling.at(temperature).withTopP(topP).withTopK(topK);
         var options = new TextModel.Options(maxTokens, sampling, seed, stop,
-                new GenerationOptions(pool, exact, maxDraws));
+                new GenerationOptions(candidates.pool, exact, candidates.maxDraws));
         TextModel model = TextModel.of(LanguageModel.load(run, weights.type()),
                 chatTemplate != null ? ChatTemplate.file(chatTemplate) : ChatTemplate.of(run));
         model.model().checkSampling(sampling, options.generation()); // every mistake before any text is printed

@@ -9,9 +9,11 @@ import java.nio.file.Path;
 import java.util.concurrent.Callable;
 
 @Command(name = "serve", mixinStandardHelpOptions = true,
-        description = {"Serve a CALM or token model over HTTP: an OpenAI-compatible POST /v1/completions (streamed as "
-                + "server-sent events with \"stream\": true), GET /v1/models, GET /health, and a playground page at /.",
-                "Concurrent requests share generation steps (continuous batching). Stop with Ctrl-C."})
+        description = {"Serve a CALM or token model over HTTP with the OpenAI API: POST /v1/chat/completions (messages "
+                + "through the chat template) and POST /v1/completions, each streamed as server-sent events with "
+                + "\"stream\": true; GET /v1/models, GET /health, and a playground page at /. Bodies must be "
+                + "Content-Type: application/json.",
+                "Concurrent requests share generation steps (continuous batching). Stop with Ctrl-C (graceful)."})
 final class ServeCommand implements Callable<Integer> {
     @Option(names = "--ckpt", required = true, description = "a CALM or token-model run folder")
     Path run;
@@ -41,16 +43,17 @@ final class ServeCommand implements Callable<Integer> {
     @Option(names = "--max-body", defaultValue = "1048576", description = "largest request body in bytes")
     int maxBody;
 
-    @Option(names = "--pool", defaultValue = "200", description = "CALM candidate chunks per step for T < 1")
-    int pool;
-
-    @Option(names = "--max-draws", defaultValue = "64", description = "CALM: candidates drawn to continue a prompt "
-            + "that ends inside a chunk before its tokens are forced (each costs a decode)")
-    int maxDraws;
+    @Mixin
+    CandidateOptions candidates;
 
     @Option(names = "--allow-origin", description = "let browser apps from this origin call the API (CORS), e.g. "
             + "https://app.example.com, or * for any (default: none)")
     String allowOrigin;
+
+    @Option(names = "--allow-host", split = ",", description = "host names the server answers to besides its address, "
+            + "IP addresses and localhost (e.g. calm.example.com behind a proxy); a request naming any other host is "
+            + "refused, so a web page cannot reach a local server through DNS rebinding")
+    java.util.List<String> allowHosts = new java.util.ArrayList<>();
 
     @Option(names = "--shutdown-grace", defaultValue = "10", description = "on SIGTERM or Ctrl-C, seconds that "
             + "sequences under way may still run before they end with finish reason 'shutdown'")
@@ -71,7 +74,7 @@ final class ServeCommand implements Callable<Integer> {
         engine.engine();
         // Every option is checked before the model loads.
         CompletionServer.Options options = new CompletionServer.Options(host, port, maxBatch, queue, maxTokens,
-                timeout, maxBody, pool, maxDraws, allowOrigin);
+                timeout, maxBody, candidates.pool, candidates.maxDraws, allowOrigin, allowHosts);
         CompletionServer server = CompletionServer.start(run, options, chatTemplate, weights.type());
         System.out.println(server.banner());
         System.out.flush();

@@ -26,10 +26,29 @@ record ApiRequest(boolean chat, List<Prompt> prompts, List<ChatTemplate.Message>
 
     static final int MAX_N = 8, MAX_PROMPTS = 16;
 
-    /** A problem with the request body: the server answers 400 with this message. */
+    /**
+     * A problem with the request body: the server answers {@code status} (400 unless said otherwise) with this
+     * message, and OpenAI's error {@code code} and {@code param} where OpenAI has one (null otherwise).
+     */
     static final class Invalid extends Exception {
+        final int status;
+        final String code, param;
+
         Invalid(String message) {
+            this(400, message, null, null);
+        }
+
+        private Invalid(int status, String message, String code, String param) {
             super(message);
+            this.status = status;
+            this.code = code;
+            this.param = param;
+        }
+
+        /** A model this server does not serve: 404 {@code model_not_found}, as OpenAI answers (SDKs' NotFoundError). */
+        static Invalid modelNotFound(String requested, String served) {
+            return new Invalid(404, "The model '" + requested + "' does not exist on this server; it serves '"
+                    + served + "'", "model_not_found", "model");
         }
     }
 
@@ -38,7 +57,7 @@ record ApiRequest(boolean chat, List<Prompt> prompts, List<ChatTemplate.Message>
         refuseUnserved(body, chat);
         String requested = optionalText(body, "model");
         if (requested != null && !requested.equals(modelId)) {
-            throw new Invalid("model '" + requested + "' is not served here; this server serves '" + modelId + "'");
+            throw Invalid.modelNotFound(requested, modelId);
         }
         List<Prompt> prompts = new ArrayList<>();
         List<ChatTemplate.Message> messages = null;

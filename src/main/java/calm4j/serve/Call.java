@@ -191,8 +191,9 @@ final class Call {
                 int index = Math.max(0, d.index());
                 Choice choice = chat ? Choice.delta(index, new Message(null, delta.isEmpty() ? null : delta),
                         reason(f)) : Choice.text(index, delta, reason(f));
-                OpenAiWire.Error failed = f == Finish.TIMEOUT ? new OpenAiWire.Error(timeoutMessage(), null)
-                        : f == Finish.ERROR ? new OpenAiWire.Error(Finish.ERROR.label() + ": " + error, null) : null;
+                OpenAiWire.Error failed = f == Finish.TIMEOUT ? new OpenAiWire.Error(timeoutMessage(), null, null, null)
+                        : f == Finish.ERROR ? new OpenAiWire.Error(Finish.ERROR.label() + ": " + error, null, null,
+                        null) : null;
                 ex.write(OpenAiWire.event(completion(true, List.of(choice), null, d.tokens().length, failed)));
             }
             if (includeUsage) ex.write(OpenAiWire.event(completion(true, List.of(), usage(), null, null)));

@@ -48,9 +48,11 @@ public final class CompletionServer implements AutoCloseable {
      * @param maxDraws       CALM candidates drawn to continue a prompt's partial last chunk before it is forced
      * @param allowOrigin    the browser origin allowed to call the API from another site (CORS), "*" for any, or
      *                       null for none (the default: only same-origin pages, such as the playground)
+     * @param allowHosts     host names a request's Host header may carry besides the server's own address, an IP
+     *                       address and localhost (a DNS-rebinding page carries its own name: refused)
      */
     public record Options(String host, int port, int maxBatch, int queue, int maxTokens, double timeoutSeconds,
-                          int maxBodyBytes, int pool, int maxDraws, String allowOrigin) {
+                          int maxBodyBytes, int pool, int maxDraws, String allowOrigin, List<String> allowHosts) {
         /** Bounds that keep a server's own settings from exhausting memory or threads (a thread per sequence). */
         static final int MAX_QUEUE = 4096, MAX_BATCH = 1024, MAX_BODY = 64 << 20;
 
@@ -76,6 +78,13 @@ public final class CompletionServer implements AutoCloseable {
                 throw UserError.badValue("allow_origin", "must be * or an origin such as https://app.example.com "
                         + "(scheme and host, no path), got " + allowOrigin);
             }
+            allowHosts = List.copyOf(allowHosts);
+            for (String h : allowHosts) {
+                if (!h.matches("[A-Za-z0-9.-]+")) {
+                    throw UserError.badValue("allow_host", "must be a host name such as calm.example.com (no scheme, "
+                            + "port or path), got " + h);
+                }
+            }
         }
 
         /** The address to listen on; a name that does not resolve is refused. */
@@ -88,10 +97,35 @@ public final class CompletionServer implements AutoCloseable {
             }
         }
 
-        /** The same limits, serving no other origin. */
+        /** The same limits, serving no other origin and no host name but the server's own. */
         public Options(String host, int port, int maxBatch, int queue, int maxTokens, double timeoutSeconds,
                        int maxBodyBytes, int pool, int maxDraws) {
-            this(host, port, maxBatch, queue, maxTokens, timeoutSeconds, maxBodyBytes, pool, maxDraws, null);
+            this(host, port, maxBatch, queue, maxTokens, timeoutSeconds, maxBodyBytes, pool, maxDraws, null,
+                    List.of());
+        }
+
+        /** These options with CORS for {@code origin} ("*" for any). */
+        public Options withAllowOrigin(String origin) {
+            return new Options(host, port, maxBatch, queue, maxTokens, timeoutSeconds, maxBodyBytes, pool, maxDraws,
+                    origin, allowHosts);
+        }
+
+        /**
+         * Whether a request's Host header names this server: absent (HTTP/1.0), an IP address (a page can only make
+         * a browser send that from the address itself), localhost, the name the server was started with, or one of
+         * {@code allowHosts}. A DNS-rebinding page sends its own name, resolved to this address, and is refused.
+         */
+        boolean namesThisServer(String hostHeader) {
+            if (hostHeader == null || hostHeader.isEmpty()) return true;
+            String name = hostHeader.startsWith("[") ? hostHeader.substring(0, hostHeader.indexOf(']') + 1)
+                    : hostHeader.replaceFirst(":\\d*$", "");
+            String lower = name.toLowerCase(java.util.Locale.ROOT);
+            if (lower.equals("localhost") || lower.endsWith(".localhost") || lower.equals(host.toLowerCase(
+                    java.util.Locale.ROOT))) {
+                return true;
+            }
+            if (lower.startsWith("[") || lower.matches("\\d{1,3}(\\.\\d{1,3}){3}")) return true; // IP literals
+            return allowHosts.stream().anyMatch(h -> h.equalsIgnoreCase(lower));
         }
     }
 
@@ -145,11 +179,15 @@ public final class CompletionServer implements AutoCloseable {
         http.setHandler(new Handler.Abstract() {
             @Override
             public boolean handle(Request request, Response response, Callback callback) {
+                long started = System.nanoTime();
+                Exchange ex = new Exchange(request, response);
                 try {
-                    route(new Exchange(request, response));
+                    route(ex);
                     callback.succeeded();
                 } catch (Throwable t) {
                     callback.failed(t);
+                } finally {
+                    if (ex.error() != null && !ex.logged) logRefused(ex, started);
                 }
                 return true;
             }
@@ -286,6 +324,17 @@ public final class CompletionServer implements AutoCloseable {
         try {
             String path = ex.path();
             String method = ex.method();
+            if (!options.namesThisServer(ex.requestHeader("Host"))) {
+                ex.sendError(421, "invalid_request_error", "this server does not answer to the host name '"
+                        + ex.requestHeader("Host") + "': use its address or localhost, or start it with "
+                        + "--allow-host NAME");
+                return;
+            }
+            if (!originAllowed(ex)) {
+                ex.sendError(403, "invalid_request_error", "requests from the web page at " + ex.requestHeader(
+                        "Origin") + " are not allowed: start the server with --allow-origin for that origin");
+                return;
+            }
             cors(ex);
             if (method.equals("OPTIONS") && options.allowOrigin() != null) { // a browser's preflight
                 ex.send(204, "text/plain", new byte[0]);
@@ -295,8 +344,8 @@ public final class CompletionServer implements AutoCloseable {
                 String id = path.substring("/v1/models/".length());
                 if (!allow(ex, "GET")) return;
                 if (id.equals(model.id)) ex.sendJson(200, modelCard());
-                else ex.sendError(404, "not_found", "model '" + id + "' is not served here; this server serves '"
-                        + model.id + "'");
+                else ex.sendError(404, "invalid_request_error", "The model '" + id + "' does not exist on this "
+                        + "server; it serves '" + model.id + "'", "model_not_found", "model");
                 return;
             }
             switch (path) {
@@ -325,10 +374,46 @@ public final class CompletionServer implements AutoCloseable {
     }
 
     private boolean allow(Exchange ex, String method) throws IOException {
-        if (ex.method().equals(method)) return true;
-        ex.header("Allow", method);
-        ex.sendError(405, "method_not_allowed", ex.path() + " takes " + method);
-        return false;
+        if (!ex.method().equals(method)) {
+            ex.header("Allow", method);
+            ex.sendError(405, "method_not_allowed", ex.path() + " takes " + method);
+            return false;
+        }
+        if (method.equals("POST") && !isJson(ex.requestHeader("Content-Type"))) {
+            // A web page can send text/plain or a form to any site without asking first (no CORS preflight):
+            // requiring JSON makes a browser ask, and this server answers only origins it was told to allow.
+            ex.sendError(415, "invalid_request_error", "the body must be sent as Content-Type: application/json, "
+                    + "got " + (ex.requestHeader("Content-Type") == null ? "none" : ex.requestHeader("Content-Type")));
+            return false;
+        }
+        return true;
+    }
+
+    /** application/json, with or without parameters (charset), or a +json type. */
+    static boolean isJson(String contentType) {
+        if (contentType == null) return false;
+        String type = contentType.split(";", 2)[0].strip().toLowerCase(java.util.Locale.ROOT);
+        return type.equals("application/json") || (type.startsWith("application/") && type.endsWith("+json"));
+    }
+
+    /**
+     * Whether a browser page may call: requests without an Origin (non-browser clients), from this server's own
+     * pages (the Origin's host and port are the Host the request was sent to), or from the --allow-origin one.
+     */
+    private boolean originAllowed(Exchange ex) {
+        String origin = ex.requestHeader("Origin");
+        if (origin == null) return true;
+        String allowed = options.allowOrigin();
+        if (allowed != null && (allowed.equals("*") || allowed.equalsIgnoreCase(origin))) return true;
+        String host = ex.requestHeader("Host");
+        return host != null && (origin.equalsIgnoreCase("http://" + host) || origin.equalsIgnoreCase("https://"
+                + host));
+    }
+
+    /** One line on the server's log for a request refused before it was generated (not its prompt). */
+    private static void logRefused(Exchange ex, long started) {
+        System.err.printf("calm serve: %s %s %d %s %d ms%n", ex.method(), ex.path(), ex.status(), ex.error(),
+                (System.nanoTime() - started) / 1_000_000);
     }
 
     /** CORS: with --allow-origin, responses name the origin allowed, and preflights are answered. */
@@ -382,11 +467,8 @@ public final class CompletionServer implements AutoCloseable {
         try {
             bytes = ex.readBody(options.maxBodyBytes());
         } catch (Exchange.BadBody e) {
-            ex.sendAndClose(400, "application/json", OpenAiWire.bytes(OpenAiWire.ErrorBody.of("invalid_request_error",
-                    "the request body could not be read (" + e.getMessage() + "): send a complete body of the length "
-                    + "declared, or valid chunked encoding")));
-            System.err.printf("calm serve: %s %s 400 unreadable body (%s) %d ms%n", ex.method(), ex.path(),
-                    e.getMessage(), (System.nanoTime() - started) / 1_000_000);
+            ex.sendErrorAndClose(400, "invalid_request_error", "the request body could not be read (" + e.getMessage()
+                    + "): send a complete body of the length declared, or valid chunked encoding");
             return;
         }
         if (bytes.length > options.maxBodyBytes()) {
@@ -428,7 +510,7 @@ public final class CompletionServer implements AutoCloseable {
                 maxTokens = req.maxTokens();
             }
         } catch (ApiRequest.Invalid e) {
-            ex.sendError(400, "invalid_request_error", e.getMessage());
+            ex.sendError(e.status, "invalid_request_error", e.getMessage(), e.code, e.param);
             return;
         }
         long seed = req.seeded() ? req.seed() : ThreadLocalRandom.current().nextLong();
@@ -496,6 +578,7 @@ public final class CompletionServer implements AutoCloseable {
 
     /** One line per generation request on the server's log. */
     private static void log(Exchange ex, Call c, long started) {
+        ex.logged = true;
         System.err.printf("calm serve: %s %s %s prompt_tokens=%d completion_tokens=%d finish=%s %d ms%n", c.id,
                 ex.method(), ex.path(), c.promptTokens, c.completionTokens(), c.finishes(),
                 (System.nanoTime() - started) / 1_000_000);

@@ -20,6 +20,9 @@ final class Exchange {
     private final Request request;
     private final Response response;
     private boolean pipelined; // bytes of a next request arrived while this one ran: see clientGone()
+    private int status;        // what was answered, 0 before an answer or while it streams
+    private String error;      // the error answered, "type: message", or null
+    boolean logged;            // the server's log has this request's line
 
     Exchange(Request request, Response response) {
         this.request = request;
@@ -32,6 +35,21 @@ final class Exchange {
 
     String path() {
         return request.getHttpURI().getPath();
+    }
+
+    /** A request header, or null. */
+    String requestHeader(String name) {
+        return request.getHeaders().get(name);
+    }
+
+    /** The status answered (0 before an answer, 200 once a stream started). */
+    int status() {
+        return status;
+    }
+
+    /** The error answered, as "code or type: message", or null. */
+    String error() {
+        return error;
     }
 
     /** The declared body length, or -1 when the client did not say (chunked). */
@@ -59,11 +77,11 @@ final class Exchange {
         }
     }
 
-    /** Answers {@code status} with {@code body} and closes the connection after it (its stream is unusable). */
-    void sendAndClose(int status, String contentType, byte[] body) {
+    /** Answers an error and closes the connection after it (its stream is unusable). */
+    void sendErrorAndClose(int status, String type, String message) {
         pipelined = true; // adds Connection: close
         try {
-            send(status, contentType, body);
+            sendError(status, type, message);
         } catch (IOException | RuntimeException e) {
             // the client is gone or its connection broken: nothing more to tell it
         }
@@ -75,6 +93,7 @@ final class Exchange {
 
     /** A whole response with a body of known length. */
     void send(int status, String contentType, byte[] body) throws IOException {
+        this.status = status;
         response.setStatus(status);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, contentType);
         response.getHeaders().put(HttpHeader.CONTENT_LENGTH, body.length);
@@ -89,11 +108,19 @@ final class Exchange {
 
     /** An error in OpenAI's shape: {@code {"error": {"message": ..., "type": ...}}}. */
     void sendError(int status, String type, String message) throws IOException {
+        error = type + ": " + message;
         sendJson(status, OpenAiWire.ErrorBody.of(type, message));
+    }
+
+    /** An error with OpenAI's {@code code} and {@code param} (null where there is none). */
+    void sendError(int status, String type, String message, String code, String param) throws IOException {
+        error = (code != null ? code : type) + ": " + message;
+        sendJson(status, OpenAiWire.ErrorBody.of(type, message, code, param));
     }
 
     /** Starts a streamed 200 response (its length unknown); {@link #write} sends each piece at once. */
     void startStream(String contentType) {
+        status = 200;
         response.setStatus(200);
         response.getHeaders().put(HttpHeader.CONTENT_TYPE, contentType);
         response.getHeaders().put(HttpHeader.CACHE_CONTROL, "no-cache");

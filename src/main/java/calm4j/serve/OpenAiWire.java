@@ -83,11 +83,16 @@ final class OpenAiWire {
                       @JsonInclude(NON_NULL) Error error) {}
 
     @JsonInclude(NON_NULL)
-    record Error(String message, String type) {}
+    record Error(String message, String type, String param, String code) {}
 
     record ErrorBody(Error error) {
         static ErrorBody of(String type, String message) {
-            return new ErrorBody(new Error(message, type));
+            return new ErrorBody(new Error(message, type, null, null));
+        }
+
+        /** With OpenAI's machine-readable {@code code} (such as {@code model_not_found}) and the {@code param}. */
+        static ErrorBody of(String type, String message, String code, String param) {
+            return new ErrorBody(new Error(message, type, param, code));
         }
     }
 

@@ -32,8 +32,7 @@ class ChatCompletionsTest {
         runs = ServedRuns.train(dir);
         calm = CompletionServer.start(runs.calm, ServedRuns.options(8, 16, 60));
         CompletionServer.Options o = ServedRuns.options(8, 16, 60);
-        browserFacing = CompletionServer.start(runs.calm, new CompletionServer.Options(o.host(), o.port(), o.maxBatch(),
-                o.queue(), o.maxTokens(), o.timeoutSeconds(), o.maxBodyBytes(), o.pool(), o.maxDraws(), "*"));
+        browserFacing = CompletionServer.start(runs.calm, o.withAllowOrigin("*"));
     }
 
     @AfterAll
@@ -44,7 +43,7 @@ class ChatCompletionsTest {
 
     static HttpResponse<String> post(String path, String body) throws Exception {
         return HTTP.send(HttpRequest.newBuilder(URI.create(calm.url() + path))
-                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     static String chatBody(String extra) {

@@ -51,7 +51,7 @@ class CompletionServerTest {
 
     static HttpResponse<String> post(CompletionServer server, String body) throws Exception {
         return HTTP.send(HttpRequest.newBuilder(URI.create(server.url() + "/v1/completions"))
-                .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+                .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
     }
 
     static HttpResponse<String> get(CompletionServer server, String path) throws Exception {
@@ -142,7 +142,7 @@ class CompletionServerTest {
         List<CompletableFuture<HttpResponse<String>>> together = new ArrayList<>();
         for (String b : bodies) {
             together.add(HTTP.sendAsync(HttpRequest.newBuilder(URI.create(calm.url() + "/v1/completions"))
-                    .POST(HttpRequest.BodyPublishers.ofString(b)).build(), HttpResponse.BodyHandlers.ofString()));
+                    .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(b)).build(), HttpResponse.BodyHandlers.ofString()));
         }
         for (int i = 0; i < bodies.size(); i++) {
             assertEquals(alone.get(i), json(together.get(i).get()).path("choices").toString(), "request " + i);
@@ -168,7 +168,6 @@ class CompletionServerTest {
             {"{\"prompt\": \"a\", \"best_of\": 3}", "'best_of' is not supported"},
             {"{\"prompt\": \"a\", \"n\": 99}", "'n' must lie in"},
             {"{\"prompt\": \"a\", \"stop\": [\"a\", \"b\", \"c\", \"d\", \"e\"]}", "at most 4"},
-            {"{\"prompt\": \"a\", \"model\": \"gpt-4\"}", "is not served here"},
             {"{\"prompt\": \"" + "the people ".repeat(100) + "\"}", "shorten it"},
         };
         for (String[] c : cases) {
@@ -189,13 +188,93 @@ class CompletionServerTest {
     }
 
     @Test
+    void anUnknownModelIs404ModelNotFoundAsOpenAiAnswersItSoSdksRaiseNotFound() throws Exception {
+        HttpResponse<String> res = post(calm, "{\"prompt\": \"a\", \"model\": \"gpt-4o\"}");
+        assertEquals(404, res.statusCode(), res.body());
+        JsonNode error = json(res).path("error");
+        assertEquals("model_not_found", error.path("code").asText());
+        assertEquals("model", error.path("param").asText());
+        assertTrue(error.path("message").asText().contains("'gpt-4o' does not exist"), res.body());
+        HttpResponse<String> card = get(calm, "/v1/models/gpt-4o");
+        assertEquals(404, card.statusCode());
+        assertEquals("model_not_found", json(card).path("error").path("code").asText());
+    }
+
+    /** A raw HTTP/1.1 exchange on a closed connection, the headers given as they are. */
+    static String rawRequest(CompletionServer server, String method, String path, String headers, String body)
+            throws Exception {
+        return rawExchange(URI.create(server.url()), method + " " + path + " HTTP/1.1\r\n" + headers
+                + "Content-Length: " + body.getBytes(StandardCharsets.UTF_8).length + "\r\nConnection: close\r\n\r\n"
+                + body);
+    }
+
+    @Test
+    void aRequestNamingAnotherHostIsRefusedSoADnsRebindingPageCannotReadTheServer() throws Exception {
+        // A page on evil.example whose name is re-pointed at 127.0.0.1 makes the browser send Host: evil.example.
+        String rebound = rawRequest(calm, "GET", "/v1/models", "Host: evil.example\r\n", "");
+        assertTrue(rebound.startsWith("HTTP/1.1 421"), rebound);
+        assertTrue(rebound.contains("--allow-host"), rebound);
+        String port = ":" + URI.create(calm.url()).getPort();
+        for (String host : new String[] {"127.0.0.1" + port, "localhost" + port, "LOCALHOST", "[::1]" + port}) {
+            String ok = rawRequest(calm, "GET", "/v1/models", "Host: " + host + "\r\n", "");
+            assertTrue(ok.startsWith("HTTP/1.1 200"), host + " -> " + ok);
+        }
+        CompletionServer.Options o = ServedRuns.options(2, 2, 60);
+        try (CompletionServer named = CompletionServer.start(runs.tokenLm, new CompletionServer.Options(o.host(),
+                0, o.maxBatch(), o.queue(), o.maxTokens(), o.timeoutSeconds(), o.maxBodyBytes(), o.pool(),
+                o.maxDraws(), null, List.of("calm.example.com")))) {
+            assertTrue(rawRequest(named, "GET", "/health", "Host: calm.example.com\r\n", "").startsWith(
+                    "HTTP/1.1 200"), "an --allow-host name is answered");
+            assertTrue(rawRequest(named, "GET", "/health", "Host: evil.example\r\n", "").startsWith("HTTP/1.1 421"));
+        }
+    }
+
+    @Test
+    void aPageOnAnotherSiteCannotPostEvenTheRequestsBrowsersSendWithoutAskingFirst() throws Exception {
+        String body = "{\"prompt\": \"a\", \"max_tokens\": 2}";
+        String host = "Host: 127.0.0.1:" + URI.create(calm.url()).getPort() + "\r\n";
+        // A form or text/plain POST needs no CORS preflight: the server must not answer it with a completion.
+        String plain = rawRequest(calm, "POST", "/v1/completions", host + "Content-Type: text/plain\r\n", body);
+        assertTrue(plain.startsWith("HTTP/1.1 415"), plain);
+        String none = rawRequest(calm, "POST", "/v1/completions", host, body);
+        assertTrue(none.startsWith("HTTP/1.1 415"), none);
+        String foreign = rawRequest(calm, "POST", "/v1/completions", host + "Origin: http://evil.example\r\n"
+                + "Content-Type: application/json\r\n", body);
+        assertTrue(foreign.startsWith("HTTP/1.1 403"), foreign);
+        // The playground, a page of the server itself, sends its own origin.
+        String own = rawRequest(calm, "POST", "/v1/completions", host + "Origin: " + calm.url() + "\r\n"
+                + "Content-Type: application/json; charset=utf-8\r\n", body);
+        assertTrue(own.startsWith("HTTP/1.1 200"), own);
+    }
+
+    @Test
+    void requestsRefusedBeforeGenerationLeaveALineInTheLogWithTheirStatusAndReasonButNotThePrompt()
+            throws Exception {
+        java.io.ByteArrayOutputStream captured = new java.io.ByteArrayOutputStream();
+        java.io.PrintStream before = System.err;
+        System.setErr(new java.io.PrintStream(captured, true, StandardCharsets.UTF_8));
+        try {
+            post(calm, "{\"prompt\": \"secret words\", \"model\": \"gpt-4o\"}");
+            post(calm, "{\"prompt\": \"secret words\", \"n\": 99}");
+            post(calm, "{\"prompt\": \"" + "secret ".repeat(1000) + "\"}");
+        } finally {
+            System.setErr(before);
+        }
+        String log = captured.toString(StandardCharsets.UTF_8);
+        assertTrue(log.contains("POST /v1/completions 404 model_not_found"), log);
+        assertTrue(log.contains("POST /v1/completions 400 invalid_request_error: 'n' must lie in"), log);
+        assertTrue(log.contains("POST /v1/completions 413"), log);
+        assertFalse(log.contains("secret"), "the log does not carry prompts:\n" + log);
+    }
+
+    @Test
     void aFullQueueAnswers503WithRetryAfter() throws Exception {
         try (CompletionServer small = CompletionServer.start(runs.tokenLm, ServedRuns.options(1, 1, 60))) {
             String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"temperature\": 1, \"seed\": 1}";
             List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
             for (int i = 0; i < 6; i++) {
                 all.add(HTTP.sendAsync(HttpRequest.newBuilder(URI.create(small.url() + "/v1/completions"))
-                        .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString()));
+                        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString()));
             }
             int ok = 0, busy = 0;
             for (var f : all) {
@@ -233,7 +312,7 @@ class CompletionServerTest {
             String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"stream\": true, \"seed\": 1}";
             try (Socket s = new Socket(uri.getHost(), uri.getPort())) {
                 OutputStream os = s.getOutputStream();
-                os.write(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                os.write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                         + "Content-Length: " + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
                 os.flush();
                 BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(),
@@ -441,7 +520,8 @@ class CompletionServerTest {
             URI uri = URI.create(server.url());
             String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"seed\": 1}";
             try (Socket s = new Socket(uri.getHost(), uri.getPort())) {
-                s.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: "
+                s.getOutputStream().write(("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                        + "application/json\r\nContent-Length: "
                         + body.length() + "\r\n\r\n" + body).getBytes(StandardCharsets.UTF_8));
                 long until = System.currentTimeMillis() + 5_000;
                 while (running(server) == 0 && System.currentTimeMillis() < until) Thread.sleep(20);
@@ -470,8 +550,9 @@ class CompletionServerTest {
         try {
             for (int i = 0; i < 97; i++) {
                 slow.add(stalled(uri, switch (i % 3) {
-                    case 0 -> "POST /v1/completions HTTP/1.1\r\nHost: x\r\n";          // headers never end
-                    case 1 -> "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"pro"; // half a body
+                    case 0 -> "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n";          // headers never end
+                    case 1 -> "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                            + "Content-Length: 100\r\n\r\n{\"pro"; // half a body
                     default -> "GET /hea";                                                  // half a request line
                 }));
             }
@@ -481,7 +562,7 @@ class CompletionServerTest {
                     .timeout(java.time.Duration.ofSeconds(2)).GET().build(), HttpResponse.BodyHandlers.ofString());
             assertEquals(200, health.statusCode());
             HttpResponse<String> done = quick.send(HttpRequest.newBuilder(URI.create(calm.url() + "/v1/completions"))
-                    .timeout(java.time.Duration.ofSeconds(10)).POST(HttpRequest.BodyPublishers.ofString(
+                    .timeout(java.time.Duration.ofSeconds(10)).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(
                             "{\"prompt\": \"the people\", \"max_tokens\": 8}")).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertEquals(200, done.statusCode(), done.body());
@@ -503,7 +584,7 @@ class CompletionServerTest {
     @Test
     void oversizedHeadersGet431() throws Exception {
         URI uri = URI.create(calm.url());
-        try (Socket s = stalled(uri, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: " + "a".repeat(20_000)
+        try (Socket s = stalled(uri, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + "a".repeat(20_000)
                 + "\r\n\r\n")) {
             s.setSoTimeout(5_000);
             String status = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8))
@@ -525,12 +606,12 @@ class CompletionServerTest {
     @Test
     void aBodyThatCannotBeReadToItsEndIsA400NeverASuccess() throws Exception {
         URI uri = URI.create(calm.url());
-        String badChunks = rawExchange(uri, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        String badChunks = rawExchange(uri, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                 + "application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n{\"prompt\":\"a\"}\r\n0\r\n\r\n");
         assertTrue(badChunks.startsWith("HTTP/1.1 400"), badChunks);
         assertTrue(badChunks.contains("could not be read"), badChunks);
         // Content-Length says 100; 14 bytes come, then nothing: the read timeout (5 s) ends it with a 400
-        String shortBody = rawExchange(uri, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: "
+        String shortBody = rawExchange(uri, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
                 + "application/json\r\nContent-Length: 100\r\n\r\n{\"prompt\":\"a\"}");
         assertTrue(shortBody.startsWith("HTTP/1.1 400"), shortBody);
     }
@@ -541,7 +622,7 @@ class CompletionServerTest {
         CompletionServer server = CompletionServer.start(slow, ServedRuns.options(2, 8, 600));
         URI uri = URI.create(server.url());
         String body = "{\"prompt\": \"the\", \"max_tokens\": 400, \"stream\": true, \"seed\": 1}";
-        String request = "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        String request = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                 + "Content-Length: " + body.length() + "\r\n\r\n" + body;
         List<java.util.concurrent.CompletableFuture<String>> streams = new ArrayList<>();
         for (int i = 0; i < 4; i++) { // two run, two wait in the queue
