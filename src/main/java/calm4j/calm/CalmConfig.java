@@ -30,11 +30,13 @@ import com.fasterxml.jackson.annotation.JsonUnwrapped;
  *                        which then belongs to the model; false: the plain energy head (the flow head ignores it)
  * @param auxTokenDecay   the multi-token cross-entropy weighs the next chunk's k-th token by decay^k (scaled to mean
  *                        1); 1: every position alike
+ * @param tokenBrierWeight weight of the training-only Brier score of the energy head's samples in token space, through
+ *                        the frozen decoder (docs/method.md §12; 0: off)
  */
 public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
                          String head, int flowSteps, double auxTokenWeight, String auxTokenHead,
-                         boolean headProposal, double auxTokenDecay) {
+                         boolean headProposal, double auxTokenDecay, double tokenBrierWeight) {
 
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
@@ -45,7 +47,7 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
      * the head study, docs/head-study/README.md).
      */
     public static final java.util.Map<String, Object> BEFORE_PRESET_CHANGE = java.util.Map.of("aux_token_weight", 0.0,
-            "head_proposal", false, "aux_token_decay", 1.0);
+            "head_proposal", false, "aux_token_decay", 1.0, "token_brier_weight", 0.0);
 
     /**
      * A run's saved "model" section, read as it was written: keys it lacks take the preset, except those of
@@ -70,6 +72,9 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
         require(!headProposal || !head.equals("energy") || auxTokenWeight > 0, "head_proposal draws from the "
                 + "multi-token head: give it an aux_token_weight above 0");
         require(auxTokenWeight >= 0, "aux_token_weight must be at least 0 (0 turns the auxiliary loss off)");
+        require(tokenBrierWeight >= 0, "token_brier_weight must be at least 0 (0 turns the token-space Brier off)");
+        require(tokenBrierWeight == 0 || head.equals("energy"), "token_brier_weight scores the energy head's samples: "
+                + "the " + head + " head has none to score (set it to 0)");
         require(auxTokenHead != null && (auxTokenHead.equals("tied") || auxTokenHead.equals("linear")),
                 "aux_token_head must be tied or linear, got " + auxTokenHead);
         require(backbone != null, "the backbone's keys are missing");
@@ -100,6 +105,11 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
      */
     public boolean refinesProposals() {
         return headProposal && head.equals("energy");
+    }
+
+    /** Whether training adds the Brier score of the head's decoded samples (docs/method.md §12). */
+    public boolean hasTokenBrier() {
+        return tokenBrierWeight > 0;
     }
 
     /** Whether training adds the multi-token cross-entropy (a module that generation never uses). */

@@ -108,7 +108,19 @@ public final class CalmModel extends Module {
     public double trainingFlopsPerChunk() {
         double trainable = embedMacs() + config.backbone().macsPerPosition(config.contextChunks() / 2.0)
                 + head.trainingMacsPerPosition() + (auxHead != null ? auxHead.macs() : 0);
-        return 6 * trainable + 2 * aeConfig.encoderMacsPerChunk() * (1 + head.encodedPerPosition());
+        return 6 * trainable + 2 * aeConfig.encoderMacsPerChunk() * (1 + head.encodedPerPosition())
+                + tokenBrierFlopsPerChunk();
+    }
+
+    /**
+     * The token-space Brier score's FLOPs per chunk position: each of the N samples through the frozen decoder and
+     * back to the sample (4 x its MACs: no weight gradients), and the softmaxes' N x N inner products (6 x).
+     */
+    private double tokenBrierFlopsPerChunk() {
+        if (!config.hasTokenBrier()) return 0;
+        int n = config.numSamples();
+        return n * 4 * aeConfig.decoderMacsPerChunk()
+                + 6 * DecodedBrierScore.macs(n, aeConfig.patchSize(), aeConfig.vocabSize());
     }
 
     /**
@@ -177,10 +189,11 @@ public final class CalmModel extends Module {
     }
 
     /**
-     * The parts of the training loss: the head's (energy score or flow matching) and, when the auxiliary token head
-     * is on, its cross-entropy (else null); {@code total} = head + aux_token_weight x aux.
+     * The parts of the training loss: the head's (energy score or flow matching), the auxiliary cross-entropy when
+     * the multi-token head is on, and the Brier score of the head's decoded samples when that is on (each part null
+     * when off); {@code total} = head + aux_token_weight x aux - token_brier_weight x tokenBrier.
      */
-    public record Loss(Tensor total, Tensor head, Tensor aux) {}
+    public record Loss(Tensor total, Tensor head, Tensor aux, Tensor tokenBrier) {}
 
     /** The training loss of a block of token ids [B, (S+1)*K] (see {@link #losses}). */
     public Tensor loss(Tensor tokens) {
@@ -190,7 +203,8 @@ public final class CalmModel extends Module {
     /**
      * The training loss of a block of token ids [B, (S+1)*K]: chunks 1..S are the input, and position i is scored on
      * chunk i+1 by the head's loss against the frozen encoder's posterior over it (the energy score, or flow
-     * matching), plus the auxiliary cross-entropy of chunk i+1's tokens when that is on (docs/method.md §10).
+     * matching), plus the auxiliary cross-entropy of chunk i+1's tokens when that is on (docs/method.md §10), minus
+     * the token-space Brier score of the head's samples when that is on (docs/method.md §12).
      */
     public Loss losses(Tensor tokens) {
         long len = tokens.size(1), k = patchSize();
@@ -201,15 +215,30 @@ public final class CalmModel extends Module {
         try (NoGradGuard ng = new NoGradGuard()) {
             q = ae.encode(targets);
         }
-        if (auxHead == null) {
-            Tensor headLoss = head.loss(h, q, targets);
-            return new Loss(headLoss, headLoss, null);
+        Tensor logits = auxHead == null ? null : auxHead.logits(h); // [B*S, K, V]: the auxiliary loss's and proposals'
+        Tensor headLoss, tokenBrier = null;
+        if (head instanceof EnergyHead e) {
+            EnergyHead.Scored scored = e.scored(h, q, config.refinesProposals() ? logits : null);
+            headLoss = scored.loss();
+            if (config.hasTokenBrier()) tokenBrier = tokenBrier(scored.samples(), targets);
+        } else {
+            headLoss = head.loss(h, q, targets);
         }
-        Tensor logits = auxHead.logits(h); // [B*S, K, V]: the auxiliary loss's, and the proposals' when there are
-        Tensor headLoss = head instanceof EnergyHead e && config.refinesProposals() ? e.lossWithProposals(h, q, logits)
-                : head.loss(h, q, targets);
-        Tensor aux = auxHead.lossOfLogits(logits, targets);
-        return new Loss(headLoss.add(aux.mul(c(config.auxTokenWeight()))), headLoss, aux);
+        Tensor total = headLoss;
+        Tensor aux = logits == null ? null : auxHead.lossOfLogits(logits, targets);
+        if (aux != null) total = total.add(aux.mul(c(config.auxTokenWeight())));
+        if (tokenBrier != null) total = total.sub(tokenBrier.mul(c(config.tokenBrierWeight())));
+        return new Loss(total, headLoss, aux, tokenBrier);
+    }
+
+    /**
+     * The token-space Brier score (sum over n = 1..K, mean over positions) of head samples [N, P, l] decoded by the
+     * frozen decoder, against the true next chunks [P, K]. The gradient reaches the head through the decoder.
+     */
+    private Tensor tokenBrier(Tensor samples, Tensor targets) {
+        long n = samples.size(0), p = samples.size(1);
+        Tensor logits = ae.decode(samples.reshape(n * p, -1)).view(n, p, patchSize(), -1); // [N, P, K, V]
+        return DecodedBrierScore.score(logits, targets);
     }
 
     /**

@@ -273,21 +273,31 @@ public final class EnergyHead extends GenerativeHead {
      */
     @Override
     public Tensor loss(Tensor h, ChunkAutoencoder.Posterior next, Tensor nextTokens) {
-        return lossWithProposals(h, next, proposal == null ? null : proposal.tokens.logits(h));
+        return scored(h, next, proposal == null ? null : proposal.tokens.logits(h)).loss();
     }
+
+    /** The energy loss of one batch and the head samples it scored, [N, P, l], with their graph. */
+    record Scored(Tensor loss, Tensor samples) {}
 
     /**
      * The energy loss with the proposals drawn from the multi-token head's {@code logits} [P, K, V] (null for the
-     * plain head): a training step computes them once for its auxiliary loss and its proposals.
+     * plain head): a training step computes them once for its auxiliary loss and its proposals. The samples are
+     * returned too, for losses that score them in token space ({@link DecodedBrierScore}).
      */
-    Tensor lossWithProposals(Tensor h, ChunkAutoencoder.Posterior next, Tensor logits) {
+    Scored scored(Tensor h, ChunkAutoencoder.Posterior next, Tensor logits) {
         Tensor y;
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor eps = torch.randn(new long[] {numTargets, next.mu().size(0), next.mu().size(1)},
                     Layers.on(next.mu(), next.mu().scalar_type()));
             y = next.mu().unsqueeze(0).add(next.sigma().unsqueeze(0).mul(eps)); // [M, P, l]
         }
-        return energy.loss(sample(h, numSamples, logits), y); // samples [N, P, l], one batched pass
+        Tensor samples = sample(h, numSamples, logits); // [N, P, l], one batched pass
+        return new Scored(energy.loss(samples, y), samples);
+    }
+
+    /** N, the samples per position the loss draws. */
+    int samplesPerPosition() {
+        return numSamples;
     }
 
     /**
