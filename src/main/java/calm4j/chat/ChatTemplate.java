@@ -3,11 +3,6 @@ package calm4j.chat;
 import calm4j.engine.Configs;
 import calm4j.engine.UserError;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.hubspot.jinjava.Jinjava;
-import com.hubspot.jinjava.JinjavaConfig;
-import com.hubspot.jinjava.interpret.RenderResult;
-import com.hubspot.jinjava.interpret.TemplateError;
-import com.hubspot.jinjava.lib.fn.ELFunctionDefinition;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -49,9 +44,11 @@ public final class ChatTemplate {
     private final String jinja; // null: the plain template
     private final String bos, eos;
     private final List<String> stops;
+    private final JinjaSandbox sandbox;
 
     private ChatTemplate(String name, String jinja, String bos, String eos, List<String> stops) {
         this.name = name;
+        this.sandbox = new JinjaSandbox(name);
         this.jinja = jinja;
         this.bos = bos;
         this.eos = eos;
@@ -66,12 +63,31 @@ public final class ChatTemplate {
         return t;
     }
 
+    /** The largest chat template file read (published templates are a few KB; the largest known about 20 KB). */
+    static final int MAX_TEMPLATE_BYTES = 1 << 20;
+    /** The largest tokenizer_config.json read for its template (Llama-3's, with its added tokens, is 50 KB). */
+    static final int MAX_TOKENIZER_CONFIG_BYTES = 64 << 20;
+
     /** The Jinja template in {@code file} (as {@code vllm serve --chat-template} takes it). */
     public static ChatTemplate file(Path file) {
-        try {
-            return jinja(file.getFileName().toString(), Files.readString(file, StandardCharsets.UTF_8), "", "");
+        return jinja(file.getFileName().toString(), new String(readBounded(file, MAX_TEMPLATE_BYTES, "chat template"),
+                StandardCharsets.UTF_8), "", "");
+    }
+
+    /** A regular file's bytes, refused past {@code max} bytes without reading more than that (/dev/zero ends). */
+    private static byte[] readBounded(Path file, int max, String what) {
+        if (!Files.isRegularFile(file)) {
+            throw new UserError("the " + what + " " + file + " is not a regular file: give a file");
+        }
+        try (var in = Files.newInputStream(file)) {
+            byte[] bytes = in.readNBytes(max + 1);
+            if (bytes.length > max) {
+                throw new UserError("the " + what + " " + file + " is larger than " + max + " bytes: that is not a "
+                        + what + " (give the right file)");
+            }
+            return bytes;
         } catch (IOException e) {
-            throw new UserError("cannot read the chat template " + file + ": " + e.getMessage());
+            throw new UserError("cannot read the " + what + " " + file + ": " + e.getMessage());
         }
     }
 
@@ -84,7 +100,7 @@ public final class ChatTemplate {
         if (!Files.isRegularFile(config)) return PLAIN;
         JsonNode root;
         try {
-            root = Configs.JSON.readTree(config.toFile());
+            root = Configs.JSON.readTree(readBounded(config, MAX_TOKENIZER_CONFIG_BYTES, "tokenizer config"));
         } catch (IOException e) {
             throw new UserError(config + " is not valid JSON (" + e.getMessage() + "): fix or remove it");
         }
@@ -124,9 +140,6 @@ public final class ChatTemplate {
             }
             return b.append("Assistant:").toString();
         }
-        Jinjava engine = new Jinjava(JinjavaConfig.newBuilder().withFailOnUnknownTokens(false).build());
-        engine.getGlobalContext().registerFunction(new ELFunctionDefinition("", "raise_exception", ChatTemplate.class,
-                "raiseException", String.class));
         List<Map<String, Object>> list = new ArrayList<>();
         for (Message m : messages) {
             Map<String, Object> map = new LinkedHashMap<>();
@@ -139,17 +152,7 @@ public final class ChatTemplate {
         context.put("add_generation_prompt", true);
         context.put("bos_token", bos);
         context.put("eos_token", eos);
-        RenderResult result = engine.renderForResult(jinja, context);
-        for (TemplateError e : result.getErrors()) {
-            if (e.getSeverity() == TemplateError.ErrorType.FATAL) {
-                // Jinjava wraps what a function throws: a template's own raise_exception keeps its message.
-                for (Throwable c = e.getException(); c != null; c = c.getCause()) {
-                    if (c instanceof UserError refused) throw refused;
-                }
-                throw new UserError("the chat template " + name + " failed: " + e.getMessage());
-            }
-        }
-        return result.getOutput();
+        return sandbox.render(jinja, context);
     }
 
     /** {@code raise_exception(message)}, which Hugging Face templates call to refuse a conversation. */

@@ -82,4 +82,87 @@ class ChatTemplateTest {
         assertTrue(e.getMessage().contains("system, user or assistant"), e.getMessage());
         assertThrows(UserError.class, () -> ChatTemplate.PLAIN.render(List.of()));
     }
+
+    /** A hostile template must fail as a UserError naming the problem, within the render deadline and then some. */
+    static UserError refusedQuickly(Runnable render) {
+        long t0 = System.nanoTime();
+        UserError e = assertThrows(UserError.class, render::run);
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        assertTrue(seconds < JinjaSandbox.DEADLINE_MILLIS / 1000.0 + 3, "refused after " + seconds + " s");
+        return e;
+    }
+
+    static final List<ChatTemplate.Message> TWO = List.of(new ChatTemplate.Message("user", "a"),
+            new ChatTemplate.Message("assistant", "b"));
+
+    @Test
+    void aTemplateThatLoopsForeverIsStoppedAtItsDeadlineWhenLoadedAndWhenAChatTriggersIt() {
+        String loops = "{% for i in range(1000) %}{% for j in range(1000) %}{% for k in range(1000) %}"
+                + "{% endfor %}{% endfor %}{% endfor %}x";
+        UserError atStart = refusedQuickly(() -> ChatTemplate.jinja("loops", loops, "", ""));
+        assertTrue(atStart.getMessage().contains("loops"), atStart.getMessage());
+        // Guarded so that loading (one message) passes: a two-message chat then meets the loops, and its deadline.
+        ChatTemplate guarded = ChatTemplate.jinja("guarded", "{% if messages | length == 2 %}" + loops
+                + "{% endif %}ok", "", "");
+        refusedQuickly(() -> guarded.render(TWO));
+        assertEquals("ok", guarded.render(List.of(new ChatTemplate.Message("user", "a"))));
+    }
+
+    @Test
+    void aTemplateCannotBuildUnboundedStringsOrCallJavaMethodsThatAllocateWithoutBound() {
+        UserError repeat = refusedQuickly(() -> ChatTemplate.jinja("repeat", "{{ 'x'.repeat(1000000000) }}", "", ""));
+        assertTrue(repeat.getMessage().contains("repeat"), repeat.getMessage());
+        refusedQuickly(() -> ChatTemplate.jinja("doubling", "{% set s = 'x' %}{% for i in range(60) %}"
+                + "{% set s = s ~ s %}{% endfor %}{{ s }}", "", ""));
+        for (String filter : new String[] {"{{ 'x' | center(1000000000) }}", "{{ '%1000000000s' | format('x') }}",
+                "{{ '{{ 1 }}' | render }}"}) {
+            UserError e = refusedQuickly(() -> ChatTemplate.jinja("filters", filter, "", ""));
+            assertTrue(e.getMessage().contains("disabled"), filter + ": " + e.getMessage());
+        }
+        refusedQuickly(() -> ChatTemplate.jinja("output", "{% for i in range(10000) %}{% for j in range(10000) %}"
+                + "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx{% endfor %}{% endfor %}", "", ""));
+        // What real templates call still works.
+        ChatTemplate fine = ChatTemplate.jinja("fine", "{% for m in messages %}{{ m['content'].strip() }}"
+                + "{{ m['content'].split(' ') | length }}{% endfor %}", "", "");
+        assertEquals("hi there3", fine.render(List.of(new ChatTemplate.Message("user", " hi there "))));
+    }
+
+    @Test
+    void aTemplateCannotReadFilesOrClasspathResources() {
+        for (String tag : new String[] {"{% include 'META-INF/MANIFEST.MF' %}", "{% import 'x.j2' as m %}",
+                "{% from 'x.j2' import m %}", "{% extends 'x.j2' %}"}) {
+            UserError e = refusedQuickly(() -> ChatTemplate.jinja("files", tag + "x", "", ""));
+            assertTrue(e.getMessage().contains("disabled"), tag + ": " + e.getMessage());
+        }
+    }
+
+    @Test
+    void aTemplateFileThatNeverEndsOrIsNoFileIsRefusedWithoutReadingItAll(@TempDir Path dir) throws Exception {
+        UserError zero = assertThrows(UserError.class, () -> ChatTemplate.file(Path.of("/dev/zero")));
+        assertTrue(zero.getMessage().contains("not a regular file"), zero.getMessage());
+        Path big = dir.resolve("big.jinja");
+        Files.write(big, new byte[ChatTemplate.MAX_TEMPLATE_BYTES + 1]);
+        UserError tooBig = assertThrows(UserError.class, () -> ChatTemplate.file(big));
+        assertTrue(tooBig.getMessage().contains("larger than"), tooBig.getMessage());
+    }
+
+    @Test
+    void manyConcurrentChatsThroughAHeavyTemplateAreEachRefusedAndNoneTakesTheProcessDown() throws Exception {
+        // Each render builds about 3 MB and then meets the output limit; twelve at once stay bounded.
+        ChatTemplate heavy = ChatTemplate.jinja("heavy", "{% if messages | length == 2 %}{% for i in range(10000) %}"
+                + "{% for j in range(1000) %}{{ 'abcdefghijklmnopqrstuvwxyz' }}{% endfor %}{% endfor %}{% endif %}ok",
+                "", "");
+        var pool = java.util.concurrent.Executors.newFixedThreadPool(12);
+        try {
+            List<java.util.concurrent.Future<String>> all = new java.util.ArrayList<>();
+            for (int i = 0; i < 12; i++) all.add(pool.submit(() -> heavy.render(TWO)));
+            for (var f : all) {
+                var e = assertThrows(java.util.concurrent.ExecutionException.class, () -> f.get(60,
+                        java.util.concurrent.TimeUnit.SECONDS));
+                assertInstanceOf(UserError.class, e.getCause(), String.valueOf(e.getCause()));
+            }
+        } finally {
+            pool.shutdownNow();
+        }
+    }
 }
