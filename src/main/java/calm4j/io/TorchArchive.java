@@ -110,7 +110,7 @@ public final class TorchArchive implements AutoCloseable {
         }
         try {
             prefix = findPrefix();
-            root = new Machine(readPickle()).run();
+            root = new Machine(readPickle(), records()).run();
         } catch (RuntimeException e) {
             closeQuietly();
             throw e;
@@ -189,6 +189,13 @@ public final class TorchArchive implements AutoCloseable {
             throw corrupt("its tensors are stored big-endian, which calm4j does not read");
         }
         return found;
+    }
+
+    /** How many records the archive holds (each storage is one). */
+    private int records() {
+        int n = 0;
+        for (var it = zip.getEntries(); it.hasMoreElements(); it.nextElement()) n++;
+        return n;
     }
 
     private byte[] readPickle() {
@@ -323,9 +330,33 @@ public final class TorchArchive implements AutoCloseable {
         return v;
     }
 
+    /** At most 120 characters of what {@code o} is, looking at most three levels into nested containers. */
     private static String describe(Object o) {
-        String s = o instanceof Object[] a ? Arrays.deepToString(a) : String.valueOf(o);
-        return s.length() > 120 ? s.substring(0, 120) + "..." : s;
+        StringBuilder sb = new StringBuilder();
+        describe(o, sb, 0);
+        return sb.length() > 120 ? sb.substring(0, 120) + "..." : sb.toString();
+    }
+
+    private static void describe(Object o, StringBuilder sb, int depth) {
+        if (sb.length() > 120) return;
+        if (o instanceof Object[] || o instanceof List<?>) {
+            List<?> items = o instanceof Object[] a ? Arrays.asList(a) : (List<?>) o;
+            if (depth >= 3) {
+                sb.append(o instanceof Object[] ? "(...)" : "[...]");
+                return;
+            }
+            sb.append(o instanceof Object[] ? '(' : '[');
+            for (int i = 0; i < items.size() && sb.length() <= 120; i++) {
+                if (i > 0) sb.append(", ");
+                describe(items.get(i), sb, depth + 1);
+            }
+            sb.append(o instanceof Object[] ? ')' : ']');
+        } else if (o instanceof Map<?, ?> m) {
+            sb.append("dict of ").append(m.size());
+        } else {
+            String s = String.valueOf(o);
+            sb.append(s, 0, Math.min(s.length(), 121 - Math.min(121, sb.length())));
+        }
     }
 
     /** A global the pickle names: the few a checkpoint needs, each a marker the machine knows how to call. */
@@ -358,14 +389,28 @@ public final class TorchArchive implements AutoCloseable {
         private final List<Object> stack = new ArrayList<>();
         private final List<Integer> marks = new ArrayList<>();
         private final Map<Long, Object> memo = new HashMap<>();
+        /**
+         * The most opcodes the pickle may run: a tensor takes about 30 (its name, the rebuild call, its storage,
+         * size and stride tuples, memo entries), so this is thousands of times what the archive's records can
+         * describe. Every object the machine holds (on its stack, in its memo or containers) took at least one
+         * opcode, so memory stays bounded whatever the pickle does (a 256 MB pickle of tuple and memo opcodes ran
+         * the heap out before).
+         */
+        private final long maxOps;
+        private long ops;
 
-        Machine(byte[] pickle) {
+        Machine(byte[] pickle, int records) {
             in = ByteBuffer.wrap(pickle).order(ByteOrder.LITTLE_ENDIAN);
+            maxOps = 1_000_000L + 1_000L * records;
         }
 
         Object run() {
             try {
                 while (true) {
+                    if (++ops > maxOps) {
+                        throw corrupt("its pickle runs more than " + maxOps + " operations, far more than the "
+                                + "tensors of its storage records need");
+                    }
                     int op = in.get() & 0xff;
                     switch (op) {
                         case 0x80 -> in.get();                                      // PROTO
@@ -403,7 +448,7 @@ public final class TorchArchive implements AutoCloseable {
                         case 'R' -> { Object args = pop(), f = pop(); push(call(f, args)); } // REDUCE
                         case 0x81 -> { Object args = pop(), cls = pop(); push(newObject(cls, args)); } // NEWOBJ
                         case 'b' -> { Object state = pop(); build(top(), state); }  // BUILD
-                        case 's' -> { Object v = pop(), k = pop(); dict(top()).put(k, v); } // SETITEM
+                        case 's' -> { Object v = pop(), k = pop(); dict(top()).put(hashable(k), v); } // SETITEM
                         case 'u' -> setItems(popMark());                             // SETITEMS
                         case 'a' -> { Object v = pop(); list(top()).add(v); }       // APPEND
                         case 'e' -> { List<Object> items = popMark(); list(top()).addAll(items); } // APPENDS
@@ -413,6 +458,8 @@ public final class TorchArchive implements AutoCloseable {
                 }
             } catch (java.nio.BufferUnderflowException | IndexOutOfBoundsException e) {
                 throw corrupt("its pickle is truncated or malformed");
+            } catch (StackOverflowError e) {
+                throw corrupt("its pickle nests objects too deeply for a checkpoint");
             }
         }
 
@@ -452,7 +499,19 @@ public final class TorchArchive implements AutoCloseable {
         private void setItems(List<Object> kv) {
             if (kv.size() % 2 != 0) throw corrupt("its pickle sets a dict from an odd number of items");
             Map<Object, Object> d = dict(top());
-            for (int i = 0; i < kv.size(); i += 2) d.put(kv.get(i), kv.get(i + 1));
+            for (int i = 0; i < kv.size(); i += 2) d.put(hashable(kv.get(i)), kv.get(i + 1));
+        }
+
+        /**
+         * A dict key, refused as Python refuses it when it is a list or a dict (unhashable): hashing one that holds
+         * itself, or nests 200,000 deep, would never end.
+         */
+        private Object hashable(Object key) {
+            if (key instanceof List<?> || key instanceof Map<?, ?>) {
+                throw corrupt("its pickle uses a " + (key instanceof List<?> ? "list" : "dict") + " as a dict key, "
+                        + "which Python refuses (unhashable)");
+            }
+            return key;
         }
 
         @SuppressWarnings("unchecked")

@@ -134,6 +134,52 @@ class TorchArchiveTest {
     }
 
     @Test
+    void aPickleThatInflatesToMillionsOfObjectsIsRefusedBeforeTheHeapRunsOut(@TempDir Path dir) throws IOException {
+        // 256 MB of tuple, None, mark and memo opcodes (compressed to a few hundred KB) made the machine hold
+        // hundreds of millions of objects: OutOfMemoryError. It now stops after a bounded number of operations.
+        ByteArrayOutputStream body = new ByteArrayOutputStream();
+        body.write(0x80);
+        body.write(2);
+        byte[] unit = {'(', 'N', 'N', 't', 'q', 0, ')', (byte) 0x94, 'N'}; // a tuple, memos, (), None: 3 objects
+        byte[] block = new byte[unit.length * 4096];
+        for (int i = 0; i < 4096; i++) System.arraycopy(unit, 0, block, i * unit.length, unit.length);
+        for (int i = 0; i < (200 << 20) / block.length; i++) body.writeBytes(block);
+        body.write('.');
+        Path f = CutRecords.zip(dir.resolve("inflated.bin"), Map.of("m/data.pkl", body.toByteArray()), true);
+        assertTrue(Files.size(f) < (16 << 20), "small on disk: " + Files.size(f));
+        long t0 = System.nanoTime();
+        String m = refusal(f);
+        assertTrue(m.contains("more than") && m.contains("operations"), m);
+        assertTrue((System.nanoTime() - t0) / 1e9 < 10, "refused quickly");
+    }
+
+    @Test
+    void aListOrDictUsedAsADictKeyIsRefusedAsPythonRefusesItNestedOrHoldingItself(@TempDir Path dir)
+            throws IOException {
+        // A list holding itself as a key: hashing it would never end (StackOverflowError before).
+        Pickle self = new Pickle().op(0x80, 2, '}', ']', 'q', 1, 'h', 1, 'a', 'N', 's', '.');
+        String m = refusal(CutRecords.zip(dir.resolve("self.bin"), Map.of("m/data.pkl", self.out.toByteArray()),
+                false));
+        assertTrue(m.contains("unhashable"), m);
+        // A list nested 200,000 deep as a key.
+        Pickle deep = new Pickle().op(0x80, 2, '}');
+        for (int i = 0; i < 200_000; i++) deep.op(']');
+        for (int i = 0; i < 200_000 - 1; i++) deep.op('a');
+        deep.op('N', 's', '.');
+        m = refusal(CutRecords.zip(dir.resolve("deep.bin"), Map.of("m/data.pkl", deep.out.toByteArray()), true));
+        assertTrue(m.contains("unhashable"), m);
+        // A dict as a key, and a tuple nested 200,000 deep in an error message, are named without recursing.
+        Pickle dictKey = new Pickle().op(0x80, 2, '}', '}', 'N', 's', '.');
+        assertTrue(refusal(CutRecords.zip(dir.resolve("dict.bin"), Map.of("m/data.pkl", dictKey.out.toByteArray()),
+                false)).contains("unhashable"));
+        Pickle nested = new Pickle().op(0x80, 2).global("torch._utils", "_rebuild_tensor_v2").op(')');
+        for (int i = 0; i < 200_000; i++) nested.op(0x85);
+        nested.op('R', '.');
+        m = refusal(CutRecords.zip(dir.resolve("nested.bin"), Map.of("m/data.pkl", nested.out.toByteArray()), true));
+        assertTrue(m.contains("rebuilt from") || m.contains("calls"), m);
+    }
+
+    @Test
     void aCompressedRecordInflatingPastItsStorageStopsThere(@TempDir Path dir) throws IOException {
         // A zip bomb: 64 MiB of zeros deflate to about 64 KB; the storage says 4 floats.
         Map<String, byte[]> r = new LinkedHashMap<>();
