@@ -2,7 +2,6 @@ package calm4j.nn;
 
 import org.bytedeco.pytorch.NoGradGuard;
 import org.bytedeco.pytorch.Scalar;
-import org.bytedeco.pytorch.T_TensorTensorDoubleLong_T;
 import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
@@ -13,8 +12,8 @@ import static calm4j.nn.Tensors.c;
  * An inference-only linear map {@code y = x W^T + b} whose weight is packed once for fbgemm, the CPU GEMM library
  * inside libtorch (its legacy dynamic-quantization entry points, which the bytedeco presets expose):
  * <ul>
- *   <li>int8: each output row r of W is scaled to [-1, 1] by its largest magnitude s_r, the result quantized to int8
- *       (one scale for the normalised matrix) and packed; the activation is quantized per call.
+ *   <li>int8: each output row r of W is scaled to [-1, 1] by its largest magnitude s_r, the result quantized to
+ *       {@link #LEVELS} levels each side of zero and packed; the activation is quantized per call.
  *       {@code y = (x Q^T) * s + b}: per-row quantization, a quarter of fp32's memory traffic;</li>
  *   <li>fp16: W rounded to half precision and packed; fp32 activations and accumulation.</li>
  * </ul>
@@ -23,6 +22,14 @@ import static calm4j.nn.Tensors.c;
  * 850-1030 us as an fp32 linear here (docs/performance.md).
  */
 public final class PackedLinear {
+    /**
+     * int8 weights use [-63, 63], 7 bits: CPUs without VNNI (AVX2, as the AMD EPYC CI machine) multiply activation
+     * bytes (0..255) by weight bytes in pairs summed into 16 bits, which saturate past 32,767; with |q| <= 63 a pair
+     * stays below 255 x 63 x 2 = 32,130. Full 8-bit weights moved the authors' fixture's hidden states by 0.73 (of
+     * 3.1) on AVX2; 7 bits by the amount measured in docs/performance.md.
+     */
+    static final long LEVELS = 63;
+
     private final WeightType type;
     private final long in, out;
     private final Tensor packed, bias;
@@ -71,15 +78,19 @@ public final class PackedLinear {
                 }
                 // Per-row scale: rows of very different magnitude (common in trained layers) keep their precision.
                 Tensor s = rowAbsMax(w).clamp_min(c(1e-12)); // [out, 1]
-                T_TensorTensorDoubleLong_T q = torch.fbgemm_linear_quantize_weight(w.div(s));
-                Tensor packed = torch.fbgemm_pack_quantized_matrix(q.get0());
+                // Weights in [-LEVELS, LEVELS] with zero point 0: q = round(w / s * LEVELS).
+                Tensor q = w.div(s).mul(c((double) LEVELS)).round().clamp_min(c(-LEVELS)).clamp_max(c(LEVELS))
+                        .to(torch.ScalarType.Char);
+                // fbgemm's zero-point correction: the sum of each output row's quantized weights.
+                Tensor columnOffsets = q.sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional(
+                        torch.ScalarType.Int));
+                Tensor packed = torch.fbgemm_pack_quantized_matrix(q);
                 // The int8 GEMM reads only the shape of its unpacked-weight argument: an [out, in] view of one zero
                 // stands in for it, so the int8 copy is not kept beside the packed one.
                 Tensor shape = torch.zeros(new long[] {1, 1},
                         new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Char)).expand(out, in);
-                // get1() points into the tuple q, freed with this scope: a Tensor of its own holds the offsets
-                return new PackedLinear(type, in, out, packed, b, shape, new Tensor(q.get1()), s.view(out),
-                        c(q.get2()), c(q.get3()));
+                return new PackedLinear(type, in, out, packed, b, shape, columnOffsets, s.view(out),
+                        c(1.0 / LEVELS), c(0L));
             }
         });
     }
