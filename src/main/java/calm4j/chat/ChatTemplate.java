@@ -63,6 +63,9 @@ public final class ChatTemplate {
         return t;
     }
 
+    /** Where a Hugging Face model folder (and a calm4j run) keeps its chat template and special tokens. */
+    public static final String TOKENIZER_CONFIG = "tokenizer_config.json";
+
     /** The largest chat template file read (published templates are a few KB; the largest known about 20 KB). */
     static final int MAX_TEMPLATE_BYTES = 1 << 20;
     /** The largest tokenizer_config.json read for its template (Llama-3's, with its added tokens, is 50 KB). */
@@ -96,7 +99,7 @@ public final class ChatTemplate {
      * one (a string, or Hugging Face's list of named templates, of which "default" is taken), else {@link #PLAIN}.
      */
     public static ChatTemplate of(Path dir) {
-        Path config = dir.resolve("tokenizer_config.json");
+        Path config = dir.resolve(TOKENIZER_CONFIG);
         if (!Files.isRegularFile(config)) return PLAIN;
         JsonNode root;
         try {

@@ -85,6 +85,7 @@ final class Calm4jLayout {
             SafeTensors.write(out.resolve(WeightFiles.SAFETENSORS), weights, Map.of("format", "pt"));
             Files.copy(r.tokenizer().path(), out.resolve(HuggingFaceLayout.TOKENIZER),
                     StandardCopyOption.REPLACE_EXISTING);
+            HuggingFaceLayout.copyChatTemplate(r.dir(), out);
         } catch (IOException e) {
             throw new UserError("cannot write " + out + ": " + e.getMessage());
         }

@@ -102,6 +102,7 @@ public final class HubDownload {
 
     private Path withTokenizer(String repo, Path dir) {
         file(repo, dir, HuggingFaceLayout.TOKENIZER, false);
+        file(repo, dir, calm4j.chat.ChatTemplate.TOKENIZER_CONFIG, false); // a chat model's template
         return dir;
     }
 

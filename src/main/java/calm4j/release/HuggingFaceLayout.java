@@ -1,5 +1,6 @@
 package calm4j.release;
 
+import calm4j.chat.ChatTemplate;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.app.AutoencoderRun;
 import calm4j.app.CalmRun;
@@ -20,6 +21,7 @@ import org.bytedeco.pytorch.Tensor;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -88,6 +90,11 @@ public final class HuggingFaceLayout {
                     : "is needed: " + dir + " has no " + TOKENIZER + " (the authors' releases use the Llama-3 "
                     + "tokenizer.json, shipped in their repository's llama3_tokenizer/)");
         }
+        // A chat model's tokenizer_config.json: the folder's, else the one beside a tokenizer given apart. Its
+        // template is checked before anything is written.
+        Path chatDir = tokenizer != null && !Files.isRegularFile(dir.resolve(ChatTemplate.TOKENIZER_CONFIG))
+                ? tokFile.toAbsolutePath().getParent() : dir;
+        if (Files.isRegularFile(chatDir.resolve(ChatTemplate.TOKENIZER_CONFIG))) ChatTemplate.of(chatDir);
         Module model;
         Map<String, Object> sections = new LinkedHashMap<>();
         if (OfficialLayout.isCalm(cfg)) {
@@ -118,8 +125,23 @@ public final class HuggingFaceLayout {
         } finally {
             if (!tokForRun.equals(tokFile)) deleteQuietly(tokForRun);
         }
+        copyChatTemplate(chatDir, run);
         Checkpoints.saveWeights(run, 0, model);
         return new Imported(kind, Layers.parameterCount(model, false));
+    }
+
+    /**
+     * Copies {@code from}'s tokenizer_config.json, which carries a chat model's template and special tokens, into
+     * {@code to} when there is one.
+     */
+    static void copyChatTemplate(Path from, Path to) {
+        Path config = from == null ? null : from.resolve(ChatTemplate.TOKENIZER_CONFIG);
+        if (config == null || !Files.isRegularFile(config)) return;
+        try {
+            Files.copy(config, to.resolve(ChatTemplate.TOKENIZER_CONFIG), StandardCopyOption.REPLACE_EXISTING);
+        } catch (IOException e) {
+            throw new UserError("cannot copy " + config + " to " + to + ": " + e.getMessage());
+        }
     }
 
     /** Loads {@code tensors} into {@code model}, refusing tensors it has no place for. */

@@ -131,6 +131,7 @@ public final class OfficialLayout {
                 SafeTensors.write(out.resolve(WeightFiles.SAFETENSORS), tensors(calm.model()), Map.of("format", "pt"));
                 Files.copy(calm.tokenizer().path(), out.resolve(HuggingFaceLayout.TOKENIZER),
                         StandardCopyOption.REPLACE_EXISTING);
+                HuggingFaceLayout.copyChatTemplate(calm.dir(), out);
             } else if (r instanceof AutoencoderRun ae) {
                 writeAutoencoder(ae.model(), out, ae.tokenizer());
             } else {

@@ -134,6 +134,27 @@ class HuggingFaceLayoutTest {
     }
 
     @Test
+    void aChatModelsTokenizerConfigAndItsTemplateSurviveExportAndImport() throws Exception {
+        Path run = dir.resolve("chat-run"), hf = dir.resolve("hf-chat"), back = dir.resolve("back-chat");
+        HuggingFaceLayout.export(calmRun, hf);
+        String template = "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}{% endfor %}<|assistant|>";
+        Files.writeString(hf.resolve("tokenizer_config.json"), calm4j.engine.Configs.JSON.writeValueAsString(
+                java.util.Map.of("chat_template", template, "eos_token", "<|end|>")));
+        HuggingFaceLayout.importDir(hf, run);
+        assertTrue(Files.isRegularFile(run.resolve("tokenizer_config.json")), "the import keeps it");
+        var chat = calm4j.chat.ChatTemplate.of(run);
+        assertEquals("<|user|>hi<|assistant|>", chat.render(List.of(new calm4j.chat.ChatTemplate.Message("user",
+                "hi"))));
+        HuggingFaceLayout.export(run, dir.resolve("hf-chat-again"));
+        assertTrue(Files.isRegularFile(dir.resolve("hf-chat-again/tokenizer_config.json")), "and the export");
+        // A template that cannot render is refused at import, naming the file, not when the model is served.
+        Files.writeString(hf.resolve("tokenizer_config.json"), "{\"chat_template\": \"{% for %}\"}");
+        var e = assertThrows(calm4j.engine.UserError.class, () -> HuggingFaceLayout.importDir(hf, back));
+        assertTrue(e.getMessage().contains("tokenizer_config.json"), e.getMessage());
+        assertFalse(Files.exists(back), "nothing is written for a refused import");
+    }
+
+    @Test
     void theTrainingOnlyAuxiliaryTokenHeadIsLeftOutOfAnExport() throws Exception {
         CalmRun src = CalmRun.load(calmRun);
         CalmConfig withAux = src.model().config().with("aux_token_weight", 1.0);
