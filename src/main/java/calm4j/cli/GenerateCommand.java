@@ -5,6 +5,7 @@ import calm4j.app.LanguageModel;
 import calm4j.chat.ChatTemplate;
 import calm4j.engine.Configs;
 import calm4j.engine.UserError;
+import calm4j.generate.Finish;
 import calm4j.generate.GenerationOptions;
 import calm4j.generate.Sampling;
 import calm4j.io.TextFiles;
@@ -123,12 +124,17 @@ class GenerateCommand implements Callable<Integer> {
             System.out.println();
             System.err.printf("[%d tokens, %.2f s, %s]%n", outs.get(0).completionTokens(),
                     (System.nanoTime() - t0) / 1e9, outs.get(0).finish());
-            return 0;
+        } else {
+            for (int i = 0; i < outs.size(); i++) {
+                System.out.println("--- " + (i + 1) + " (seed " + (seed + i) + ", " + outs.get(i).finish() + ")");
+                System.out.println((chat ? "" : texts.get(i)) + outs.get(i).text());
+            }
         }
-        for (int i = 0; i < outs.size(); i++) {
-            System.out.println("--- " + (i + 1) + " (seed " + (seed + i) + ", " + outs.get(i).finish() + ")");
-            System.out.println((chat ? "" : texts.get(i)) + outs.get(i).text());
-        }
+        // The context, not --max-tokens, ended a text: say so, so that a short text is not taken for the limit.
+        outs.stream().filter(o -> o.finish() == Finish.CONTEXT).findFirst().ifPresent(o -> System.err.printf(
+                "calm generate: the model's context ended the text after %d new tokens, before the %d --max-tokens "
+                        + "asked for: the prompt (%d tokens) and the text fill it (a shorter prompt leaves more room)%n",
+                o.completionTokens(), maxTokens, o.promptTokens()));
         return 0;
     }
 }

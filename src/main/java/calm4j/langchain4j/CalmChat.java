@@ -9,6 +9,9 @@ import dev.langchain4j.data.message.AiMessage;
 import dev.langchain4j.data.message.ChatMessage;
 import dev.langchain4j.data.message.SystemMessage;
 import dev.langchain4j.data.message.UserMessage;
+import dev.langchain4j.exception.InternalServerException;
+import dev.langchain4j.exception.InvalidRequestException;
+import dev.langchain4j.exception.UnsupportedFeatureException;
 import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.output.FinishReason;
@@ -28,10 +31,29 @@ final class CalmChat {
         this.defaults = defaults;
     }
 
-    /** Calls are served one at a time: a TextModel holds one generation session. */
+    /**
+     * Calls are served one at a time: a TextModel holds one generation session. Failures arrive as langchain4j's
+     * own exception types, as its providers throw them: a request calm4j cannot serve (a temperature out of range,
+     * a prompt longer than the context) is an {@link InvalidRequestException}, tools and non-text content an
+     * {@link UnsupportedFeatureException}, a failure of the model itself an {@link InternalServerException}.
+     */
     synchronized ChatResponse reply(ChatRequest request, Consumer<String> onText) {
+        try {
+            return replyOrThrow(request, onText);
+        } catch (UnsupportedFeatureException e) {
+            throw e;
+        } catch (UserError e) {
+            throw new InvalidRequestException(e.getMessage(), e);
+        } catch (RuntimeException e) {
+            throw new InternalServerException("the calm4j model failed: " + calm4j.engine.LibtorchErrors.firstLine(
+                    String.valueOf(e.getMessage())), e);
+        }
+    }
+
+    private ChatResponse replyOrThrow(ChatRequest request, Consumer<String> onText) {
         if (request.toolSpecifications() != null && !request.toolSpecifications().isEmpty()) {
-            throw new UserError("calm4j models do not call tools: leave the tool specifications out");
+            throw new UnsupportedFeatureException("calm4j models do not call tools: leave the tool specifications "
+                    + "out");
         }
         TextModel.Options o = defaults;
         Sampling s = o.sampling();
@@ -61,8 +83,8 @@ final class CalmChat {
             } else if (m instanceof AiMessage a && a.text() != null && !a.hasToolExecutionRequests()) {
                 out.add(new ChatTemplate.Message("assistant", a.text()));
             } else {
-                throw new UserError("calm4j chats in text only: a " + m.type() + " message with other content (images, "
-                        + "tool calls or results) cannot be read");
+                throw new UnsupportedFeatureException("calm4j chats in text only: a " + m.type() + " message with "
+                        + "other content (images, tool calls or results) cannot be read");
             }
         }
         return out;

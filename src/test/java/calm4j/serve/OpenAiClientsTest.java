@@ -143,7 +143,27 @@ class OpenAiClientsTest {
             assertEquals(whole.aiMessage().text(), partial.toString());
             ChatRequest tools = ChatRequest.builder().messages(MESSAGES).toolSpecifications(
                     dev.langchain4j.agent.tool.ToolSpecification.builder().name("f").build()).build();
-            assertThrows(RuntimeException.class, () -> new CalmChatModel(text, defaults).chat(tools));
+            assertThrows(dev.langchain4j.exception.UnsupportedFeatureException.class,
+                    () -> new CalmChatModel(text, defaults).chat(tools));
+            // What a request gets wrong arrives as langchain4j's own type, as its providers throw it.
+            ChatRequest hot = ChatRequest.builder().messages(MESSAGES).temperature(5.0).build();
+            var e = assertThrows(dev.langchain4j.exception.InvalidRequestException.class,
+                    () -> new CalmChatModel(text, defaults).chat(hot));
+            assertTrue(e.getMessage().contains("temperature"), e.getMessage());
+            CompletableFuture<Throwable> failed = new CompletableFuture<>();
+            new CalmStreamingChatModel(text, defaults).chat(hot, new StreamingChatResponseHandler() {
+                @Override
+                public void onCompleteResponse(ChatResponse response) {
+                    failed.complete(null);
+                }
+
+                @Override
+                public void onError(Throwable error) {
+                    failed.complete(error);
+                }
+            });
+            assertInstanceOf(dev.langchain4j.exception.InvalidRequestException.class, failed.get(60,
+                    TimeUnit.SECONDS));
         }
     }
 }
