@@ -155,20 +155,41 @@ public final class ComparisonReport {
     }
 
     /**
-     * One sentence on the method's two promises as measured: a CALM's Brier-1 as a share of a token model's, and
-     * its generation speed as a multiple of the token model's at each timed batch.
+     * One sentence on the method's two promises as measured: a CALM's Brier-1 as a share of a token model's (with its
+     * standard error, and only when both can be told from zero: more than two standard errors above it), and its
+     * generation speed as a multiple of the token model's at each timed batch.
      *
      * @param k the CALM's tokens per step
      */
     public static String versus(Row calm, Row token, int k) {
-        return String.format("At %s training FLOPs the CALM's Brier-1 is %.0f%% of the token model's (%s against %s "
-                        + "at %s FLOPs, both at chunk boundaries), and it generates %.1fx the token model's tokens/s "
-                        + "at batch %d and %.1fx at batch %d (K = %d tokens per step).",
-                Plots.human(calm.trainingFlops()), 100 * calm.last().brier()[0] / token.last().brier()[0],
-                withError(calm.last().brier()[0], calm.last().standardError()[0]),
-                withError(token.last().brier()[0], token.last().standardError()[0]), Plots.human(token.trainingFlops()),
+        double c = calm.last().brier()[0], cse = calm.last().standardError()[0];
+        double t = token.last().brier()[0], tse = token.last().standardError()[0];
+        String scores = String.format("%s against %s at %s FLOPs, both at chunk boundaries", withError(c, cse),
+                withError(t, tse), Plots.human(token.trainingFlops()));
+        String quality;
+        if (!(t > 2 * tse)) {
+            quality = "the token model's Brier-1 cannot be told from zero at this budget, so no share is given ("
+                    + scores + ")";
+        } else if (!(c > 2 * cse)) {
+            quality = "the CALM's Brier-1 cannot be told from zero at this budget (" + scores + ")";
+        } else {
+            double[] share = ratio(c, cse, t, tse);
+            quality = String.format("the CALM's Brier-1 is %.0f%% +- %.0f%% of the token model's (%s)", 100 * share[0],
+                    100 * share[1], scores);
+        }
+        return String.format("At %s training FLOPs %s, and it generates %.1fx the token model's tokens/s at batch %d "
+                        + "and %.1fx at batch %d (K = %d tokens per step).", Plots.human(calm.trainingFlops()), quality,
                 calm.generateTokensPerSecond()[0] / token.generateTokensPerSecond()[0], GENERATION_BATCHES[0],
                 calm.generateTokensPerSecond()[1] / token.generateTokensPerSecond()[1], GENERATION_BATCHES[1], k);
+    }
+
+    /**
+     * {@code a / b} and its standard error for independent estimates {@code a +- sa} and {@code b +- sb} (first
+     * order: {@code (a/b) sqrt((sa/a)^2 + (sb/b)^2)}).
+     */
+    public static double[] ratio(double a, double sa, double b, double sb) {
+        double r = a / b;
+        return new double[] {r, Math.abs(r) * Math.hypot(sa / a, sb / b)};
     }
 
     /** {@code 0.0123 +- 0.0011}, three significant digits (Brier-4 is of order 1e-5 at small budgets). */
