@@ -180,13 +180,14 @@ class SyntheticLanguageTest {
 
     @Test
     void sequencesJoiningAndLeavingARunningBatchGenerateWhatTheyWouldAlone() {
-        // a continues the language (a chunk and three tokens), so it is still running when the others join and leave.
+        // a continues the language (a chunk and three tokens); EOS does not end sequences here, so a is still
+        // running when the others join and leave whatever this CPU's trained model samples.
         GenerationRequest a = new GenerationRequest(Arrays.copyOf(chunksOf(0, 2), K + 3), 40, 1.0, 21);
         GenerationRequest b = new GenerationRequest(chunksOf(0, 6), 16, 1.0, 22);
         GenerationRequest c = new GenerationRequest(new int[] {8, 8, 30, 2, 17}, 40, 1.0, 23);
         Map<Integer, List<Integer>> got = new HashMap<>();
         Map<Integer, CalmGenerator.Output> done = new HashMap<>();
-        try (CalmGenerator.Session session = generator().session()) {
+        try (CalmGenerator.Session session = generator().stopAtEos(false).session()) {
             int ia = session.join(List.of(a)).get(0);
             int ib = -1, ic = -1;
             for (int step = 0; !session.isEmpty(); step++) {
@@ -198,11 +199,11 @@ class SyntheticLanguageTest {
                     if (e.finished() != null) done.put(e.id(), e.finished());
                 }
             }
-            CalmGenerator.Output aloneB = generator().generate(List.of(b), null).get(0);
-            CalmGenerator.Output aloneC = generator().generate(List.of(c), null).get(0);
+            CalmGenerator.Output aloneB = generator().stopAtEos(false).generate(List.of(b), null).get(0);
+            CalmGenerator.Output aloneC = generator().stopAtEos(false).generate(List.of(c), null).get(0);
             assertArrayEquals(aloneB.tokens(), done.get(ib).tokens(), "b joined at step 2");
             assertArrayEquals(aloneC.tokens(), done.get(ic).tokens(), "c joined at step 3");
-            int[] aloneA = generator().generate(List.of(a), null).get(0).tokens();
+            int[] aloneA = generator().stopAtEos(false).generate(List.of(a), null).get(0).tokens();
             int[] partA = got.get(ia).stream().mapToInt(Integer::intValue).toArray();
             assertFalse(done.containsKey(ia), "a was cancelled, not finished");
             assertArrayEquals(Arrays.copyOf(aloneA, partA.length), partA, "a's tokens before it was cancelled");

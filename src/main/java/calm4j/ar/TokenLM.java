@@ -1,6 +1,5 @@
 package calm4j.ar;
 
-import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import calm4j.nn.Linear;
 import calm4j.nn.PackedLinear;
@@ -42,20 +41,20 @@ public final class TokenLM extends Module implements NextTokenModel {
         return project(transformer.forward(transformer.embed(tokens), cache));
     }
 
-    /** As {@link #logits(Tensor, KVCache)} for left-padded rows: {@code keyMask} [B, cached + L] is false at pads. */
-    public Tensor logits(Tensor tokens, KVCache cache, Tensor keyMask) {
-        return project(transformer.forward(transformer.embed(tokens), cache, keyMask));
+    /** Hidden states [B, L, d] of token ids [B, L] (before the vocabulary projection); with a cache, as logits. */
+    public Tensor hidden(Tensor tokens, KVCache cache) {
+        return transformer.forward(transformer.embed(tokens), cache);
     }
 
     /**
-     * Logits [B, L, V] of hidden states [B, L, d] by the tied embedding. One position of one sequence (a batch-1
-     * decoding step) is a matrix-vector product: 3x faster than the matrix product, which packs the whole embedding
-     * for a single row (4096 x 256: 139-209 against 506-674 us here).
+     * Logits [..., V] of hidden states [..., d] by the tied embedding. A prefill projects only each row's last
+     * position: all of a 2,048-token prompt at a 128k vocabulary would be 1 GB of logits per row.
      */
-    private Tensor project(Tensor h) {
+    public Tensor project(Tensor h) {
         if (vocabulary != null) return vocabulary.forward(h);
         return Linear.apply(h, transformer.embedTokens().weight(), null); // E [V, d]
     }
+
 
     /** Readies the model for inference with weights of {@code type} (as {@code CalmModel.forInference}). */
     public void forInference(WeightType type) {
@@ -73,14 +72,14 @@ public final class TokenLM extends Module implements NextTokenModel {
         return config.contextTokens();
     }
 
-    /** An empty cache for a decoding batch whose rows join and leave between steps. */
-    public BatchKVCache newBatchCache() {
-        return transformer.newBatchCache();
-    }
-
     @Override
     public KVCache newCache() {
-        return new KVCache(transformer.numLayers());
+        return transformer.newCache();
+    }
+
+    /** Bytes one token position of one sequence takes in the KV cache. */
+    public long cacheBytesPerPosition() {
+        return transformer.cacheBytesPerPosition();
     }
 
     /** Mean next-token cross-entropy of a block [B, L + 1]: positions 0..L-1 predict 1..L. */

@@ -73,10 +73,26 @@ public final class Benchmarks {
      * vocabulary (generation speed does not depend on the weights).
      */
     public static CalmModel calmOf(java.nio.file.Path run, String head) {
+        return calmOf(run, head, null);
+    }
+
+    /**
+     * As {@link #calmOf(java.nio.file.Path, String)}; without a run, {@code config} (or null) is a JSON file whose
+     * {@code "model"} and {@code "autoencoder"} sections change the default configuration's keys, as a training
+     * config does: a recipe's speed is measured before it is trained.
+     */
+    public static CalmModel calmOf(java.nio.file.Path run, String head, java.nio.file.Path config) {
         if (run != null) return CalmRun.load(run).model();
         Engine.seed(0);
-        return new CalmModel(CalmConfig.DEFAULTS.with("head", head), new ChunkAutoencoder(
-                AutoencoderConfig.DEFAULTS.withVocabulary(BENCH_VOCAB, BENCH_PAD, BENCH_MASK, BENCH_EOS)));
+        CalmConfig calm = CalmConfig.DEFAULTS.with("head", head);
+        AutoencoderConfig ae = AutoencoderConfig.DEFAULTS;
+        if (config != null) {
+            var root = calm4j.engine.Configs.readTree(config);
+            calm = calm4j.engine.Configs.section(root, "model", calm, CalmConfig.class, config.toString());
+            ae = calm4j.engine.Configs.section(root, "autoencoder", ae, AutoencoderConfig.class, config.toString());
+        }
+        return new CalmModel(calm, new ChunkAutoencoder(ae.withVocabulary(BENCH_VOCAB, BENCH_PAD, BENCH_MASK,
+                BENCH_EOS)));
     }
 
     /** What the CALM of a benchmark is, in one line. */

@@ -3,7 +3,6 @@ package calm4j.calm;
 import calm4j.ae.AutoencoderConfig;
 import calm4j.ae.ChunkAutoencoder;
 import calm4j.eval.BrierLM;
-import calm4j.nn.BatchKVCache;
 import calm4j.nn.KVCache;
 import calm4j.nn.LayerNorm;
 import calm4j.nn.Layers;
@@ -159,28 +158,28 @@ public final class CalmModel extends Module {
         return embedNorm.forward(embedOut.forward(torch.silu(embedIn.forward(e))));
     }
 
-    /** Hidden states [B, S, d] of token ids [B, S*K]; with a cache, the ids continue the cached positions. */
+    /**
+     * Hidden states [B, S, d] of token ids [B, S*K]; with a cache, the ids continue each row's cached positions and
+     * are written into it.
+     */
     public Tensor hidden(Tensor tokens, KVCache cache) {
         return transformer.forward(embedChunks(tokens), cache);
     }
 
-    /** As {@link #hidden(Tensor, KVCache)} for left-padded rows; {@code chunkMask} [B, cached + S] is false at pads. */
-    public Tensor hidden(Tensor tokens, KVCache cache, Tensor chunkMask) {
-        return transformer.forward(embedChunks(tokens), cache, chunkMask);
-    }
 
     /** The context in chunks (the longest sequence the backbone's positions cover). */
     public int contextChunks() {
         return config.contextChunks();
     }
 
-    /** An empty cache for a decoding batch whose rows join and leave between steps. */
-    public BatchKVCache newBatchCache() {
-        return transformer.newBatchCache();
+    /** An empty KV cache for the backbone (one position per chunk). */
+    public KVCache newCache() {
+        return transformer.newCache();
     }
 
-    public KVCache newCache() {
-        return new KVCache(transformer.numLayers());
+    /** Bytes one chunk position of one sequence takes in the KV cache (a quarter of a token model's per token at K=4). */
+    public long cacheBytesPerPosition() {
+        return transformer.cacheBytesPerPosition();
     }
 
     /** The chunks of {@code tokens} [B, S*K] as rows [B*S, K]. */

@@ -147,6 +147,10 @@ final class BenchCommand {
                 + "energy or flow")
         String head;
 
+        @Option(names = "--config", description = "without --ckpt: a JSON file whose \"model\" and \"autoencoder\" "
+                + "sections change the random model's configuration (a recipe's speed before it is trained)")
+        Path config;
+
         @Option(names = "--prompt-tokens", defaultValue = "32")
         int promptTokens;
 
@@ -168,7 +172,7 @@ final class BenchCommand {
             List<WeightType> types = dtypes.stream().map(WeightType::parse).toList();
             System.out.println(preset != null ? Tables.release(preset, Benchmarks.release(preset, types, promptTokens,
                     releaseTokens, repeats, withTokenModel), promptTokens, releaseTokens, json)
-                    : Tables.generation(Benchmarks.generation(() -> Benchmarks.calmOf(run, head), types,
+                    : Tables.generation(Benchmarks.generation(() -> Benchmarks.calmOf(run, head, config), types,
                     promptTokens, maxTokens, repeats), promptTokens, maxTokens, json));
             return 0;
         }

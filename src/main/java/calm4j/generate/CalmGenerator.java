@@ -70,6 +70,7 @@ public final class CalmGenerator {
     private final int pool;
     private final boolean exact;
     private final int maxDraws;
+    private final int prefillSlice;
     private boolean stopAtEos = true;
     private int[] prefix; // the tokens before every prompt
 
@@ -82,6 +83,7 @@ public final class CalmGenerator {
         this.pool = options.pool();
         this.exact = options.exact();
         this.maxDraws = options.maxDraws();
+        this.prefillSlice = options.prefillSlice();
         this.prefix = new int[k];
         Arrays.fill(prefix, pad);
         prefix[0] = eos;
@@ -139,106 +141,98 @@ public final class CalmGenerator {
     }
 
     /**
-     * A batch that sequences join and leave between steps (continuous batching). {@link #join} prefills new prompts
-     * together and merges them into the running batch; {@link #step} gives every running sequence its next chunk;
-     * finished and {@link #cancel}led sequences leave. A sequence's result does not depend on what else is in the
-     * batch (its own generator, right-aligned rows, masked padding). Not thread-safe: one thread drives a session.
+     * A batch that sequences join and leave between steps (continuous batching). {@link #join} queues new prompts;
+     * every {@link #step} first prefills waiting prompts (short ones together, a long one a slice at a time:
+     * {@link PrefillQueue}), then gives every running sequence its next chunk; finished and {@link #cancel}led
+     * sequences leave. A sequence's result does not depend on what else is in the batch (its own generator, its own
+     * positions in the cache). Not thread-safe: one thread drives a session.
      */
     public final class Session implements GenerationSession<Output> {
         /** The running sequences; each row's next tensor is its last hidden state. */
-        private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id);
+        private final RunningRows<Seq> rows = new RunningRows<>(model.newCache(), s -> s.id);
+        private final PrefillQueue<Seq> prefill = new PrefillQueue<>(k, prefillSlice);
         private int nextId;
 
         private Session() {
             model.eval();
         }
 
+        /** Running and waiting sequences. */
         @Override
         public int size() {
+            return rows.size() + prefill.size();
+        }
+
+        /** Sequences generating (their prompts prefilled). */
+        public int running() {
             return rows.size();
         }
 
-        /** Adds sequences (prefilled in one pass); returns their ids. Refuses prompts the context cannot fit. */
+        /** Bytes the batch's KV cache holds now. */
+        public long cacheBytes() {
+            return rows.cache.bytes();
+        }
+
+        /**
+         * Queues sequences; their prompts are prefilled by the next steps. Returns their ids. Refuses prompts the
+         * context cannot fit, before queueing any.
+         */
         @Override
         public List<Integer> join(List<GenerationRequest> requests) {
-            int context = model.contextChunks();
             List<Seq> joined = new ArrayList<>();
             List<long[]> prefixes = new ArrayList<>();
             for (GenerationRequest r : requests) {
                 checkSampling(r.sampling());
-                int[] withBoundary = new int[prefix.length + r.prompt().length];
-                System.arraycopy(prefix, 0, withBoundary, 0, prefix.length);
-                System.arraycopy(r.prompt(), 0, withBoundary, prefix.length, r.prompt().length);
-                if (withBoundary.length < k) { // no whole chunk to start from: pad the end, as the authors do
-                    int n = withBoundary.length;
-                    withBoundary = Arrays.copyOf(withBoundary, k);
-                    Arrays.fill(withBoundary, n, k, pad);
-                }
+                int[] withBoundary = withBoundary(r.prompt());
                 int complete = withBoundary.length / k;
-                if (complete >= context) {
-                    throw new UserError("the prompt is " + r.prompt().length + " tokens; with the " + prefix.length
-                            + " token(s) before it that is " + complete + " chunks of " + k + ", and the model's "
-                            + "context is " + context + " chunks (" + context * k + " tokens) including at least one "
-                            + "to generate: shorten the prompt to at most " + maxPromptTokens() + " tokens");
-                }
                 Seq s = new Seq(r, Arrays.copyOfRange(withBoundary, complete * k, withBoundary.length));
                 s.positions = complete;
                 joined.add(s);
                 prefixes.add(Arrays.stream(Arrays.copyOf(withBoundary, complete * k)).asLongStream().toArray());
             }
-            if (joined.isEmpty()) return List.of();
-            int width = prefixes.stream().mapToInt(p -> p.length / k).max().orElse(0);
-            int n = joined.size();
-            long[] ids = new long[n * width * k];
-            boolean[] real = new boolean[n * width];
-            for (int i = 0; i < n; i++) {
-                long[] p = prefixes.get(i);
-                int padChunks = width - p.length / k;
-                Arrays.fill(ids, i * width * k, (i * width + padChunks) * k, pad);
-                System.arraycopy(p, 0, ids, (i * width + padChunks) * k, p.length);
-                for (int c = padChunks; c < width; c++) real[i * width + c] = true;
+            List<Integer> ids = new ArrayList<>();
+            for (int i = 0; i < joined.size(); i++) {
+                Seq s = joined.get(i);
+                s.id = nextId++;
+                ids.add(s.id);
+                prefill.add(s, prefixes.get(i));
             }
-            try (NoGradGuard ng = new NoGradGuard()) {
-                return Engine.step(() -> {
-                    KVCache group = model.newCache();
-                    Tensor mask = boolTensor(real, n, width);
-                    Tensor h = model.hidden(Tensor.create(ids, n, (long) width * k), group, mask).select(1, width - 1);
-                    rows.cache.add(group, mask);
-                    group.clear();
-                    List<Integer> out = new ArrayList<>();
-                    for (Seq s : joined) {
-                        s.id = nextId++;
-                        out.add(s.id);
-                    }
-                    rows.append(joined, h);
-                    return out;
-                });
-            }
+            return ids;
         }
 
-        /** One chunk for every running sequence; finished sequences leave the batch. */
+        /** Prefills what the step's budget allows, then one chunk for every running sequence. */
         @Override
         public List<Event<Output>> step() {
-            if (rows.size() == 0) return List.of();
             try (NoGradGuard ng = new NoGradGuard()) {
+                if (!prefill.isEmpty()) {
+                    Engine.step(() -> {
+                        var ready = prefill.step(model::hidden, model::newCache);
+                        if (ready != null) {
+                            long need = ready.sequences().stream().mapToLong(Seq::positionsNeeded).max().orElse(0);
+                            rows.append(ready.sequences(), ready.cache(), ready.last(), need);
+                            ready.cache().clear();
+                        }
+                        return null;
+                    });
+                }
+                if (rows.size() == 0) return List.of();
                 List<Seq> running = new ArrayList<>(rows.active);
                 long[][] chunks = Engine.step(() -> nextChunks(rows.next(), running));
                 List<Event<Output>> events = new ArrayList<>();
                 List<Integer> keep = new ArrayList<>();
                 for (int i = 0; i < running.size(); i++) {
                     Seq s = running.get(i);
+                    s.last = chunks[i];
                     int[] added = emit(s, chunks[i]);
                     events.add(new Event<>(s.id, added, s.finish == null ? null : s.output()));
                     if (s.finish == null) keep.add(i);
                 }
                 rows.retain(keep);
                 if (rows.size() > 0) {
-                    long[] feed = new long[keep.size() * k];
-                    for (int j = 0; j < keep.size(); j++) System.arraycopy(chunks[keep.get(j)], 0, feed, j * k, k);
+                    long[] feed = new long[rows.size() * k];
+                    for (int j = 0; j < rows.size(); j++) System.arraycopy(rows.active.get(j).last, 0, feed, j * k, k);
                     Engine.step(() -> {
-                        Tensor mask = rows.cache.extendMask(1);
-                        rows.set(model.hidden(Tensor.create(feed, rows.size(), k), rows.cache.cache(), mask)
-                                .select(1, 0));
+                        rows.set(model.hidden(Tensor.create(feed, rows.size(), k), rows.cache).select(1, 0));
                         return null;
                     });
                 }
@@ -246,19 +240,44 @@ public final class CalmGenerator {
             }
         }
 
-        /** Removes a running sequence (its client went away, or its time ran out); unknown ids are ignored. */
+        /** Removes a running or waiting sequence (its client went away, or its time ran out); unknown ids are ignored. */
         @Override
         public void cancel(int id) {
             rows.cancel(id);
+            prefill.removeIf(s -> s.id == id);
         }
 
         @Override
         public void close() {
             rows.clear();
+            prefill.clear();
         }
     }
 
-    private static final class Seq {
+    /**
+     * {@code prompt} after the tokens before every prompt, padded at its end when it fills no whole chunk (as the
+     * authors pad); refused when it leaves no chunk to generate in the context.
+     */
+    private int[] withBoundary(int[] prompt) {
+        int[] withBoundary = new int[prefix.length + prompt.length];
+        System.arraycopy(prefix, 0, withBoundary, 0, prefix.length);
+        System.arraycopy(prompt, 0, withBoundary, prefix.length, prompt.length);
+        if (withBoundary.length < k) { // no whole chunk to start from: pad the end, as the authors do
+            int n = withBoundary.length;
+            withBoundary = Arrays.copyOf(withBoundary, k);
+            Arrays.fill(withBoundary, n, k, pad);
+        }
+        int context = model.contextChunks();
+        if (withBoundary.length / k >= context) {
+            throw new UserError("the prompt is " + prompt.length + " tokens; with the " + prefix.length
+                    + " token(s) before it that is " + withBoundary.length / k + " chunks of " + k + ", and the "
+                    + "model's context is " + context + " chunks (" + context * k + " tokens) including at least one "
+                    + "to generate: shorten the prompt to at most " + maxPromptTokens() + " tokens");
+        }
+        return withBoundary;
+    }
+
+    private final class Seq {
         int id;
         final GenerationRequest request;
         final Sampling sampling;
@@ -272,6 +291,7 @@ public final class CalmGenerator {
         boolean forced;
         int steps;
         int positions; // chunks in the sequence so far (boundary + prompt + generated)
+        long[] last;   // the chunk sampled last, fed back at the next step
 
         Seq(GenerationRequest request, int[] partial) {
             this.request = request;
@@ -281,6 +301,11 @@ public final class CalmGenerator {
             this.generator = torch.make_generator_cpu();
             this.generator.set_current_seed(request.seed());
             this.rng = new SplittableRandom(request.seed() ^ 0x5DEECE66DL);
+        }
+
+        /** The cache positions this sequence can reach: its prompt's chunks and those its tokens need, in the context. */
+        long positionsNeeded() {
+            return Math.min(model.contextChunks(), positions + (partial.length + request.maxTokens() + k - 1) / k + 1);
         }
 
         Output output() {

@@ -1,9 +1,8 @@
 package calm4j.generate;
 
 import calm4j.engine.Engine;
-import calm4j.nn.BatchKVCache;
+import calm4j.nn.KVCache;
 import org.bytedeco.pytorch.Tensor;
-import org.bytedeco.pytorch.global.torch;
 
 import java.util.ArrayList;
 import java.util.List;
@@ -14,17 +13,19 @@ import static calm4j.nn.Tensors.cat;
 /**
  * The rows of a live generation batch, as both generation sessions keep them: each running sequence's state, its
  * KV cache row, and one tensor row of what the next step samples from (a CALM's last hidden state, a token model's
- * next-token logits). Rows are appended when sequences join and dropped, in all three places at once, when they leave.
+ * next-token logits). Row i of the cache, of {@link #next()} and of {@link #active} is the same sequence. A sequence
+ * that leaves is replaced by the last row in all three places ({@link KVCache#removeRow}): one row is copied, the
+ * others stay where they are.
  *
  * @param <S> a running sequence
  */
 final class RunningRows<S> {
-    final BatchKVCache cache;
+    final KVCache cache;
     final List<S> active = new ArrayList<>();
     private final ToIntFunction<S> id;
     private Tensor next; // [active, ...], retained across the per-step memory scopes
 
-    RunningRows(BatchKVCache cache, ToIntFunction<S> id) {
+    RunningRows(KVCache cache, ToIntFunction<S> id) {
         this.cache = cache;
         this.id = id;
     }
@@ -37,10 +38,24 @@ final class RunningRows<S> {
         return active.size();
     }
 
-    /** Adds prefilled rows: their sequences and their {@code next} rows (the cache rows were added by the caller). */
-    void append(List<S> joined, Tensor joinedNext) {
+    /**
+     * Adds prefilled rows: {@code group} holds their keys and values (copied into the batch's cache, which is first
+     * given room for {@code positions} positions a row), {@code joinedNext} their next tensor rows.
+     */
+    void append(List<S> joined, KVCache group, Tensor joinedNext, long positions) {
+        cache.reserve(rowRoom(cache, joined.size()), Math.max(cache.capacity(), positions));
+        cache.appendRows(group);
         set(next == null ? joinedNext : cat(0, next, joinedNext));
         active.addAll(joined);
+    }
+
+    /**
+     * The rows a batch cache makes room for when {@code joining} rows join: its capacity while they fit, else twice
+     * that (or what they need, if more): rows join one group at a time, and growing copies the whole cache.
+     */
+    static long rowRoom(KVCache cache, int joining) {
+        long needed = cache.rows() + joining;
+        return needed <= cache.rowCapacity() ? cache.rowCapacity() : Math.max(needed, 2 * cache.rowCapacity());
     }
 
     /** Replaces every row's {@code next} tensor, after a step of the whole batch. */
@@ -50,18 +65,23 @@ final class RunningRows<S> {
         if (old != null) old.releaseReference();
     }
 
-    /** Keeps the rows at {@code keep} (indices into the active list, in order). */
+    /** Keeps the rows at {@code keep} (indices into the active list); the others leave, last rows moving in. */
     void retain(List<Integer> keep) {
         if (keep.size() == active.size()) return;
-        long[] rows = keep.stream().mapToLong(Integer::longValue).toArray();
-        List<S> kept = new ArrayList<>();
-        for (int i : keep) kept.add(active.get(i));
-        active.clear();
-        active.addAll(kept);
+        boolean[] kept = new boolean[active.size()];
+        for (int i : keep) kept[i] = true;
         Engine.step(() -> {
-            cache.keep(rows);
-            set(rows.length == 0 ? null : next.index_select(0, Tensor.create(rows).to(next.device(),
-                    torch.ScalarType.Long)));
+            Tensor moved = next;
+            for (int i = active.size() - 1; i >= 0; i--) {
+                if (kept[i]) continue;
+                int last = cache.removeRow(i);
+                if (last >= 0) {
+                    active.set(i, active.get(last));
+                    moved.select(0, i).copy_(moved.select(0, last));
+                }
+                active.remove(active.size() - 1);
+            }
+            set(active.isEmpty() ? null : moved.narrow(0, 0, active.size()).clone());
             return null;
         });
     }

@@ -19,8 +19,8 @@ import java.util.SplittableRandom;
 import static calm4j.nn.Tensors.c;
 
 /**
- * Generation with the token baseline, one token a step: prompts prefilled once into a KV cache (left-padded to a
- * common length and masked, as {@link CalmGenerator} does), then temperature, top-k and top-p sampling, each
+ * Generation with the token baseline, one token a step: prompts prefilled once into a KV cache (each row at its own
+ * positions, as {@link CalmGenerator} does), then temperature, top-k and top-p sampling, each
  * sequence from its own seeded generator. Temperature 0 is greedy. Each prompt is preceded by the same boundary as
  * in training: EOS, then PAD up to the data's chunk size.
  */
@@ -29,6 +29,7 @@ public final class TokenGenerator {
 
     private final TokenLM model;
     private final int eos, pad, boundary;
+    private int prefillSlice = GenerationOptions.PREFILL_SLICE;
     private boolean stopAtEos = true;
 
     public TokenGenerator(TokenLM model, int eos, int pad, int boundary) {
@@ -36,6 +37,13 @@ public final class TokenGenerator {
         this.eos = eos;
         this.pad = pad;
         this.boundary = boundary;
+    }
+
+    /** Prefills at most {@code positions} prompt tokens per step (longer prompts in slices between steps). */
+    public TokenGenerator prefillSlice(int positions) {
+        if (positions < 1) throw UserError.badValue("prefill_slice", "must be at least 1, got " + positions);
+        this.prefillSlice = positions;
+        return this;
     }
 
     /** The most prompt tokens that leave room for the boundary and one generated token. */
@@ -76,6 +84,7 @@ public final class TokenGenerator {
         final SplittableRandom rng; // this sequence's own stream: its tokens never depend on the other rows
         final List<Integer> out = new ArrayList<>();
         int length; // tokens in the sequence so far (boundary + prompt + generated)
+        long last;  // the token sampled last, fed back at the next step
         Finish finish;
 
         Seq(int id, GenerationRequest request, int length) {
@@ -92,30 +101,35 @@ public final class TokenGenerator {
 
     /**
      * A batch that sequences join and leave between steps (continuous batching), as {@link CalmGenerator.Session}:
-     * one token per running sequence per step. Not thread-safe: one thread drives a session.
+     * waiting prompts are prefilled a bounded number of positions per step ({@link PrefillQueue}), then every
+     * running sequence gets one token. Not thread-safe: one thread drives a session.
      */
     public final class Session implements GenerationSession<Output> {
         /** The running sequences; each row's next tensor is its next-token logits. */
-        private final RunningRows<Seq> rows = new RunningRows<>(model.newBatchCache(), s -> s.id);
+        private final RunningRows<Seq> rows = new RunningRows<>(model.newCache(), s -> s.id);
+        private final PrefillQueue<Seq> prefill = new PrefillQueue<>(1, prefillSlice);
         private int nextId;
 
         private Session() {
             model.eval();
         }
 
+        /** Running and waiting sequences. */
         @Override
         public int size() {
-            return rows.size();
+            return rows.size() + prefill.size();
         }
 
-        /** Adds sequences (prefilled in one pass); returns their ids in order. */
+        /** Bytes the batch's KV cache holds now. */
+        public long cacheBytes() {
+            return rows.cache.bytes();
+        }
+
+        /** Queues sequences (prefilled by the next steps); returns their ids in order. */
         @Override
         public List<Integer> join(List<GenerationRequest> requests) {
-            int n = requests.size();
-            if (n == 0) return List.of();
-            int[][] prompts = new int[n][];
-            for (int i = 0; i < n; i++) {
-                GenerationRequest r = requests.get(i);
+            List<int[]> prompts = new ArrayList<>();
+            for (GenerationRequest r : requests) {
                 int[] p = new int[boundary + r.prompt().length];
                 Arrays.fill(p, 0, boundary, pad);
                 p[0] = eos;
@@ -125,41 +139,35 @@ public final class TokenGenerator {
                             + model.contextTokens() + " tokens including the boundary and one to generate: shorten "
                             + "the prompt to at most " + maxPromptTokens() + " tokens");
                 }
-                prompts[i] = p;
-            }
-            int width = Arrays.stream(prompts).mapToInt(p -> p.length).max().orElse(0);
-            long[] ids = new long[n * width];
-            byte[] real = new byte[n * width];
-            for (int i = 0; i < n; i++) {
-                int off = width - prompts[i].length;
-                Arrays.fill(ids, i * width, i * width + off, pad);
-                for (int j = 0; j < prompts[i].length; j++) {
-                    ids[i * width + off + j] = prompts[i][j];
-                    real[i * width + off + j] = 1;
-                }
+                prompts.add(p);
             }
             // Made outside the per-step memory scope: each sequence's generator must outlive it.
-            List<Seq> joined = new ArrayList<>();
-            for (int i = 0; i < n; i++) joined.add(new Seq(nextId++, requests.get(i), prompts[i].length));
-            try (NoGradGuard ng = new NoGradGuard()) {
-                Engine.step(() -> {
-                    KVCache group = model.newCache();
-                    Tensor mask = Tensor.create(real, n, width).to(torch.ScalarType.Bool);
-                    Tensor l = model.logits(Tensor.create(ids, n, width), group, mask).select(1, width - 1);
-                    rows.cache.add(group, mask);
-                    group.clear();
-                    rows.append(joined, l);
-                    return null;
-                });
+            List<Integer> ids = new ArrayList<>();
+            for (int i = 0; i < prompts.size(); i++) {
+                Seq s = new Seq(nextId++, requests.get(i), prompts.get(i).length);
+                ids.add(s.id);
+                prefill.add(s, Arrays.stream(prompts.get(i)).asLongStream().toArray());
             }
-            return joined.stream().map(s -> s.id).toList();
+            return ids;
         }
 
-        /** One token for every running sequence; finished sequences leave the batch. */
+        /** Prefills what the step's budget allows, then one token for every running sequence. */
         @Override
         public List<Event<Output>> step() {
-            if (rows.size() == 0) return List.of();
             try (NoGradGuard ng = new NoGradGuard()) {
+                if (!prefill.isEmpty()) {
+                    Engine.step(() -> {
+                        var ready = prefill.step(model::hidden, model::newCache);
+                        if (ready != null) {
+                            long need = ready.sequences().stream().mapToLong(s -> Math.min(model.contextTokens(),
+                                    s.length + s.request.maxTokens())).max().orElse(0);
+                            rows.append(ready.sequences(), ready.cache(), model.project(ready.last()), need);
+                            ready.cache().clear();
+                        }
+                        return null;
+                    });
+                }
+                if (rows.size() == 0) return List.of();
                 List<Seq> running = new ArrayList<>(rows.active);
                 List<Sampling> reqs = running.stream().map(s -> s.request.sampling()).toList();
                 SplittableRandom[] streams = running.stream().map(s -> s.rng).toArray(SplittableRandom[]::new);
@@ -169,6 +177,7 @@ public final class TokenGenerator {
                 List<Integer> keep = new ArrayList<>();
                 for (int i = 0; i < running.size(); i++) {
                     Seq s = running.get(i);
+                    s.last = next[i];
                     int[] added = new int[0];
                     if (next[i] == eos && stopAtEos) {
                         s.finish = Finish.EOS;
@@ -184,11 +193,9 @@ public final class TokenGenerator {
                 }
                 rows.retain(keep);
                 if (rows.size() > 0) {
-                    long[] feed = keep.stream().mapToLong(i -> next[i]).toArray();
+                    long[] feed = rows.active.stream().mapToLong(s -> s.last).toArray();
                     Engine.step(() -> {
-                        Tensor mask = rows.cache.extendMask(1);
-                        rows.set(model.logits(Tensor.create(feed, feed.length, 1), rows.cache.cache(), mask)
-                                .select(1, 0));
+                        rows.set(model.logits(Tensor.create(feed, feed.length, 1), rows.cache).select(1, 0));
                         return null;
                     });
                 }
@@ -196,15 +203,17 @@ public final class TokenGenerator {
             }
         }
 
-        /** Removes a running sequence; unknown ids are ignored. */
+        /** Removes a running or waiting sequence; unknown ids are ignored. */
         @Override
         public void cancel(int id) {
             rows.cancel(id);
+            prefill.removeIf(s -> s.id == id);
         }
 
         @Override
         public void close() {
             rows.clear();
+            prefill.clear();
         }
     }
 

@@ -7,6 +7,8 @@ import org.bytedeco.pytorch.Tensor;
 import org.bytedeco.pytorch.TensorOptional;
 import org.bytedeco.pytorch.global.torch;
 
+import static calm4j.nn.Tensors.c;
+
 /**
  * Causal multi-head self-attention with rotary positions and optional grouped-query heads (kvHeads < heads), through
  * libtorch's scaled-dot-product attention. With a {@link KVCache} it attends over the cached positions too.
@@ -43,53 +45,48 @@ public final class Attention extends Module {
     }
 
     /**
-     * Which keys each query of a pass may see: {@code len} new positions after {@code offset} cached ones, with
-     * {@code keyMask} [batch, offset + len] false at left padding (or null). Null when scaled_dot_product_attention's
-     * own causal flag says it all; else [batch or 1, 1, len, offset + len]. The same for every layer of a pass, so
-     * the backbone makes it once.
+     * Which keys each query of a pass of {@code len} new positions may see, given the cache it extends (or null).
+     * Null when scaled_dot_product_attention needs no mask: a plain causal pass from an empty cache (its own causal
+     * flag) or one new query per row over rows of one length (it sees every key). Rows of one length after
+     * {@code offset} cached positions: [1, 1, len, offset + len], query i seeing keys up to offset + i. Rows of
+     * different lengths: [rows, 1, len, keys], each query seeing its own row's keys up to its own position.
+     * The same for every layer of a pass, so the backbone makes it once.
      */
-    static Tensor mask(long len, long offset, Tensor keyMask, Tensor like) {
-        if (keyMask == null && (offset == 0 || len == 1)) return null;
-        if (len == 1) {
-            // One new query (a decoding step) may see every real key, and always itself (the last key): a padding
-            // query keeps a key, so its unused output stays finite, not NaN.
-            long keys = keyMask.size(1);
-            byte[] last = new byte[(int) keys];
-            last[last.length - 1] = 1;
-            Tensor self = Tensor.create(last, 1, keys).to(keyMask.device(), torch.ScalarType.Bool);
-            return keyMask.logical_or(self).view(keyMask.size(0), 1, 1, keys);
+    static Tensor mask(long len, KVCache cache, Tensor like) {
+        Tensor positions = cache == null ? null : cache.positions();
+        if (positions == null) {
+            long offset = cache == null ? 0 : cache.offset();
+            if (offset == 0 || len == 1) return null;
+            return torch.ones(new long[] {len, offset + len}, Layers.on(like, torch.ScalarType.Bool)).tril(offset)
+                    .view(1, 1, len, offset + len);
         }
-        // Query i sees keys up to offset + i (bottom-right aligned) that the key mask allows, and always itself.
-        Tensor causal = torch.ones(new long[] {len, offset + len}, Layers.on(like, torch.ScalarType.Bool)).tril(offset);
-        if (keyMask == null) return causal.view(1, 1, len, offset + len);
-        Tensor self = torch.eye(len, offset + len, Layers.on(like, torch.ScalarType.Bool)).roll(new long[] {offset},
-                new long[] {1});
-        return causal.unsqueeze(0).logical_and(keyMask.unsqueeze(1)).logical_or(self.unsqueeze(0))
-                .unsqueeze(1); // [batch, 1, len, keys]
+        long keys = cache.length() + len, rows = positions.size(0);
+        Tensor key = torch.arange(c(keys), Layers.on(like, torch.ScalarType.Long)).view(1, 1, keys);
+        return key.le(positions.to(like.device(), torch.ScalarType.Long).unsqueeze(2)).view(rows, 1, len, keys);
     }
 
     /**
      * @param x     [batch, length, dim]
-     * @param cache keys and values of earlier positions (appended to), or null for a plain causal pass
-     * @param mask  made by {@link #mask} for this pass (null: causal over the new positions, or none for one query)
+     * @param cache keys and values of earlier positions (written into), or null for a plain causal pass
+     * @param mask  made by {@link #mask} for this pass
      */
     public Tensor forward(Tensor x, RotaryEmbedding rope, KVCache cache, int layer, Tensor mask) {
         long b = x.size(0), len = x.size(1);
-        long offset = cache == null ? 0 : cache.length(layer);
-        Tensor qh = rope.apply(q.forward(x).view(b, len, heads, headDim).transpose(1, 2), offset);
-        Tensor kh = rope.apply(k.forward(x).view(b, len, kvHeads, headDim).transpose(1, 2), offset);
+        Tensor positions = cache == null ? null : cache.positions();
+        long offset = cache == null ? 0 : cache.offset();
+        Tensor qh = q.forward(x).view(b, len, heads, headDim).transpose(1, 2);
+        Tensor kh = k.forward(x).view(b, len, kvHeads, headDim).transpose(1, 2);
+        qh = positions == null ? rope.apply(qh, offset) : rope.apply(qh, positions);
+        kh = positions == null ? rope.apply(kh, offset) : rope.apply(kh, positions);
         Tensor vh = v.forward(x).view(b, len, kvHeads, headDim).transpose(1, 2);
         if (cache != null) {
-            Tensor[] kv = cache.append(layer, kh, vh);
+            Tensor[] kv = cache.write(layer, kh, vh);
             kh = kv[0];
             vh = kv[1];
         }
-        Tensor y = mask == null
-                ? torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(), 0.0, len > 1,
-                        new DoubleOptional(), kvHeads != heads)
-                : torch.scaled_dot_product_attention(qh, kh, vh, new TensorOptional(mask), 0.0, false,
-                        new DoubleOptional(), kvHeads != heads);
+        boolean causal = mask == null && len > 1; // from an empty cache: query i sees keys 0..i
+        Tensor y = torch.scaled_dot_product_attention(qh, kh, vh, mask == null ? new TensorOptional()
+                : new TensorOptional(mask), 0.0, causal, new DoubleOptional(), kvHeads != heads);
         return o.forward(y.transpose(1, 2).reshape(b, len, (long) heads * headDim));
     }
-
 }

@@ -17,14 +17,13 @@ public final class RotaryEmbedding {
     private final Tensor cos; // [maxPositions, headDim]
     private final Tensor sin;
     private final long maxPositions;
-    private final Tensor invFreq; // [headDim / 2]
 
     public RotaryEmbedding(long headDim, long maxPositions, double theta) {
         this.maxPositions = maxPositions;
-        this.invFreq = torch.pow(c(theta), torch.arange(c(0), c(headDim), c(2))
-                .to(torch.ScalarType.Float).div(c((double) headDim))).reciprocal();
+        Tensor invFreq = torch.pow(c(theta), torch.arange(c(0), c(headDim), c(2))
+                .to(torch.ScalarType.Float).div(c((double) headDim))).reciprocal(); // [headDim / 2]
         Tensor positions = torch.arange(c(maxPositions)).to(torch.ScalarType.Float);
-        Tensor freqs = torch.outer(positions, this.invFreq);
+        Tensor freqs = torch.outer(positions, invFreq);
         Tensor emb = cat(-1, freqs, freqs);
         this.cos = emb.cos();
         this.sin = emb.sin();
@@ -49,16 +48,20 @@ public final class RotaryEmbedding {
     }
 
     /**
-     * Moves already rotated vectors {@code x} [batch, heads, length, headDim] by {@code delta} positions (which may be
-     * negative): rotations compose, R(p + delta) = R(delta) R(p), so a cached key can change its position without its
-     * pre-rotation value. Used when a decoding batch's rows are re-aligned.
+     * Rotates {@code x} [batch, heads, length, headDim] whose row b's position j is {@code positions[b, j]} (rows of a
+     * decoding batch each at their own length).
      */
-    public Tensor shift(Tensor x, long delta) {
-        if (delta == 0) return x;
-        Tensor angles = invFreq.mul(c((double) delta));
-        Tensor emb = cat(-1, angles, angles).to(x.device(), x.scalar_type());
+    public Tensor apply(Tensor x, Tensor positions) {
+        long b = x.size(0), len = x.size(2), d = x.size(3);
+        if (positions.max().item_long() >= maxPositions) {
+            throw new UserError("position " + (positions.max().item_long() + 1) + " is beyond the model's context of "
+                    + maxPositions);
+        }
+        Tensor flat = positions.reshape(-1).to(cos.device(), torch.ScalarType.Long);
+        Tensor c = cos.index_select(0, flat).view(b, 1, len, d).to(x.device(), x.scalar_type());
+        Tensor s = sin.index_select(0, flat).view(b, 1, len, d).to(x.device(), x.scalar_type());
         TensorVector halves = x.chunk(2, -1);
         Tensor rotated = cat(-1, halves.get(1).neg(), halves.get(0));
-        return x.mul(emb.cos()).add(rotated.mul(emb.sin()));
+        return x.mul(c).add(rotated.mul(s));
     }
 }

@@ -40,6 +40,7 @@ public final class Transformer extends Module {
     private final List<Block> layers = new ArrayList<>();
     private final RMSNorm norm;
     private final RotaryEmbedding rope;
+    private final long kvWidth; // the width of one layer's keys (and values) at one position
     private Tensor tableInt8, tableScale; // the token table as int8 rows and their scales, once packed for int8
 
     /** A Transformer of {@code config}'s shape over a {@code vocab}-token table, with rotary positions up to
@@ -56,6 +57,7 @@ public final class Transformer extends Module {
         }
         norm = register_module("norm", new RMSNorm(dim));
         rope = new RotaryEmbedding(dim / config.numAttentionHeads(), maxPositions, config.ropeTheta());
+        kvWidth = (long) config.numKeyValueHeads() * (dim / config.numAttentionHeads());
     }
 
     /**
@@ -105,30 +107,35 @@ public final class Transformer extends Module {
         return embedTokens;
     }
 
-    /** An empty cache for a decoding batch whose rows may join and leave between steps. */
-    public BatchKVCache newBatchCache() {
-        return new BatchKVCache(layers.size(), rope);
-    }
-
     public int numLayers() {
         return layers.size();
     }
 
-    /** Hidden states [batch, length, dim] of input embeddings [batch, length, dim]; cache may be null. */
-    public Tensor forward(Tensor inputs, KVCache cache) {
-        return forward(inputs, cache, null);
+    /** An empty cache for this backbone's layers. */
+    public KVCache newCache() {
+        return new KVCache(layers.size());
     }
 
     /**
-     * As {@link #forward(Tensor, KVCache)}, for left-padded batches: {@code keyMask} [batch, cached + length] is
-     * false at padding. Rotary attention depends only on position differences, so a left-padded row gives the
-     * same results as the row alone.
+     * Bytes one position of one sequence takes in the KV cache: keys and values of every layer, in fp32 (the cache
+     * holds activations, which are fp32 for fp32, fp16 and int8 weights; bf16 weights halve it).
      */
-    public Tensor forward(Tensor inputs, KVCache cache, Tensor keyMask) {
+    public long cacheBytesPerPosition() {
+        return KVCache.bytesFor(1, 1, layers.size(), kvWidth, 4);
+    }
+
+    /**
+     * Hidden states [batch, length, dim] of input embeddings [batch, length, dim]. With a cache, the inputs continue
+     * each row's cached positions (rows may hold different numbers of positions) and are written into it; without,
+     * a plain causal pass. A pass that fails leaves the cache's lengths as they were.
+     */
+    public Tensor forward(Tensor inputs, KVCache cache) {
+        long n = inputs.size(1);
+        if (cache != null) cache.begin((int) inputs.size(0), n);
         Tensor h = inputs;
-        long offset = cache == null ? 0 : cache.length(0);
-        Tensor attnMask = Attention.mask(inputs.size(1), offset, keyMask, inputs); // one mask for every layer
+        Tensor attnMask = Attention.mask(n, cache, inputs); // one mask for every layer
         for (int i = 0; i < layers.size(); i++) h = layers.get(i).forward(h, rope, cache, i, attnMask);
+        if (cache != null) cache.end(n);
         return norm.forward(h);
     }
 }

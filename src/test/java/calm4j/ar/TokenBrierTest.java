@@ -39,7 +39,9 @@ class TokenBrierTest {
         public Tensor logits(Tensor tokens, KVCache cache) {
             if (cache != null) { // positions only: the cache must be cut and copied as a real model's is
                 Tensor marks = torch.zeros(tokens.size(0), 1, tokens.size(1), 1);
-                cache.append(0, marks, marks);
+                cache.begin((int) tokens.size(0), tokens.size(1));
+                cache.write(0, marks, marks);
+                cache.end(tokens.size(1));
             }
             return logTable.index_select(0, tokens.reshape(-1)).view(tokens.size(0), tokens.size(1), V);
         }

@@ -58,33 +58,43 @@ class CalmModelTest {
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor a = torch.randint(V, new long[] {1, 9 * K}); // 3-chunk prompt, then 6 decoded chunks
             Tensor b = torch.randint(V, new long[] {1, 9 * K}); // 7-chunk prompt, joining after a's 2nd step
-            Tensor fullA = m.hidden(a, null), fullB = m.hidden(b, null);
+            Tensor c = torch.randint(V, new long[] {1, 9 * K}); // 2-chunk prompt, joining with b, leaving first
+            Tensor fullA = m.hidden(a, null), fullB = m.hidden(b, null), fullC = m.hidden(c, null);
 
-            calm4j.nn.BatchKVCache batch = m.newBatchCache();
-            KVCache group = m.newCache();
-            Tensor mask = torch.ones(1, 3).to(torch.ScalarType.Bool);
-            m.hidden(a.narrow(1, 0, 3 * K), group, mask);
-            batch.add(group, mask);
-            for (int c = 3; c < 5; c++) { // a alone: chunks 3 and 4
-                Tensor h = m.hidden(a.narrow(1, (long) c * K, K), batch.cache(), batch.extendMask(1));
-                assertClose(fullA.select(1, c), h.select(1, 0), "a alone, chunk " + c);
+            KVCache batch = m.newCache();
+            batch.reserve(3, 16); // room for the three rows' positions: nothing is copied as they grow
+            m.hidden(a.narrow(1, 0, 3 * K), batch);
+            for (int i = 3; i < 5; i++) { // a alone: chunks 3 and 4
+                Tensor h = m.hidden(a.narrow(1, (long) i * K, K), batch);
+                assertClose(fullA.select(1, i), h.select(1, 0), "a alone, chunk " + i);
             }
+            // b and c are prefilled together, right-padded to 7 chunks, then join a's batch at their own lengths.
             KVCache joining = m.newCache();
-            Tensor maskB = torch.ones(1, 7).to(torch.ScalarType.Bool);
-            m.hidden(b.narrow(1, 0, 7 * K), joining, maskB);
-            batch.add(joining, maskB); // b is longer: a's row is re-aligned
-            assertEquals(7, batch.length());
-            for (int c = 0; c < 2; c++) { // both: a's chunks 5, 6 and b's chunks 7, 8
-                Tensor in = torch.cat(new TensorVector(a.narrow(1, (long) (5 + c) * K, K),
-                        b.narrow(1, (long) (7 + c) * K, K)), 0);
-                Tensor h = m.hidden(in, batch.cache(), batch.extendMask(1));
-                assertClose(fullA.select(1, 5 + c), h.select(0, 0).select(0, 0), "a in the batch, chunk " + (5 + c));
-                assertClose(fullB.select(1, 7 + c), h.select(0, 1).select(0, 0), "b in the batch, chunk " + (7 + c));
+            Tensor cPadded = torch.cat(new TensorVector(c.narrow(1, 0, 2 * K), b.narrow(1, 0, 5 * K)), 1);
+            Tensor h0 = m.hidden(torch.cat(new TensorVector(b.narrow(1, 0, 7 * K), cPadded), 0), joining);
+            joining.setLengths(new long[] {7, 2});
+            assertClose(fullB.select(1, 6), h0.select(0, 0).select(0, 6), "b's prefill");
+            assertClose(fullC.select(1, 1), h0.select(0, 1).select(0, 1), "c's prefill, padding after its end");
+            long copiedBefore = batch.copiedPositions();
+            batch.appendRows(joining);
+            assertEquals(copiedBefore + 9, batch.copiedPositions(), "joining copies the joining rows' positions");
+            assertArrayEquals(new long[] {5, 7, 2}, new long[] {batch.length(0), batch.length(1), batch.length(2)});
+            for (int i = 0; i < 2; i++) { // all three: a's chunks 5, 6, b's 7, 8, c's 2, 3
+                Tensor in = torch.cat(new TensorVector(a.narrow(1, (long) (5 + i) * K, K),
+                        b.narrow(1, (long) (7 + i) * K, K), c.narrow(1, (long) (2 + i) * K, K)), 0);
+                long copied = batch.copiedPositions();
+                Tensor h = m.hidden(in, batch);
+                assertEquals(copied, batch.copiedPositions(), "a decoding step copies no cached position");
+                assertClose(fullA.select(1, 5 + i), h.select(0, 0).select(0, 0), "a in the batch, chunk " + (5 + i));
+                assertClose(fullB.select(1, 7 + i), h.select(0, 1).select(0, 0), "b in the batch, chunk " + (7 + i));
+                assertClose(fullC.select(1, 2 + i), h.select(0, 2).select(0, 0), "c in the batch, chunk " + (2 + i));
             }
-            batch.keep(new long[] {0}); // b leaves: a's row is trimmed back to its own length
-            assertEquals(7, batch.length());
-            Tensor h = m.hidden(a.narrow(1, 7L * K, K), batch.cache(), batch.extendMask(1));
-            assertClose(fullA.select(1, 7), h.select(1, 0), "a after b left");
+            assertEquals(-1, batch.removeRow(2), "c leaves: it was the last row, nothing moves");
+            assertEquals(1, batch.removeRow(0), "a leaves: b, the last row, takes its place");
+            assertEquals(9, batch.length(0));
+            Tensor h = m.hidden(b.narrow(1, 0, K), batch); // b's 10th chunk: any tokens, compared with a full pass
+            Tensor bLonger = torch.cat(new TensorVector(b, b.narrow(1, 0, K)), 1);
+            assertClose(m.hidden(bLonger, null).select(1, 9), h.select(1, 0), "b after the others left");
             batch.clear();
         }
     }
