@@ -72,6 +72,36 @@ public final class Tables {
     }
 
     /** A table row, or one JSON object. */
+    /**
+     * {@code calm bench context}: per context length, each model's prefill and decoding speed and its KV cache per
+     * sequence, then the CALM/token ratios.
+     */
+    public static String context(List<ContextScaling.Row> rows, int threads, boolean json) {
+        StringBuilder sb = new StringBuilder();
+        if (json) {
+            for (ContextScaling.Row r : rows) sb.append(r.json()).append('\n');
+            return sb.toString().stripTrailing();
+        }
+        sb.append(String.format("cost against context length: a prompt filling the context less %d new tokens, "
+                + "prefilled, then decoded with the cache that full; batch 1, %d thread(s)%n", ContextScaling.NEW_TOKENS,
+                threads));
+        sb.append(String.format("%-8s %-6s %-5s %8s %14s %14s %12s %14s %9s%n", "size", "model", "dtype", "context",
+                "prefill tok/s", "decode tok/s", "ms/step", "cache MB/seq", "resident"));
+        for (ContextScaling.Row r : rows) {
+            sb.append(String.format("%-8s %-6s %-5s %8d %14.0f %14.1f %12.2f %14.2f %8.2fG%n", r.size(), r.model(),
+                    r.dtype(), r.contextTokens(), r.prefillTokensPerS(), r.decodeTokensPerS(), r.decodeMsPerStep(),
+                    r.cacheBytes() / 1e6, r.residentGb()));
+        }
+        for (int i = 0; i + 1 < rows.size(); i += 2) {
+            ContextScaling.Row c = rows.get(i), t = rows.get(i + 1);
+            sb.append(String.format("  %s %s %d tokens: CALM/token prefill %.2fx, decode %.2fx; cache %.3f of the "
+                    + "token model's%n", c.size(), c.dtype(), c.contextTokens(), c.prefillTokensPerS()
+                    / t.prefillTokensPerS(), c.decodeTokensPerS() / t.decodeTokensPerS(),
+                    (double) c.cacheBytes() / t.cacheBytes()));
+        }
+        return sb.append(peakMemory()).toString().stripTrailing();
+    }
+
     private static String line(Measurement m, double matmulGflops, boolean json) {
         return (json ? m.json(matmulGflops).toString() : m.row(matmulGflops)) + "\n";
     }

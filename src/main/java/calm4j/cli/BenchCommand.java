@@ -17,7 +17,7 @@ import java.util.concurrent.Callable;
 
 @Command(name = "bench", mixinStandardHelpOptions = true, description = "Benchmarks that measure and print.",
         subcommands = {BenchCommand.All.class, BenchCommand.Ae.class, BenchCommand.Lm.class,
-                BenchCommand.Generate.class, BenchCommand.Serve.class})
+                BenchCommand.Generate.class, BenchCommand.Context.class, BenchCommand.Serve.class})
 final class BenchCommand {
 
     @Command(name = "all", mixinStandardHelpOptions = true,
@@ -174,6 +174,46 @@ final class BenchCommand {
                     releaseTokens, repeats, withTokenModel), promptTokens, releaseTokens, json)
                     : Tables.generation(Benchmarks.generation(() -> Benchmarks.calmOf(run, head, config), types,
                     promptTokens, maxTokens, repeats), promptTokens, maxTokens, json));
+            return 0;
+        }
+    }
+
+    @Command(name = "context", mixinStandardHelpOptions = true,
+            description = "Cost against context length: for each context, a CALM and the token model with its "
+                    + "backbone prefill a prompt that fills it, then decode with the cache that full (batch 1): "
+                    + "prefill and decode tokens/s, the KV cache per sequence, and the CALM/token ratios.")
+    static final class Context implements Callable<Integer> {
+        @Option(names = "--preset", description = "a release's shapes with random weights (calm-m, calm-l, calm-xl); "
+                + "default: the default configuration, its context raised to each length")
+        String preset;
+
+        @Option(names = "--contexts", split = ",", defaultValue = "512,2048,8192", description = "context lengths in "
+                + "tokens")
+        List<Integer> contexts;
+
+        @Option(names = "--dtype", split = ",", defaultValue = "fp32", description = "weight types, each measured in "
+                + "turn: fp32, bf16, fp16, int8")
+        List<String> dtypes;
+
+        @Option(names = "--steps", defaultValue = "8", description = "CALM decoding steps timed (the token model "
+                + "times K times as many); the median is printed")
+        int steps;
+
+        @Option(names = "--json", description = "one JSON object per model and context")
+        boolean json;
+
+        @Mixin
+        EngineOptions engine;
+
+        @Override
+        public Integer call() {
+            var e = engine.engine();
+            List<calm4j.bench.ContextScaling.Row> rows = new java.util.ArrayList<>();
+            for (String d : dtypes) {
+                rows.addAll(calm4j.bench.ContextScaling.measure(preset, WeightType.parse(d),
+                        contexts.stream().mapToInt(Integer::intValue).toArray(), steps));
+            }
+            System.out.println(Tables.context(rows, e.threads(), json));
             return 0;
         }
     }
