@@ -66,6 +66,13 @@ public sealed interface LanguageModel extends TrainedRun permits CalmRun, TokenL
         return newSession(options, true);
     }
 
+    /** Bytes of KV cache a request's sequence takes at its full length when it runs alone. */
+    default long cacheBytes(GenerationRequest request, GenerationOptions options) {
+        try (GenerationSession<?> session = newSession(options)) {
+            return session.cacheBytesWith(List.of(request));
+        }
+    }
+
     /** Generates every request as one batch and returns each one's new tokens, in order. */
     default List<int[]> generate(List<GenerationRequest> requests, GenerationOptions options, boolean stopAtEos) {
         try (GenerationSession<?> session = newSession(options, stopAtEos)) {

@@ -90,7 +90,7 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
 
     @Override
     public TokenGenerator.Session newSession(GenerationOptions options, boolean stopAtEos) {
-        return generator().stopAtEos(stopAtEos).session();
+        return generator().stopAtEos(stopAtEos).prefillSlice(options.prefillSlice()).session();
     }
 
     @Override

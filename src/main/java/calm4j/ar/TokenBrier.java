@@ -66,7 +66,16 @@ public final class TokenBrier {
     private static void rollout(NextTokenModel model, KVCache cache, Tensor rows, Tensor first, long t, long b,
                                 float[] collision, long positions) {
         int n = BrierLM.MAX_N;
-        KVCache prefix = cache.prefix(t + 1, rows);
+        // Each position's copy of the cache and its temporaries are freed before the next: held to the end of the
+        // evaluation step, a 2,176-token block's would have been O(L^2) (22 GB).
+        try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+            rolloutFrom(model, cache.prefix(t + 1, rows), first, t, b, collision, positions);
+        }
+    }
+
+    private static void rolloutFrom(NextTokenModel model, KVCache prefix, Tensor first, long t, long b,
+                                    float[] collision, long positions) {
+        int n = BrierLM.MAX_N;
         try {
             Tensor p = cat(0, first, first); // [2B, V]: both samples start from position t
             Tensor agree = torch.ones(new long[] {b}, Layers.on(first, torch.ScalarType.Bool));

@@ -395,21 +395,23 @@ public final class Benchmarks {
     }
 
     /** Serving throughput with shared batching ({@code maxBatch}) and one sequence at a time, under the same load. */
-    public record Serving(LoadGenerator.Report shared, LoadGenerator.Report single) {}
-
-    /** The run served twice on loopback under a closed-loop load of {@code clients} x {@code requests}. */
-    public static Serving serving(java.nio.file.Path run, int clients, int requests, int maxTokens, int maxBatch)
-            throws java.io.IOException, InterruptedException {
-        LoadGenerator.Report[] reports = new LoadGenerator.Report[2];
-        int[] batches = {maxBatch, 1};
-        for (int i = 0; i < 2; i++) {
-            var options = new calm4j.serve.CompletionServer.Options("127.0.0.1", 0, batches[i], clients * requests,
-                    4096, 600, 1 << 20, 200, 64);
-            try (var server = calm4j.serve.CompletionServer.start(run, options)) {
-                LoadGenerator.run(server.url(), 2, 1, maxTokens, 1.0); // warm-up
-                reports[i] = LoadGenerator.run(server.url(), clients, requests, maxTokens, 1.0);
+    /**
+     * Each run served in turn on loopback with {@code options} and measured by {@link ServingBenchmark}: the CALM and
+     * the token model under the same load.
+     */
+    public static List<ServingBenchmark.Level> serving(List<java.nio.file.Path> runs,
+                                                       calm4j.serve.CompletionServer.Options options,
+                                                       calm4j.nn.WeightType type, int[] concurrency,
+                                                       int requestsPerClient, int minPrompt, int maxPrompt,
+                                                       int maxTokens) throws java.io.IOException, InterruptedException {
+        List<ServingBenchmark.Level> levels = new ArrayList<>();
+        for (java.nio.file.Path run : runs) {
+            try (var server = calm4j.serve.CompletionServer.start(run, options, null, type)) {
+                levels.addAll(ServingBenchmark.run(server.url(), concurrency, requestsPerClient, minPrompt, maxPrompt,
+                        maxTokens, 0));
             }
+            System.gc();
         }
-        return new Serving(reports[0], reports[1]);
+        return levels;
     }
 }

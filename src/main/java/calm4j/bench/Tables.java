@@ -64,11 +64,47 @@ public final class Tables {
     }
 
     /** {@code calm bench serve}: the two servings under the same load, and the throughput shared batching gains. */
-    public static String serving(Benchmarks.Serving s, int maxBatch, int clients, int maxTokens) {
-        return String.format("%-28s %s%n%-28s %s%nthroughput with shared batching / without: %.2fx (%d clients, %d "
-                + "tokens each)", "shared batching (max " + maxBatch + "):", s.shared().format(),
-                "one sequence at a time:", s.single().format(),
-                s.shared().tokensPerSecond() / s.single().tokensPerSecond(), clients, maxTokens);
+    /**
+     * {@code calm bench serve}: per server and concurrency, throughput and latency percentiles; then each later
+     * server's throughput over the first's at each concurrency, with their p99 latencies.
+     */
+    public static String serving(List<ServingBenchmark.Level> levels, int minPrompt, int maxPrompt, int maxTokens,
+                                 boolean json) {
+        StringBuilder sb = new StringBuilder();
+        if (json) {
+            for (ServingBenchmark.Level l : levels) sb.append(l.json()).append('\n');
+            return sb.toString().stripTrailing();
+        }
+        sb.append(String.format("serving: streaming clients back to back, prompts of %d-%d tokens, %d new tokens each; "
+                + "latencies p50 / p99 in ms (TTFT: first token, TPOT: per token after it, ITL: between streamed "
+                + "events)%n", minPrompt, maxPrompt, maxTokens));
+        sb.append(String.format("%-14s %5s %8s %10s %8s %15s %15s %15s %8s %10s%n", "model", "conc", "ok/req",
+                "out tok/s", "req/s", "TTFT", "TPOT", "ITL", "running", "KV MB"));
+        for (ServingBenchmark.Level l : levels) {
+            sb.append(String.format("%-14s %5d %8s %10.1f %8.2f %15s %15s %15s %8d %10.1f%n", l.model(),
+                    l.concurrency(), l.ok() + "/" + l.requests(), l.outputTokensPerS(), l.requestsPerS(),
+                    pair(l.ttftP50(), l.ttftP99()), pair(l.tpotP50(), l.tpotP99()), pair(l.itlP50(), l.itlP99()),
+                    l.maxRunning(), l.maxCacheBytes() / 1e6));
+            for (String f : l.failures().subList(0, Math.min(3, l.failures().size()))) {
+                sb.append("    failed: ").append(f, 0, Math.min(200, f.length())).append('\n');
+            }
+        }
+        String first = levels.isEmpty() ? null : levels.get(0).model();
+        for (ServingBenchmark.Level l : levels) {
+            if (l.model().equals(first)) continue;
+            for (ServingBenchmark.Level f : levels) {
+                if (f.model().equals(first) && f.concurrency() == l.concurrency()) {
+                    sb.append(String.format("  concurrency %d: %s / %s throughput %.2fx; p99 TTFT %.0f vs %.0f ms, "
+                            + "p99 TPOT %.1f vs %.1f ms%n", l.concurrency(), first, l.model(), f.outputTokensPerS()
+                            / l.outputTokensPerS(), f.ttftP99(), l.ttftP99(), f.tpotP99(), l.tpotP99()));
+                }
+            }
+        }
+        return sb.toString().stripTrailing();
+    }
+
+    private static String pair(double p50, double p99) {
+        return String.format("%.0f / %.0f", p50, p99);
     }
 
     /** A table row, or one JSON object. */

@@ -201,22 +201,29 @@ public final class CalmEval {
         long n = first.size(0);
         Tensor rows = torch.arange(c(b), Layers.on(first, torch.ScalarType.Long)).repeat(n); // row r*B + j
         Tensor firstBySeq = first.view(n, b, s, k);
-        Tensor[] perPosition = new Tensor[(int) s];
+        long width = (long) chunks * k;
+        long[] all = new long[(int) (n * b * s * width)]; // [n, b, s, chunks*K], filled position by position
         for (long i = 0; i < s; i++) {
-            KVCache prefix = cache.prefix(i + 1, rows);
-            try {
-                Tensor chunk = firstBySeq.select(2, i).reshape(n * b, k); // [nB, K]
-                TensorVector parts = new TensorVector(chunk);
-                for (int c = 1; c < chunks; c++) {
-                    Tensor h = model.hidden(chunk, prefix).select(1, 0); // [nB, d]
-                    chunk = model.sampleChunks(h, 1).select(0, 0);
-                    parts.push_back(chunk);
+            // each position's cache copy and temporaries are freed before the next (O(S^2) memory otherwise)
+            try (org.bytedeco.javacpp.PointerScope scope = new org.bytedeco.javacpp.PointerScope()) {
+                KVCache prefix = cache.prefix(i + 1, rows);
+                try {
+                    Tensor chunk = firstBySeq.select(2, i).reshape(n * b, k); // [nB, K]
+                    TensorVector parts = new TensorVector(chunk);
+                    for (int c = 1; c < chunks; c++) {
+                        Tensor h = model.hidden(chunk, prefix).select(1, 0); // [nB, d]
+                        chunk = model.sampleChunks(h, 1).select(0, 0);
+                        parts.push_back(chunk);
+                    }
+                    long[] rolled = longs(torch.cat(parts, 1)); // [nB, chunks*K]
+                    for (int row = 0; row < n * b; row++) {
+                        System.arraycopy(rolled, (int) (row * width), all, (int) ((row * s + i) * width), (int) width);
+                    }
+                } finally {
+                    prefix.clear();
                 }
-                perPosition[(int) i] = torch.cat(parts, 1).view(n, b, 1, (long) chunks * k);
-            } finally {
-                prefix.clear();
             }
         }
-        return cat(2, perPosition).reshape(n, b * s, (long) chunks * k);
+        return Tensor.create(all).view(n, b * s, width).to(first.device(), torch.ScalarType.Long);
     }
 }

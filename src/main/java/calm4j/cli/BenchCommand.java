@@ -219,24 +219,47 @@ final class BenchCommand {
     }
 
     @Command(name = "serve", mixinStandardHelpOptions = true,
-            description = "Serving throughput with shared (continuous) batching on and off: the run is served on "
-                    + "loopback twice, once with --max-batch and once one sequence at a time, under the same closed-"
-                    + "loop load of concurrent clients.")
+            description = "Serving under load, measured as serving engines are: concurrent streaming clients send "
+                    + "completions back to back (prompts of mixed lengths as token ids, a fixed number of new "
+                    + "tokens), at each concurrency: output tokens/s, requests/s, time to first token, time per "
+                    + "output token and inter-event latency at p50 and p99, and the most sequences and KV cache the "
+                    + "server held. Give running servers (--url, each started with --ignore-eos for fixed lengths) "
+                    + "or runs to serve here in turn (--ckpt); the first is compared with the others.")
     static final class Serve implements Callable<Integer> {
-        @Option(names = "--ckpt", required = true, description = "a CALM or token-model run folder")
-        Path run;
+        @Option(names = "--url", description = "a running calm serve, e.g. http://127.0.0.1:8080 (repeatable)")
+        List<String> urls = new java.util.ArrayList<>();
 
-        @Option(names = "--clients", defaultValue = "16")
-        int clients;
+        @Option(names = "--ckpt", description = "a CALM or token-model run to serve on loopback here (repeatable)")
+        List<Path> runs = new java.util.ArrayList<>();
 
-        @Option(names = "--requests", defaultValue = "4", description = "requests per client")
+        @Option(names = "--concurrency", split = ",", defaultValue = "1,4,16,64")
+        List<Integer> concurrency;
+
+        @Option(names = "--requests", defaultValue = "4", description = "requests per client at each concurrency")
         int requests;
 
-        @Option(names = "--max-tokens", defaultValue = "32")
+        @Option(names = "--prompt-min", defaultValue = "32")
+        int promptMin;
+
+        @Option(names = "--prompt-max", defaultValue = "2048", description = "prompts are uniform in [min, max] "
+                + "tokens, within the served model's context")
+        int promptMax;
+
+        @Option(names = "--max-tokens", defaultValue = "128")
         int maxTokens;
 
-        @Option(names = "--max-batch", defaultValue = "16", description = "the batch when sharing is on")
+        @Option(names = "--max-batch", defaultValue = "64", description = "--ckpt: sequences generated together")
         int maxBatch;
+
+        @Option(names = "--kv-memory", defaultValue = "0", description = "--ckpt: GB of KV cache the batch may hold "
+                + "(0: no limit)")
+        double kvMemoryGb;
+
+        @Option(names = "--json", description = "one JSON object per server and concurrency")
+        boolean json;
+
+        @Mixin
+        WeightOptions weights;
 
         @Mixin
         EngineOptions engine;
@@ -244,8 +267,25 @@ final class BenchCommand {
         @Override
         public Integer call() throws Exception {
             engine.engine();
-            System.out.println(Tables.serving(Benchmarks.serving(run, clients, requests, maxTokens, maxBatch),
-                    maxBatch, clients, maxTokens));
+            if (urls.isEmpty() == runs.isEmpty()) {
+                throw new calm4j.engine.UserError("give running servers with --url or runs to serve with --ckpt");
+            }
+            int[] levels = concurrency.stream().mapToInt(Integer::intValue).toArray();
+            List<calm4j.bench.ServingBenchmark.Level> measured = new java.util.ArrayList<>();
+            if (!runs.isEmpty()) {
+                int queue = Math.max(64, levels.length == 0 ? 64 : java.util.Arrays.stream(levels).max().getAsInt());
+                var options = new calm4j.serve.CompletionServer.Options("127.0.0.1", 0, maxBatch, queue, maxTokens,
+                        3600, 1 << 20, 200, 2000).withCache((long) (kvMemoryGb * 1e9),
+                        calm4j.generate.GenerationOptions.PREFILL_SLICE, true);
+                measured.addAll(Benchmarks.serving(runs, options, weights.type(), levels, requests, promptMin,
+                        promptMax, maxTokens));
+            } else {
+                for (String url : urls) {
+                    measured.addAll(calm4j.bench.ServingBenchmark.run(url.replaceAll("/+$", ""), levels, requests,
+                            promptMin, promptMax, maxTokens, 0));
+                }
+            }
+            System.out.println(Tables.serving(measured, promptMin, promptMax, maxTokens, json));
             return 0;
         }
     }

@@ -55,6 +55,19 @@ final class ServeCommand implements Callable<Integer> {
             + "refused, so a web page cannot reach a local server through DNS rebinding")
     java.util.List<String> allowHosts = new java.util.ArrayList<>();
 
+    @Option(names = "--kv-memory", defaultValue = "0", description = "GB of KV cache the running sequences may take "
+            + "at their full lengths (prompt and max_tokens): a sequence joins the batch only while its cache fits, "
+            + "others wait in the queue; 0 limits by --max-batch alone. A CALM's cache takes a position per K tokens")
+    double kvMemoryGb;
+
+    @Option(names = "--prefill-slice", defaultValue = "256", description = "backbone positions (a CALM's chunks, a "
+            + "token model's tokens) of a long prompt prefilled between two decoding steps of the running batch")
+    int prefillSlice;
+
+    @Option(names = "--ignore-eos", description = "sequences run to max_tokens whatever they sample (for benchmarks "
+            + "of fixed output lengths, as vLLM's ignore_eos)")
+    boolean ignoreEos;
+
     @Option(names = "--shutdown-grace", defaultValue = "10", description = "on SIGTERM or Ctrl-C, seconds that "
             + "sequences under way may still run before they end with finish reason 'shutdown'")
     double shutdownGrace;
@@ -74,7 +87,8 @@ final class ServeCommand implements Callable<Integer> {
         engine.engine();
         // Every option is checked before the model loads.
         CompletionServer.Options options = new CompletionServer.Options(host, port, maxBatch, queue, maxTokens,
-                timeout, maxBody, candidates.pool, candidates.maxDraws, allowOrigin, allowHosts);
+                timeout, maxBody, candidates.pool, candidates.maxDraws, allowOrigin, allowHosts,
+                (long) (kvMemoryGb * 1e9), prefillSlice, ignoreEos);
         CompletionServer server = CompletionServer.start(run, options, chatTemplate, weights.type());
         System.out.println(server.banner());
         System.out.flush();

@@ -168,9 +168,22 @@ public final class CalmGenerator {
             return rows.size();
         }
 
-        /** Bytes the batch's KV cache holds now. */
+        @Override
         public long cacheBytes() {
-            return rows.cache.bytes();
+            return rows.cache.bytes() + prefill.cacheBytes();
+        }
+
+        @Override
+        public long cacheBytesWith(List<GenerationRequest> requests) {
+            long positions = 0, pendingBytes = 0;
+            for (Seq s : rows.active) positions = Math.max(positions, s.positionsNeeded());
+            for (Seq s : prefill.sequences()) {
+                positions = Math.max(positions, s.positionsNeeded());
+                pendingBytes += s.positions * model.cacheBytesPerPosition(); // a long prompt's own cache
+            }
+            for (GenerationRequest r : requests) positions = Math.max(positions, positionsNeeded(r));
+            return rows.bytesWith(prefill.size() + requests.size(), positions, model.cacheBytesPerPosition())
+                    + pendingBytes;
         }
 
         /**
@@ -252,6 +265,12 @@ public final class CalmGenerator {
             rows.clear();
             prefill.clear();
         }
+    }
+
+    /** The cache positions a request's sequence can reach: its prompt's chunks and its new tokens', in the context. */
+    long positionsNeeded(GenerationRequest r) {
+        int prompt = prefix.length + r.prompt().length;
+        return Math.min(model.contextChunks(), (prompt + r.maxTokens() + k - 1) / k + 1);
     }
 
     /**

@@ -30,7 +30,17 @@ public interface GenerationSession<O extends GenerationSession.Result> extends A
     /** Removes a running sequence (its client went away, or its time ran out); unknown ids are ignored. */
     void cancel(int id);
 
+    /** Running and waiting sequences. */
     int size();
+
+    /** Bytes the session's KV caches hold now: the batch's, and those of long prompts being prefilled. */
+    long cacheBytes();
+
+    /**
+     * Bytes the session's KV caches will hold once {@code requests} have joined and every sequence has reached its
+     * length (prompt and new tokens, within the context), the batch's cache grown as joining grows it.
+     */
+    long cacheBytesWith(List<GenerationRequest> requests);
 
     default boolean isEmpty() {
         return size() == 0;

@@ -98,6 +98,16 @@ final class PrefillQueue<S> {
         return pending.stream().mapToLong(p -> p.positions).sum();
     }
 
+    /** Bytes the caches of prompts being prefilled alone hold. */
+    long cacheBytes() {
+        return pending.stream().filter(p -> p.cache != null).mapToLong(p -> p.cache.bytes()).sum();
+    }
+
+    /** The waiting sequences, oldest first. */
+    List<S> sequences() {
+        return pending.stream().map(p -> p.sequence).toList();
+    }
+
     /** One step's prefill (see the class comment): what became ready to join, possibly nothing. */
     Ready<S> step(Pass pass, Supplier<KVCache> newCache) {
         List<Pending> shorts = new ArrayList<>();

@@ -50,12 +50,25 @@ final class RunningRows<S> {
     }
 
     /**
-     * The rows a batch cache makes room for when {@code joining} rows join: its capacity while they fit, else twice
-     * that (or what they need, if more): rows join one group at a time, and growing copies the whole cache.
+     * The rows a batch cache makes room for when {@code joining} rows join: its capacity while they fit, else up to
+     * twice that but at most 8 rows more (or what they need, if more). Rows join a few at a time and growing copies
+     * the whole cache, so it grows ahead; by at most 8 rows, so that room held for rows that never come stays small.
      */
     static long rowRoom(KVCache cache, int joining) {
-        long needed = cache.rows() + joining;
-        return needed <= cache.rowCapacity() ? cache.rowCapacity() : Math.max(needed, 2 * cache.rowCapacity());
+        return rowRoom(cache.rows() + joining, cache.rowCapacity());
+    }
+
+    static long rowRoom(long needed, long capacity) {
+        return needed <= capacity ? capacity : Math.max(needed, Math.min(2 * capacity, capacity + 8));
+    }
+
+    /**
+     * The bytes the batch cache will hold with {@code moreRows} more rows and every row's positions reaching
+     * {@code positions} at least, at {@code bytesPerPosition} per row and position.
+     */
+    long bytesWith(int moreRows, long positions, long bytesPerPosition) {
+        return rowRoom(cache.rows() + moreRows, cache.rowCapacity()) * Math.max(positions, cache.capacity())
+                * bytesPerPosition;
     }
 
     /** Replaces every row's {@code next} tensor, after a step of the whole batch. */

@@ -120,9 +120,27 @@ public final class TokenGenerator {
             return rows.size() + prefill.size();
         }
 
-        /** Bytes the batch's KV cache holds now. */
+        @Override
         public long cacheBytes() {
-            return rows.cache.bytes();
+            return rows.cache.bytes() + prefill.cacheBytes();
+        }
+
+        @Override
+        public long cacheBytesWith(List<GenerationRequest> requests) {
+            long positions = 0, pendingBytes = 0;
+            for (Seq s : rows.active) positions = Math.max(positions, needed(s.request));
+            for (Seq s : prefill.sequences()) {
+                positions = Math.max(positions, needed(s.request));
+                pendingBytes += s.length * model.cacheBytesPerPosition(); // a long prompt's own cache
+            }
+            for (GenerationRequest r : requests) positions = Math.max(positions, needed(r));
+            return rows.bytesWith(prefill.size() + requests.size(), positions, model.cacheBytesPerPosition())
+                    + pendingBytes;
+        }
+
+        /** The cache positions a request's sequence can reach: boundary, prompt and new tokens, in the context. */
+        private long needed(GenerationRequest r) {
+            return Math.min(model.contextTokens(), boundary + r.prompt().length + r.maxTokens());
         }
 
         /** Queues sequences (prefilled by the next steps); returns their ids in order. */
@@ -159,8 +177,8 @@ public final class TokenGenerator {
                     Engine.step(() -> {
                         var ready = prefill.step(model::hidden, model::newCache);
                         if (ready != null) {
-                            long need = ready.sequences().stream().mapToLong(s -> Math.min(model.contextTokens(),
-                                    s.length + s.request.maxTokens())).max().orElse(0);
+                            long need = ready.sequences().stream().mapToLong(s -> needed(s.request)).max()
+                                    .orElse(0);
                             rows.append(ready.sequences(), ready.cache(), model.project(ready.last()), need);
                             ready.cache().clear();
                         }

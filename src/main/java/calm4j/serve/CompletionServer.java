@@ -50,9 +50,14 @@ public final class CompletionServer implements AutoCloseable {
      *                       null for none (the default: only same-origin pages, such as the playground)
      * @param allowHosts     host names a request's Host header may carry besides the server's own address, an IP
      *                       address and localhost (a DNS-rebinding page carries its own name: refused)
+     * @param kvMemoryBytes  the KV cache the running sequences may hold at their full lengths: a sequence joins the
+     *                       batch only while its cache fits (0: no limit but {@code maxBatch})
+     * @param prefillSlice   backbone positions of a long prompt prefilled between two decoding steps
+     * @param ignoreEos      sequences run to max_tokens whatever they sample (for benchmarks, as vLLM's ignore_eos)
      */
     public record Options(String host, int port, int maxBatch, int queue, int maxTokens, double timeoutSeconds,
-                          int maxBodyBytes, int pool, int maxDraws, String allowOrigin, List<String> allowHosts) {
+                          int maxBodyBytes, int pool, int maxDraws, String allowOrigin, List<String> allowHosts,
+                          long kvMemoryBytes, int prefillSlice, boolean ignoreEos) {
         /** Bounds that keep a server's own settings from exhausting memory or threads (a thread per sequence). */
         static final int MAX_QUEUE = 4096, MAX_BATCH = 1024, MAX_BODY = 64 << 20;
 
@@ -78,6 +83,11 @@ public final class CompletionServer implements AutoCloseable {
                 throw UserError.badValue("allow_origin", "must be * or an origin such as https://app.example.com "
                         + "(scheme and host, no path), got " + allowOrigin);
             }
+            if (kvMemoryBytes < 0) throw UserError.badValue("kv_memory", "must be at least 0 GB, got "
+                    + kvMemoryBytes / 1e9);
+            if (prefillSlice < 1) {
+                throw UserError.badValue("prefill_slice", "must be at least 1 position, got " + prefillSlice);
+            }
             allowHosts = List.copyOf(allowHosts);
             for (String h : allowHosts) {
                 if (!h.matches("[A-Za-z0-9.-]+")) {
@@ -101,13 +111,19 @@ public final class CompletionServer implements AutoCloseable {
         public Options(String host, int port, int maxBatch, int queue, int maxTokens, double timeoutSeconds,
                        int maxBodyBytes, int pool, int maxDraws) {
             this(host, port, maxBatch, queue, maxTokens, timeoutSeconds, maxBodyBytes, pool, maxDraws, null,
-                    List.of());
+                    List.of(), 0, calm4j.generate.GenerationOptions.PREFILL_SLICE, false);
         }
 
         /** These options with CORS for {@code origin} ("*" for any). */
         public Options withAllowOrigin(String origin) {
             return new Options(host, port, maxBatch, queue, maxTokens, timeoutSeconds, maxBodyBytes, pool, maxDraws,
-                    origin, allowHosts);
+                    origin, allowHosts, kvMemoryBytes, prefillSlice, ignoreEos);
+        }
+
+        /** These options with a KV-cache budget (bytes), prefill slice and EOS rule. */
+        public Options withCache(long kvMemory, int slice, boolean ignoreEndOfText) {
+            return new Options(host, port, maxBatch, queue, maxTokens, timeoutSeconds, maxBodyBytes, pool, maxDraws,
+                    allowOrigin, allowHosts, kvMemory, slice, ignoreEndOfText);
         }
 
         /**
@@ -157,7 +173,8 @@ public final class CompletionServer implements AutoCloseable {
             System.err.println("calm serve: warning: listening on " + options.host() + ": anyone who can reach this "
                     + "address can use the model (there is no authentication)");
         }
-        this.scheduler = new Scheduler(model, options.maxBatch(), options.queue());
+        this.scheduler = new Scheduler(model, options.maxBatch(), options.queue(), options.kvMemoryBytes(),
+                !options.ignoreEos());
         // A thread per waiting or running request, and spare ones to answer 503s and health checks at once. Reading
         // headers takes no thread (Jetty parses them as they arrive), so slow clients cannot take these.
         QueuedThreadPool threads = new QueuedThreadPool(options.maxBatch() + options.queue() + 32, 4);
@@ -238,8 +255,8 @@ public final class CompletionServer implements AutoCloseable {
             throws IOException {
         options.address(); // a host that does not resolve is refused before the model loads
         ChatTemplate chat = chatTemplate != null ? ChatTemplate.file(chatTemplate) : null;
-        return start(ServedModel.load(run, new GenerationOptions(options.pool(), false, options.maxDraws()), chat,
-                weights), options);
+        return start(ServedModel.load(run, new GenerationOptions(options.pool(), false, options.maxDraws(),
+                options.prefillSlice()), chat, weights), options);
     }
 
     static CompletionServer start(ServedModel model, Options options) throws IOException {
@@ -438,7 +455,7 @@ public final class CompletionServer implements AutoCloseable {
 
     private OpenAiWire.Health health() {
         return new OpenAiWire.Health(scheduler.isRunning() ? "ok" : "failed", model.id, model.kind(),
-                scheduler.active(), scheduler.queued(), scheduler.failures());
+                scheduler.active(), scheduler.queued(), scheduler.failures(), scheduler.cacheBytes());
     }
 
     /** {@code POST /v1/completions} and {@code POST /v1/chat/completions}: parse, queue, then stream or collect. */
@@ -522,6 +539,17 @@ public final class CompletionServer implements AutoCloseable {
                 int index = p * req.n() + i;
                 sequences.add(new Sequence(new GenerationRequest(prompts.get(p), maxTokens, req.sampling(),
                         seed + index), index, deadline, out));
+            }
+        }
+        if (options.kvMemoryBytes() > 0) { // a sequence that cannot fit even alone would wait forever
+            for (Sequence s : sequences) {
+                long cache = model.model.cacheBytes(s.request, model.options);
+                if (cache > options.kvMemoryBytes()) {
+                    ex.sendError(400, "invalid_request_error", String.format("this request needs %.1f MB of KV "
+                            + "cache at its full length, more than the server's --kv-memory of %.1f MB: ask for "
+                            + "fewer tokens or send a shorter prompt", cache / 1e6, options.kvMemoryBytes() / 1e6));
+                    return;
+                }
             }
         }
         if (!scheduler.isRunning()) {

@@ -103,5 +103,6 @@ final class OpenAiWire {
     record ModelList(String object, List<ModelCard> data) {}
 
     /** {@code GET /health}: calm4j's own. */
-    record Health(String status, String model, String kind, int running, int queued, long failedSteps) {}
+    record Health(String status, String model, String kind, int running, int queued, long failedSteps,
+                  long kvCacheBytes) {}
 }

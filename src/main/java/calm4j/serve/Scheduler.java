@@ -24,6 +24,9 @@ import java.util.concurrent.atomic.AtomicInteger;
 final class Scheduler implements AutoCloseable {
     private final ServedModel model;
     private final int maxBatch;
+    private final long kvMemoryBytes;
+    private final boolean stopAtEos;
+    private volatile long cacheBytes; // the batch's KV cache after the last step
     private final BlockingQueue<Sequence> waiting;
     private final Thread loop;
     private volatile boolean running = true;
@@ -33,9 +36,15 @@ final class Scheduler implements AutoCloseable {
     private volatile int active;
     private final AtomicInteger failures = new AtomicInteger();
 
-    Scheduler(ServedModel model, int maxBatch, int queueCapacity) {
+    /**
+     * @param kvMemoryBytes the KV cache the batch may hold with every sequence at its full length (0: no limit)
+     * @param stopAtEos     whether EOS ends a sequence (off for benchmarks that time fixed lengths)
+     */
+    Scheduler(ServedModel model, int maxBatch, int queueCapacity, long kvMemoryBytes, boolean stopAtEos) {
         this.model = model;
         this.maxBatch = maxBatch;
+        this.kvMemoryBytes = kvMemoryBytes;
+        this.stopAtEos = stopAtEos;
         this.waiting = new ArrayBlockingQueue<>(queueCapacity);
         this.loop = new Thread(this::run, "calm4j-scheduler");
         loop.setDaemon(true);
@@ -65,7 +74,7 @@ final class Scheduler implements AutoCloseable {
     private void run() {
         while (running) {
             Map<Integer, Sequence> byId = new HashMap<>();
-            try (GenerationSession<?> session = model.newSession()) {
+            try (GenerationSession<?> session = model.newSession(stopAtEos)) {
                 serve(session, byId);
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
@@ -118,7 +127,13 @@ final class Scheduler implements AutoCloseable {
                 }
             }
             active = byId.size();
+            cacheBytes = session.cacheBytes();
         }
+    }
+
+    /** Bytes the batch's KV cache held after the last step. */
+    long cacheBytes() {
+        return cacheBytes;
     }
 
     /** Generation steps that failed since the start (each ended its batch's sequences with an error). */
@@ -126,14 +141,30 @@ final class Scheduler implements AutoCloseable {
         return failures.get();
     }
 
-    /** Moves waiting sequences into the batch (with {@code first}, already taken), as many as it has room for. */
+    /**
+     * Moves waiting sequences into the batch (with {@code first}, already taken), as many as it has room for: at most
+     * {@code maxBatch}, and with a KV-cache budget, only while every sequence's cache at its full length fits. The
+     * first in line waits for room rather than being overtaken.
+     */
     private void admit(GenerationSession<?> session, Map<Integer, Sequence> byId, Sequence first) {
         List<Sequence> joining = new ArrayList<>();
-        if (first != null) joining.add(first);
+        List<calm4j.generate.GenerationRequest> requests = new ArrayList<>();
+        if (first != null) {
+            joining.add(first);
+            requests.add(first.request);
+        }
         while (byId.size() + joining.size() < maxBatch) {
-            Sequence s = waiting.poll();
+            Sequence s = waiting.peek();
             if (s == null) break;
+            if (kvMemoryBytes > 0 && !byId.isEmpty() || kvMemoryBytes > 0 && !joining.isEmpty()) {
+                requests.add(s.request);
+                boolean fits = session.cacheBytesWith(requests) <= kvMemoryBytes;
+                requests.remove(requests.size() - 1);
+                if (!fits) break;
+            }
+            waiting.poll();
             joining.add(s);
+            requests.add(s.request);
         }
         joining.removeIf(s -> {
             if (!s.isCancelled()) return false;

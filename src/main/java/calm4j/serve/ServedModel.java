@@ -57,8 +57,8 @@ class ServedModel {
         model.checkSampling(sampling, options);
     }
 
-    GenerationSession<?> newSession() {
-        return model.newSession(options);
+    GenerationSession<?> newSession(boolean stopAtEos) {
+        return model.newSession(options, stopAtEos);
     }
 
     /** The tokenizer is native and not thread-safe: HTTP threads take turns. */

@@ -16,8 +16,11 @@ import static org.junit.jupiter.api.Assertions.*;
  * value follows the filler F and is determined only by the chunk before it. A model of the last chunk alone gets
  * Brier-1 = 1/6 there (six equally likely values); one that uses the context gets 1.
  *
- * <p>The CALM learns this slowly compared with a token model: Brier-1 was 0.69 after 800 steps and 0.75 after 2000
- * (of about 0.78 possible: a block's first positions have no key before them).
+ * <p>Trained with the preset's recipe (the multi-token cross-entropy gives the backbone dense targets; the head refines
+ * its proposals): Brier-1 0.751, 0.749 and 0.754 +- 0.009 at training seeds 2, 4 and 7 on one core, of about 0.78
+ * possible (a block's first positions have no key before them). The energy head alone learned it at some seeds and
+ * machines only: 0.571, 0.559 and 0.751 at those seeds here (0.57 is the last chunk alone), 0.75 at seed 2 on
+ * another CPU.
  */
 class CalmContextTest {
     static final int V = SyntheticCalm.V, K = 4, KEYS = 6;
@@ -36,12 +39,13 @@ class CalmContextTest {
         int[] f = chunk(r, 3 + 2 * KEYS), g = chunk(r, 4 + 2 * KEYS);
         List<int[]> train = new ArrayList<>(), val = new ArrayList<>();
         for (int d = 0; d < 500; d++) (d < 440 ? train : val).add(document(r, keys, values, f, g));
-        SyntheticCalm.Trained t = SyntheticCalm.train(dir, K, train, val, 3, 2000);
+        SyntheticCalm.Trained t = SyntheticCalm.train(dir, K, train, val, 3, 2000, "energy", true);
 
         // Per record: F and G follow from the last chunk (1), the value needs the key two back (1 or 1/6), the next
         // key is random (1/6). With the context: (1 + 1 + 1 + 1/6) / 4 = 0.79; the last chunk alone: 0.58.
         BrierLM.Result res = CalmEval.evaluate(t.calm(), t.valBlocks(), 100, 8).brier();
-        calm4j.Margins.atLeast("context language Brier-1", res.brier()[0], 0.72, res.format());
+        // 0.70: more than 5 standard errors below what it measures, 13 above the last chunk alone.
+        calm4j.Margins.atLeast("context language Brier-1", res.brier()[0], 0.70, res.format());
     }
 
     static int[] chunk(Random r, int first) {

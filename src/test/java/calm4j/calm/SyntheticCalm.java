@@ -37,6 +37,15 @@ public final class SyntheticCalm {
     /** As above, with the CALM's generative head named ("energy" or "flow"). */
     public static Trained train(Path dir, int k, List<int[]> train, List<int[]> val, long seed, long calmSteps,
                                 String head) throws IOException {
+        return train(dir, k, train, val, seed, calmSteps, head, false);
+    }
+
+    /**
+     * As above; with {@code preset}, the CALM is trained with the preset's recipe (the multi-token head's
+     * cross-entropy, and the energy head refining its proposals, docs/method.md §10-11) instead of the head alone.
+     */
+    public static Trained train(Path dir, int k, List<int[]> train, List<int[]> val, long seed, long calmSteps,
+                                String head, boolean preset) throws IOException {
         Path corpus = SyntheticCorpus.write(dir.resolve("corpus"), V, EOS, PAD, MASK, train, val);
 
         Engine.seed(seed);
@@ -48,10 +57,10 @@ public final class SyntheticCalm {
                 "keep_checkpoints", 1, "log_every", 100, "seed", 1), corpus, dir.resolve("ae"), true,
                 DataParallel.single());
 
-        CalmModel calm = new CalmModel(CalmConfig.DEFAULTS.with("head_proposal", false, "hidden_size", 64, "intermediate_size", 128,
-                "num_hidden_layers", 2, "num_key_value_heads", 2, "context_chunks", 16, "noise_size", 16,
-                "num_mlp_layers", 2, "num_targets", 16, "eval_block_chunks", 16, "head", head,
-                "aux_token_weight", 0.0), ae); // the head alone learns these languages: the thresholds were set so
+        CalmModel calm = new CalmModel(CalmConfig.DEFAULTS.with("head_proposal", preset, "hidden_size", 64,
+                "intermediate_size", 128, "num_hidden_layers", 2, "num_key_value_heads", 2, "context_chunks", 16,
+                "noise_size", 16, "num_mlp_layers", 2, "num_targets", 16, "eval_block_chunks", 16, "head", head,
+                "aux_token_weight", preset ? 1.0 : 0.0), ae); // the head alone learns these languages: the thresholds were set so
         // The CALM's loop is wired here rather than through CalmRun.train, whose loader takes the train config's
         // seed: the tests' thresholds were measured with this data order (loader seed 3, step seeds from 2), and a
         // learned behaviour at one seed moves with it (CalmContextTest: above its 0.72 here, 0.633 with loader seed 2).

@@ -222,7 +222,7 @@ class CompletionServerTest {
         CompletionServer.Options o = ServedRuns.options(2, 2, 60);
         try (CompletionServer named = CompletionServer.start(runs.tokenLm, new CompletionServer.Options(o.host(),
                 0, o.maxBatch(), o.queue(), o.maxTokens(), o.timeoutSeconds(), o.maxBodyBytes(), o.pool(),
-                o.maxDraws(), null, List.of("calm.example.com")))) {
+                o.maxDraws(), null, List.of("calm.example.com"), 0, 256, false))) {
             assertTrue(rawRequest(named, "GET", "/health", "Host: calm.example.com\r\n", "").startsWith(
                     "HTTP/1.1 200"), "an --allow-host name is answered");
             assertTrue(rawRequest(named, "GET", "/health", "Host: evil.example\r\n", "").startsWith("HTTP/1.1 421"));
@@ -416,6 +416,14 @@ class CompletionServerTest {
             return d.size();
         }
 
+        public long cacheBytes() {
+            return d.cacheBytes();
+        }
+
+        public long cacheBytesWith(List<GenerationRequest> requests) {
+            return d.cacheBytesWith(requests);
+        }
+
         public void close() {
             d.close();
         }
@@ -429,8 +437,8 @@ class CompletionServerTest {
     static ServedModel withSession(ServedModel real, Function<GenerationSession<?>, GenerationSession<?>> wrap) {
         return new ServedModel(real) {
             @Override
-            GenerationSession<?> newSession() {
-                return wrap.apply(real.newSession());
+            GenerationSession<?> newSession(boolean stopAtEos) {
+                return wrap.apply(real.newSession(stopAtEos));
             }
         };
     }
@@ -464,7 +472,7 @@ class CompletionServerTest {
     @Test
     void aFailingGenerationStepEndsItsSequencesWithAnErrorAndServingGoesOn() throws Exception {
         ServedModel real = load(runs.calm);
-        try (var scheduler = new Scheduler(withSession(real, PoisonedAt13::new), 4, 8)) {
+        try (var scheduler = new Scheduler(withSession(real, PoisonedAt13::new), 4, 8, 0, true)) {
             java.util.concurrent.LinkedBlockingQueue<Sequence.Step> out =
                     new java.util.concurrent.LinkedBlockingQueue<>();
             long deadline = System.nanoTime() + 60_000_000_000L;
