@@ -239,6 +239,29 @@ public final class ChunkAutoencoder extends Module {
     }
 
     /**
+     * K tokens for each latent z [chunks, l] drawn from the decoder's per-position softmaxes instead of their argmax:
+     * position j's token by the inverse CDF at {@code uniforms} [chunks, K] (in [0, 1)). The sampler whose
+     * distribution the token-space Brier score trains (docs/method.md §12): a latent between two chunks decodes to
+     * either, in proportion, where the argmax always picks one.
+     */
+    public Tensor sampleTokens(Tensor z, Tensor uniforms) {
+        long n = z.size(0), k = config.patchSize();
+        Tensor h = positions(z).reshape(n * k, config.hiddenSize());
+        long slice = Math.max(1, Math.min(1024, (64L << 20) / config.vocabSize()));
+        Tensor u = uniforms.reshape(n * k, 1).to(z.device(), torch.ScalarType.Float);
+        TensorVector parts = new TensorVector();
+        for (long at = 0; at < n * k; at += slice) {
+            long m = Math.min(slice, n * k - at);
+            Tensor cdf = torch.softmax(logits(h.narrow(0, at, m)), -1, new org.bytedeco.pytorch.ScalarTypeOptional())
+                    .to(torch.ScalarType.Float).cumsum(-1, new org.bytedeco.pytorch.ScalarTypeOptional()); // [m, V]
+            Tensor target = u.narrow(0, at, m).mul(cdf.narrow(1, config.vocabSize() - 1, 1));
+            parts.push_back(cdf.lt(target).sum(new long[] {1}, false, new org.bytedeco.pytorch.ScalarTypeOptional(
+                    torch.ScalarType.Long)).clamp_max(c((long) config.vocabSize() - 1)));
+        }
+        return torch.cat(parts, 0).view(n, k);
+    }
+
+    /**
      * Decodes only what can repeat: for latents z [chunks, l] in groups (group g is the next {@code groupSizes[g]}
      * latents), the K tokens of every latent whose decoded chunk equals that of another latent of its group, and
      * null for every latent whose chunk is unique in its group, unless {@code whole[g]} asks for all of the group's

@@ -75,10 +75,19 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
      * flow_steps). The steps are a sampler setting, not a weight: a head is built with them and never changed.
      */
     public static CalmRun load(Path dir, Integer flowSteps) {
+        return load(dir, flowSteps, null);
+    }
+
+    /**
+     * As {@link #load(Path, Integer)}, sampled latents decoded as {@code decode} says ("argmax" or "sample"; null:
+     * the config's): like the flow steps, a sampler setting, not a weight.
+     */
+    public static CalmRun load(Path dir, Integer flowSteps, String decode) {
         JsonNode root = RunFolder.config(dir, KIND);
         String where = dir.resolve(RunFolder.CONFIG).toString();
         SavedConfig saved = readConfig(dir);
         CalmConfig cfg = saved.model();
+        if (decode != null) cfg = cfg.with("decode", decode);
         if (flowSteps != null) {
             if (!cfg.head().equals("flow")) {
                 throw UserError.badValue("flow_steps", "is for a CALM with the flow head; " + dir + " has the "

@@ -32,11 +32,13 @@ import com.fasterxml.jackson.annotation.JsonUnwrapped;
  *                        1); 1: every position alike
  * @param tokenBrierWeight weight of the training-only Brier score of the energy head's samples in token space, through
  *                        the frozen decoder (docs/method.md §12; 0: off)
+ * @param decode          how a sampled latent becomes K tokens: "argmax" (the paper's) or "sample" (each token drawn
+ *                        from the decoder's softmax: the distribution the token-space Brier score trains, §12)
  */
 public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
                          String head, int flowSteps, double auxTokenWeight, String auxTokenHead,
-                         boolean headProposal, double auxTokenDecay, double tokenBrierWeight) {
+                         boolean headProposal, double auxTokenDecay, double tokenBrierWeight, String decode) {
 
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
@@ -47,7 +49,7 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
      * the head study, docs/head-study/README.md).
      */
     public static final java.util.Map<String, Object> BEFORE_PRESET_CHANGE = java.util.Map.of("aux_token_weight", 0.0,
-            "head_proposal", false, "aux_token_decay", 1.0, "token_brier_weight", 0.0);
+            "head_proposal", false, "aux_token_decay", 1.0, "token_brier_weight", 0.0, "decode", "argmax");
 
     /**
      * A run's saved "model" section, read as it was written: keys it lacks take the preset, except those of
@@ -73,6 +75,8 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
                 + "multi-token head: give it an aux_token_weight above 0");
         require(auxTokenWeight >= 0, "aux_token_weight must be at least 0 (0 turns the auxiliary loss off)");
         require(tokenBrierWeight >= 0, "token_brier_weight must be at least 0 (0 turns the token-space Brier off)");
+        require(decode != null && (decode.equals("argmax") || decode.equals("sample")), "decode must be argmax or "
+                + "sample, got " + decode);
         require(tokenBrierWeight == 0 || head.equals("energy"), "token_brier_weight scores the energy head's samples: "
                 + "the " + head + " head has none to score (set it to 0)");
         require(auxTokenHead != null && (auxTokenHead.equals("tied") || auxTokenHead.equals("linear")),
@@ -105,6 +109,11 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
      */
     public boolean refinesProposals() {
         return headProposal && head.equals("energy");
+    }
+
+    /** Whether sampled latents are decoded by drawing each token from the decoder's softmax (else by argmax). */
+    public boolean decodesBySampling() {
+        return decode.equals("sample");
     }
 
     /** Whether training adds the Brier score of the head's decoded samples (docs/method.md §12). */

@@ -251,13 +251,29 @@ public final class CalmModel extends Module {
 
     /** {@code counts[r]} sampled chunks for row r, [sum(counts), K] grouped by row, from per-row generators. */
     public Tensor sampleChunks(Tensor h, int[] counts, Generator[] perRow) {
-        return ae.decodeTokens(head.sample(h, counts, perRow));
+        return decode(head.sample(h, counts, perRow), counts, perRow);
     }
 
-    /** For each row of hidden states [P, d], {@code n} sampled next chunks decoded by argmax: [n, P, K]. */
+    /**
+     * The K tokens of latents z [sum(counts), l] grouped by row: by argmax, or drawn from the decoder's softmaxes
+     * with each row's uniforms from its own generator (config "decode").
+     */
+    public Tensor decode(Tensor z, int[] counts, Generator[] perRow) {
+        if (!config.decodesBySampling()) return ae.decodeTokens(z);
+        return ae.sampleTokens(z, GenerativeHead.perRowNoise(counts, patchSize(), perRow, false));
+    }
+
+    /** Whether sampled latents are decoded by drawing tokens from the decoder's softmaxes (else by argmax). */
+    public boolean decodesBySampling() {
+        return config.decodesBySampling();
+    }
+
+    /** For each row of hidden states [P, d], {@code n} sampled next chunks, decoded as the config says: [n, P, K]. */
     public Tensor sampleChunks(Tensor h, int n) {
-        Tensor z = head.sample(h, n); // [n, P, l]
+        Tensor z = head.sample(h, n).reshape(-1, aeConfig.latentSize()); // [n P, l]
         long p = h.size(0);
-        return ae.decodeTokens(z.reshape(n * p, -1)).view(n, p, patchSize());
+        Tensor tokens = config.decodesBySampling() ? ae.sampleTokens(z, torch.rand(n * p, patchSize()))
+                : ae.decodeTokens(z);
+        return tokens.view(n, p, patchSize());
     }
 }

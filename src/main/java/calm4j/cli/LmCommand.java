@@ -88,6 +88,10 @@ final class LmCommand {
                 + "flow_steps)")
         Integer flowSteps;
 
+        @Option(names = "--decode", description = "argmax or sample: how sampled latents become tokens (default: the "
+                + "config's; sample draws each token from the decoder's softmax, docs/method.md §12)")
+        String decode;
+
         @Option(names = "--temperature", defaultValue = "1", description = "score the sampler at this temperature (< "
                 + "1: each sample drawn from a pool of --pool by the T=1/n rule, as generation does, the model's own "
                 + "distribution)")
@@ -106,7 +110,7 @@ final class LmCommand {
         @Override
         public Integer call() {
             engine.engine();
-            CalmRun calm = CalmRun.load(run, flowSteps);
+            CalmRun calm = CalmRun.load(run, flowSteps, decode);
             calm.forInference(weights.type());
             var generation = new GenerationOptions(pool, false, GenerationOptions.DEFAULT.maxDraws());
             System.out.println(Summaries.calmScored(calm, data, new Summaries.CalmScoring(protocol, batches,

@@ -364,7 +364,7 @@ public final class CalmGenerator {
         boolean[] whole = new boolean[rows];
         for (int i = 0; i < rows; i++) whole[i] = !countsPool(running.get(i));
         Tensor z = model.head().sample(h, counts, gens); // [sum(counts), l]
-        long[][] decoded = model.autoencoder().decodeRepeated(z, counts, whole);
+        long[][] decoded = decode(z, counts, whole, gens);
         long[][] out = new long[rows][];
         for (int i = 0, at = 0; i < rows; at += counts[i++]) {
             Seq s = running.get(i);
@@ -405,6 +405,21 @@ public final class CalmGenerator {
         return (int) Math.max(1, Math.min(maxDraws, perStep * steps));
     }
 
+    /**
+     * The chunks of latents z [sum(counts), l] grouped by row, null where only repeats are needed and the chunk is
+     * unique in its group ({@link calm4j.ae.ChunkAutoencoder#decodeRepeated}); decoded by drawing tokens, every
+     * chunk (a drawn chunk is known only once drawn).
+     */
+    private long[][] decode(Tensor z, int[] counts, boolean[] whole, Generator[] gens) {
+        if (!model.decodesBySampling()) return model.autoencoder().decodeRepeated(z, counts, whole);
+        Tensor tokens = model.decode(z, counts, gens).to(torch.ScalarType.Long).contiguous();
+        long[] flat = new long[(int) tokens.numel()];
+        tokens.data_ptr_long().get(flat);
+        long[][] out = new long[(int) tokens.size(0)][];
+        for (int i = 0; i < out.length; i++) out[i] = Arrays.copyOfRange(flat, i * k, (i + 1) * k);
+        return out;
+    }
+
     /** The K tokens of one latent [1, l] (a chunk drawn once, picked when no chunk of the pool repeated). */
     private long[] decodeOne(Tensor z) {
         return model.autoencoder().decodeRepeated(z, new int[] {1}, new boolean[] {true})[0];
@@ -413,7 +428,7 @@ public final class CalmGenerator {
     /** {@code count} more decoded samples for {@code s}'s row (its hidden state {@code h}, [1, d]). */
     private List<long[]> drawMore(Seq s, Tensor h, int count) {
         Tensor z = model.head().sample(h, new int[] {count}, new Generator[] {s.generator}); // [count, l]
-        return Arrays.asList(model.autoencoder().decodeRepeated(z, new int[] {count}, new boolean[] {true}));
+        return Arrays.asList(decode(z, new int[] {count}, new boolean[] {true}, new Generator[] {s.generator}));
     }
 
     private long[] matchPartial(Seq s, List<long[]> candidates, Tensor h) {
