@@ -34,11 +34,15 @@ import com.fasterxml.jackson.annotation.JsonUnwrapped;
  *                        the frozen decoder (docs/method.md §12; 0: off)
  * @param decode          how a sampled latent becomes K tokens: "argmax" (the paper's) or "sample" (each token drawn
  *                        from the decoder's softmax: the distribution the token-space Brier score trains, §12)
+ * @param distillWeight   weight of a student energy head's loss (0: none): a plain energy head trained, beside the
+ *                        proposal-refining head, against the true chunk's latents and that head's samples; generation
+ *                        then samples from the student alone, at the plain head's cost (docs/method.md §13)
  */
 public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
                          String head, int flowSteps, double auxTokenWeight, String auxTokenHead,
-                         boolean headProposal, double auxTokenDecay, double tokenBrierWeight, String decode) {
+                         boolean headProposal, double auxTokenDecay, double tokenBrierWeight, String decode,
+                         double distillWeight) {
 
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
@@ -49,7 +53,8 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
      * the head study, docs/head-study/README.md).
      */
     public static final java.util.Map<String, Object> BEFORE_PRESET_CHANGE = java.util.Map.of("aux_token_weight", 0.0,
-            "head_proposal", false, "aux_token_decay", 1.0, "token_brier_weight", 0.0, "decode", "argmax");
+            "head_proposal", false, "aux_token_decay", 1.0, "token_brier_weight", 0.0, "decode", "argmax",
+            "distill_weight", 0.0);
 
     /**
      * A run's saved "model" section, read as it was written: keys it lacks take the preset, except those of
@@ -77,6 +82,9 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
         require(tokenBrierWeight >= 0, "token_brier_weight must be at least 0 (0 turns the token-space Brier off)");
         require(decode != null && (decode.equals("argmax") || decode.equals("sample")), "decode must be argmax or "
                 + "sample, got " + decode);
+        require(distillWeight >= 0, "distill_weight must be at least 0 (0: no student head)");
+        require(distillWeight == 0 || (headProposal && head.equals("energy")), "distill_weight trains a student of "
+                + "the proposal-refining energy head: set head_proposal true (and the energy head)");
         require(tokenBrierWeight == 0 || head.equals("energy"), "token_brier_weight scores the energy head's samples: "
                 + "the " + head + " head has none to score (set it to 0)");
         require(auxTokenHead != null && (auxTokenHead.equals("tied") || auxTokenHead.equals("linear")),
@@ -109,6 +117,11 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
      */
     public boolean refinesProposals() {
         return headProposal && head.equals("energy");
+    }
+
+    /** Whether a student head is distilled from the proposal-refining head, and samples at inference (§13). */
+    public boolean distills() {
+        return distillWeight > 0;
     }
 
     /** Whether sampled latents are decoded by drawing each token from the decoder's softmax (else by argmax). */

@@ -41,6 +41,7 @@ public final class CalmModel extends Module {
     private final LayerNorm embedNorm;
     private final GenerativeHead head;
     private final MultiTokenHead auxHead; // training only; null unless aux_token_weight > 0
+    private final EnergyHead student;     // the plain head distilled from the proposal-refining one, or null
 
     /** A CALM on top of a trained autoencoder, which is frozen here (its parameters get no gradient). */
     public CalmModel(CalmConfig config, ChunkAutoencoder autoencoder) {
@@ -60,6 +61,20 @@ public final class CalmModel extends Module {
         auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
                 k, aeConfig.vocabSize(), transformer.embedTokens(), config.auxTokenDecay())) : null;
         if (head instanceof EnergyHead e && config.refinesProposals()) e.proposeWith(auxHead);
+        student = config.distills() ? register_module(STUDENT_MODULE, new EnergyHead(d, aeConfig.latentSize(),
+                new HeadConfig.Energy(config.noiseSize(), config.numMlpLayers(), config.numSamples(),
+                        config.numTargets(), config.alpha(), false), null)) : null;
+    }
+
+    /** Where a distilled student head's parameters live (docs/method.md §13). */
+    public static final String STUDENT_MODULE = "student_head";
+
+    /**
+     * The head that samples when the model generates or is evaluated: the distilled student when there is one (it
+     * needs no proposals), else the trained head.
+     */
+    public GenerativeHead sampler() {
+        return student != null ? student : head;
     }
 
     /** Where the training-only auxiliary head's parameters live (an export leaves them out). */
@@ -71,6 +86,15 @@ public final class CalmModel extends Module {
      */
     public boolean isTrainingOnly(String parameterName) {
         return parameterName.startsWith(AUX_MODULE + ".") && !config.refinesProposals();
+    }
+
+    /**
+     * Whether a parameter belongs to what inference never runs: with a student, the teacher head and the
+     * multi-token head it draws proposals from.
+     */
+    public boolean isTeacherOnly(String parameterName) {
+        return student != null && (parameterName.startsWith(AUX_MODULE + ".")
+                || parameterName.startsWith(head.moduleName() + "."));
     }
 
     public CalmConfig config() {
@@ -88,12 +112,13 @@ public final class CalmModel extends Module {
             to(torch.ScalarType.BFloat16, false);
         } else if (type.isPacked()) {
             head.pack(type); // first: heads that project onto the token table pack that before the table goes
+            if (student != null) student.pack(type);
             if (auxHead != null) auxHead.pack(type);
             transformer.pack(type);
             embedIn.pack(type);
             embedOut.pack(type);
             ae.packDecoder(type);
-            if (config.refinesProposals()) ae.packEncoder(type); // proposals are encoded at every step
+            if (config.refinesProposals() && student == null) ae.packEncoder(type); // proposals encoded every step
         }
         org.bytedeco.javacpp.Pointer.trimMemory(); // hand the freed float weights back to the system
     }
@@ -106,7 +131,8 @@ public final class CalmModel extends Module {
      */
     public double trainingFlopsPerChunk() {
         double trainable = embedMacs() + config.backbone().macsPerPosition(config.contextChunks() / 2.0)
-                + head.trainingMacsPerPosition() + (auxHead != null ? auxHead.macs() : 0);
+                + head.trainingMacsPerPosition() + (auxHead != null ? auxHead.macs() : 0)
+                + (student != null ? student.trainingMacsPerPosition() : 0);
         return 6 * trainable + 2 * aeConfig.encoderMacsPerChunk() * (1 + head.encodedPerPosition())
                 + tokenBrierFlopsPerChunk();
     }
@@ -127,10 +153,23 @@ public final class CalmModel extends Module {
      * head sample (with its proposal: the multi-token head and the encoder) and one decode, divided by K.
      */
     public double inferenceFlopsPerToken() {
-        double proposal = config.refinesProposals() ? auxHead.macs() + aeConfig.encoderMacsPerChunk() : 0;
-        double macs = embedMacs() + config.backbone().macsPerPosition(config.contextChunks()) + head.samplingMacs()
-                + proposal + aeConfig.decoderMacsPerChunk();
-        return 2 * macs / aeConfig.patchSize();
+        return 2 * inferenceMacs().values().stream().mapToDouble(Double::doubleValue).sum() / aeConfig.patchSize();
+    }
+
+    /**
+     * Multiply-accumulates of generating one chunk at T = 1 with a full context, by part: input compression,
+     * backbone, head (one sample), proposal (the multi-token head's logits and the encoder, when the sampling head
+     * refines proposals) and decoder.
+     */
+    public java.util.Map<String, Double> inferenceMacs() {
+        var parts = new java.util.LinkedHashMap<String, Double>();
+        parts.put("input compression", embedMacs());
+        parts.put("backbone", config.backbone().macsPerPosition(config.contextChunks()));
+        parts.put("head", sampler().samplingMacs());
+        boolean proposes = config.refinesProposals() && student == null;
+        parts.put("proposal", proposes ? auxHead.macs() + aeConfig.encoderMacsPerChunk() : 0.0);
+        parts.put("decoder", aeConfig.decoderMacsPerChunk());
+        return parts;
     }
 
     /** Multiply-accumulates of compressing one chunk's K embeddings: K*d -> 2d -> d. */
@@ -189,10 +228,11 @@ public final class CalmModel extends Module {
 
     /**
      * The parts of the training loss: the head's (energy score or flow matching), the auxiliary cross-entropy when
-     * the multi-token head is on, and the Brier score of the head's decoded samples when that is on (each part null
-     * when off); {@code total} = head + aux_token_weight x aux - token_brier_weight x tokenBrier.
+     * the multi-token head is on, the Brier score of the head's decoded samples when that is on, and a distilled
+     * student's loss when there is one (each part null when off); {@code total} = head + aux_token_weight x aux -
+     * token_brier_weight x tokenBrier + distill_weight x student.
      */
-    public record Loss(Tensor total, Tensor head, Tensor aux, Tensor tokenBrier) {}
+    public record Loss(Tensor total, Tensor head, Tensor aux, Tensor tokenBrier, Tensor student) {}
 
     /** The training loss of a block of token ids [B, (S+1)*K] (see {@link #losses}). */
     public Tensor loss(Tensor tokens) {
@@ -216,8 +256,9 @@ public final class CalmModel extends Module {
         }
         Tensor logits = auxHead == null ? null : auxHead.logits(h); // [B*S, K, V]: the auxiliary loss's and proposals'
         Tensor headLoss, tokenBrier = null;
+        EnergyHead.Scored scored = null;
         if (head instanceof EnergyHead e) {
-            EnergyHead.Scored scored = e.scored(h, q, config.refinesProposals() ? logits : null);
+            scored = e.scored(h, q, config.refinesProposals() ? logits : null);
             headLoss = scored.loss();
             if (config.hasTokenBrier()) tokenBrier = tokenBrier(scored.samples(), targets);
         } else {
@@ -227,7 +268,12 @@ public final class CalmModel extends Module {
         Tensor aux = logits == null ? null : auxHead.lossOfLogits(logits, targets);
         if (aux != null) total = total.add(aux.mul(c(config.auxTokenWeight())));
         if (tokenBrier != null) total = total.sub(tokenBrier.mul(c(config.tokenBrierWeight())));
-        return new Loss(total, headLoss, aux, tokenBrier);
+        // The student (docs/method.md §13) samples for the backbone's hidden states, detached: the backbone learns
+        // from the teacher and the multi-token head; it is scored against the true chunk and the teacher's samples.
+        Tensor distilled = student == null ? null : student.distillationLoss(h.detach(), scored.targets(),
+                scored.samples().detach());
+        if (distilled != null) total = total.add(distilled.mul(c(config.distillWeight())));
+        return new Loss(total, headLoss, aux, tokenBrier, distilled);
     }
 
     /**
@@ -251,7 +297,7 @@ public final class CalmModel extends Module {
 
     /** {@code counts[r]} sampled chunks for row r, [sum(counts), K] grouped by row, from per-row generators. */
     public Tensor sampleChunks(Tensor h, int[] counts, Generator[] perRow) {
-        return decode(head.sample(h, counts, perRow), counts, perRow);
+        return decode(sampler().sample(h, counts, perRow), counts, perRow);
     }
 
     /**
@@ -270,7 +316,7 @@ public final class CalmModel extends Module {
 
     /** For each row of hidden states [P, d], {@code n} sampled next chunks, decoded as the config says: [n, P, K]. */
     public Tensor sampleChunks(Tensor h, int n) {
-        Tensor z = head.sample(h, n).reshape(-1, aeConfig.latentSize()); // [n P, l]
+        Tensor z = sampler().sample(h, n).reshape(-1, aeConfig.latentSize()); // [n P, l]
         long p = h.size(0);
         Tensor tokens = config.decodesBySampling() ? ae.sampleTokens(z, torch.rand(n * p, patchSize()))
                 : ae.decodeTokens(z);

@@ -37,9 +37,12 @@ public final class CalmTask implements Trainable {
     @Override
     public Tensor loss(TokenBatch batch, Map<String, Double> metrics) {
         CalmModel.Loss l = model.losses(batch.tensor(device));
-        if (l.aux() != null || l.tokenBrier() != null) metrics.merge("head_loss", l.head().item_double(), Double::sum);
+        if (l.aux() != null || l.tokenBrier() != null || l.student() != null) {
+            metrics.merge("head_loss", l.head().item_double(), Double::sum);
+        }
         if (l.aux() != null) metrics.merge("aux_ce", l.aux().item_double(), Double::sum);
         if (l.tokenBrier() != null) metrics.merge("token_brier", l.tokenBrier().item_double(), Double::sum);
+        if (l.student() != null) metrics.merge("student_loss", l.student().item_double(), Double::sum);
         return l.total();
     }
 

@@ -276,8 +276,8 @@ public final class EnergyHead extends GenerativeHead {
         return scored(h, next, proposal == null ? null : proposal.tokens.logits(h)).loss();
     }
 
-    /** The energy loss of one batch and the head samples it scored, [N, P, l], with their graph. */
-    record Scored(Tensor loss, Tensor samples) {}
+    /** The energy loss of one batch, the head samples it scored [N, P, l] (with their graph) and its targets [M, P, l]. */
+    record Scored(Tensor loss, Tensor samples, Tensor targets) {}
 
     /**
      * The energy loss with the proposals drawn from the multi-token head's {@code logits} [P, K, V] (null for the
@@ -292,7 +292,16 @@ public final class EnergyHead extends GenerativeHead {
             y = next.mu().unsqueeze(0).add(next.sigma().unsqueeze(0).mul(eps)); // [M, P, l]
         }
         Tensor samples = sample(h, numSamples, logits); // [N, P, l], one batched pass
-        return new Scored(energy.loss(samples, y), samples);
+        return new Scored(energy.loss(samples, y), samples, y);
+    }
+
+    /**
+     * A student's loss (docs/method.md §13): this plain head's samples for hidden states {@code h} [P, d] scored
+     * against the true chunks' posterior samples {@code targets} [M, P, l] and a teacher's samples {@code teacher}
+     * [T, P, l], half each.
+     */
+    Tensor distillationLoss(Tensor h, Tensor targets, Tensor teacher) {
+        return energy.loss(sample(h, numSamples, null), targets, teacher, 0.5);
     }
 
     /** N, the samples per position the loss draws. */

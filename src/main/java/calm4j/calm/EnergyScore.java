@@ -55,6 +55,25 @@ public final class EnergyScore {
         return fit.sub(pairs).mean();
     }
 
+    /**
+     * The energy loss against a mixture target: a share {@code 1 - teacherShare} of {@code targets} [M, P, l] and
+     * {@code teacherShare} of {@code teacher} [T, P, l] (samples of another sampler, detached). The fit term is the
+     * mixture's, so the score stays proper for that target distribution (docs/method.md §13).
+     */
+    public Tensor loss(Tensor samples, Tensor targets, Tensor teacher, double teacherShare) {
+        long n = samples.size(0);
+        if (n < 2) throw new UserError("the energy score needs at least 2 model samples per position, got " + n);
+        Tensor x = samples.transpose(0, 1);                                                    // [P, N, l]
+        Tensor fitTruth = sum(distance(squaredDistances(x, targets.transpose(0, 1))), 1, 2)
+                .mul(c(2.0 * (1 - teacherShare) / (n * targets.size(0))));                     // [P]
+        Tensor fitTeacher = sum(distance(squaredDistances(x, teacher.transpose(0, 1))), 1, 2)
+                .mul(c(2.0 * teacherShare / (n * teacher.size(0))));                          // [P]
+        Tensor self = squaredDistances(x, x).masked_fill(torch.eye(n, Layers.on(x, torch.ScalarType.Bool)), c(0.0));
+        Tensor pairs = sum(distance(self), 1, 2).sub(c(n * Math.pow(MIN_DISTANCE, alpha)))
+                .div(c((double) (n * (n - 1))));
+        return fitTruth.add(fitTeacher).sub(pairs).mean();
+    }
+
     /** ||a_i - b_j||^2 for a [P, I, l] and b [P, J, l]: [P, I, J]. */
     static Tensor squaredDistances(Tensor a, Tensor b) {
         Tensor aa = sumKeep(a.square(), -1);           // [P, I, 1]

@@ -363,7 +363,7 @@ public final class CalmGenerator {
         // Rows that pick from their pool by counting need only the chunks that repeat in it; the others need all.
         boolean[] whole = new boolean[rows];
         for (int i = 0; i < rows; i++) whole[i] = !countsPool(running.get(i));
-        Tensor z = model.head().sample(h, counts, gens); // [sum(counts), l]
+        Tensor z = model.sampler().sample(h, counts, gens); // [sum(counts), l]
         long[][] decoded = decode(z, counts, whole, gens);
         long[][] out = new long[rows][];
         for (int i = 0, at = 0; i < rows; at += counts[i++]) {
@@ -427,7 +427,7 @@ public final class CalmGenerator {
 
     /** {@code count} more decoded samples for {@code s}'s row (its hidden state {@code h}, [1, d]). */
     private List<long[]> drawMore(Seq s, Tensor h, int count) {
-        Tensor z = model.head().sample(h, new int[] {count}, new Generator[] {s.generator}); // [count, l]
+        Tensor z = model.sampler().sample(h, new int[] {count}, new Generator[] {s.generator}); // [count, l]
         return Arrays.asList(decode(z, new int[] {count}, new boolean[] {true}, new Generator[] {s.generator}));
     }
 

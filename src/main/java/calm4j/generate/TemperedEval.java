@@ -71,7 +71,7 @@ public final class TemperedEval {
                             int[] c = Arrays.copyOfRange(counts, start, start + rows);
                             Generator[] g = Arrays.copyOfRange(gens, start, start + rows);
                             for (int j = 0; j < samples; j++) {
-                                Tensor z = model.head().sample(hr, c, g);                    // [rows * pool, l]
+                                Tensor z = model.sampler().sample(hr, c, g);                    // [rows * pool, l]
                                 long[][] decoded = model.autoencoder().decodeRepeated(z, c,
                                         Arrays.copyOfRange(whole, start, start + rows));
                                 for (int i = 0; i < rows; i++) {
