@@ -164,6 +164,32 @@ class SyntheticLanguageTest {
     }
 
     @Test
+    void aShortPromptJoiningWhileALongOneIsPrefilledInSlicesGetsItsFirstChunkFirst() {
+        // Two chunk positions of prefill per step: the long prompt (12 chunks with the boundary) takes six steps.
+        CalmGenerator sliced = new CalmGenerator(calm, EOS, PAD, new GenerationOptions(50, false, 500, 2))
+                .stopAtEos(false);
+        GenerationRequest longOne = new GenerationRequest(chunksOf(0, 11), 8, 1.0, 1);
+        GenerationRequest shortOne = new GenerationRequest(chunksOf(0, 1), 8, 1.0, 2);
+        Map<Integer, CalmGenerator.Output> done = new HashMap<>();
+        try (CalmGenerator.Session session = sliced.session()) {
+            int longId = session.join(List.of(longOne)).get(0);
+            assertTrue(session.step().isEmpty(), "the long prompt's first slice: nothing generated yet");
+            int shortId = session.join(List.of(shortOne)).get(0);
+            List<GenerationSession.Event<CalmGenerator.Output>> events = session.step();
+            assertTrue(events.stream().anyMatch(e -> e.id() == shortId && e.tokens().length > 0),
+                    "the short prompt is prefilled whole and generates at once");
+            assertTrue(events.stream().noneMatch(e -> e.id() == longId), "the long one is still being prefilled");
+            while (!session.isEmpty()) {
+                for (var e : session.step()) if (e.finished() != null) done.put(e.id(), e.finished());
+            }
+            assertArrayEquals(generator().stopAtEos(false).generate(List.of(longOne), null).get(0).tokens(),
+                    done.get(longId).tokens(),
+                    "prefilled in slices, the long prompt generates what it does prefilled at once and alone");
+            assertArrayEquals(sliced.generate(List.of(shortOne), null).get(0).tokens(), done.get(shortId).tokens());
+        }
+    }
+
+    @Test
     void batchedGenerationEqualsOneByOneForTheSameSeeds() {
         List<GenerationRequest> reqs = List.of(
                 new GenerationRequest(chunksOf(0, 3), 20, 1.0, 11),

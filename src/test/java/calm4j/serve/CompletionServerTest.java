@@ -522,6 +522,37 @@ class CompletionServerTest {
     }
 
     @Test
+    void withAKvMemoryBudgetSequencesJoinOnlyWhileTheirCachesFitAndOneThatNeverFitsIsRefused() throws Exception {
+        ServedModel slow = slowed(load(runs.calm), 30);
+        long perSequence = slow.model.cacheBytes(new GenerationRequest(slow.encode("the"), 40, 1.0, 1),
+                slow.options);
+        // Room for two such sequences' caches, not three (the batch cache grows to 4 rows for a third).
+        long budget = 2 * perSequence + perSequence / 5;
+        try (CompletionServer server = CompletionServer.start(slow, ServedRuns.options(8, 16, 120).withCache(budget,
+                256, true))) {
+            List<CompletableFuture<HttpResponse<String>>> all = new ArrayList<>();
+            for (int i = 0; i < 5; i++) {
+                all.add(HTTP.sendAsync(HttpRequest.newBuilder(URI.create(server.url() + "/v1/completions"))
+                        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(
+                                "{\"prompt\": \"the\", \"max_tokens\": 40, \"seed\": " + i + "}")).build(),
+                        HttpResponse.BodyHandlers.ofString()));
+            }
+            int most = 0;
+            while (!all.stream().allMatch(CompletableFuture::isDone)) {
+                JsonNode h = json(get(server, "/health"));
+                most = Math.max(most, h.path("running").asInt());
+                assertTrue(h.path("kv_cache_bytes").asLong() <= budget, "the cache stays within the budget: " + h);
+                Thread.sleep(20);
+            }
+            assertEquals(2, most, "two sequences' caches fit, so two run at once");
+            for (var f : all) assertEquals(200, f.get().statusCode(), f.get().body());
+            HttpResponse<String> huge = post(server, "{\"prompt\": \"the\", \"max_tokens\": 120}");
+            assertEquals(400, huge.statusCode(), huge.body());
+            assertTrue(huge.body().contains("KV cache") && huge.body().contains("--kv-memory"), huge.body());
+        }
+    }
+
+    @Test
     void aNonStreamedRequestWhoseClientLeftStopsGeneratingAtTheNextStep() throws Exception {
         ServedModel slow = slowed(load(runs.tokenLm), 20); // 400 tokens: at least 8 s
         try (CompletionServer server = CompletionServer.start(slow, ServedRuns.options(4, 4, 600))) {
