@@ -67,27 +67,36 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
     }
 
     public static CalmRun load(Path dir) {
-        return load(dir, null);
+        return load(dir, Sampler.CONFIG);
     }
 
     /**
-     * The run in {@code dir}, its flow head sampling with {@code flowSteps} midpoint steps (null: the config's
-     * flow_steps). The steps are a sampler setting, not a weight: a head is built with them and never changed.
+     * How a loaded CALM samples, where it may differ from its config: settings of the sampler, not weights.
+     *
+     * @param flowSteps the flow head's midpoint steps (null: the config's flow_steps)
+     * @param decode    "argmax" or "sample" (null: the config's decode)
+     * @param teacher   with a distilled student, sample from the proposal-refining teacher instead (the student's
+     *                  weights are then not read)
      */
-    public static CalmRun load(Path dir, Integer flowSteps) {
-        return load(dir, flowSteps, null);
+    public record Sampler(Integer flowSteps, String decode, boolean teacher) {
+        public static final Sampler CONFIG = new Sampler(null, null, false);
     }
 
-    /**
-     * As {@link #load(Path, Integer)}, sampled latents decoded as {@code decode} says ("argmax" or "sample"; null:
-     * the config's): like the flow steps, a sampler setting, not a weight.
-     */
-    public static CalmRun load(Path dir, Integer flowSteps, String decode) {
+    /** The run in {@code dir}, sampling as {@code sampler} says. */
+    public static CalmRun load(Path dir, Sampler sampler) {
+        Integer flowSteps = sampler.flowSteps();
+        String decode = sampler.decode();
         JsonNode root = RunFolder.config(dir, KIND);
         String where = dir.resolve(RunFolder.CONFIG).toString();
         SavedConfig saved = readConfig(dir);
         CalmConfig cfg = saved.model();
         if (decode != null) cfg = cfg.with("decode", decode);
+        if (sampler.teacher()) {
+            if (!cfg.distills()) {
+                throw UserError.badValue("teacher", "is for a CALM with a distilled student head; " + dir + " has none");
+            }
+            cfg = cfg.with("distill_weight", 0.0);
+        }
         if (flowSteps != null) {
             if (!cfg.head().equals("flow")) {
                 throw UserError.badValue("flow_steps", "is for a CALM with the flow head; " + dir + " has the "

@@ -92,6 +92,10 @@ final class LmCommand {
                 + "config's; sample draws each token from the decoder's softmax, docs/method.md §12)")
         String decode;
 
+        @Option(names = "--teacher", description = "a CALM with a distilled student: score the proposal-refining "
+                + "teacher head instead of the student (docs/method.md §13)")
+        boolean teacher;
+
         @Option(names = "--temperature", defaultValue = "1", description = "score the sampler at this temperature (< "
                 + "1: each sample drawn from a pool of --pool by the T=1/n rule, as generation does, the model's own "
                 + "distribution)")
@@ -110,7 +114,7 @@ final class LmCommand {
         @Override
         public Integer call() {
             engine.engine();
-            CalmRun calm = CalmRun.load(run, flowSteps, decode);
+            CalmRun calm = CalmRun.load(run, new CalmRun.Sampler(flowSteps, decode, teacher));
             calm.forInference(weights.type());
             var generation = new GenerationOptions(pool, false, GenerationOptions.DEFAULT.maxDraws());
             System.out.println(Summaries.calmScored(calm, data, new Summaries.CalmScoring(protocol, batches,
