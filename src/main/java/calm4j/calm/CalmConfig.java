@@ -37,12 +37,16 @@ import com.fasterxml.jackson.annotation.JsonUnwrapped;
  * @param distillWeight   weight of a student energy head's loss (0: none): a plain energy head trained, beside the
  *                        proposal-refining head, against the true chunk's latents and that head's samples; generation
  *                        then samples from the student alone, at the plain head's cost (docs/method.md §13)
+ * @param proposalRank    0: proposals draw from the multi-token head; r > 0: from a low-rank head of rank r trained
+ *                        beside it, at a fraction of its cost (§11)
+ * @param proposalLatent  "encoder": a proposal's latent is the frozen encoder's posterior mean; "table": a learned
+ *                        sum of per-position token vectors fitted to it, without the encoder's pass (§11)
  */
 public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
                          String head, int flowSteps, double auxTokenWeight, String auxTokenHead,
                          boolean headProposal, double auxTokenDecay, double tokenBrierWeight, String decode,
-                         double distillWeight) {
+                         double distillWeight, int proposalRank, String proposalLatent) {
 
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
@@ -54,7 +58,7 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
      */
     public static final java.util.Map<String, Object> BEFORE_PRESET_CHANGE = java.util.Map.of("aux_token_weight", 0.0,
             "head_proposal", false, "aux_token_decay", 1.0, "token_brier_weight", 0.0, "decode", "argmax",
-            "distill_weight", 0.0);
+            "distill_weight", 0.0, "proposal_rank", 0, "proposal_latent", "encoder");
 
     /**
      * A run's saved "model" section, read as it was written: keys it lacks take the preset, except those of
@@ -83,6 +87,9 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
         require(decode != null && (decode.equals("argmax") || decode.equals("sample")), "decode must be argmax or "
                 + "sample, got " + decode);
         require(distillWeight >= 0, "distill_weight must be at least 0 (0: no student head)");
+        require(proposalRank >= 0, "proposal_rank must be at least 0 (0: the multi-token head's own projection)");
+        require(proposalLatent != null && (proposalLatent.equals("encoder") || proposalLatent.equals("table")),
+                "proposal_latent must be encoder or table, got " + proposalLatent);
         require(distillWeight == 0 || (headProposal && head.equals("energy")), "distill_weight trains a student of "
                 + "the proposal-refining energy head: set head_proposal true (and the energy head)");
         require(tokenBrierWeight == 0 || head.equals("energy"), "token_brier_weight scores the energy head's samples: "
@@ -117,6 +124,16 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
      */
     public boolean refinesProposals() {
         return headProposal && head.equals("energy");
+    }
+
+    /** Whether proposals draw from a low-rank head of their own rather than the multi-token head (§11). */
+    public boolean hasLowRankProposals() {
+        return refinesProposals() && proposalRank > 0;
+    }
+
+    /** Whether proposals' latents come from the additive table rather than the encoder (§11). */
+    public boolean hasLatentTable() {
+        return refinesProposals() && proposalLatent.equals("table");
     }
 
     /** Whether a student head is distilled from the proposal-refining head, and samples at inference (§13). */

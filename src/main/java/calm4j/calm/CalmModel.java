@@ -42,6 +42,8 @@ public final class CalmModel extends Module {
     private final GenerativeHead head;
     private final MultiTokenHead auxHead; // training only; null unless aux_token_weight > 0
     private final EnergyHead student;     // the plain head distilled from the proposal-refining one, or null
+    private final LowRankTokenHead proposalTokens; // proposals' own low-rank head, or null (§11)
+    private final AdditiveLatent latentTable;      // proposals' latents without the encoder, or null (§11)
 
     /** A CALM on top of a trained autoencoder, which is frozen here (its parameters get no gradient). */
     public CalmModel(CalmConfig config, ChunkAutoencoder autoencoder) {
@@ -60,11 +62,20 @@ public final class CalmModel extends Module {
         head = register_module(chosen.moduleName(), chosen);
         auxHead = config.hasAuxTokenHead() ? register_module(AUX_MODULE, new MultiTokenHead(config.auxTokenHead(), d,
                 k, aeConfig.vocabSize(), transformer.embedTokens(), config.auxTokenDecay())) : null;
-        if (head instanceof EnergyHead e && config.refinesProposals()) e.proposeWith(auxHead);
+        proposalTokens = config.hasLowRankProposals() ? register_module(PROPOSAL_MODULE, new LowRankTokenHead(d, k,
+                aeConfig.vocabSize(), config.proposalRank(), config.auxTokenDecay())) : null;
+        latentTable = config.hasLatentTable() ? register_module(TABLE_MODULE, new AdditiveLatent(k,
+                aeConfig.vocabSize(), aeConfig.latentSize())) : null;
+        if (head instanceof EnergyHead e && config.refinesProposals()) {
+            e.proposeWith(proposalTokens != null ? proposalTokens : auxHead, latentTable);
+        }
         student = config.distills() ? register_module(STUDENT_MODULE, new EnergyHead(d, aeConfig.latentSize(),
                 new HeadConfig.Energy(config.noiseSize(), config.numMlpLayers(), config.numSamples(),
                         config.numTargets(), config.alpha(), false), null)) : null;
     }
+
+    /** Where proposals' low-rank token head and latent table live (§11): part of the model. */
+    public static final String PROPOSAL_MODULE = "proposal_tokens", TABLE_MODULE = "proposal_latent";
 
     /** Where a distilled student head's parameters live (docs/method.md §13). */
     public static final String STUDENT_MODULE = "student_head";
@@ -85,7 +96,7 @@ public final class CalmModel extends Module {
      * unless the generative head draws its proposals from it.
      */
     public boolean isTrainingOnly(String parameterName) {
-        return parameterName.startsWith(AUX_MODULE + ".") && !config.refinesProposals();
+        return parameterName.startsWith(AUX_MODULE + ".") && (!config.refinesProposals() || proposalTokens != null);
     }
 
     /**
@@ -114,11 +125,14 @@ public final class CalmModel extends Module {
             head.pack(type); // first: heads that project onto the token table pack that before the table goes
             if (student != null) student.pack(type);
             if (auxHead != null) auxHead.pack(type);
+            if (proposalTokens != null) proposalTokens.pack(type);
             transformer.pack(type);
             embedIn.pack(type);
             embedOut.pack(type);
             ae.packDecoder(type);
-            if (config.refinesProposals() && student == null) ae.packEncoder(type); // proposals encoded every step
+            if (config.refinesProposals() && student == null && latentTable == null) {
+                ae.packEncoder(type); // proposals are encoded at every step
+            }
         }
         org.bytedeco.javacpp.Pointer.trimMemory(); // hand the freed float weights back to the system
     }
@@ -132,9 +146,10 @@ public final class CalmModel extends Module {
     public double trainingFlopsPerChunk() {
         double trainable = embedMacs() + config.backbone().macsPerPosition(config.contextChunks() / 2.0)
                 + head.trainingMacsPerPosition() + (auxHead != null ? auxHead.macs() : 0)
-                + (student != null ? student.trainingMacsPerPosition() : 0);
-        return 6 * trainable + 2 * aeConfig.encoderMacsPerChunk() * (1 + head.encodedPerPosition())
-                + tokenBrierFlopsPerChunk();
+                + (student != null ? student.trainingMacsPerPosition() : 0)
+                + (proposalTokens != null ? proposalTokens.macs() : 0);
+        int encoded = latentTable != null ? 0 : head.encodedPerPosition(); // the table replaces the proposals' passes
+        return 6 * trainable + 2 * aeConfig.encoderMacsPerChunk() * (1 + encoded) + tokenBrierFlopsPerChunk();
     }
 
     /**
@@ -167,7 +182,9 @@ public final class CalmModel extends Module {
         parts.put("backbone", config.backbone().macsPerPosition(config.contextChunks()));
         parts.put("head", sampler().samplingMacs());
         boolean proposes = config.refinesProposals() && student == null;
-        parts.put("proposal", proposes ? auxHead.macs() + aeConfig.encoderMacsPerChunk() : 0.0);
+        double tokens = proposalTokens != null ? proposalTokens.macs() : auxHead == null ? 0 : auxHead.macs();
+        double latent = latentTable != null ? 0 : aeConfig.encoderMacsPerChunk();
+        parts.put("proposal", proposes ? tokens + latent : 0.0);
         parts.put("decoder", aeConfig.decoderMacsPerChunk());
         return parts;
     }
@@ -255,10 +272,11 @@ public final class CalmModel extends Module {
             q = ae.encode(targets);
         }
         Tensor logits = auxHead == null ? null : auxHead.logits(h); // [B*S, K, V]: the auxiliary loss's and proposals'
+        Tensor proposed = proposalTokens != null ? proposalTokens.logits(h) : logits; // what proposals draw from
         Tensor headLoss, tokenBrier = null;
         EnergyHead.Scored scored = null;
         if (head instanceof EnergyHead e) {
-            scored = e.scored(h, q, config.refinesProposals() ? logits : null);
+            scored = e.scored(h, q, config.refinesProposals() ? proposed : null);
             headLoss = scored.loss();
             if (config.hasTokenBrier()) tokenBrier = tokenBrier(scored.samples(), targets);
         } else {
@@ -268,6 +286,12 @@ public final class CalmModel extends Module {
         Tensor aux = logits == null ? null : auxHead.lossOfLogits(logits, targets);
         if (aux != null) total = total.add(aux.mul(c(config.auxTokenWeight())));
         if (tokenBrier != null) total = total.sub(tokenBrier.mul(c(config.tokenBrierWeight())));
+        // The proposals' own heads learn from the true chunk: the low-rank head's cross-entropy (weighted as the
+        // auxiliary loss), the table's squared error to the encoder's means.
+        if (proposalTokens != null) {
+            total = total.add(proposalTokens.lossOfLogits(proposed, targets).mul(c(config.auxTokenWeight())));
+        }
+        if (latentTable != null) total = total.add(latentTable.fitLoss(targets, q.mu()));
         // The student (docs/method.md §13) samples for the backbone's hidden states, detached: the backbone learns
         // from the teacher and the multi-token head; it is scored against the true chunk and the teacher's samples.
         Tensor distilled = student == null ? null : student.distillationLoss(h.detach(), scored.targets(),

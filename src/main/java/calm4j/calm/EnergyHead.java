@@ -130,15 +130,17 @@ public final class EnergyHead extends GenerativeHead {
     static final class Proposal extends Module {
         final Linear embd; // z0 -> the conditioning
         final ChunkAutoencoder ae;    // the frozen autoencoder: not a child here
-        MultiTokenHead tokens;        // the CALM's multi-token head, bound after it is built: not a child here
+        ProposalTokens tokens;        // the CALM's multi-token (or low-rank) head, bound after it is built
+        AdditiveLatent table;         // the latent of a proposed chunk without the encoder, or null; the CALM's
 
         Proposal(int d, int latent, ChunkAutoencoder ae) {
             this.ae = ae;
             embd = register_module("embd", Layers.linear(latent, d, true));
         }
 
-        /** The latent means [S, l] of proposed chunks [S, K]. */
+        /** The latents [S, l] of proposed chunks [S, K]: the encoder's posterior means, or the additive table's. */
         Tensor encode(Tensor chunks) {
+            if (table != null) return table.forward(chunks);
             try (NoGradGuard ng = new NoGradGuard()) {
                 return ae.encode(chunks).mu();
             }
@@ -245,9 +247,13 @@ public final class EnergyHead extends GenerativeHead {
         return generate(h, z0, eps, byRow -> byRow);
     }
 
-    /** The multi-token head whose chunks this head refines (the CALM builds it after the head). */
-    void proposeWith(MultiTokenHead tokens) {
+    /**
+     * The head whose chunks this head refines, and the table that gives their latents (null: the frozen encoder);
+     * the CALM builds both after the head.
+     */
+    void proposeWith(ProposalTokens tokens, AdditiveLatent table) {
         proposal.tokens = tokens;
+        proposal.table = table;
     }
 
     @Override

@@ -24,7 +24,7 @@ import org.bytedeco.pytorch.global.torch;
  * The tied shape adds K*d*d parameters and shares the vocabulary projection with the backbone's own embedding table,
  * as the token model ties its output layer; the linear one adds d*K*V (at V = 4096 and K = 4 more than the backbone).
  */
-public final class MultiTokenHead extends Module {
+public final class MultiTokenHead extends Module implements ProposalTokens {
     private final String shape;
     private final double decay;             // weight of position k: decay^k (1: all alike)
     private final Tensor positionWeights;   // [K], mean 1
@@ -36,11 +36,7 @@ public final class MultiTokenHead extends Module {
 
     MultiTokenHead(String shape, int d, int k, int vocab, EmbeddingImpl embedding, double decay) {
         this.decay = decay;
-        double[] w = new double[k];
-        double sum = 0;
-        for (int i = 0; i < k; i++) sum += w[i] = Math.pow(decay, i);
-        for (int i = 0; i < k; i++) w[i] *= k / sum;
-        this.positionWeights = Tensor.create(w).to(torch.ScalarType.Float);
+        this.positionWeights = positionWeights(k, decay);
         this.shape = shape;
         this.k = k;
         this.vocab = vocab;
@@ -56,6 +52,7 @@ public final class MultiTokenHead extends Module {
     }
 
     /** Logits [P, K, V] of the next chunk's K tokens from hidden states [P, d]. */
+    @Override
     public Tensor logits(Tensor h) {
         long p = h.size(0);
         if (norm == null) return proj.forward(h).view(p, k, vocab);
@@ -80,15 +77,32 @@ public final class MultiTokenHead extends Module {
     /** Mean cross-entropy of {@code targets} [P, K] under this head's {@code logits} [P, K, V]. */
     Tensor lossOfLogits(Tensor logits, Tensor targets) {
         if (decay == 1) return torch.cross_entropy(logits.view(-1, vocab), targets.reshape(-1));
-        // position k weighs decay^k, the weights scaled to mean 1: the nearer tokens, which every Brier-n needs,
-        // count more
+        return weightedCrossEntropy(logits, targets, positionWeights);
+    }
+
+    /** Position k's weight decay^k, the K weights scaled to mean 1: [K]. */
+    static Tensor positionWeights(int k, double decay) {
+        double[] w = new double[k];
+        double sum = 0;
+        for (int i = 0; i < k; i++) sum += w[i] = Math.pow(decay, i);
+        for (int i = 0; i < k; i++) w[i] *= k / sum;
+        return Tensor.create(w).to(torch.ScalarType.Float);
+    }
+
+    /**
+     * Mean cross-entropy of {@code targets} [P, K] under {@code logits} [P, K, V], position k weighted by
+     * {@code weights} [K]: the nearer tokens, which every Brier-n needs, count more.
+     */
+    static Tensor weightedCrossEntropy(Tensor logits, Tensor targets, Tensor weights) {
+        long k = logits.size(1);
         Tensor logProbs = torch.log_softmax(logits, 2, new org.bytedeco.pytorch.ScalarTypeOptional()); // [P, K, V]
         Tensor perToken = logProbs.gather(2, targets.reshape(-1, k).unsqueeze(2)).squeeze(2).neg();       // [P, K]
-        return perToken.mul(positionWeights.to(perToken.device(), torch.ScalarType.Float)).mean();
+        return perToken.mul(weights.to(perToken.device(), torch.ScalarType.Float)).mean();
     }
 
     /** Multiply-accumulates per chunk position of one forward pass: tied, d -> K*d then each onto the table. */
-    double macs() {
+    @Override
+    public double macs() {
         double dk = (double) d * k;
         return shape.equals("tied") ? dk * d + dk * vocab : dk * vocab;
     }
