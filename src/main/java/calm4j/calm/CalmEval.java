@@ -166,6 +166,7 @@ public final class CalmEval {
                 double[] est = new double[BrierLM.MAX_N];
                 for (int g = 0; g < BrierLM.MAX_N; g++) est[g] = BrierLM.estimate(n, hits[g][i], pairs[g][i]);
                 brier.add(est);
+                brier.addAgreement(pairs[0][i] / (n * (n - 1) / 2.0));
             }
         } finally {
             if (cache != null) cache.clear();

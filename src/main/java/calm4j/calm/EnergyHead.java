@@ -161,9 +161,11 @@ public final class EnergyHead extends GenerativeHead {
          * inverse CDF: one uniform per proposed token from the row's generator, searched in the cumulative softmax
          * (a multinomial call per row cost 280 us at K x 4,096, 70% of a batch-16 head step).
          */
-        Tensor draw(Tensor h, int[] counts, Generator[] perRow) {
+        Tensor draw(Tensor h, int[] counts, Generator[] perRow, double[] temperatures) {
             try (NoGradGuard ng = new NoGradGuard()) {
-                Tensor cdf = torch.softmax(tokens.logits(h), 2, new ScalarTypeOptional())
+                Tensor logits = tokens.logits(h);                                           // [rows, K, V]
+                if (temperatures != null) logits = logits.div(inverseTemperatures(temperatures, logits));
+                Tensor cdf = torch.softmax(logits, 2, new ScalarTypeOptional())
                         .to(torch.ScalarType.Float).cpu().cumsum(2);                        // [rows, K, V]
                 long k = cdf.size(1), last = cdf.size(2) - 1;
                 Tensor total = cdf.narrow(2, last, 1);                                      // [rows, K, 1], ~1
@@ -181,6 +183,16 @@ public final class EnergyHead extends GenerativeHead {
                 }
                 return t.clamp_max(c(last)).to(h.device(), torch.ScalarType.Long);
             }
+        }
+
+        /**
+         * Each row's temperature as a divisor of its logits, [rows, 1, 1]: T itself, and for T = 0 a small one, which
+         * makes each position's softmax its argmax.
+         */
+        static Tensor inverseTemperatures(double[] t, Tensor like) {
+            double[] divisor = new double[t.length];
+            for (int i = 0; i < t.length; i++) divisor[i] = Math.max(t[i], 1e-4);
+            return Tensor.create(divisor).to(like.device(), like.scalar_type()).view(t.length, 1, 1);
         }
 
         /** The first index where {@code cdf} [..., V] exceeds each value [..., n]: a token of positive probability. */
@@ -322,13 +334,30 @@ public final class EnergyHead extends GenerativeHead {
      */
     @Override
     public Tensor sample(Tensor h, int[] counts, Generator[] perRow) {
+        return sample(h, counts, perRow, null);
+    }
+
+    /**
+     * With proposals, T tempers them: each position's proposal softmax is taken at temperature T (its logits divided
+     * by T) before the token is drawn, and the head refines the tempered proposal. This approximates sampling
+     * P(chunk)^(1/T) by the product of the positions' tempered marginals (exact where a chunk's tokens are
+     * independent given h); it sharpens where a pool of candidates would hold no repeated chunk to count.
+     */
+    @Override
+    public boolean tempers() {
+        return proposal != null;
+    }
+
+    @Override
+    public Tensor sample(Tensor h, int[] counts, Generator[] perRow, double[] temperatures) {
         // Drawn in fp32 whatever the weights' type, so that bf16 weights see the same noise as fp32 ones.
         Tensor eps = perRowNoise(counts, noiseSize, perRow, false).sub(c(0.5))
                 .to(h.device(), h.scalar_type());
         boolean aligned = Arrays.stream(counts).allMatch(c -> c == 1); // rows and samples already line up
         Tensor rowOf = aligned ? null : rowOfEachSample(counts, h);
         UnaryOperator<Tensor> toSamples = aligned ? byRow -> byRow : byRow -> byRow.index_select(0, rowOf);
-        Tensor z0 = proposal == null ? null : proposal.encode(proposal.draw(h, counts, perRow)).to(h.scalar_type());
+        Tensor z0 = proposal == null ? null : proposal.encode(proposal.draw(h, counts, perRow, temperatures))
+                .to(h.scalar_type());
         return generate(h, z0, eps, toSamples);
     }
 

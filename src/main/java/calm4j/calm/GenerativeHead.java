@@ -36,6 +36,20 @@ public abstract class GenerativeHead extends Module {
     public abstract Tensor sample(Tensor h, int[] counts, Generator[] perRow);
 
     /**
+     * As {@link #sample(Tensor, int[], Generator[])}, each row at its own temperature {@code temperatures[r]} where
+     * the head can temper its samples itself ({@link #tempers()}); otherwise the temperatures are ignored (the
+     * generator then reaches T through a pool of candidates, docs/method.md §3).
+     */
+    public Tensor sample(Tensor h, int[] counts, Generator[] perRow, double[] temperatures) {
+        return sample(h, counts, perRow);
+    }
+
+    /** Whether {@link #sample(Tensor, int[], Generator[], double[])} tempers samples itself. */
+    public boolean tempers() {
+        return false;
+    }
+
+    /**
      * Noise for {@code counts[r]} samples of each row r, [sum(counts), width] in fp32 on the CPU, every row's drawn
      * from its own generator (uniform on [0, 1) or standard normal): a row's samples then depend only on its
      * generator and its own count, never on the other rows of the batch.

@@ -19,6 +19,18 @@ public final class BrierLM {
     private long positions;
     private final double[] sum = new double[MAX_N];
     private final double[][] cross = new double[MAX_N][MAX_N];
+    private long agreements;              // positions whose samples' agreement was given
+    private double agreementSum, agreementSquares;
+
+    /**
+     * The share of a position's pairs of samples whose first tokens agree (what the collision term of Brier-1
+     * estimates): how concentrated a sampler is, reported beside the scores.
+     */
+    public void addAgreement(double share) {
+        agreements++;
+        agreementSum += share;
+        agreementSquares += share * share;
+    }
 
     /** The estimates of Brier-1..4 at one position. */
     public void add(double[] estimates) {
@@ -46,8 +58,12 @@ public final class BrierLM {
         return 2.0 * hits / samples - agreeingPairs / (samples * (samples - 1) / 2.0);
     }
 
+    /**
+     * @param agreement the mean share of sample pairs agreeing on the first token with its standard error, or null
+     *                  when none was given ({@link #addAgreement})
+     */
     public record Result(long positions, double[] brier, double[] standardError, double brierLM,
-                         double brierLMStandardError) {
+                         double brierLMStandardError, double[] agreement) {
         public String format() {
             StringBuilder sb = new StringBuilder();
             for (int n = 0; n < MAX_N; n++) {
@@ -56,6 +72,10 @@ public final class BrierLM {
             // Three significant digits, not decimals: at small scale Brier-3 and Brier-4 are of order 1e-5.
             sb.append(String.format("BrierLM %.3g +- %.2g (x100; %,d positions)", brierLM, brierLMStandardError,
                     positions));
+            if (agreement != null) {
+                sb.append(String.format("%nsamples agreeing on the first token %.3g +- %.2g (pairs of samples)",
+                        agreement[0], agreement[1]));
+            }
             return sb.toString();
         }
 
@@ -87,9 +107,15 @@ public final class BrierLM {
             }
             se[i] = Math.sqrt(Math.max(0, cov[i][i]));
         }
+        double[] agreement = null;
+        if (agreements > 0) {
+            double m = agreementSum / agreements;
+            double var = Math.max(0, agreementSquares / agreements - m * m) / Math.max(1, agreements - 1);
+            agreement = new double[] {m, Math.sqrt(var)};
+        }
         double product = 1;
         for (double m : mean) {
-            if (!(m > 0)) return new Result(positions, mean, se, 0, 0);
+            if (!(m > 0)) return new Result(positions, mean, se, 0, 0, agreement);
             product *= m;
         }
         double lm = 100 * Math.pow(product, 1.0 / MAX_N);
@@ -98,6 +124,6 @@ public final class BrierLM {
         for (int i = 0; i < MAX_N; i++) {
             for (int j = 0; j < MAX_N; j++) var += cov[i][j] / (MAX_N * mean[i]) / (MAX_N * mean[j]);
         }
-        return new Result(positions, mean, se, lm, lm * Math.sqrt(Math.max(0, var)));
+        return new Result(positions, mean, se, lm, lm * Math.sqrt(Math.max(0, var)), agreement);
     }
 }

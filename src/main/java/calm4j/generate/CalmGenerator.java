@@ -359,11 +359,16 @@ public final class CalmGenerator {
         int rows = running.size();
         Generator[] gens = running.stream().map(s -> s.generator).toArray(Generator[]::new);
         int[] counts = running.stream().mapToInt(s -> s.steps == 0 && s.partial.length > 0
-                ? Math.min(pool, partialBudget(s)) : Temperature.needsPool(s.sampling) ? pool : 1).toArray();
+                ? Math.min(pool, partialBudget(s)) : tempersItself(s) || !Temperature.needsPool(s.sampling) ? 1
+                : pool).toArray();
         // Rows that pick from their pool by counting need only the chunks that repeat in it; the others need all.
         boolean[] whole = new boolean[rows];
-        for (int i = 0; i < rows; i++) whole[i] = !countsPool(running.get(i));
-        Tensor z = model.sampler().sample(h, counts, gens); // [sum(counts), l]
+        double[] temperatures = new double[rows];
+        for (int i = 0; i < rows; i++) {
+            whole[i] = !countsPool(running.get(i));
+            temperatures[i] = tempersItself(running.get(i)) ? running.get(i).sampling.temperature() : 1;
+        }
+        Tensor z = model.sampler().sample(h, counts, gens, temperatures); // [sum(counts), l]
         long[][] decoded = decode(z, counts, whole, gens);
         long[][] out = new long[rows][];
         for (int i = 0, at = 0; i < rows; at += counts[i++]) {
@@ -371,7 +376,7 @@ public final class CalmGenerator {
             List<long[]> cands = Arrays.asList(decoded).subList(at, at + counts[i]);
             if (s.steps == 0 && s.partial.length > 0) {
                 out[i] = matchPartial(s, cands, h.narrow(0, i, 1));
-            } else if (!Temperature.needsPool(s.sampling)) {
+            } else if (!Temperature.needsPool(s.sampling) || tempersItself(s)) {
                 out[i] = cands.get(0);
             } else if (usesExact(s)) {
                 out[i] = exactAgreement(s, h.narrow(0, i, 1), cands);
@@ -385,7 +390,18 @@ public final class CalmGenerator {
 
     /** Whether {@code s} picks this step's chunk from its pool by the batch rule (counting repeated chunks). */
     private boolean countsPool(Seq s) {
-        return Temperature.needsPool(s.sampling) && !usesExact(s) && !(s.steps == 0 && s.partial.length > 0);
+        return Temperature.needsPool(s.sampling) && !usesExact(s) && !(s.steps == 0 && s.partial.length > 0)
+                && !tempersItself(s);
+    }
+
+    /**
+     * Whether {@code s}'s temperature is applied by the head itself, to its proposals' softmaxes (a head that refines
+     * proposals, T != 1, no top-p or top-k; not the first chunk of a partial prompt): one candidate a step then,
+     * sharpened where a pool would often hold no repeated chunk to count (docs/method.md §3).
+     */
+    private boolean tempersItself(Seq s) {
+        return model.sampler().tempers() && s.sampling.temperature() != 1 && s.sampling.topP() == 1
+                && s.sampling.topK() == 0 && !usesExact(s) && !(s.steps == 0 && s.partial.length > 0);
     }
 
     /** Exact agreement applies to T = 1/n for an integer n >= 2 without a nucleus; other settings use the pool. */

@@ -19,7 +19,8 @@ import java.util.SplittableRandom;
 /**
  * BrierLM of a CALM's sampler at a temperature T < 1 (docs/method.md §3): at every chunk boundary of a held-out
  * block, {@code samples} independent chunks are each drawn as generation draws them (a pool of head samples per
- * chunk, picked by the T = 1/n rule), and scored as {@code CalmEval} scores raw samples. It measures the model as a
+ * chunk, picked by the T = 1/n rule; or, for a head that refines proposals, one sample from proposals tempered by
+ * T), and scored as {@code CalmEval} scores raw samples. It measures the model as a
  * sampler is used at that temperature, which is not the model's own distribution: T = 1 is {@code CalmEval}.
  * K >= 4 only (one chunk covers Brier-1..4).
  */
@@ -57,10 +58,15 @@ public final class TemperedEval {
                     Generator[] gens = new Generator[(int) p];
                     int[] counts = new int[(int) p];
                     boolean[] whole = new boolean[(int) p];
+                    // A head that tempers its proposals draws one tempered candidate; others a pool to count in.
+                    boolean itself = model.sampler().tempers() && sampling.topP() == 1 && sampling.topK() == 0;
+                    double[] temperatures = new double[(int) p];
                     for (int i = 0; i < p; i++) {
                         gens[i] = torch.make_generator_cpu();
                         gens[i].set_current_seed(rng.nextLong() & Long.MAX_VALUE);
-                        counts[i] = pool;
+                        counts[i] = itself ? 1 : pool;
+                        temperatures[i] = itself ? sampling.temperature() : 1;
+                        whole[i] = itself;
                     }
                     long[][][] drawn = new long[(int) p][samples][];
                     for (int from = 0; from < p; from += ROWS) { // pools of ROWS positions at a time, as a batch
@@ -70,12 +76,18 @@ public final class TemperedEval {
                             Tensor hr = h.narrow(0, start, rows);
                             int[] c = Arrays.copyOfRange(counts, start, start + rows);
                             Generator[] g = Arrays.copyOfRange(gens, start, start + rows);
+                            double[] t = Arrays.copyOfRange(temperatures, start, start + rows);
+                            int per = c[0];
                             for (int j = 0; j < samples; j++) {
-                                Tensor z = model.sampler().sample(hr, c, g);                    // [rows * pool, l]
+                                Tensor z = model.sampler().sample(hr, c, g, t);                 // [rows * per, l]
                                 long[][] decoded = model.autoencoder().decodeRepeated(z, c,
                                         Arrays.copyOfRange(whole, start, start + rows));
                                 for (int i = 0; i < rows; i++) {
-                                    List<long[]> cands = Arrays.asList(decoded).subList(i * pool, (i + 1) * pool);
+                                    List<long[]> cands = Arrays.asList(decoded).subList(i * per, (i + 1) * per);
+                                    if (per == 1) {
+                                        drawn[start + i][j] = cands.get(0);
+                                        continue;
+                                    }
                                     int pick = Temperature.pick(cands, sampling, rng);
                                     drawn[start + i][j] = cands.get(pick) != null ? cands.get(pick)
                                             : model.autoencoder().decodeRepeated(z.narrow(0, (long) i * pool + pick, 1),
@@ -86,6 +98,11 @@ public final class TemperedEval {
                     }
                     for (int i = 0; i < p; i++) {
                         double[] est = new double[BrierLM.MAX_N];
+                        long firstPairs = 0;
+                        for (int a = 0; a < samples; a++) {
+                            for (int c = a + 1; c < samples; c++) if (drawn[i][a][0] == drawn[i][c][0]) firstPairs++;
+                        }
+                        brier.addAgreement(firstPairs / (samples * (samples - 1) / 2.0));
                         for (int g = 0; g < BrierLM.MAX_N; g++) {
                             long hits = 0, pairs = 0;
                             for (int a = 0; a < samples; a++) {

@@ -123,8 +123,10 @@ public final class Summaries {
     /** A CALM's sampler at a temperature below 1, scored by BrierLM. */
     public static String calmTempered(CalmRun calm, Path data, BrierLM.Result r, double temperature, int pool,
                                       int samples) {
-        return String.format("CALM %s (step %d) on %s val, sampled at T=%s (pool %d, the T=1/n rule), %d samples "
-                + "per position%n", calm.dir(), calm.step(), data, temperature, pool, samples) + r.format();
+        String rule = calm.model().sampler().tempers() ? "proposals tempered by T"
+                : "pool " + pool + ", the T=1/n rule";
+        return String.format("CALM %s (step %d) on %s val, sampled at T=%s (%s), %d samples per position%n",
+                calm.dir(), calm.step(), data, temperature, rule, samples) + r.format();
     }
 
     /** A token model's cross-entropy, and BrierLM at every position and at the CALM's chunk-aligned ones. */

@@ -53,6 +53,42 @@ class ProposalHeadTest {
     }
 
     @Test
+    void aTemperatureTempersEachPositionsProposalSoftmaxDownToItsArgmaxAtZero() {
+        Engine.seed(9);
+        CalmModel m = model(true);
+        EnergyHead head = (EnergyHead) m.head();
+        assertTrue(head.tempers(), "a head that refines proposals tempers them itself");
+        assertFalse(((EnergyHead) model(false).head()).tempers(), "a plain head leaves T to the pool");
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor h = torch.randn(3, m.config().backbone().hiddenSize());
+            Tensor top = head.proposal().tokens.logits(h).argmax(new org.bytedeco.pytorch.LongOptional(2), false);
+            Generator[] gens = new Generator[3];
+            for (int r = 0; r < 3; r++) {
+                gens[r] = torch.make_generator_cpu();
+                gens[r].set_current_seed(r);
+            }
+            int[] ones = {1, 1, 1};
+            Tensor greedy = head.proposal().draw(h, ones, gens, new double[] {0, 0, 0});
+            assertTrue(torch.equal(greedy, top), "T = 0: every position's most likely token");
+            // T = 1/2 concentrates the draws: the top token of a position comes up more often than at T = 1.
+            int n = 400;
+            double[] atHalf = new double[2];
+            for (int j = 0; j < 2; j++) {
+                double temperature = j == 0 ? 1.0 : 0.5;
+                long same = 0;
+                for (int i = 0; i < n; i++) {
+                    Tensor drawn = head.proposal().draw(h, ones, gens, new double[] {temperature, temperature,
+                            temperature});
+                    same += drawn.eq(top).sum().item_long();
+                }
+                atHalf[j] = same / (3.0 * CalmModelTest.K * n);
+            }
+            assertTrue(atHalf[1] > atHalf[0], "the most likely tokens are drawn more often at T = 1/2: "
+                    + atHalf[1] + " against " + atHalf[0]);
+        }
+    }
+
+    @Test
     void proposalsFollowTheMultiTokenHeadsDistributionRowByRowAndSeedBySeed() {
         Engine.seed(4);
         CalmModel m = model(true);
