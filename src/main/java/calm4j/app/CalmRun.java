@@ -205,6 +205,13 @@ public record CalmRun(Path dir, CalmModel model, Tokenizer tokenizer, long step,
         return model.inferenceFlopsPerToken();
     }
 
+    @Override
+    public java.util.Map<String, Double> inferenceFlopsByPart() {
+        var parts = new java.util.LinkedHashMap<String, Double>();
+        model.inferenceMacs().forEach((part, macs) -> parts.put(part, 2 * macs / model.patchSize()));
+        return parts;
+    }
+
     /**
      * The defaults a job's model keys go over: the preset, or, when the job resumes a run, that run's config as it
      * was written (so a run from before a preset change resumes as it began).

@@ -103,4 +103,7 @@ public sealed interface LanguageModel extends TrainedRun permits CalmRun, TokenL
 
     /** Generation FLOPs per token. */
     double inferenceFlopsPerToken();
+
+    /** Generation FLOPs per token by part of the model (they sum to {@link #inferenceFlopsPerToken()}). */
+    java.util.Map<String, Double> inferenceFlopsByPart();
 }

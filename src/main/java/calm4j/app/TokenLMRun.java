@@ -108,6 +108,15 @@ public record TokenLMRun(Path dir, TokenLM model, Tokenizer tokenizer, int patch
         return model.config().inferenceFlopsPerToken(model.vocabSize());
     }
 
+    @Override
+    public java.util.Map<String, Double> inferenceFlopsByPart() {
+        var parts = new java.util.LinkedHashMap<String, Double>();
+        double output = 2.0 * model.config().backbone().hiddenSize() * model.vocabSize(); // the tied output layer
+        parts.put("backbone", inferenceFlopsPerToken() - output);
+        parts.put("output layer", output);
+        return parts;
+    }
+
     /** Trains (or resumes) a token baseline on the job's corpus, documents padded to multiples of {@code k}. */
     public static Trainer.Summary train(TrainingJob job, int k, DataParallel dist) {
         TokenLMConfig model = job.model(TokenLMConfig.DEFAULTS, TokenLMConfig.class);

@@ -49,8 +49,20 @@ public final class ComparisonReport {
                          double brierLMStandardError) {}
 
     /** One run's row; {@code generateTokensPerSecond[i]} at batch {@link #GENERATION_BATCHES}[i]. */
+    /**
+     * @param generateInt8TokensPerSecond as {@code generateTokensPerSecond}, the weights packed as int8
+     * @param inferenceFlopsByPart        generation FLOPs per token by part of the model
+     */
     public record Row(String name, String kind, long parameters, double trainingFlops, double inferenceFlopsPerToken,
-                      double trainTokensPerSecond, double[] generateTokensPerSecond, Scores last, List<Scores> curve) {}
+                      double trainTokensPerSecond, double[] generateTokensPerSecond, Scores last, List<Scores> curve,
+                      double[] generateInt8TokensPerSecond, java.util.Map<String, Double> inferenceFlopsByPart) {
+        /** A row with only fp32 speeds and no split (tests, summaries). */
+        public Row(String name, String kind, long parameters, double trainingFlops, double inferenceFlopsPerToken,
+                   double trainTokensPerSecond, double[] generateTokensPerSecond, Scores last, List<Scores> curve) {
+            this(name, kind, parameters, trainingFlops, inferenceFlopsPerToken, trainTokensPerSecond,
+                    generateTokensPerSecond, last, curve, null, java.util.Map.of());
+        }
+    }
 
     public static Row measure(Path run) {
         List<JsonNode> rows = MetricsLog.read(run);
@@ -60,15 +72,20 @@ public final class ComparisonReport {
         double lastTokens = train.stream().mapToDouble(r -> r.path("tokens").asDouble()).max().orElse(0);
         double lastStep = train.stream().mapToDouble(r -> r.path("step").asDouble()).max().orElse(1);
         double flopsPerToken, inference;
-        double[] generate;
+        double[] generate, generateInt8;
         long params;
         String kind;
+        java.util.Map<String, Double> split;
         try (LanguageModel lm = LanguageModel.load(run)) {
             kind = lm.kind();
             flopsPerToken = lm.trainingFlopsPerToken();
             inference = lm.inferenceFlopsPerToken();
+            split = lm.inferenceFlopsByPart();
             params = lm.parameterCount();
             generate = IntStream.of(GENERATION_BATCHES).mapToDouble(b -> generationSpeed(lm, b)).toArray();
+        }
+        try (LanguageModel lm = LanguageModel.load(run, calm4j.nn.WeightType.INT8)) {
+            generateInt8 = IntStream.of(GENERATION_BATCHES).mapToDouble(b -> generationSpeed(lm, b)).toArray();
         }
         double tokensPerStep = lastTokens / Math.max(1, lastStep);
         List<Scores> curve = new ArrayList<>();
@@ -79,7 +96,7 @@ public final class ComparisonReport {
         }
         if (curve.isEmpty()) throw new UserError(run + " has no validation BrierLM in its metrics: train it first");
         return new Row(run.getFileName().toString(), kind, params, lastTokens * flopsPerToken, inference, tps,
-                generate, curve.get(curve.size() - 1), curve);
+                generate, curve.get(curve.size() - 1), curve, generateInt8, split);
     }
 
     /** A validation row's scores: the chunk-aligned ones where the run logs both (a token model). */
@@ -141,6 +158,7 @@ public final class ComparisonReport {
                 + "is twice the rate at which a sample matches the true n tokens minus the rate at which two samples "
                 + "match each other, so a model whose samples agree with each other more often than with the text "
                 + "scores below 0, and one that knows nothing scores about 0.\n\n");
+        md.append(goals(rows));
         boolean plotted = Plots.canDraw() && writeChart(rows, out.resolve("brier_vs_flops.png"));
         md.append(plotted ? "![Brier-1..4 against training FLOPs](brier_vs_flops.png)\n"
                 : !Plots.canDraw() ? "(No plot: " + Plots.NO_FONTS + ".)\n"
@@ -181,6 +199,59 @@ public final class ComparisonReport {
                         + "and %.1fx at batch %d (K = %d tokens per step).", Plots.human(calm.trainingFlops()), quality,
                 calm.generateTokensPerSecond()[0] / token.generateTokensPerSecond()[0], GENERATION_BATCHES[0],
                 calm.generateTokensPerSecond()[1] / token.generateTokensPerSecond()[1], GENERATION_BATCHES[1], k);
+    }
+
+    /**
+     * The method's two promises for each CALM against the first token model: quality (each Brier-n and BrierLM as a
+     * share of the token model's, with its standard error, where both stand out from zero), speed (tokens/s at each
+     * batch in fp32 and int8) and inference FLOPs per token, with the split by part.
+     */
+    static String goals(List<Row> rows) {
+        Row token = rows.stream().filter(r -> !r.kind().equals("calm")).findFirst().orElse(null);
+        if (token == null) return "";
+        StringBuilder md = new StringBuilder();
+        for (Row calm : rows) {
+            if (!calm.kind().equals("calm")) continue;
+            md.append(String.format("**%s against %s** (training FLOPs %s against %s)%n%n", calm.name(), token.name(),
+                    Plots.human(calm.trainingFlops()), Plots.human(token.trainingFlops())));
+            md.append("| | CALM | token model | CALM / token |\n|---|---|---|---|\n");
+            for (int n = 0; n <= BrierLM.MAX_N; n++) {
+                boolean lm = n == BrierLM.MAX_N;
+                double c = lm ? calm.last().brierLM() : calm.last().brier()[n];
+                double cs = lm ? calm.last().brierLMStandardError() : calm.last().standardError()[n];
+                double t = lm ? token.last().brierLM() : token.last().brier()[n];
+                double ts = lm ? token.last().brierLMStandardError() : token.last().standardError()[n];
+                String share = !(t > 2 * ts) ? "token model's cannot be told from zero"
+                        : !(c > 2 * cs) ? "CALM's cannot be told from zero" : shareOf(c, cs, t, ts);
+                md.append(String.format("| %s | %s | %s | %s |%n", lm ? "BrierLM" : "Brier-" + (n + 1),
+                        withError(c, cs), withError(t, ts), share));
+            }
+            for (int i = 0; i < GENERATION_BATCHES.length; i++) {
+                md.append(String.format("| tokens/s, batch %d, fp32 | %,.0f | %,.0f | %.2fx |%n", GENERATION_BATCHES[i],
+                        calm.generateTokensPerSecond()[i], token.generateTokensPerSecond()[i],
+                        calm.generateTokensPerSecond()[i] / token.generateTokensPerSecond()[i]));
+                if (calm.generateInt8TokensPerSecond() != null && token.generateInt8TokensPerSecond() != null) {
+                    md.append(String.format("| tokens/s, batch %d, int8 | %,.0f | %,.0f | %.2fx |%n",
+                            GENERATION_BATCHES[i], calm.generateInt8TokensPerSecond()[i],
+                            token.generateInt8TokensPerSecond()[i], calm.generateInt8TokensPerSecond()[i]
+                                    / token.generateInt8TokensPerSecond()[i]));
+                }
+            }
+            md.append(String.format("| inference FLOPs/token | %s | %s | %.2f |%n", Plots.human(
+                    calm.inferenceFlopsPerToken()), Plots.human(token.inferenceFlopsPerToken()),
+                    calm.inferenceFlopsPerToken() / token.inferenceFlopsPerToken()));
+            calm.inferenceFlopsByPart().forEach((part, flops) -> md.append(String.format(
+                    "| - %s | %s | | %.2f |%n", part, Plots.human(flops), flops / token.inferenceFlopsPerToken())));
+            token.inferenceFlopsByPart().forEach((part, flops) -> md.append(String.format(
+                    "| - token model's %s | | %s | |%n", part, Plots.human(flops))));
+            md.append('\n');
+        }
+        return md.toString();
+    }
+
+    private static String shareOf(double c, double cs, double t, double ts) {
+        double[] r = ratio(c, cs, t, ts);
+        return String.format("%.0f%% +- %.0f%%", 100 * r[0], 100 * r[1]);
     }
 
     /**

@@ -35,4 +35,25 @@ class ComparisonReportTest {
         assertEquals(0.5, r[0], 1e-12);
         assertEquals(0.5 * Math.sqrt(0.02), r[1], 1e-12);
     }
+
+    @Test
+    void theGoalsTableGivesEveryScoresShareTheSpeedInBothWeightTypesAndTheFlopsSplit() {
+        var sc = new ComparisonReport.Scores(1e13, new double[] {0.02, 0.001, 1e-5, 0}, new double[] {0.002, 0.0002,
+                2e-5, 0}, 0, 0);
+        var st = new ComparisonReport.Scores(1e13, new double[] {0.025, 0.002, 5e-5, 1e-5}, new double[] {0.002, 0.0002,
+                1e-5, 2e-5}, 0, 0);
+        var calm = new ComparisonReport.Row("calm-run", "calm", 1000, 1e13, 4e6, 1000, new double[] {800, 4000}, sc,
+                List.of(sc), new double[] {1600, 6000}, java.util.Map.of("backbone", 1e6, "decoder", 3e6));
+        var token = new ComparisonReport.Row("token-run", "token-lm", 1000, 1e13, 9e6, 1000, new double[] {400, 1000},
+                st, List.of(st), new double[] {500, 1500}, java.util.Map.of("output layer", 2e6));
+        String md = ComparisonReport.goals(List.of(token, calm));
+        assertTrue(md.contains("| Brier-1 | 0.0200 +- 0.0020 | 0.0250 +- 0.0020 | 80% +- 10% |"), md);
+        assertTrue(md.contains("| Brier-3 | 1.00e-05 +- 2.0e-05 | 5.00e-05 +- 1.0e-05 | CALM's cannot be told from "
+                + "zero |"), md);
+        assertTrue(md.contains("token model's cannot be told from zero"), "Brier-4: " + md);
+        assertTrue(md.contains("| tokens/s, batch 1, fp32 | 800 | 400 | 2.00x |"), md);
+        assertTrue(md.contains("| tokens/s, batch 16, int8 | 6,000 | 1,500 | 4.00x |"), md);
+        assertTrue(md.contains("| inference FLOPs/token | 4e6 | 9e6 | 0.44 |"), md);
+        assertTrue(md.contains("| - decoder | 3e6 | | 0.33 |"), md);
+    }
 }
