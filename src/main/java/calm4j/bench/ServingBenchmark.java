@@ -215,6 +215,66 @@ public final class ServingBenchmark {
         }
     }
 
+    /**
+     * A short request's time to first token on an idle server and while a long prompt is being prefilled.
+     *
+     * @param idleTtftMs    short requests sent one at a time to the idle server, their TTFTs (ms)
+     * @param duringTtftMs  short requests sent while the long prompt is prefilled, their TTFTs (ms)
+     * @param longTtftMs    the long prompt's own time to first token
+     */
+    public record Interference(String model, int longTokens, int shortTokens, List<Double> idleTtftMs,
+                               List<Double> duringTtftMs, double longTtftMs) {
+        public double ratio() {
+            return percentile(duringTtftMs, 0.5) / percentile(idleTtftMs, 0.5);
+        }
+
+        public ObjectNode json() {
+            ObjectNode o = Configs.JSON.createObjectNode();
+            o.put("path", "serve_interference").put("model", model).put("long_prompt_tokens", longTokens)
+                    .put("short_prompt_tokens", shortTokens).put("idle_ttft_ms_p50", percentile(idleTtftMs, 0.5))
+                    .put("during_ttft_ms_p50", percentile(duringTtftMs, 0.5))
+                    .put("during_ttft_ms_max", percentile(duringTtftMs, 1.0)).put("long_ttft_ms", longTtftMs)
+                    .put("ratio", ratio());
+            return o;
+        }
+    }
+
+    /**
+     * A long prompt's prefill against short requests: {@code repeats} short requests' TTFT on the idle server, then
+     * a request with a {@code longTokens}-token prompt and, while it is prefilled, short requests one after another
+     * (each a {@code shortTokens}-token prompt, 8 new tokens), their TTFTs.
+     */
+    public static Interference interference(String url, int longTokens, int shortTokens, int repeats)
+            throws InterruptedException {
+        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+        Served s = served(http, url);
+        int longest = Math.min(longTokens, s.maxPromptTokens() - 8);
+        Random r = new Random(1);
+        one(http, url, prompt(r, shortTokens), 8, 0); // warm-up
+        List<Double> idle = new ArrayList<>();
+        for (int i = 0; i < repeats; i++) {
+            Result x = one(http, url, prompt(r, shortTokens), 8, i);
+            if (x.ok()) idle.add(x.ttft());
+        }
+        int[] longPrompt = prompt(r, longest);
+        List<Double> during = Collections.synchronizedList(new ArrayList<>());
+        AtomicBoolean longDone = new AtomicBoolean();
+        double[] longTtft = {Double.NaN};
+        Thread longRequest = new Thread(() -> {
+            Result x = one(http, url, longPrompt, 8, 99);
+            longTtft[0] = x.ok() ? x.ttft() : Double.NaN;
+            longDone.set(true);
+        });
+        longRequest.start();
+        Thread.sleep(200); // the long prompt is queued and its prefill under way
+        for (int i = 0; i < repeats && !longDone.get(); i++) {
+            Result x = one(http, url, prompt(r, shortTokens), 8, 100 + i);
+            if (x.ok() && !longDone.get()) during.add(x.ttft());
+        }
+        longRequest.join();
+        return new Interference(s.id(), longest, shortTokens, idle, during, longTtft[0]);
+    }
+
     /** The nearest-rank percentile (NaN for no values). */
     static double percentile(List<Double> values, double q) {
         if (values.isEmpty()) return Double.NaN;

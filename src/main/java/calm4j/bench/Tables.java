@@ -103,6 +103,23 @@ public final class Tables {
         return sb.toString().stripTrailing();
     }
 
+    /** {@code calm bench serve --interference}: a short request's TTFT idle and while a long prompt prefills. */
+    public static String interference(List<ServingBenchmark.Interference> rows, boolean json) {
+        StringBuilder sb = new StringBuilder();
+        for (ServingBenchmark.Interference r : rows) {
+            if (json) {
+                sb.append(r.json()).append('\n');
+                continue;
+            }
+            sb.append(String.format("%s: a %d-token prompt's TTFT %.0f ms idle (p50 of %d), %.0f ms (p50 of %d, max "
+                    + "%.0f) while a %d-token prompt was prefilled: %.2fx; the long prompt's own TTFT %.0f ms%n",
+                    r.model(), r.shortTokens(), ServingBenchmark.percentile(r.idleTtftMs(), 0.5),
+                    r.idleTtftMs().size(), ServingBenchmark.percentile(r.duringTtftMs(), 0.5), r.duringTtftMs().size(),
+                    ServingBenchmark.percentile(r.duringTtftMs(), 1.0), r.longTokens(), r.ratio(), r.longTtftMs()));
+        }
+        return sb.toString().stripTrailing();
+    }
+
     private static String pair(double p50, double p99) {
         return String.format("%.0f / %.0f", p50, p99);
     }

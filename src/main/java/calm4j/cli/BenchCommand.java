@@ -258,6 +258,10 @@ final class BenchCommand {
         @Option(names = "--json", description = "one JSON object per server and concurrency")
         boolean json;
 
+        @Option(names = "--interference", description = "instead of the load levels: a short request's time to first "
+                + "token on the idle server and while a prompt of this many tokens is prefilled")
+        Integer interference;
+
         @Mixin
         WeightOptions weights;
 
@@ -271,6 +275,17 @@ final class BenchCommand {
                 throw new calm4j.engine.UserError("give running servers with --url or runs to serve with --ckpt");
             }
             int[] levels = concurrency.stream().mapToInt(Integer::intValue).toArray();
+            if (interference != null) {
+                if (urls.isEmpty()) throw new calm4j.engine.UserError("--interference measures running servers: give "
+                        + "--url");
+                List<calm4j.bench.ServingBenchmark.Interference> rows = new java.util.ArrayList<>();
+                for (String url : urls) {
+                    rows.add(calm4j.bench.ServingBenchmark.interference(url.replaceAll("/+$", ""), interference,
+                            promptMin, 8));
+                }
+                System.out.println(Tables.interference(rows, json));
+                return 0;
+            }
             List<calm4j.bench.ServingBenchmark.Level> measured = new java.util.ArrayList<>();
             if (!runs.isEmpty()) {
                 int queue = Math.max(64, levels.length == 0 ? 64 : java.util.Arrays.stream(levels).max().getAsInt());
