@@ -50,16 +50,25 @@ final class RunningRows<S> {
     }
 
     /**
-     * The rows a batch cache makes room for when {@code joining} rows join: its capacity while they fit, else up to
-     * twice that but at most 8 rows more (or what they need, if more). Rows join a few at a time and growing copies
-     * the whole cache, so it grows ahead; by at most 8 rows, so that room held for rows that never come stays small.
+     * The rows a batch cache makes room for when {@code joining} rows join: its capacity while they fit, else
+     * {@link #roomFor} them. Rows join a few at a time and growing copies the whole cache, so it grows ahead.
      */
     static long rowRoom(KVCache cache, int joining) {
         return rowRoom(cache.rows() + joining, cache.rowCapacity());
     }
 
     static long rowRoom(long needed, long capacity) {
-        return needed <= capacity ? capacity : Math.max(needed, Math.min(2 * capacity, capacity + 8));
+        return Math.max(capacity, roomFor(needed));
+    }
+
+    /**
+     * Rows held for {@code needed} rows: the next power of two up to 8, then the next multiple of 8 (little room held
+     * for one sequence, at most 8 rows for many). A function of the rows alone, not of how the batch grew to them, so
+     * the memory a batch will hold can be told before its rows join (--kv-memory admits by it).
+     */
+    static long roomFor(long needed) {
+        if (needed <= 8) return Long.highestOneBit(Math.max(1, needed - 1)) << (needed <= 1 ? 0 : 1);
+        return (needed + 7) / 8 * 8;
     }
 
     /**

@@ -49,4 +49,21 @@ class CacheAccountingTest {
             }
         }
     }
+
+    @Test
+    void theRowsHeldDependOnlyOnHowManyRowsThereAreNotOnTheOrderTheyJoinedIn() {
+        // The prediction is made before rows join; the batch grows as they join, in any grouping.
+        Random r = new Random(8);
+        for (int trial = 0; trial < 200; trial++) {
+            long capacity = 0;
+            int rows = 0, total = 1 + r.nextInt(70);
+            while (rows < total) {
+                rows = Math.min(total, rows + 1 + r.nextInt(4));
+                capacity = RunningRows.rowRoom(rows, capacity);
+            }
+            assertEquals(RunningRows.rowRoom(total, 0), capacity, total + " rows joining in groups");
+        }
+        assertEquals(1, RunningRows.roomFor(1), "one sequence holds one row");
+        assertEquals(16, RunningRows.roomFor(9));
+    }
 }
