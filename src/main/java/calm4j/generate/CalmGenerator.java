@@ -175,15 +175,8 @@ public final class CalmGenerator {
 
         @Override
         public long cacheBytesWith(List<GenerationRequest> requests) {
-            long positions = 0, pendingBytes = 0;
-            for (Seq s : rows.active) positions = Math.max(positions, s.positionsNeeded());
-            for (Seq s : prefill.sequences()) {
-                positions = Math.max(positions, s.positionsNeeded());
-                pendingBytes += s.positions * model.cacheBytesPerPosition(); // a long prompt's own cache
-            }
-            for (GenerationRequest r : requests) positions = Math.max(positions, positionsNeeded(r));
-            return rows.bytesWith(prefill.size() + requests.size(), positions, model.cacheBytesPerPosition())
-                    + pendingBytes;
+            return rows.bytesWith(prefill, requests, CalmGenerator.this::positionsNeeded, s -> s.request,
+                    model.cacheBytesPerPosition());
         }
 
         /**
@@ -221,7 +214,8 @@ public final class CalmGenerator {
                     Engine.step(() -> {
                         var ready = prefill.step(model::hidden, model::newCache);
                         if (ready != null) {
-                            long need = ready.sequences().stream().mapToLong(Seq::positionsNeeded).max().orElse(0);
+                            long need = ready.sequences().stream().mapToLong(s -> positionsNeeded(s.request)).max()
+                                    .orElse(0);
                             rows.append(ready.sequences(), ready.cache(), ready.last(), need);
                             ready.cache().clear();
                         }
@@ -320,11 +314,6 @@ public final class CalmGenerator {
             this.generator = torch.make_generator_cpu();
             this.generator.set_current_seed(request.seed());
             this.rng = new SplittableRandom(request.seed() ^ 0x5DEECE66DL);
-        }
-
-        /** The cache positions this sequence can reach: its prompt's chunks and those its tokens need, in the context. */
-        long positionsNeeded() {
-            return Math.min(model.contextChunks(), positions + (partial.length + request.maxTokens() + k - 1) / k + 1);
         }
 
         Output output() {

@@ -72,12 +72,20 @@ final class RunningRows<S> {
     }
 
     /**
-     * The bytes the batch cache will hold with {@code moreRows} more rows and every row's positions reaching
-     * {@code positions} at least, at {@code bytesPerPosition} per row and position.
+     * The bytes a session's caches will hold once the sequences {@code waiting} to be prefilled and {@code joining}
+     * have joined, every sequence at its full length ({@code needed} positions for its request): the batch's cache
+     * grown for all of them, and the caches of the waiting prompts prefilled alone (counted for each, an upper
+     * bound), at {@code bytesPerPosition} per row and position.
      */
-    long bytesWith(int moreRows, long positions, long bytesPerPosition) {
-        return rowRoom(cache.rows() + moreRows, cache.rowCapacity()) * Math.max(positions, cache.capacity())
-                * bytesPerPosition;
+    long bytesWith(PrefillQueue<S> waiting, List<GenerationRequest> joining,
+                   java.util.function.ToLongFunction<GenerationRequest> needed,
+                   java.util.function.Function<S, GenerationRequest> requestOf, long bytesPerPosition) {
+        long positions = cache.capacity();
+        for (S s : active) positions = Math.max(positions, needed.applyAsLong(requestOf.apply(s)));
+        for (S s : waiting.sequences()) positions = Math.max(positions, needed.applyAsLong(requestOf.apply(s)));
+        for (GenerationRequest r : joining) positions = Math.max(positions, needed.applyAsLong(r));
+        long rows = rowRoom(cache.rows() + waiting.size() + joining.size(), cache.rowCapacity());
+        return (rows * positions + waiting.positions()) * bytesPerPosition;
     }
 
     /** Replaces every row's {@code next} tensor, after a step of the whole batch. */

@@ -127,15 +127,7 @@ public final class TokenGenerator {
 
         @Override
         public long cacheBytesWith(List<GenerationRequest> requests) {
-            long positions = 0, pendingBytes = 0;
-            for (Seq s : rows.active) positions = Math.max(positions, needed(s.request));
-            for (Seq s : prefill.sequences()) {
-                positions = Math.max(positions, needed(s.request));
-                pendingBytes += s.length * model.cacheBytesPerPosition(); // a long prompt's own cache
-            }
-            for (GenerationRequest r : requests) positions = Math.max(positions, needed(r));
-            return rows.bytesWith(prefill.size() + requests.size(), positions, model.cacheBytesPerPosition())
-                    + pendingBytes;
+            return rows.bytesWith(prefill, requests, this::needed, s -> s.request, model.cacheBytesPerPosition());
         }
 
         /** The cache positions a request's sequence can reach: boundary, prompt and new tokens, in the context. */
