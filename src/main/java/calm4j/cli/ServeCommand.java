@@ -60,7 +60,7 @@ final class ServeCommand implements Callable<Integer> {
             + "others wait in the queue; 0 limits by --max-batch alone. A CALM's cache takes a position per K tokens")
     double kvMemoryGb;
 
-    @Option(names = "--prefill-slice", defaultValue = "256", description = "backbone positions (a CALM's chunks, a "
+    @Option(names = "--prefill-slice", defaultValue = "64", description = "backbone positions (a CALM's chunks, a "
             + "token model's tokens) of a long prompt prefilled between two decoding steps of the running batch")
     int prefillSlice;
 

@@ -200,4 +200,42 @@ class ChatCompletionsTest {
         assertEquals(405, closed.statusCode(), "without --allow-origin there is no CORS");
         assertTrue(closed.headers().firstValue("Access-Control-Allow-Origin").isEmpty());
     }
+
+    @Test
+    void chatsThroughATemplateThatLoopsForeverAreRefusedInTimeAndTheServerStaysResponsive(@TempDir Path tmp)
+            throws Exception {
+        // Guarded so that it renders at start-up (one message) and loops for two-message chats.
+        java.nio.file.Path template = tmp.resolve("loops.jinja");
+        java.nio.file.Files.writeString(template, "{% if messages | length == 2 %}{% for i in range(10000) %}"
+                + "{% for j in range(10000) %}{% for k in range(10000) %}{% endfor %}{% endfor %}{% endfor %}"
+                + "{% endif %}{{ messages[0]['content'] }}");
+        try (CompletionServer server = CompletionServer.start(runs.calm, ServedRuns.options(8, 64, 10), template)) {
+            String chat = "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", "
+                    + "\"content\": \"b\"}], \"max_tokens\": 4}";
+            var all = new java.util.ArrayList<java.util.concurrent.CompletableFuture<HttpResponse<String>>>();
+            long t0 = System.nanoTime();
+            for (int i = 0; i < 40; i++) {
+                all.add(HTTP.sendAsync(HttpRequest.newBuilder(URI.create(server.url() + "/v1/chat/completions"))
+                        .header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(chat))
+                        .build(), HttpResponse.BodyHandlers.ofString()));
+            }
+            long h0 = System.nanoTime();
+            HttpResponse<String> health = HTTP.send(HttpRequest.newBuilder(URI.create(server.url() + "/health"))
+                    .GET().build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, health.statusCode());
+            assertTrue((System.nanoTime() - h0) / 1e9 < 2, "/health answers while the renders are stopped");
+            for (var f : all) {
+                HttpResponse<String> res = f.get(60, java.util.concurrent.TimeUnit.SECONDS);
+                assertEquals(400, res.statusCode(), res.body());
+                assertTrue(res.body().contains("chat template"), res.body());
+            }
+            // Two renders at a time, each stopped at its 2 s deadline or refused when no place frees in that time.
+            assertTrue((System.nanoTime() - t0) / 1e9 < 50, "forty chats are all answered in bounded time");
+            HttpResponse<String> one = HTTP.send(HttpRequest.newBuilder(URI.create(server.url()
+                    + "/v1/chat/completions")).header("Content-Type", "application/json").POST(HttpRequest
+                    .BodyPublishers.ofString("{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}], "
+                    + "\"max_tokens\": 4}")).build(), HttpResponse.BodyHandlers.ofString());
+            assertEquals(200, one.statusCode(), "a chat the template renders is served: " + one.body());
+        }
+    }
 }
