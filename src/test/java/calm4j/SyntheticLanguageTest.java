@@ -112,7 +112,8 @@ class SyntheticLanguageTest {
             }
             if (Arrays.equals(chunksOf(2, 5), o.tokens())) exact++;
         }
-        Margins.atLeast("samples that continued the language exactly", exact, SEEDS, SEEDS / 2);
+        // Measured 18 of 24 on one core (a standard error of 2.1): 9 is 4.3 below it.
+        Margins.atLeast("samples that continued the language exactly", exact, SEEDS, SEEDS * 3 / 8);
     }
 
     @Test
@@ -160,7 +161,8 @@ class SyntheticLanguageTest {
         Margins.atLeast("sequences that ended with chunk 11 and EOS", stopped, SEEDS, SEEDS / 2);
         Margins.atLeast("second sequences that ran their 16 tokens while the first stopped", othersRan, SEEDS,
                 SEEDS / 2);
-        Margins.atLeast("second sequences that continued the language exactly meanwhile", exact, SEEDS, SEEDS / 3);
+        // Measured 14 of 24 on one core (a standard error of 2.4): 4 is 4.2 below it.
+        Margins.atLeast("second sequences that continued the language exactly meanwhile", exact, SEEDS, SEEDS / 6);
     }
 
     @Test
