@@ -41,12 +41,15 @@ import com.fasterxml.jackson.annotation.JsonUnwrapped;
  *                        beside it, at a fraction of its cost (§11)
  * @param proposalLatent  "encoder": a proposal's latent is the frozen encoder's posterior mean; "table": a learned
  *                        sum of per-position token vectors fitted to it, without the encoder's pass (§11)
+ * @param proposalDraw    "independent": each proposed token from its position's softmax; "sequential": from the
+ *                        low-rank head with each position conditioned on the token drawn before it (§11)
  */
 public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextChunks, int noiseSize, int numMlpLayers,
                          int numSamples, int numTargets, double alpha, int evalBlockChunks, int evalSamples,
                          String head, int flowSteps, double auxTokenWeight, String auxTokenHead,
                          boolean headProposal, double auxTokenDecay, double tokenBrierWeight, String decode,
-                         double distillWeight, int proposalRank, String proposalLatent) {
+                         double distillWeight, int proposalRank, String proposalLatent,
+                         String proposalDraw) {
 
     /** Preset "calm": sized for two CPU cores (the energy head, N = 8 samples per position, is most of the cost). */
     public static final CalmConfig DEFAULTS = Presets.section("calm", "model", CalmConfig.class);
@@ -58,7 +61,7 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
      */
     public static final java.util.Map<String, Object> BEFORE_PRESET_CHANGE = java.util.Map.of("aux_token_weight", 0.0,
             "head_proposal", false, "aux_token_decay", 1.0, "token_brier_weight", 0.0, "decode", "argmax",
-            "distill_weight", 0.0, "proposal_rank", 0, "proposal_latent", "encoder");
+            "distill_weight", 0.0, "proposal_rank", 0, "proposal_latent", "encoder", "proposal_draw", "independent");
 
     /**
      * A run's saved "model" section, read as it was written: keys it lacks take the preset, except those of
@@ -90,6 +93,10 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
         require(proposalRank >= 0, "proposal_rank must be at least 0 (0: the multi-token head's own projection)");
         require(proposalLatent != null && (proposalLatent.equals("encoder") || proposalLatent.equals("table")),
                 "proposal_latent must be encoder or table, got " + proposalLatent);
+        require(proposalDraw != null && (proposalDraw.equals("independent") || proposalDraw.equals("sequential")),
+                "proposal_draw must be independent or sequential, got " + proposalDraw);
+        require(!proposalDraw.equals("sequential") || proposalRank > 0, "proposal_draw sequential draws from the "
+                + "low-rank proposal head: give it a proposal_rank above 0 (24 or 32)");
         require(distillWeight == 0 || (headProposal && head.equals("energy")), "distill_weight trains a student of "
                 + "the proposal-refining energy head: set head_proposal true (and the energy head)");
         require(tokenBrierWeight == 0 || head.equals("energy"), "token_brier_weight scores the energy head's samples: "
@@ -126,9 +133,14 @@ public record CalmConfig(@JsonUnwrapped TransformerConfig backbone, int contextC
         return headProposal && head.equals("energy");
     }
 
-    /** Whether proposals draw from a low-rank head of their own rather than the multi-token head (§11). */
+    /** Whether proposals draw independently from a low-rank head of their own rather than the multi-token head (§11). */
     public boolean hasLowRankProposals() {
-        return refinesProposals() && proposalRank > 0;
+        return refinesProposals() && proposalRank > 0 && !drawsSequentially();
+    }
+
+    /** Whether proposals' tokens are drawn one after the other from the sequential low-rank head (§11). */
+    public boolean drawsSequentially() {
+        return refinesProposals() && proposalDraw.equals("sequential");
     }
 
     /** Whether proposals' latents come from the additive table rather than the encoder (§11). */

@@ -43,6 +43,7 @@ public final class CalmModel extends Module {
     private final MultiTokenHead auxHead; // training only; null unless aux_token_weight > 0
     private final EnergyHead student;     // the plain head distilled from the proposal-refining one, or null
     private final LowRankTokenHead proposalTokens; // proposals' own low-rank head, or null (§11)
+    private final SequentialTokenHead sequentialTokens; // or, drawing a chunk's positions in sequence, or null (§11)
     private final AdditiveLatent latentTable;      // proposals' latents without the encoder, or null (§11)
 
     /** A CALM on top of a trained autoencoder, which is frozen here (its parameters get no gradient). */
@@ -64,10 +65,13 @@ public final class CalmModel extends Module {
                 k, aeConfig.vocabSize(), transformer.embedTokens(), config.auxTokenDecay())) : null;
         proposalTokens = config.hasLowRankProposals() ? register_module(PROPOSAL_MODULE, new LowRankTokenHead(d, k,
                 aeConfig.vocabSize(), config.proposalRank(), config.auxTokenDecay())) : null;
+        sequentialTokens = config.drawsSequentially() ? register_module(PROPOSAL_MODULE, new SequentialTokenHead(d,
+                k, aeConfig.vocabSize(), config.proposalRank(), config.auxTokenDecay())) : null;
         latentTable = config.hasLatentTable() ? register_module(TABLE_MODULE, new AdditiveLatent(k,
                 aeConfig.vocabSize(), aeConfig.latentSize())) : null;
         if (head instanceof EnergyHead e && config.refinesProposals()) {
-            e.proposeWith(proposalTokens != null ? proposalTokens : auxHead, latentTable);
+            if (sequentialTokens != null) e.proposeWith(sequentialTokens, latentTable);
+            else e.proposeWith(proposalTokens != null ? proposalTokens : auxHead, latentTable);
         }
         student = config.distills() ? register_module(STUDENT_MODULE, new EnergyHead(d, aeConfig.latentSize(),
                 new HeadConfig.Energy(config.noiseSize(), config.numMlpLayers(), config.numSamples(),
@@ -96,7 +100,8 @@ public final class CalmModel extends Module {
      * unless the generative head draws its proposals from it.
      */
     public boolean isTrainingOnly(String parameterName) {
-        return parameterName.startsWith(AUX_MODULE + ".") && (!config.refinesProposals() || proposalTokens != null);
+        return parameterName.startsWith(AUX_MODULE + ".") && (!config.refinesProposals() || proposalTokens != null
+                || sequentialTokens != null);
     }
 
     /**
@@ -126,6 +131,7 @@ public final class CalmModel extends Module {
             if (student != null) student.pack(type);
             if (auxHead != null) auxHead.pack(type);
             if (proposalTokens != null) proposalTokens.pack(type);
+            if (sequentialTokens != null) sequentialTokens.pack(type);
             transformer.pack(type);
             embedIn.pack(type);
             embedOut.pack(type);
@@ -147,7 +153,8 @@ public final class CalmModel extends Module {
         double trainable = embedMacs() + config.backbone().macsPerPosition(config.contextChunks() / 2.0)
                 + head.trainingMacsPerPosition() + (auxHead != null ? auxHead.macs() : 0)
                 + (student != null ? student.trainingMacsPerPosition() : 0)
-                + (proposalTokens != null ? proposalTokens.macs() : 0);
+                + (proposalTokens != null ? proposalTokens.macs() : 0)
+                + (sequentialTokens != null ? sequentialTokens.macs() : 0);
         int encoded = latentTable != null ? 0 : head.encodedPerPosition(); // the table replaces the proposals' passes
         return 6 * trainable + 2 * aeConfig.encoderMacsPerChunk() * (1 + encoded) + tokenBrierFlopsPerChunk();
     }
@@ -182,7 +189,8 @@ public final class CalmModel extends Module {
         parts.put("backbone", config.backbone().macsPerPosition(config.contextChunks()));
         parts.put("head", sampler().samplingMacs());
         boolean proposes = config.refinesProposals() && student == null;
-        double tokens = proposalTokens != null ? proposalTokens.macs() : auxHead == null ? 0 : auxHead.macs();
+        double tokens = proposalTokens != null ? proposalTokens.macs() : sequentialTokens != null
+                ? sequentialTokens.macs() : auxHead == null ? 0 : auxHead.macs();
         double latent = latentTable != null ? 0 : aeConfig.encoderMacsPerChunk();
         parts.put("proposal", proposes ? tokens + latent : 0.0);
         parts.put("decoder", aeConfig.decoderMacsPerChunk());
@@ -273,10 +281,12 @@ public final class CalmModel extends Module {
         }
         Tensor logits = auxHead == null ? null : auxHead.logits(h); // [B*S, K, V]: the auxiliary loss's and proposals'
         Tensor proposed = proposalTokens != null ? proposalTokens.logits(h) : logits; // what proposals draw from
+        // Sequential proposals are drawn from h position by position; their head learns with the true tokens before.
+        Tensor teacherForced = sequentialTokens != null ? sequentialTokens.logits(h, targets) : null;
         Tensor headLoss, tokenBrier = null;
         EnergyHead.Scored scored = null;
         if (head instanceof EnergyHead e) {
-            scored = e.scored(h, q, config.refinesProposals() ? proposed : null);
+            scored = e.scored(h, q, config.refinesProposals() && sequentialTokens == null ? proposed : null);
             headLoss = scored.loss();
             if (config.hasTokenBrier()) tokenBrier = tokenBrier(scored.samples(), targets);
         } else {
@@ -290,6 +300,9 @@ public final class CalmModel extends Module {
         // auxiliary loss), the table's squared error to the encoder's means.
         if (proposalTokens != null) {
             total = total.add(proposalTokens.lossOfLogits(proposed, targets).mul(c(config.auxTokenWeight())));
+        }
+        if (teacherForced != null) {
+            total = total.add(sequentialTokens.lossOfLogits(teacherForced, targets).mul(c(config.auxTokenWeight())));
         }
         if (latentTable != null) total = total.add(latentTable.fitLoss(targets, q.mu()));
         // The student (docs/method.md §13) samples for the backbone's hidden states, detached: the backbone learns

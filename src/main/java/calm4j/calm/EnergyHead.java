@@ -130,7 +130,8 @@ public final class EnergyHead extends GenerativeHead {
     static final class Proposal extends Module {
         final Linear embd; // z0 -> the conditioning
         final ChunkAutoencoder ae;    // the frozen autoencoder: not a child here
-        ProposalTokens tokens;        // the CALM's multi-token (or low-rank) head, bound after it is built
+        ProposalTokens tokens;        // the CALM's multi-token (or low-rank) head, bound after it is built, or null
+        SequentialTokenHead sequential; // instead of tokens: positions drawn one after the other, or null
         AdditiveLatent table;         // the latent of a proposed chunk without the encoder, or null; the CALM's
 
         Proposal(int d, int latent, ChunkAutoencoder ae) {
@@ -146,9 +147,23 @@ public final class EnergyHead extends GenerativeHead {
             }
         }
 
-        /** {@code n} proposed chunks per row of the multi-token head's {@code logits} [rows, K, V]: [n, rows, K]. */
-        Tensor drawFrom(Tensor logits, int n) {
+        /** Each position's logits [rows, K, V] for hidden states [rows, d], or null when positions are drawn in sequence. */
+        Tensor logits(Tensor h) {
+            return sequential != null ? null : tokens.logits(h);
+        }
+
+        /**
+         * {@code n} proposed chunks per row of {@code h} [rows, d]: [n, rows, K], from the head's {@code logits}
+         * [rows, K, V] (computed once for a training step's auxiliary loss and its proposals), or in sequence.
+         */
+        Tensor drawFrom(Tensor h, Tensor logits, int n) {
             try (NoGradGuard ng = new NoGradGuard()) {
+                if (sequential != null) {
+                    long rows = h.size(0), d = h.size(1);
+                    Tensor each = h.detach().unsqueeze(0).expand(n, rows, d).reshape(n * rows, d); // [n*rows, d]
+                    Tensor u = torch.rand(new long[] {n * rows, ae.config().patchSize()}, Layers.on(h, torch.ScalarType.Float));
+                    return sequential.draw(each, u, null).view(n, rows, -1);
+                }
                 long rows = logits.size(0), k = logits.size(1);
                 Tensor probs = torch.softmax(logits.view(rows * k, -1), 1, new ScalarTypeOptional());
                 Tensor t = torch.multinomial(probs, n, true, new GeneratorOptional());      // [rows * K, n]
@@ -163,6 +178,7 @@ public final class EnergyHead extends GenerativeHead {
          */
         Tensor draw(Tensor h, int[] counts, Generator[] perRow, double[] temperatures) {
             try (NoGradGuard ng = new NoGradGuard()) {
+                if (sequential != null) return drawInSequence(h, counts, perRow, temperatures);
                 Tensor logits = tokens.logits(h);                                           // [rows, K, V]
                 if (temperatures != null) logits = logits.div(inverseTemperatures(temperatures, logits));
                 Tensor cdf = torch.softmax(logits, 2, new ScalarTypeOptional())
@@ -183,6 +199,20 @@ public final class EnergyHead extends GenerativeHead {
                 }
                 return t.clamp_max(c(last)).to(h.device(), torch.ScalarType.Long);
             }
+        }
+
+        /** As {@link #draw}, each chunk's positions one after the other (the sequential head), one chunk a sample. */
+        private Tensor drawInSequence(Tensor h, int[] counts, Generator[] perRow, double[] temperatures) {
+            boolean aligned = Arrays.stream(counts).allMatch(c -> c == 1);
+            Tensor rowOf = aligned ? null : GenerativeHead.rowOfEachSample(counts, h);
+            Tensor each = aligned ? h : h.index_select(0, rowOf);                          // [S, d]
+            Tensor u = GenerativeHead.perRowNoise(counts, ae.config().patchSize(), perRow, false);  // [S, K]
+            Tensor divisor = null;
+            if (temperatures != null) {
+                divisor = inverseTemperatures(temperatures, each).view(-1, 1);              // [rows, 1]
+                if (!aligned) divisor = divisor.index_select(0, rowOf);
+            }
+            return sequential.draw(each, u, divisor).to(h.device(), torch.ScalarType.Long);
         }
 
         /**
@@ -268,6 +298,12 @@ public final class EnergyHead extends GenerativeHead {
         proposal.table = table;
     }
 
+    /** As {@link #proposeWith(ProposalTokens, AdditiveLatent)}, the tokens drawn in sequence. */
+    void proposeWith(SequentialTokenHead sequential, AdditiveLatent table) {
+        proposal.sequential = sequential;
+        proposal.table = table;
+    }
+
     @Override
     public String lossName() {
         return "energy";
@@ -291,7 +327,7 @@ public final class EnergyHead extends GenerativeHead {
      */
     @Override
     public Tensor loss(Tensor h, ChunkAutoencoder.Posterior next, Tensor nextTokens) {
-        return scored(h, next, proposal == null ? null : proposal.tokens.logits(h)).loss();
+        return scored(h, next, proposal == null ? null : proposal.logits(h)).loss();
     }
 
     /** The energy loss of one batch, the head samples it scored [N, P, l] (with their graph) and its targets [M, P, l]. */
@@ -379,7 +415,7 @@ public final class EnergyHead extends GenerativeHead {
      */
     @Override
     public Tensor sample(Tensor h, int n) {
-        return sample(h, n, proposal == null ? null : proposal.tokens.logits(h));
+        return sample(h, n, proposal == null ? null : proposal.logits(h));
     }
 
     /** As {@link #sample(Tensor, int)}, the proposals drawn from the multi-token head's {@code logits} [rows, K, V]. */
@@ -388,7 +424,7 @@ public final class EnergyHead extends GenerativeHead {
         Tensor eps = noise(n * rows, h).view(n, rows, noiseSize);
         Tensor z0 = null;
         if (proposal != null) {
-            Tensor chunks = proposal.drawFrom(logits, n);                                     // [n, rows, K]
+            Tensor chunks = proposal.drawFrom(h, logits, n);                                  // [n, rows, K]
             z0 = proposal.encode(chunks.view(n * rows, -1)).view(n, rows, -1).to(h.scalar_type());
         }
         return generate(h, z0, eps, byRow -> byRow); // [rows, d] broadcasts over [n, rows, d]

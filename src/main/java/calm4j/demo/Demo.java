@@ -189,16 +189,16 @@ public final class Demo {
             TrainConfig arCfg = lmJob(job(data, null, null), b.arSteps()).train(TokenLMRun.TRAIN);
             int k = job(data, s.aeConfig(), null).model(AutoencoderConfig.DEFAULTS, AutoencoderConfig.class)
                     .patchSize();
+            int last = b.evalBatches(); // each stage ends with an evaluation of this many batches
             double aeSec = seconds(AutoencoderRun.train(warmup(data, s.aeConfig(), scratch.resolve("ae")), one),
-                    b.aeSteps(), aeCfg);
+                    b.aeSteps(), aeCfg, last);
             double lmSec = seconds(CalmRun.train(scratch.resolve("ae"), withHead(warmup(data, s.lmConfig(),
-                    scratch.resolve("calm"))), one), b.lmSteps(), lmCfg);
+                    scratch.resolve("calm"))), one), b.lmSteps(), lmCfg, last);
             double arSec = seconds(TokenLMRun.train(warmup(data, null, scratch.resolve("ar")), k, one),
-                    b.arSteps(), arCfg);
-            double minutes = (aeSec + lmSec + arSec) / 60;
-            out.printf("   this demo trains for about %.0f min on this machine (autoencoder %.0f min, CALM %.0f min, "
-                    + "token model %.0f min), then evaluates, samples and reports for a few more.%n",
-                    Math.max(1, minutes), aeSec / 60, lmSec / 60, arSec / 60);
+                    b.arSteps(), arCfg, last);
+            out.printf("   this demo takes about %s on this machine: the autoencoder %s, the CALM %s and the token "
+                    + "model %s (training and evaluations), then a few seconds for samples and the report.%n",
+                    duration(aeSec + lmSec + arSec), duration(aeSec), duration(lmSec), duration(arSec));
             out.println("   At the end: each model's held-out Brier-1..4 and BrierLM, three samples from each model "
                     + "at temperatures 1 and 1/2, their generation speeds, and a report in "
                     + s.root().resolve("report/report.md") + ". Ctrl-C stops; the same command resumes.");
@@ -217,13 +217,22 @@ public final class Demo {
     }
 
     /**
-     * Seconds a run of {@code steps} takes, from a warm-up run's summary: its steps at their measured rate, and an
-     * evaluation of eval_batches batches (the warm-up's last timed one) every eval_every steps.
+     * Seconds a stage of {@code steps} takes, from a warm-up run's summary: its steps at their measured rate, an
+     * evaluation of eval_batches batches (the warm-up's last timed one, of one batch) every eval_every steps, and
+     * the stage's closing evaluation of {@code finalBatches} batches.
      */
-    static double seconds(Trainer.Summary warmup, long steps, TrainConfig cfg) {
+    static double seconds(Trainer.Summary warmup, long steps, TrainConfig cfg, int finalBatches) {
         double perStep = warmup.tokensSeen() / (double) warmup.step() / warmup.tokensPerSecond();
-        return steps * perStep + Math.ceil((double) steps / cfg.evalEvery()) * cfg.evalBatches()
-                * warmup.lastEvalSeconds();
+        double evaluations = Math.ceil((double) steps / cfg.evalEvery()) * cfg.evalBatches() + finalBatches;
+        return steps * perStep + evaluations * warmup.lastEvalSeconds();
+    }
+
+    /** A duration for people: "40 s", "6.5 min", "47 min". */
+    static String duration(double seconds) {
+        if (seconds < 90) return String.format(java.util.Locale.ROOT, "%.0f s", seconds);
+        double minutes = seconds / 60;
+        return minutes < 10 ? String.format(java.util.Locale.ROOT, "%.1f min", minutes)
+                : String.format(java.util.Locale.ROOT, "%.0f min", minutes);
     }
 
     /** A CALM's job with the head chosen, over the config file's. */

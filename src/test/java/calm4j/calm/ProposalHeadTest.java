@@ -41,7 +41,7 @@ class ProposalHeadTest {
             Tensor h = torch.randn(1, m.config().backbone().hiddenSize()).mul(new org.bytedeco.pytorch.Scalar(30));
             Tensor logits = head.proposal().tokens.logits(h);                              // [1, K, V]
             Tensor probs = torch.softmax(logits, 2, new org.bytedeco.pytorch.ScalarTypeOptional()).select(0, 0);
-            Tensor drawn = head.proposal().drawFrom(logits, 8000).select(1, 0);            // [8000, K]
+            Tensor drawn = head.proposal().drawFrom(h, logits, 8000).select(1, 0);         // [8000, K]
             for (int k = 0; k < CalmModelTest.K; k++) {
                 long top = probs.select(0, k).argmax().item_long();
                 double p = probs.select(0, k).select(0, top).item_double();
@@ -139,5 +139,79 @@ class ProposalHeadTest {
             for (int k = 0; k < 4; k++) expected += w[k] * 4 / sum * nll.select(1, k).mean().item_double();
             assertEquals(expected / 4, decayed.loss(h, t).item_double(), 1e-5);
         }
+    }
+
+    static CalmModel sequential() {
+        return new CalmModel(CalmModelTest.calmConfig(8).with("head_proposal", true, "aux_token_weight", 1.0,
+                "proposal_rank", 6, "proposal_draw", "sequential"), new ChunkAutoencoder(
+                CalmModelTest.aeConfig(CalmModelTest.K)));
+    }
+
+    @Test
+    void sequentialProposalsDrawEachTokenFromItsPositionsSoftmaxGivenTheTokenDrawnBeforeIt() {
+        Engine.seed(12);
+        CalmModel m = sequential();
+        EnergyHead head = (EnergyHead) m.head();
+        SequentialTokenHead tokens = head.proposal().sequential;
+        int n = 20000, v = CalmModelTest.V;
+        try (NoGradGuard ng = new NoGradGuard()) {
+            // Sharp, previous-token-dependent softmaxes: the embeddings of the token before matter.
+            calm4j.nn.Layers.namedParameters(tokens).forEach((name, p) -> p.normal_().mul_(
+                    new org.bytedeco.pytorch.Scalar(2)));
+            Tensor h = torch.randn(1, m.config().backbone().hiddenSize());
+            Tensor drawn = head.proposal().drawFrom(h, null, n).select(1, 0);              // [n, K]
+            for (int k = 1; k < CalmModelTest.K; k++) {
+                // Among draws whose token k-1 is the commonest, token k follows the teacher-forced softmax given it.
+                Tensor before = drawn.select(1, k - 1);
+                long x = torch.bincount(before, new org.bytedeco.pytorch.TensorOptional(), v).argmax().item_long();
+                Tensor given = drawn.index_select(0, torch.nonzero(before.eq(new org.bytedeco.pytorch.Scalar(x)))
+                        .squeeze(1)).select(1, k);                                          // [m]
+                long count = given.size(0);
+                Tensor truth = torch.full(new long[] {1, CalmModelTest.K}, new org.bytedeco.pytorch.Scalar(x),
+                        new org.bytedeco.pytorch.TensorOptions(torch.ScalarType.Long));
+                Tensor probs = torch.softmax(tokens.logits(h, truth).select(1, k), 1,
+                        new org.bytedeco.pytorch.ScalarTypeOptional()).select(0, 0);       // [V]
+                long top = probs.argmax().item_long();
+                double p = probs.select(0, top).item_double();
+                double freq = given.eq(new org.bytedeco.pytorch.Scalar(top)).to(torch.ScalarType.Float).mean()
+                        .item_double();
+                assertEquals(p, freq, 4 * Math.sqrt(p * (1 - p) / count) + 1e-3, "position " + k + " given "
+                        + x + " (" + count + " draws)");
+            }
+        }
+    }
+
+    @Test
+    void sequentialProposalsDependOnlyOnEachRowsGeneratorAndAreLearnedWithTheTrueTokenBefore() {
+        Engine.seed(13);
+        CalmModel m = sequential();
+        Tensor tokens = torch.randint(CalmModelTest.V, new long[] {2, 9 * CalmModelTest.K});
+        CalmModel.Loss l = m.losses(tokens);
+        l.total().backward();
+        var params = calm4j.nn.Layers.namedParameters(m);
+        assertTrue(params.get(CalmModel.PROPOSAL_MODULE + ".previous.weight").grad().abs().sum().item_double() > 0,
+                "the embeddings of the token before learn from the cross-entropy");
+        assertTrue(params.keySet().stream().filter(n -> n.startsWith(CalmModel.AUX_MODULE + "."))
+                .allMatch(m::isTrainingOnly), "the multi-token head is training-only: proposals have their own");
+        m.eval();
+        try (NoGradGuard ng = new NoGradGuard()) {
+            Tensor h = torch.randn(2, m.config().backbone().hiddenSize());
+            Generator[] a = {torch.make_generator_cpu(), torch.make_generator_cpu()};
+            Generator[] b = {torch.make_generator_cpu()};
+            a[0].set_current_seed(20);
+            a[1].set_current_seed(21);
+            b[0].set_current_seed(21);
+            Tensor x = m.head().sample(h, new int[] {3, 4}, a);
+            Tensor alone = m.head().sample(h.narrow(0, 1, 1), new int[] {4}, b);
+            assertTrue(alone.sub(x.narrow(0, 3, 4)).abs().max().item_double() < 1e-4,
+                    "a row's samples do not depend on the batch");
+        }
+    }
+
+    @Test
+    void sequentialProposalsNeedTheLowRankHead() {
+        var e = assertThrows(calm4j.engine.UserError.class, () -> CalmModelTest.calmConfig(8).with("head_proposal",
+                true, "aux_token_weight", 1.0, "proposal_draw", "sequential"));
+        assertTrue(e.getMessage().contains("proposal_rank"), e.getMessage());
     }
 }

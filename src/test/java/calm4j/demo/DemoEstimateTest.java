@@ -17,7 +17,14 @@ class DemoEstimateTest {
         // for one-time setup; the last one took 2 s for its one batch
         Trainer.Summary warmup = new Trainer.Summary(8, false, 5.0, Map.of(), 40, 4000, 8000, 0, 2.0, 1, null);
         TrainConfig cfg = Configs.with(CalmRun.TRAIN, "eval_every", 100, "eval_batches", 3);
-        // 1,000 steps: 250 s of training, 10 evaluations of 3 batches at 2 s a batch
-        assertEquals(250 + 10 * 3 * 2.0, Demo.seconds(warmup, 1000, cfg), 1e-9);
+        // 1,000 steps: 250 s of training, 10 evaluations of 3 batches at 2 s a batch, the closing one of 16
+        assertEquals(250 + 10 * 3 * 2.0 + 16 * 2.0, Demo.seconds(warmup, 1000, cfg, 16), 1e-9);
+    }
+
+    @Test
+    void durationsReadAsSecondsUnderNinetyThenMinutesWithATenthUnderTen() {
+        assertEquals("40 s", Demo.duration(40));
+        assertEquals("6.5 min", Demo.duration(390));
+        assertEquals("47 min", Demo.duration(47 * 60 + 10));
     }
 }
