@@ -98,7 +98,13 @@ final class Calm4jLayout {
         if (isCalm(cfg)) {
             CalmModel calm = new CalmModel(ConfigTable.calm(cfg, cfgFile),
                     new ChunkAutoencoder(ConfigTable.autoencoder(cfg.path("ae_config"), cfgFile)));
-            HuggingFaceLayout.load(calm, tensors, dir);
+            // An export leaves training-only modules out (the multi-token head beside a low-rank proposal head):
+            // they keep their fresh initialisation, as they would start a fine-tuning.
+            Map<String, Tensor> all = new java.util.HashMap<>(tensors);
+            StateDict.of(calm).forEach((name, p) -> {
+                if (calm.isTrainingOnly(name)) all.putIfAbsent(name, p);
+            });
+            HuggingFaceLayout.load(calm, all, dir);
             return calm;
         }
         ChunkAutoencoder ae = new ChunkAutoencoder(ConfigTable.autoencoder(cfg, cfgFile));

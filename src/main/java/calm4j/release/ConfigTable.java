@@ -52,11 +52,16 @@ final class ConfigTable {
     static final List<Field> CALM_CALM4J = List.of(
             new Field("calm4j_num_targets", "num_targets"), new Field("calm4j_eval_block_chunks", "eval_block_chunks"),
             new Field("calm4j_eval_samples", "eval_samples"), new Field("calm4j_head", "head"),
-            new Field("calm4j_flow_steps", "flow_steps"));
+            new Field("calm4j_flow_steps", "flow_steps"), new Field("calm4j_decode", "decode"));
 
-    /** Present only when the multi-token head proposes chunks (then it is part of the model and exported with it). */
+    /**
+     * Present only when the head refines proposed chunks: the multi-token head (or the low-rank head and latent
+     * table that replace it) is then part of the model and exported with it.
+     */
     static final List<Field> CALM_PROPOSALS = List.of(
-            new Field("calm4j_head_proposal", "head_proposal"), new Field("calm4j_aux_token_head", "aux_token_head"));
+            new Field("calm4j_head_proposal", "head_proposal"), new Field("calm4j_aux_token_head", "aux_token_head"),
+            new Field("calm4j_proposal_rank", "proposal_rank"), new Field("calm4j_proposal_latent", "proposal_latent"),
+            new Field("calm4j_proposal_draw", "proposal_draw"));
 
     private ConfigTable() {}
 

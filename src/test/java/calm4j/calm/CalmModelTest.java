@@ -27,7 +27,7 @@ class CalmModelTest {
     static CalmConfig calmConfig(int context) {
         return CalmConfig.DEFAULTS.with("head_proposal", false, "hidden_size", 64, "intermediate_size", 128, "num_hidden_layers", 2,
                 "num_key_value_heads", 2, "context_chunks", context, "noise_size", 16, "num_mlp_layers", 2,
-                "num_targets", 16, "eval_block_chunks", context);
+                "num_targets", 16, "eval_block_chunks", context, "proposal_rank", 0);
     }
 
     @Test

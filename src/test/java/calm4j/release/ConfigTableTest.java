@@ -23,7 +23,8 @@ class ConfigTableTest {
             "num_hidden_layers", 3, "num_attention_heads", 6, "num_key_value_heads", 3, "rope_theta", 5000.0,
             "context_chunks", 40, "noise_size", 24, "num_mlp_layers", 3, "num_samples", 5, "num_targets", 50,
             "alpha", 1.5, "eval_block_chunks", 20, "eval_samples", 3, "head", "flow", "flow_steps", 7,
-            "head_proposal", false, "aux_token_weight", 0.0, "aux_token_decay", 1.0);
+            "head_proposal", false, "aux_token_weight", 0.0, "aux_token_decay", 1.0, "proposal_rank", 0,
+            "decode", "sample");
 
     @Test
     void everyAutoencoderFieldSurvivesExportAndImportInCalm4jsLayout() {
@@ -40,7 +41,8 @@ class ConfigTableTest {
     @Test
     void aProposingHeadIsPartOfTheExportedModelAndATrainingOnlyOneIsNot() {
         CalmConfig proposing = CALM.with("head", "energy", "head_proposal", true, "aux_token_weight", 1.0,
-                "aux_token_head", "linear");
+                "aux_token_head", "linear", "proposal_rank", 24, "proposal_latent", "table",
+                "proposal_draw", "sequential");
         ObjectNode json = Calm4jLayout.calmConfig(proposing, AE);
         assertTrue(json.get("calm4j_head_proposal").asBoolean());
         assertEquals(proposing.with("aux_token_decay", 1.0), ConfigTable.calm(json, WHERE));

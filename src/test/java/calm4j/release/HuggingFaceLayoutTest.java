@@ -71,9 +71,28 @@ class HuggingFaceLayoutTest {
 
     @Test
     void aCalmWhoseHeadRefinesProposalsExportsItsMultiTokenHeadAndSamplesAlikeAfterImport() throws Exception {
-        Path run = dir.resolve("proposal"), hf = dir.resolve("hf-proposal"), back = dir.resolve("back-proposal");
+        CalmModel b = exportAndImportProposing("proposal", c -> c.with("head_proposal", true, "aux_token_weight", 1.0,
+                "proposal_rank", 0), true);
+        assertTrue(b.config().refinesProposals());
+    }
+
+    @Test
+    void aCalmWithALowRankProposalHeadLeavesTheTrainingOnlyMultiTokenHeadOutAndSamplesAlikeAfterImport()
+            throws Exception {
+        CalmModel b = exportAndImportProposing("low-rank", c -> c.with("head_proposal", true, "aux_token_weight", 1.0,
+                "proposal_rank", 6), false);
+        assertEquals(6, b.config().proposalRank(), "the proposal head's settings travel with the export");
+    }
+
+    /**
+     * A proposing CALM made from {@link #calmRun}'s, exported and imported: the imported model, after checking that
+     * the multi-token head was exported or not and that both sample alike for the same seed.
+     */
+    private static CalmModel exportAndImportProposing(String name, java.util.function.UnaryOperator<CalmConfig> recipe,
+                                                      boolean multiTokenHeadExported) throws Exception {
+        Path run = dir.resolve(name), hf = dir.resolve("hf-" + name), back = dir.resolve("back-" + name);
         CalmRun src = CalmRun.load(calmRun);
-        CalmConfig cc = src.model().config().with("head_proposal", true, "aux_token_weight", 1.0);
+        CalmConfig cc = recipe.apply(src.model().config());
         Engine.seed(9);
         CalmModel m = new CalmModel(cc, src.model().autoencoder());
         try (NoGradGuard ng = new NoGradGuard()) {
@@ -86,11 +105,11 @@ class HuggingFaceLayoutTest {
                 src.tokenizer().path());
         Checkpoints.saveWeights(run, 3, m);
         HuggingFaceLayout.export(run, hf);
-        assertTrue(SafeTensors.read(hf.resolve("model.safetensors")).keySet().stream()
-                .anyMatch(name -> name.startsWith(CalmModel.AUX_MODULE + ".")), "the proposing head is exported");
+        assertEquals(multiTokenHeadExported, SafeTensors.read(hf.resolve("model.safetensors")).keySet().stream()
+                .anyMatch(n -> n.startsWith(CalmModel.AUX_MODULE + ".")), "the multi-token head is exported "
+                + "exactly when proposals are drawn from it");
         HuggingFaceLayout.importDir(hf, back);
         CalmModel a = CalmRun.load(run).model(), b = CalmRun.load(back).model();
-        assertTrue(b.config().refinesProposals());
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor h = a.hidden(torch.randint(300, new long[] {1, 6 * 4}), null).reshape(6, -1);
             org.bytedeco.pytorch.Generator[] ga = {torch.make_generator_cpu()}, gb = {torch.make_generator_cpu()};
@@ -99,6 +118,7 @@ class HuggingFaceLayoutTest {
             assertSame(a.head().sample(h.narrow(0, 5, 1), new int[] {5}, ga),
                     b.head().sample(h.narrow(0, 5, 1), new int[] {5}, gb), "samples for the same seed");
         }
+        return b;
     }
 
     @Test
