@@ -44,9 +44,8 @@ final class DemoCommand implements Callable<Integer> {
     Path lmConfig;
 
     @Option(names = "--head", description = "the CALM's generative head, energy or flow (default: the 'calm' "
-            + "preset's, the energy head refining the multi-token head's proposals, unless --lm-config names one; "
-            + "see the README, 'Which "
-            + "head, at which budget')")
+            + "preset's, the energy head refining proposals of a low-rank token head, unless --lm-config names one; "
+            + "see the README, 'What to expect from a CALM at this scale')")
     String head;
 
     @Mixin

@@ -153,9 +153,11 @@ public final class Demo {
                 b.lmSteps(), b.arSteps());
         String recipe = (calm.head().equals("flow")
                 ? "the flow-matching head (" + calm.flowSteps() + " midpoint steps, two network evaluations each)"
-                : calm.refinesProposals() ? "the energy head refining chunks proposed by the multi-token head (one "
-                + "network evaluation per sample; docs/method.md §11, the head study's recipe: at 1,000 steps 85% of "
-                + "the token model's Brier-1 at equal training FLOPs on sotu, docs/head-study/README.md)"
+                : calm.refinesProposals() ? "the energy head refining chunks proposed by "
+                + (calm.proposalRank() > 0 ? "a rank-" + calm.proposalRank() + " token head" : "the multi-token head")
+                + " (one network evaluation per sample; docs/method.md §11, the head study's recipe: at equal "
+                + "training FLOPs on sotu 71% +- 8% of the token model's Brier-1 with half its inference FLOPs per "
+                + "token, docs/head-study/README.md)"
                 : "the energy head (one network evaluation per sample)")
                 + (calm.auxTokenWeight() > 0 && !calm.refinesProposals() ? String.format(" and the training-only "
                 + "auxiliary token loss (aux_token_weight %s, %s head)", Plots.human(calm.auxTokenWeight()),
