@@ -47,13 +47,16 @@ class ComparisonReportTest {
         var token = new ComparisonReport.Row("token-run", "token-lm", 1000, 1e13, 9e6, 1000, new double[] {400, 1000},
                 st, List.of(st), new double[] {500, 1500}, java.util.Map.of("output layer", 2e6));
         String md = ComparisonReport.goals(List.of(token, calm));
-        assertTrue(md.contains("| Brier-1 | 0.0200 +- 0.0020 | 0.0250 +- 0.0020 | 80% +- 10% |"), md);
+        assertTrue(md.contains("| Brier-1 | 0.0200 +- 0.0020 | 0.0250 +- 0.0020 | 80% +- 10% | positive beyond 2 SE: met |"), md);
         assertTrue(md.contains("| Brier-3 | 1.00e-05 +- 2.0e-05 | 5.00e-05 +- 1.0e-05 | CALM's cannot be told from "
-                + "zero |"), md);
+                + "zero | positive beyond 2 SE: not met |"), md);
         assertTrue(md.contains("token model's cannot be told from zero"), "Brier-4: " + md);
-        assertTrue(md.contains("| tokens/s, batch 1, fp32 | 800 | 400 | 2.00x |"), md);
-        assertTrue(md.contains("| tokens/s, batch 16, int8 | 6,000 | 1,500 | 4.00x |"), md);
-        assertTrue(md.contains("| inference FLOPs/token | 4e6 | 9e6 | 0.44 |"), md);
-        assertTrue(md.contains("| - decoder | 3e6 | | 0.33 |"), md);
+        assertTrue(md.contains("| tokens/s, batch 1, fp32 | 800 | 400 | 2.00x | >= 2x: met |"), md);
+        assertTrue(md.contains("| tokens/s, batch 16, int8 | 6,000 | 1,500 | 4.00x | >= 3x: met |"), md);
+        assertTrue(md.contains("| inference FLOPs/token | 4e6 | 9e6 | 0.44 | <= 0.5: met |"), md);
+        assertTrue(md.contains("| - decoder | 3e6 | | 0.33 | |"), md);
+        assertTrue(md.contains("| tokens/s, batch 16, fp32 | 4,000 | 1,000 | 4.00x | >= 3x: met |"), md);
+        assertTrue(md.contains("| tokens/s, batch 1, int8 | 1,600 | 500 | 3.20x | >= 2x: met |"), md);
+        assertTrue(md.contains("| BrierLM |") && md.contains("| >= 75%: "), md);
     }
 }
