@@ -62,11 +62,7 @@ class ProposalHeadTest {
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor h = torch.randn(3, m.config().backbone().hiddenSize());
             Tensor top = head.proposal().tokens.logits(h).argmax(new org.bytedeco.pytorch.LongOptional(2), false);
-            Generator[] gens = new Generator[3];
-            for (int r = 0; r < 3; r++) {
-                gens[r] = torch.make_generator_cpu();
-                gens[r].set_current_seed(r);
-            }
+            Generator[] gens = generators(0, 1, 2);
             int[] ones = {1, 1, 1};
             Tensor greedy = head.proposal().draw(h, ones, gens, new double[] {0, 0, 0});
             assertTrue(torch.equal(greedy, top), "T = 0: every position's most likely token");
@@ -95,21 +91,9 @@ class ProposalHeadTest {
         m.eval();
         try (NoGradGuard ng = new NoGradGuard()) {
             Tensor h = torch.randn(2, m.config().backbone().hiddenSize());
-            Generator[] a = {torch.make_generator_cpu(), torch.make_generator_cpu()};
-            Generator[] b = {torch.make_generator_cpu(), torch.make_generator_cpu()};
-            for (int r = 0; r < 2; r++) {
-                a[r].set_current_seed(10 + r);
-                b[r].set_current_seed(10 + r);
-            }
-            Tensor x = m.head().sample(h, new int[] {3, 4}, a);
-            Tensor y = m.head().sample(h, new int[] {3, 4}, b);
+            Tensor x = samplesAsAloneInABatch(m, h, 10);
+            Tensor y = m.head().sample(h, new int[] {3, 4}, generators(10, 11));
             assertTrue(torch.equal(x, y), "the same generators give the same samples");
-            Generator[] one = {torch.make_generator_cpu()};
-            one[0].set_current_seed(11);
-            Tensor alone = m.head().sample(h.narrow(0, 1, 1), new int[] {4}, one);
-            // (a row alone takes matrix-vector products, a batch matrix products: equal up to rounding)
-            assertTrue(alone.sub(x.narrow(0, 3, 4)).abs().max().item_double() < 1e-4,
-                    "a row's samples do not depend on the batch");
         }
     }
 
@@ -195,17 +179,31 @@ class ProposalHeadTest {
                 .allMatch(m::isTrainingOnly), "the multi-token head is training-only: proposals have their own");
         m.eval();
         try (NoGradGuard ng = new NoGradGuard()) {
-            Tensor h = torch.randn(2, m.config().backbone().hiddenSize());
-            Generator[] a = {torch.make_generator_cpu(), torch.make_generator_cpu()};
-            Generator[] b = {torch.make_generator_cpu()};
-            a[0].set_current_seed(20);
-            a[1].set_current_seed(21);
-            b[0].set_current_seed(21);
-            Tensor x = m.head().sample(h, new int[] {3, 4}, a);
-            Tensor alone = m.head().sample(h.narrow(0, 1, 1), new int[] {4}, b);
-            assertTrue(alone.sub(x.narrow(0, 3, 4)).abs().max().item_double() < 1e-4,
-                    "a row's samples do not depend on the batch");
+            samplesAsAloneInABatch(m, torch.randn(2, m.config().backbone().hiddenSize()), 20);
         }
+    }
+
+    /** CPU generators seeded {@code seeds}, one a row. */
+    static Generator[] generators(long... seeds) {
+        Generator[] g = new Generator[seeds.length];
+        for (int r = 0; r < seeds.length; r++) {
+            g[r] = torch.make_generator_cpu();
+            g[r].set_current_seed(seeds[r]);
+        }
+        return g;
+    }
+
+    /**
+     * Samples {3, 4} for the two rows of {@code h}, rows seeded {@code seed} and {@code seed + 1}, after asserting
+     * that the second row's samples equal those it draws alone from the same seed.
+     */
+    static Tensor samplesAsAloneInABatch(CalmModel m, Tensor h, long seed) {
+        Tensor x = m.head().sample(h, new int[] {3, 4}, generators(seed, seed + 1));
+        Tensor alone = m.head().sample(h.narrow(0, 1, 1), new int[] {4}, generators(seed + 1));
+        // (a row alone takes matrix-vector products, a batch matrix products: equal up to rounding)
+        assertTrue(alone.sub(x.narrow(0, 3, 4)).abs().max().item_double() < 1e-4,
+                "a row's samples do not depend on the batch");
+        return x;
     }
 
     @Test
